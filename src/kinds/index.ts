@@ -1,0 +1,78 @@
+/**
+ * The registry of match and target kinds. Adding a kind: write its module under match/ or
+ * target/, then add it to the union and the registry object below. The mapped registry types
+ * make the compiler refuse a kind that is in the union but not registered, and vice versa.
+ */
+import type { Constraint } from '../ir/constraint.js';
+import type { TargetEffect } from '../ir/effect.js';
+import type { Family } from '../util/ip.js';
+import type { MatchKind, TargetKind } from './kind.js';
+import { type AddrMatch, addrKind } from './match/addr.js';
+import { type CtStateMatch, ctStateKind } from './match/ct-state.js';
+import { type IfaceMatch, ifaceKind } from './match/iface.js';
+import { type PortMatch, portKind } from './match/port.js';
+import { type ProtoMatch, protoKind } from './match/proto.js';
+import { type JumpTarget, jumpKind } from './target/jump.js';
+import { type SnatTarget, snatKind } from './target/snat.js';
+import { type VerdictTarget, verdictKind } from './target/verdict.js';
+
+export type Match = AddrMatch | PortMatch | ProtoMatch | IfaceMatch | CtStateMatch;
+
+export type Target = VerdictTarget | JumpTarget | SnatTarget;
+
+type MatchRegistry = { readonly [K in Match['kind']]: MatchKind<Extract<Match, { kind: K }>> };
+type TargetRegistry = { readonly [K in Target['kind']]: TargetKind<Extract<Target, { kind: K }>> };
+
+export const MATCH_KINDS: MatchRegistry = {
+  addr: addrKind,
+  port: portKind,
+  proto: protoKind,
+  iface: ifaceKind,
+  'ct-state': ctStateKind,
+};
+
+export const TARGET_KINDS: TargetRegistry = {
+  verdict: verdictKind,
+  jump: jumpKind,
+  snat: snatKind,
+};
+
+/** The kind record for a match node (typed to that node). */
+export function matchKind<M extends Match>(m: M): MatchKind<M> {
+  return MATCH_KINDS[m.kind as M['kind']] as unknown as MatchKind<M>;
+}
+
+export function targetKind<T extends Target>(t: T): TargetKind<T> {
+  return TARGET_KINDS[t.kind as T['kind']] as unknown as TargetKind<T>;
+}
+
+export const ALL_MATCH_KINDS: readonly MatchKind<Match>[] = Object.values(MATCH_KINDS) as unknown as MatchKind<Match>[];
+export const ALL_TARGET_KINDS: readonly TargetKind<Target>[] = Object.values(TARGET_KINDS) as unknown as TargetKind<Target>[];
+
+function byKeyword<K extends { keywords: readonly string[] }>(kinds: readonly K[]): ReadonlyMap<string, readonly K[]> {
+  const map = new Map<string, K[]>();
+  for (const k of kinds) for (const w of k.keywords) map.set(w, [...(map.get(w) ?? []), k]);
+  return map;
+}
+
+/** Kinds that may start a clause with this word (more than one when they share `ct`…). */
+export const MATCH_KEYWORDS = byKeyword(ALL_MATCH_KINDS);
+export const TARGET_KEYWORDS = byKeyword(ALL_TARGET_KINDS);
+
+export function printMatch(m: Match): string {
+  return matchKind(m).print(m);
+}
+
+export function printTarget(t: Target): string {
+  return targetKind(t).print(t);
+}
+
+export function matchConstraint(m: Match, family: Family): Constraint {
+  return matchKind(m).constraint(m, family);
+}
+
+export function targetEffect(t: Target, family: Family): TargetEffect {
+  return targetKind(t).effect(t, family);
+}
+
+export type { MatchKind, TargetKind } from './kind.js';

@@ -1,0 +1,39 @@
+import type { Span } from '../../util/span.js';
+import type { TargetKind } from '../kind.js';
+
+/** `accept` / `drop`: the two plain verdicts (-j ACCEPT / -j DROP). */
+export interface VerdictTarget {
+  readonly kind: 'verdict';
+  readonly verdict: 'accept' | 'drop';
+  readonly span: Span;
+}
+
+export const verdictKind: TargetKind<VerdictTarget> = {
+  kind: 'verdict',
+  doc: 'Accept or drop the packet; ends evaluation of this hook for it.',
+  syntax: ['accept', 'drop'],
+  keywords: ['accept', 'drop'],
+
+  parse(cur) {
+    const w = cur.next() as { text: 'accept' | 'drop'; span: Span };
+    return { kind: 'verdict', verdict: w.text, span: w.span };
+  },
+
+  print(t) {
+    return t.verdict;
+  },
+
+  effect(t) {
+    return { type: t.verdict };
+  },
+
+  iptables: {
+    names: ['ACCEPT', 'DROP'],
+    emit(t) {
+      return ['-j', t.verdict.toUpperCase()];
+    },
+    fromIptables(name, _options, ctx) {
+      return { kind: 'verdict', verdict: name === 'ACCEPT' ? 'accept' : 'drop', span: ctx.span };
+    },
+  },
+};
