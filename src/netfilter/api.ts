@@ -1,0 +1,106 @@
+import type { CtStateName } from '../ir/fields.js';
+import type { Hook, TableName } from '../ir/netfilter.js';
+import type { Family } from '../util/ip.js';
+import type { Span } from '../util/span.js';
+import type { Ingress, Packet } from './packet.js';
+
+/**
+ * The simulator's public contract, shared by the CLI (`nfproof simulate`), the kernel
+ * differential harness (which compares these results with the real kernel) and the analyzer
+ * (which replays its witnesses). The implementation lives beside this file.
+ */
+
+/** One packet handed to the simulated host. */
+export interface SimInput {
+  /** Virtual time in seconds (non-decreasing); entries expire against it. */
+  readonly t: number;
+  readonly ingress: Ingress;
+  readonly packet: Packet;
+  /** Line in the packet file, for messages. */
+  readonly line?: number;
+}
+
+/** A conntrack tuple as `conntrack -L` prints it. */
+export interface CtTuple {
+  readonly src: bigint;
+  readonly dst: bigint;
+  readonly proto: number;
+  readonly sport?: number;
+  readonly dport?: number;
+  /** ICMP/ICMPv6 type, code and id (echo); printed as `type=8 code=0 id=1234`. */
+  readonly icmpType?: number;
+  readonly icmpCode?: number;
+  readonly icmpId?: number;
+}
+
+/** A connection as `conntrack -L -o extended` shows it. */
+export interface CtEntrySnapshot {
+  readonly family: Family;
+  readonly original: CtTuple;
+  readonly reply: CtTuple;
+  /** TCP state name (ESTABLISHED, SYN_SENT…), absent for other protocols. */
+  readonly tcpState?: string;
+  /** Seconds left, rounded down, as the kernel prints it. */
+  readonly timeout: number;
+  /** IPS_* status bits (ir/fields.ts CT_STATUS); [ASSURED]/[UNREPLIED] derive from them. */
+  readonly status: number;
+  readonly mark: number;
+  readonly zone: number;
+  readonly helper?: string;
+}
+
+/** One step of a packet's walk, for traces: a rule that matched, or a chain's policy/end. */
+export interface TraceStep {
+  readonly hook: Hook;
+  readonly table: TableName;
+  readonly chain: string;
+  /** 0-based rule index in the chain; undefined for the policy or an implicit return. */
+  readonly rule?: number;
+  readonly span?: Span;
+  /** What happened: `ACCEPT`, `DROP`, `jump X`, `SNAT to …`, `LOG`, `policy DROP`, `return`… */
+  readonly action: string;
+}
+
+export type SimVerdict =
+  /** Delivered to a local socket (INPUT passed). */
+  | 'local'
+  /** Forwarded and sent out of `egress.device`. */
+  | 'forwarded'
+  /** Locally generated and sent out of `egress.device` (or delivered locally on loopback). */
+  | 'sent'
+  | 'dropped';
+
+export interface SimOutcome {
+  readonly input: SimInput;
+  readonly verdict: SimVerdict;
+  /** Why it was dropped: `rule` (DROP/REJECT), `policy`, `invalid` (e.g. bad TCP), `no-route`, `table-full`, `nat-failed`. */
+  readonly dropReason?: string;
+  /** The packet as it leaves (after NAT), with the device it leaves by. */
+  readonly egress?: { readonly device: string; readonly packet: Packet };
+  /** The packet as a local socket receives it (after DNAT/REDIRECT). */
+  readonly delivered?: Packet;
+  /** Packets the host sends because of this one: REJECT answers, ICMP errors. */
+  readonly responses: readonly { readonly device: string; readonly packet: Packet }[];
+  /** The state the rules saw (UNTRACKED for NOTRACK). */
+  readonly ctState: CtStateName;
+  /** Direction relative to the connection (absent when untracked/invalid). */
+  readonly ctDir?: 'original' | 'reply';
+  readonly trace: readonly TraceStep[];
+}
+
+/** Per-rule and per-policy counters, as `iptables -L -v -x -n` / `iptables-save -c` show them. */
+export interface ChainCounters {
+  readonly family: Family;
+  readonly table: TableName;
+  readonly chain: string;
+  /** Built-in chains: policy counter [packets, bytes]. */
+  readonly policy?: readonly [number, number];
+  readonly rules: readonly (readonly [number, number])[];
+}
+
+export interface SimOptions {
+  /** nf_conntrack_max; default 262144 (what this machine's kernel reports). */
+  readonly maxEntries?: number;
+  /** net.netfilter.* sysctls: nf_conntrack_tcp_loose, nf_conntrack_tcp_be_liberal, timeouts… */
+  readonly sysctls?: Readonly<Record<string, string>>;
+}
