@@ -1,0 +1,115 @@
+import fc from 'fast-check';
+import type { Match, Target } from '../../../src/kinds/index.js';
+import type { Family } from '../../../src/util/ip.js';
+import { NO_SPAN } from '../../../src/util/span.js';
+import type { AddrItem } from '../../../src/kinds/values.js';
+import { PROTO } from '../../../src/ir/fields.js';
+
+/**
+ * fast-check arbitraries for every kind, used by the round-trip property (IR → DSL → IR), the
+ * emitter acceptance test (random policies into the kernel), the simulator/kernel differential
+ * and the analyzer properties. One entry per kind; the registry type makes a missing kind a
+ * compile error. Generated nodes are valid for the given family and carry NO_SPAN.
+ *
+ * `context` tells what the surrounding rule already has, because some kinds need it (ports need
+ * a port protocol). Generators of whole rules (test/gen/policy.ts) add prerequisites first.
+ */
+export interface GenContext {
+  readonly family: Family;
+  /** The rule's single protocol, if it has one. */
+  readonly proto?: number;
+}
+
+const span = NO_SPAN;
+
+export function addrItem(family: Family): fc.Arbitrary<AddrItem> {
+  const bits = family === 'ipv4' ? 32 : 128;
+  const max = (1n << BigInt(bits)) - 1n;
+  const prefix = fc.tuple(fc.bigInt(0n, max), fc.integer({ min: family === 'ipv4' ? 8 : 16, max: bits })).map(([a, len]) => {
+    const mask = len === 0 ? 0n : (((1n << BigInt(len)) - 1n) << BigInt(bits - len)) & max;
+    return { type: 'prefix', family, addr: a & mask, len } as const;
+  });
+  const range = fc.tuple(fc.bigInt(0n, max), fc.bigInt(1n, 1000n)).map(([a, w]) => {
+    const last = a + w > max ? max : a + w;
+    return { type: 'range', family, first: a, last } as const;
+  });
+  return fc.oneof({ weight: 4, arbitrary: prefix }, { weight: 1, arbitrary: range });
+}
+
+const portItem = fc.oneof(
+  fc.integer({ min: 0, max: 65535 }).map((p) => [p, p] as const),
+  fc.tuple(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 2000 })).map(([lo, w]) => [lo, Math.min(65535, lo + w)] as const),
+);
+
+type MatchArbs = { readonly [K in Match['kind']]: (ctx: GenContext) => fc.Arbitrary<Extract<Match, { kind: K }>> | undefined };
+type TargetArbs = { readonly [K in Target['kind']]: (ctx: GenContext & { chains: readonly string[] }) => fc.Arbitrary<Extract<Target, { kind: K }>> | undefined };
+
+export const MATCH_ARBITRARIES: MatchArbs = {
+  addr: ({ family }) =>
+    fc.record({
+      kind: fc.constant('addr' as const),
+      dir: fc.constantFrom('src' as const, 'dst' as const),
+      negated: fc.boolean(),
+      value: fc.record({ items: fc.array(addrItem(family), { minLength: 1, maxLength: 3 }), excluded: fc.constant([]) }),
+      span: fc.constant(span),
+    }),
+  port: ({ proto }) =>
+    proto === undefined || ![PROTO.tcp, PROTO.udp].includes(proto as 6 | 17)
+      ? undefined
+      : fc.record({
+          kind: fc.constant('port' as const),
+          dir: fc.constantFrom('src' as const, 'dst' as const),
+          negated: fc.boolean(),
+          value: fc.record({ items: fc.array(portItem, { minLength: 1, maxLength: 4 }) }),
+          span: fc.constant(span),
+        }),
+  proto: ({ family }) =>
+    fc.record({
+      kind: fc.constant('proto' as const),
+      negated: fc.constant(false),
+      protos: fc.constantFrom<number>(PROTO.tcp, PROTO.udp, family === 'ipv4' ? PROTO.icmp : PROTO.icmpv6).map((p) => [p]),
+      span: fc.constant(span),
+    }),
+  iface: () =>
+    fc.record({
+      kind: fc.constant('iface' as const),
+      dir: fc.constantFrom('in' as const, 'out' as const),
+      negated: fc.boolean(),
+      device: fc.constantFrom('eth0', 'eth1', 'wan0', 'veth'),
+      wildcard: fc.boolean(),
+      span: fc.constant(span),
+    }),
+  'ct-state': () =>
+    fc.record({
+      kind: fc.constant('ct-state' as const),
+      negated: fc.boolean(),
+      states: fc.subarray(['NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'UNTRACKED'] as const, { minLength: 1 }),
+      span: fc.constant(span),
+    }),
+};
+
+export const TARGET_ARBITRARIES: TargetArbs = {
+  verdict: () => fc.record({ kind: fc.constant('verdict' as const), verdict: fc.constantFrom('accept' as const, 'drop' as const), span: fc.constant(span) }),
+  jump: ({ chains }) =>
+    chains.length === 0
+      ? undefined
+      : fc.record({ kind: fc.constant('jump' as const), mode: fc.constantFrom('jump' as const, 'goto' as const), chain: fc.constantFrom(...chains), span: fc.constant(span) }),
+  snat: ({ family, proto }) => {
+    // iptables refuses a port mapping unless the rule matches tcp, udp, sctp or dccp.
+    const portsOk = proto === PROTO.tcp || proto === PROTO.udp;
+    const bits = family === 'ipv4' ? 32 : 128;
+    const max = (1n << BigInt(bits)) - 1n;
+    return fc.record({
+      kind: fc.constant('snat' as const),
+      to: fc.record({
+        family: fc.constant(family),
+        addr: fc.bigInt(1n, max).map((a) => [a, a] as const),
+        ports: portsOk ? fc.option(fc.integer({ min: 1, max: 65000 }).map((p) => [p, p + 10] as const), { nil: undefined }) : fc.constant(undefined),
+      }).map((r) => (r.ports === undefined ? { family: r.family, addr: r.addr } : r)),
+      random: fc.boolean(),
+      fullyRandom: fc.boolean(),
+      persistent: fc.boolean(),
+      span: fc.constant(span),
+    });
+  },
+};
