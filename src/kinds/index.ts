@@ -12,13 +12,15 @@ import { type CtStateMatch, ctStateKind } from './match/ct-state.js';
 import { type IfaceMatch, ifaceKind } from './match/iface.js';
 import { type PortMatch, portKind } from './match/port.js';
 import { type ProtoMatch, protoKind } from './match/proto.js';
+import { type OpaqueMatch, opaqueMatchKind } from './match/opaque.js';
 import { type JumpTarget, jumpKind } from './target/jump.js';
+import { type OpaqueTarget, opaqueTargetKind } from './target/opaque.js';
 import { type SnatTarget, snatKind } from './target/snat.js';
 import { type VerdictTarget, verdictKind } from './target/verdict.js';
 
-export type Match = AddrMatch | PortMatch | ProtoMatch | IfaceMatch | CtStateMatch;
+export type Match = AddrMatch | PortMatch | ProtoMatch | IfaceMatch | CtStateMatch | OpaqueMatch;
 
-export type Target = VerdictTarget | JumpTarget | SnatTarget;
+export type Target = VerdictTarget | JumpTarget | SnatTarget | OpaqueTarget;
 
 type MatchRegistry = { readonly [K in Match['kind']]: MatchKind<Extract<Match, { kind: K }>> };
 type TargetRegistry = { readonly [K in Target['kind']]: TargetKind<Extract<Target, { kind: K }>> };
@@ -29,13 +31,23 @@ export const MATCH_KINDS: MatchRegistry = {
   proto: protoKind,
   iface: ifaceKind,
   'ct-state': ctStateKind,
+  opaque: opaqueMatchKind,
 };
 
 export const TARGET_KINDS: TargetRegistry = {
   verdict: verdictKind,
   jump: jumpKind,
   snat: snatKind,
+  opaque: opaqueTargetKind,
 };
+
+/**
+ * Importer fallbacks: a `-m` section (or options of one) that no kind claims goes to the opaque
+ * match, kept verbatim; a `-j NAME` that is neither a known target name nor a chain of the dump
+ * goes to the opaque target. Both are emitted back unchanged.
+ */
+export const OPAQUE_MATCH_FALLBACK = opaqueMatchKind;
+export const OPAQUE_TARGET_FALLBACK = opaqueTargetKind;
 
 /** The kind record for a match node (typed to that node). */
 export function matchKind<M extends Match>(m: M): MatchKind<M> {

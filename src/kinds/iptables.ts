@@ -46,6 +46,8 @@ export interface ImportContext {
   readonly family: Family;
   /** The rule's `-p` value (number), if any. */
   readonly proto?: number;
+  /** Span of the `-m MODULE` words of the section being imported (for sections without options). */
+  readonly sectionSpan?: Span;
   report(d: Diagnostic): void;
 }
 

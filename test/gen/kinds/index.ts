@@ -86,6 +86,14 @@ export const MATCH_ARBITRARIES: MatchArbs = {
       states: fc.subarray(['NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'UNTRACKED'] as const, { minLength: 1 }),
       span: fc.constant(span),
     }),
+  // Modules nfproof does not model, in the exact form iptables-save prints them (checked on the kernel).
+  opaque: () =>
+    fc.record({
+      kind: fc.constant('opaque' as const),
+      module: fc.constant('statistic'),
+      args: fc.tuple(fc.integer({ min: 2, max: 9 }), fc.integer({ min: 0, max: 1 })).map(([every, packet]) => ['--mode', 'nth', '--every', String(every), '--packet', String(packet)]),
+      span: fc.constant(span),
+    }),
 };
 
 export const TARGET_ARBITRARIES: TargetArbs = {
@@ -112,4 +120,6 @@ export const TARGET_ARBITRARIES: TargetArbs = {
       span: fc.constant(span),
     });
   },
+  opaque: () =>
+    fc.record({ kind: fc.constant('opaque' as const), name: fc.constant('AUDIT'), args: fc.constantFrom(['--type', 'accept'], ['--type', 'drop']), span: fc.constant(span) }),
 };
