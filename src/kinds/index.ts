@@ -13,6 +13,7 @@ import { type IfaceMatch, ifaceKind } from './match/iface.js';
 import { type PortMatch, portKind } from './match/port.js';
 import { type ProtoMatch, protoKind } from './match/proto.js';
 import { type OpaqueMatch, opaqueMatchKind } from './match/opaque.js';
+import { type CounterTarget, counterKind } from './target/counter.js';
 import { type JumpTarget, jumpKind } from './target/jump.js';
 import { type OpaqueTarget, opaqueTargetKind } from './target/opaque.js';
 import { type SnatTarget, snatKind } from './target/snat.js';
@@ -20,7 +21,7 @@ import { type VerdictTarget, verdictKind } from './target/verdict.js';
 
 export type Match = AddrMatch | PortMatch | ProtoMatch | IfaceMatch | CtStateMatch | OpaqueMatch;
 
-export type Target = VerdictTarget | JumpTarget | SnatTarget | OpaqueTarget;
+export type Target = VerdictTarget | JumpTarget | SnatTarget | OpaqueTarget | CounterTarget;
 
 type MatchRegistry = { readonly [K in Match['kind']]: MatchKind<Extract<Match, { kind: K }>> };
 type TargetRegistry = { readonly [K in Target['kind']]: TargetKind<Extract<Target, { kind: K }>> };
@@ -39,6 +40,7 @@ export const TARGET_KINDS: TargetRegistry = {
   jump: jumpKind,
   snat: snatKind,
   opaque: opaqueTargetKind,
+  counter: counterKind,
 };
 
 /**

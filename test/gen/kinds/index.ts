@@ -98,6 +98,7 @@ export const MATCH_ARBITRARIES: MatchArbs = {
 
 export const TARGET_ARBITRARIES: TargetArbs = {
   verdict: () => fc.record({ kind: fc.constant('verdict' as const), verdict: fc.constantFrom('accept' as const, 'drop' as const), span: fc.constant(span) }),
+  counter: () => fc.record({ kind: fc.constant('counter' as const), span: fc.constant(span) }),
   jump: ({ chains }) =>
     chains.length === 0
       ? undefined
