@@ -41,6 +41,15 @@ export interface MatchKind<M extends { readonly kind: string; readonly span: Spa
   /** Meaning, for the simulator and the analyzer. `family` is the ruleset's. */
   constraint(m: M, family: Family): Constraint;
 
+  /**
+   * Concrete value of the opaque part(s) of constraint() for the simulator: state on the
+   * virtual clock (a limit's token bucket, recent lists, connlimit…). Called when evaluation
+   * reaches one of this match's opaque constraints, in rule order, so side effects (recent
+   * --set) happen exactly when the kernel would run the match. Return undefined when it cannot
+   * decide; the simulator then treats the part as not matching and reports it as unknown.
+   */
+  evaluate?(m: M, opaque: Extract<Constraint, { op: 'opaque' }>, ctx: MatchEvalContext): boolean | undefined;
+
   /** Hooks where the kernel accepts this match (e.g. owner only on OUTPUT/POSTROUTING). Absent: everywhere. */
   hooks?(m: M): readonly Hook[] | undefined;
   /** Extra checks that need the rule (port without tcp/udp…); report through `report`. */
@@ -86,6 +95,18 @@ export interface TargetKind<T extends { readonly kind: string; readonly span: Sp
       ctx: ImportContext & { readonly isGoto: boolean; readonly span: Span },
     ): T | undefined;
   };
+}
+
+/** What a match's evaluate() sees in the simulator. */
+export interface MatchEvalContext {
+  readonly packet: import('../ir/fields.js').PacketView;
+  /** Virtual time in seconds. */
+  readonly now: number;
+  readonly hook: Hook;
+  /** State private to this match in this rule (a token bucket), created on first use. */
+  local<T>(init: () => T): T;
+  /** State shared by name across the ruleset (recent lists), created on first use. */
+  shared<T>(name: string, init: () => T): T;
 }
 
 /** What validate() may look at: the rest of the rule and where it sits. */

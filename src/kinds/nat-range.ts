@@ -12,38 +12,31 @@ export interface NatRange {
   readonly ports?: readonly [lo: number, hi: number];
 }
 
-function stripBrackets(s: string): string {
-  return s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s;
-}
-
-/** Parses a NAT mapping; returns a message on failure. */
+/**
+ * Parses a NAT mapping as iptables writes it: `ADDR`, `ADDR-ADDR`, `ADDR:PORT[-PORT]`,
+ * `:PORT[-PORT]`; IPv6 with a port in brackets, the range inside them: `[fd00::1-fd00::9]:80-90`
+ * (iptables 1.8 refuses `[a]-[b]`). Returns a message on failure.
+ */
 export function parseNatRange(text: string, opts: { portsOnly?: boolean } = {}): NatRange | string {
-  let addrPart = text;
+  let addrPart = '';
   let portPart: string | undefined;
-  if (opts.portsOnly) {
-    addrPart = '';
+  if (opts.portsOnly || text.startsWith(':')) {
     portPart = text.startsWith(':') ? text.slice(1) : text;
-  } else if (text.startsWith(':')) {
-    addrPart = '';
-    portPart = text.slice(1);
-  } else if (text.includes('[')) {
-    const m = /^(\[[^\]]+\](?:-\[[^\]]+\])?)(?::(.+))?$/.exec(text);
-    if (!m) return 'write an IPv6 mapping as [ADDR] or [ADDR]:PORT or [FIRST]-[LAST]:LOW-HIGH';
+  } else if (text.startsWith('[')) {
+    const m = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+    if (!m) return 'write an IPv6 mapping as ADDR, [ADDR]:PORT or [FIRST-LAST]:LOW-HIGH';
     addrPart = m[1];
     portPart = m[2];
+  } else if ((text.match(/:/g) ?? []).length === 1) {
+    [addrPart, portPart] = text.split(':');
   } else {
-    const colons = (text.match(/:/g) ?? []).length;
-    if (colons === 1) {
-      [addrPart, portPart] = text.split(':');
-    } else if (colons > 1) {
-      addrPart = text; // bare IPv6 address, no port
-    }
+    addrPart = text; // IPv4 without port, or a bare IPv6 address/range
   }
   let range: { family?: Family; addr?: readonly [bigint, bigint] } = {};
   if (addrPart !== '') {
-    const [a, b] = addrPart.includes(']-[') ? addrPart.split(']-[').map((x, i) => (i === 0 ? x + ']' : '[' + x)) : addrPart.includes('-') && !addrPart.includes(':') ? addrPart.split('-') : [addrPart];
-    const first = parseAddress(stripBrackets(a));
-    const last = b === undefined ? first : parseAddress(stripBrackets(b));
+    const dash = addrPart.indexOf('-');
+    const first = parseAddress(dash < 0 ? addrPart : addrPart.slice(0, dash));
+    const last = dash < 0 ? first : parseAddress(addrPart.slice(dash + 1));
     if (!first || !last) return `\`${addrPart}\` is not an address or address range`;
     if (first.family !== last.family || first.value > last.value) return 'an address range needs FIRST ≤ LAST of one family';
     range = { family: first.family, addr: [first.value, last.value] };
@@ -57,19 +50,20 @@ export function parseNatRange(text: string, opts: { portsOnly?: boolean } = {}):
   return { ...range, ports: [lo, hi] };
 }
 
-/** Prints a mapping the way iptables-save does (brackets around IPv6 only when a port follows). */
+/** Prints a mapping the way iptables-save does (IPv6 in brackets only when a port follows). */
 export function formatNatRange(r: NatRange): string {
   let s = '';
   if (r.addr && r.family) {
     const [a, b] = r.addr;
-    const v6 = r.family === 'ipv6';
-    const wrap = (x: string) => (v6 && r.ports ? `[${x}]` : x);
-    s = wrap(formatAddress(r.family, a));
-    if (b !== a) s += `-${wrap(formatAddress(r.family, b))}`;
+    s = formatAddress(r.family, a) + (b !== a ? `-${formatAddress(r.family, b)}` : '');
+    if (r.family === 'ipv6' && r.ports) s = `[${s}]`;
   }
   if (r.ports) s += `:${r.ports[0] === r.ports[1] ? r.ports[0] : `${r.ports[0]}-${r.ports[1]}`}`;
   return s;
 }
+
+/** Protocols iptables accepts a NAT port mapping with (libxt_NAT: "Need TCP, UDP, SCTP or DCCP"; ICMP maps the id). */
+export const NAT_PORT_PROTOS: readonly number[] = [6, 17, 132, 33, 1, 58];
 
 export function natAction(
   type: NatAction['type'],

@@ -4,7 +4,8 @@ import { diag } from '../../util/diagnostics.js';
 import { complement, maxOf, normalize } from '../../util/intervals.js';
 import type { Span } from '../../util/span.js';
 import type { MatchKind } from '../kind.js';
-import { type PortItem, type PortValue, formatPortValue, readPortValue } from '../values.js';
+import { clauseSpan } from '../helpers.js';
+import { type PortItem, type PortValue, formatPortItem, formatPortValue, readPortValue } from '../values.js';
 import { iptablesProtoName } from './proto.js';
 
 /**
@@ -18,7 +19,7 @@ export interface PortMatch {
   readonly dir: 'src' | 'dst' | 'either';
   readonly negated: boolean;
   readonly value: PortValue;
-  /** Keep `-m multiport` for a single port (as read from iptables-save), for a faithful round trip. */
+  /** One port or range written as a set `{ 53 }`: emitted with -m multiport (as imported from `--dports 53`). */
   readonly multiport?: boolean;
   readonly span: Span;
 }
@@ -63,14 +64,17 @@ export const portKind: MatchKind<PortMatch> = {
     const kw = cur.next() as { text: 'sport' | 'dport' | 'port'; span: Span };
     const dir = kw.text === 'sport' ? 'src' : kw.text === 'dport' ? 'dst' : 'either';
     const negated = cur.acceptNegation();
+    // A one-element set `{ 53 }` asks for -m multiport, as iptables-save prints `--dports 53`.
+    const asSet = cur.peek()?.type === 'set';
     const value = readPortValue(cur, ctx, kw.text);
     if (!value) return undefined;
-    const end = cur.peek(-1)?.span ?? kw.span;
-    return { kind: 'port', dir, negated, value, span: { ...kw.span, end: end.end } };
+    const multiport = asSet && value.items.length === 1 && dir !== 'either';
+    return { kind: 'port', dir, negated, value, ...(multiport ? { multiport: true } : {}), span: clauseSpan(kw.span, cur) };
   },
 
   print(m) {
-    return `${KEYWORD[m.dir]} ${m.negated ? '!= ' : ''}${formatPortValue(m.value)}`;
+    const value = m.multiport && !m.value.ref && m.value.items.length === 1 ? `{ ${formatPortItem(m.value.items[0])} }` : formatPortValue(m.value);
+    return `${KEYWORD[m.dir]} ${m.negated ? '!= ' : ''}${value}`;
   },
 
   forFamily(m) {
@@ -115,7 +119,8 @@ export const portKind: MatchKind<PortMatch> = {
     },
     emit(m, ctx) {
       const neg = m.negated ? ['!'] : [];
-      const single = m.value.items.length === 1 && m.dir !== 'either' && !m.multiport;
+      // iptables has no `-m udplite`: UDP-Lite ports always go through multiport.
+      const single = m.value.items.length === 1 && m.dir !== 'either' && !m.multiport && ctx.proto !== PROTO.udplite;
       if (single) {
         const module = iptablesProtoName(ctx.proto ?? PROTO.tcp);
         return [{ module, args: [...neg, m.dir === 'src' ? '--sport' : '--dport', fmt(m.value.items[0], ':')], order: m.dir === 'src' ? 0 : 1 }];
@@ -126,9 +131,8 @@ export const portKind: MatchKind<PortMatch> = {
     claims: [
       { module: 'tcp', options: ['--sport', '--dport', '--source-port', '--destination-port'] },
       { module: 'udp', options: ['--sport', '--dport', '--source-port', '--destination-port'] },
-      { module: 'udplite', options: ['--sport', '--dport'] },
-      { module: 'sctp', options: ['--sport', '--dport'] },
-      { module: 'dccp', options: ['--sport', '--dport'] },
+      { module: 'sctp', options: ['--sport', '--dport', '--source-port', '--destination-port'] },
+      { module: 'dccp', options: ['--sport', '--dport', '--source-port', '--destination-port'] },
       { module: 'multiport', options: ['--sports', '--dports', '--ports', '--source-ports', '--destination-ports'] },
     ],
     fromIptables(module, options, ctx) {
@@ -145,7 +149,7 @@ export const portKind: MatchKind<PortMatch> = {
           dir,
           negated: o.negated,
           value: { items },
-          ...(module === 'multiport' && items.length === 1 ? { multiport: true } : {}),
+          ...(module === 'multiport' && items.length === 1 && dir !== 'either' ? { multiport: true } : {}),
           span: o.span,
         });
       }

@@ -22,40 +22,45 @@ export interface ProtoMatch {
 export const PROTO_NAMES: Readonly<Record<string, number>> = PROTO;
 const SHORTHANDS = ['tcp', 'udp', 'icmp', 'icmpv6', 'sctp', 'udplite', 'dccp', 'esp', 'ah', 'gre'] as const;
 
+/** The DSL name of a protocol: nfproof's short names, else the iptables name, else the number. */
 export function protoName(n: number): string {
-  return Object.entries(PROTO_NAMES).find(([, v]) => v === n)?.[0] ?? String(n);
+  return Object.entries(PROTO_NAMES).find(([, v]) => v === n)?.[0] ?? IPTABLES_PROTO_NAMES[n] ?? String(n);
 }
 
-/** How iptables-save/ip6tables-save print a protocol (iptables 1.8 xtables_chain_protos). */
+/**
+ * How iptables-save and ip6tables-save print a protocol number: a few names of their own
+ * (tcp, udp, udplite, icmp, ipv6-icmp, esp, ah, sctp, dccp), else the name the system's
+ * /etc/protocols gives the number (getprotobynumber), else the number. The table below is the
+ * IANA keyword list as Debian's netbase ships it, so output does not depend on the machine
+ * nfproof runs on; checked on the kernel for a sample (test/kinds/cases/proto.ts).
+ */
+export const IPTABLES_PROTO_NAMES: Readonly<Record<number, string>> = {
+  1: 'icmp', 2: 'igmp', 3: 'ggp', 4: 'ipencap', 5: 'st', 6: 'tcp', 8: 'egp', 9: 'igp', 12: 'pup', 17: 'udp',
+  20: 'hmp', 22: 'xns-idp', 27: 'rdp', 29: 'iso-tp4', 33: 'dccp', 36: 'xtp', 37: 'ddp', 38: 'idpr-cmtp', 41: 'ipv6',
+  43: 'ipv6-route', 44: 'ipv6-frag', 45: 'idrp', 46: 'rsvp', 47: 'gre', 50: 'esp', 51: 'ah', 57: 'skip',
+  58: 'ipv6-icmp', 59: 'ipv6-nonxt', 60: 'ipv6-opts', 73: 'rspf', 81: 'vmtp', 88: 'eigrp', 89: 'ospf', 93: 'ax.25',
+  94: 'ipip', 97: 'etherip', 98: 'encap', 103: 'pim', 108: 'ipcomp', 112: 'vrrp', 115: 'l2tp', 124: 'isis',
+  132: 'sctp', 133: 'fc', 135: 'mobility-header', 136: 'udplite', 137: 'mpls-in-ip', 138: 'manet', 139: 'hip',
+  140: 'shim6', 141: 'wesp', 142: 'rohc', 143: 'ethernet',
+};
+
+const NAME_TO_PROTO: ReadonlyMap<string, number> = new Map([
+  ...Object.entries(IPTABLES_PROTO_NAMES).map(([n, name]) => [name, Number(n)] as const),
+  // Aliases iptables and nftables users write.
+  ['icmpv6', PROTO.icmpv6],
+  ['icmp6', PROTO.icmpv6],
+  ['mh', 135],
+  ['ipv6-mh', 135],
+]);
+
 export function iptablesProtoName(n: number): string {
-  switch (n) {
-    case PROTO.tcp:
-      return 'tcp';
-    case PROTO.udp:
-      return 'udp';
-    case PROTO.udplite:
-      return 'udplite';
-    case PROTO.icmp:
-      return 'icmp';
-    case PROTO.icmpv6:
-      return 'ipv6-icmp';
-    case PROTO.esp:
-      return 'esp';
-    case PROTO.ah:
-      return 'ah';
-    case PROTO.sctp:
-      return 'sctp';
-    case PROTO.dccp:
-      return 'dccp';
-    default:
-      return String(n);
-  }
+  return IPTABLES_PROTO_NAMES[n] ?? String(n);
 }
 
 export function parseProtoName(text: string): number | undefined {
   const t = text.toLowerCase();
-  if (t === 'ipv6-icmp' || t === 'icmp6') return PROTO.icmpv6;
-  if (t in PROTO_NAMES) return PROTO_NAMES[t];
+  const named = NAME_TO_PROTO.get(t);
+  if (named !== undefined) return named;
   if (/^\d{1,3}$/.test(t) && Number(t) <= 255) return Number(t);
   return undefined;
 }

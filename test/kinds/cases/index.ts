@@ -1,0 +1,12 @@
+import type { KindCase } from '../support/cases.js';
+import { BASIC_CASES, BASIC_TARGET_CASES, CT_STATE_CASES, SNAT_CASES } from './basic.js';
+
+/** Every table-driven case, by group; the kernel test loads them all. */
+export const CASE_GROUPS: Readonly<Record<string, readonly KindCase[]>> = {
+  basic: BASIC_CASES,
+  'ct-state': CT_STATE_CASES,
+  'basic targets': BASIC_TARGET_CASES,
+  snat: SNAT_CASES,
+};
+
+export const ALL_CASES: readonly KindCase[] = Object.values(CASE_GROUPS).flat();
