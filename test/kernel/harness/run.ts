@@ -1,0 +1,154 @@
+import type { SimInput } from '../../../src/netfilter/api.js';
+import type { Packet } from '../../../src/netfilter/packet.js';
+import { type Decoded, decodeEthernet, decodeIp, encodeFrame, encodeIp, fromHex, toHex } from '../../../src/netfilter/wire.js';
+import { type Family, formatAddress } from '../../../src/util/ip.js';
+import type { AgentEvent } from './agent.js';
+import { type ParsedEntry, type SavedChain, parseSave, readConntrack, readExpectations } from './observe.js';
+import { type Topology, fwTap, peerTap } from './topology.js';
+
+/**
+ * Replays simulator inputs on the kernel and records what happened to each one.
+ *
+ * Each input is sent at its time `t` (seconds after the first send; the replay waits for real,
+ * so scenarios keep their spans short and use shortened timeouts to see expiry), then the
+ * agent's marker stages guarantee that everything the packet caused has been captured before
+ * the next one goes: no sleeping in place of synchronisation.
+ */
+export interface Emitted {
+  /** Firewall device the packet left by. */
+  readonly device: string;
+  readonly packet: Packet;
+  readonly checksumOk: boolean;
+  readonly notes: readonly string[];
+}
+
+export interface Delivered {
+  /** The packet as the local socket would get it (after every INPUT hook and conntrack confirm). */
+  readonly packet: Packet;
+  /** Device it came in by (`lo` for locally generated traffic to a local address). */
+  readonly indev?: string;
+}
+
+export interface KernelStep {
+  readonly input: SimInput;
+  /** Everything that left the firewall while this input was processed: the input itself (forwarded/sent) and any answer (REJECT, ICMP error). */
+  readonly emitted: readonly Emitted[];
+  readonly delivered: readonly Delivered[];
+  /** Captures that were not IP or could not be decoded, described. */
+  readonly other: readonly string[];
+}
+
+export interface KernelFinal {
+  readonly entries: readonly ParsedEntry[];
+  readonly count: number;
+  readonly expectations: readonly string[];
+  readonly chains: readonly SavedChain[];
+  /** Raw `iptables-save -c` text per family that had rules loaded. */
+  readonly saved: Partial<Record<Family, string>>;
+}
+
+export interface KernelRun {
+  readonly steps: readonly KernelStep[];
+  readonly final: KernelFinal;
+  /** Captures between steps: must be empty, or something sent traffic we did not cause. */
+  readonly stray: readonly string[];
+}
+
+export interface ReplayOptions {
+  /** Refuse scenarios whose inputs span more real time than this (seconds). Default 20. */
+  readonly maxSpan?: number;
+  /** Families whose counters to read (those with rules loaded). Default both. */
+  readonly families?: readonly Family[];
+  /** Per-step marker timeout in ms. */
+  readonly stepTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function replay(topo: Topology, inputs: readonly SimInput[], opts: ReplayOptions = {}): Promise<KernelRun> {
+  const maxSpan = opts.maxSpan ?? 20;
+  const t0 = inputs[0]?.t ?? 0;
+  const span = (inputs.at(-1)?.t ?? t0) - t0;
+  if (span > maxSpan) throw new Error(`inputs span ${span}s of real time; the kernel replay allows ${maxSpan}s (shorten the timeouts with sysctls instead)`);
+  const stray: string[] = [];
+  const noise = await topo.agent.drain();
+  stray.push(...noise.map((e) => describeEvent(topo, e)));
+  const steps: KernelStep[] = [];
+  const start = performance.now();
+  for (const input of inputs) {
+    const due = start + (input.t - t0) * 1000;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    const events = await sendOne(topo, input, opts.stepTimeoutMs ?? 2000);
+    steps.push(classify(topo, input, events));
+  }
+  stray.push(...(await topo.agent.drain()).map((e) => describeEvent(topo, e)));
+  return { steps, final: snapshot(topo, opts.families), stray };
+}
+
+/** Sends one input the way it enters the host and waits until its effects are captured. */
+export async function sendOne(topo: Topology, input: SimInput, timeoutMs = 2000): Promise<AgentEvent[]> {
+  const outward: [string, string][] = [...topo.links.values()].map((l) => [fwTap(l.device), peerTap(l.device)]);
+  outward.push([fwTap('lo'), fwTap('lo')]);
+  const p = input.packet;
+  if (input.ingress.kind === 'local') {
+    const via = p.family === 'ipv4' ? 'local4' : 'local6';
+    return topo.agent.step({ via, hex: toHex(encodeIp(p)), dst: formatAddress(p.family, p.dst) }, [outward], timeoutMs);
+  }
+  const link = topo.link(input.ingress.device);
+  const frame = encodeFrame(p, link.fwMac, link.peerMac);
+  return topo.agent.step({ via: peerTap(link.device), hex: toHex(frame) }, [[[peerTap(link.device), fwTap(link.device)]], outward], timeoutMs);
+}
+
+function classify(topo: Topology, input: SimInput, events: readonly AgentEvent[]): KernelStep {
+  const emitted: Emitted[] = [];
+  const delivered: Delivered[] = [];
+  const other: string[] = [];
+  for (const e of events) {
+    if ('tap' in e) {
+      const device = e.tap.replace(/^peer:/, '');
+      const eth = decodeEthernet(fromHex(e.hex));
+      const d = eth && (eth.ethertype === 0x0800 || eth.ethertype === 0x86dd) ? decodeIp(eth.payload) : undefined;
+      if (d?.ok) emitted.push({ device, packet: d.packet, checksumOk: d.checksumOk, notes: d.notes });
+      else other.push(describeEvent(topo, e));
+    } else {
+      const d = decodeIp(fromHex(e.hex));
+      const indev = e.indev !== undefined ? topo.deviceOfIndex(e.indev) : undefined;
+      if (d.ok) delivered.push({ packet: d.packet, ...(indev ? { indev } : {}) });
+      else other.push(describeEvent(topo, e));
+    }
+  }
+  return { input, emitted, delivered, other };
+}
+
+export function describeEvent(topo: Topology, e: AgentEvent): string {
+  if ('tap' in e) {
+    const eth = decodeEthernet(fromHex(e.hex));
+    if (!eth) return `${e.tap}: runt frame ${e.hex}`;
+    if (eth.ethertype !== 0x0800 && eth.ethertype !== 0x86dd) return `${e.tap}: ethertype 0x${eth.ethertype.toString(16)} ${e.hex.slice(28, 92)}`;
+    const d = decodeIp(eth.payload);
+    return `${e.tap}: ${d.ok ? summarize(d) : d.error}`;
+  }
+  const d = decodeIp(fromHex(e.hex));
+  const indev = e.indev !== undefined ? topo.deviceOfIndex(e.indev) : '?';
+  return `delivered (in ${indev}): ${d.ok ? summarize(d) : d.error}`;
+}
+
+function summarize(d: Decoded): string {
+  const p = d.packet;
+  const ports = p.sport !== undefined ? ` ${p.sport} > ${p.dport}` : '';
+  return `${formatAddress(p.family, p.src)} > ${formatAddress(p.family, p.dst)} proto ${p.proto}${ports}`;
+}
+
+/** Conntrack table, count, expectations and counters of the firewall right now. */
+export function snapshot(topo: Topology, families: readonly Family[] = ['ipv4', 'ipv6']): KernelFinal {
+  const { entries, count } = readConntrack(topo.fw);
+  const saved: Partial<Record<Family, string>> = {};
+  const chains: SavedChain[] = [];
+  for (const f of families) {
+    const text = topo.saveRules(f);
+    saved[f] = text;
+    chains.push(...parseSave(text, f));
+  }
+  return { entries, count, expectations: readExpectations(topo.fw), chains, saved };
+}
