@@ -11,6 +11,9 @@ capture. Requests and replies are JSON lines on stdin/stdout, each with the requ
                                     reports frames the device receives, never the ones it sends
   nflog   {name, ns, group}         NFLOG group listener (packet copies from `log group N`)
   raw     {name, ns, family}        raw IP socket for locally generated packets (header included)
+  txcsum  {ns, dev, on}             switch transmit checksum offload (ETHTOOL_STXCSUM); with it
+                                    on, a veth passes locally made packets on with unfinished
+                                    checksums, which no real NIC would put on the wire
   step    {send, markers, timeout}  send one packet, then wait on the markers (see below) and
                                     return every capture seen meanwhile
   drain   {}                        return what arrived outside any step
@@ -23,6 +26,7 @@ caused before it has been queued too. `markers` is a list of stages; each stage 
 [send_tap, see_tap] pairs, and the next stage starts when every marker of the current one is seen.
 """
 import ctypes
+import fcntl
 import json
 import os
 import select
@@ -174,6 +178,27 @@ class RawSender:
         return iter(())
 
 
+SIOCETHTOOL = 0x8946
+ETHTOOL_GTXCSUM = 0x16
+ETHTOOL_STXCSUM = 0x17
+
+
+def set_tx_checksum(ns, dev, on):
+    sock = in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    try:
+        def ethtool(cmd, data):
+            buf = ctypes.create_string_buffer(struct.pack("II", cmd, data))
+            ifr = struct.pack("16sP", dev.encode(), ctypes.addressof(buf))
+            fcntl.ioctl(sock, SIOCETHTOOL, ifr)
+            return struct.unpack("II", buf.raw[:8])[1]
+
+        ethtool(ETHTOOL_STXCSUM, 1 if on else 0)
+        if ethtool(ETHTOOL_GTXCSUM, 0) != (1 if on else 0):
+            raise OSError(0, f"tx checksum offload on {dev} did not change")
+    finally:
+        sock.close()
+
+
 class Agent:
     def __init__(self):
         self.endpoints = {}
@@ -245,6 +270,8 @@ class Agent:
                 self.endpoints[req["name"]] = Nflog(req["name"], req["ns"], int(req["group"]))
             elif op == "raw":
                 self.endpoints[req["name"]] = RawSender(req["name"], req["ns"], int(req["family"]))
+            elif op == "txcsum":
+                set_tx_checksum(req["ns"], req["dev"], bool(req.get("on")))
             elif op == "step":
                 return self.step(rid, req)
             elif op == "drain":

@@ -33,9 +33,12 @@ export class PacketAgent {
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private exited: string | undefined;
   private stderr = '';
+  /** Resolves when the agent process has exited. */
+  readonly done: Promise<void>;
 
   private constructor(private readonly proc: ChildProcessWithoutNullStreams) {
     liveAgents.add(proc);
+    this.done = new Promise((resolve) => proc.once('exit', () => resolve()));
     createInterface({ input: proc.stdout }).on('line', (line) => this.onLine(line));
     proc.stderr.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-4000);
@@ -128,6 +131,10 @@ export class PacketAgent {
   /** Captures that arrived outside any step (noise, or late frames). */
   async drain(): Promise<AgentEvent[]> {
     return (await this.request('drain')).events ?? [];
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
   }
 
   close(): void {

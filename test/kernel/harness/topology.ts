@@ -25,7 +25,9 @@ import { PacketAgent } from './agent.js';
  *  - output, priority -400 (before raw): drops the IPv6 multicast listener reports and router
  *    solicitations the kernel sends by itself when an interface comes up.
  * ICMP error rate limits are switched off in the firewall (icmp_ratemask): the simulator sends
- * every REJECT/ICMP answer, so the kernel must not be throttling them.
+ * every REJECT/ICMP answer, so the kernel must not be throttling them. Transmit checksum
+ * offload is off on the firewall's veths, so packets the firewall makes itself (a REJECT's
+ * reset) carry finished checksums as they would from a real NIC, and every capture is verified.
  */
 export const NFLOG_GROUP = 7;
 export const HARNESS_TABLE = 'nfproof_harness';
@@ -147,6 +149,7 @@ export class Topology {
 
       agent = await PacketAgent.start(opts.cpu ?? 0);
       for (const l of links.values()) {
+        await agent.request('txcsum', { ns: fw.name, dev: l.device, on: false });
         await agent.tap(peerTap(l.device), l.peer.name, l.peerDevice);
         await agent.tap(fwTap(l.device), fw.name, l.device, true);
       }
