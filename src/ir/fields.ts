@@ -20,8 +20,9 @@ export const NUMERIC_FIELDS = {
   length: { bits: 16, doc: 'IP total length (IPv6: payload length + 40)' },
   ttl: { bits: 8, doc: 'IPv4 TTL / IPv6 hop limit' },
   dscp: { bits: 6, doc: 'DSCP bits of TOS / traffic class' },
+  tos: { bits: 8, doc: 'the whole TOS byte / IPv6 traffic class (DSCP << 2 | ECN), as -m tos reads it' },
   fragment: { bits: 1, doc: '1 for a non-first fragment (iptables -f)' },
-  pkttype: { bits: 2, doc: 'link-layer packet type: 0 unicast, 1 broadcast, 2 multicast' },
+  pkttype: { bits: 2, doc: 'link-layer packet type as -m pkttype sees it: 0 unicast (host), 1 broadcast, 2 multicast, 3 otherhost' },
   srctype: { bits: 12, doc: 'addrtype bits of the source address (see ADDRTYPE in kinds/match/addrtype.ts)' },
   dsttype: { bits: 12, doc: 'addrtype bits of the destination address' },
   mark: { bits: 32, doc: 'packet mark (skb->mark)' },
@@ -38,6 +39,7 @@ export const NUMERIC_FIELDS = {
   ctorigdstport: { bits: 16, doc: 'original tuple destination port' },
   ctreplsrcport: { bits: 16, doc: 'reply tuple source port' },
   ctrepldstport: { bits: 16, doc: 'reply tuple destination port' },
+  cthelper: { bits: 8, doc: "helper of the connection's master (CT_HELPER id): set only on expected (RELATED) connections, as -m helper reads it" },
   macsrc: { bits: 48, doc: 'source MAC address (PREROUTING, INPUT, FORWARD only)' },
   uid: { bits: 32, doc: 'socket owner uid (locally generated packets only)' },
   gid: { bits: 32, doc: 'socket owner gid (locally generated packets only)' },
@@ -110,3 +112,25 @@ export interface PacketView {
   readonly oif: string;
   num(field: NumericField): bigint | undefined;
 }
+
+/**
+ * Conntrack helpers by name, numbered for the `cthelper` field (-m helper). The kernel compares
+ * the helper's name with the first strlen(name) characters of the rule's (xt_helper.c), so a
+ * rule naming `ftp-21` matches the `ftp` helper.
+ */
+export const CT_HELPER = {
+  ftp: 1,
+  tftp: 2,
+  irc: 3,
+  sip: 4,
+  amanda: 5,
+  pptp: 6,
+  sane: 7,
+  'netbios-ns': 8,
+  snmp: 9,
+  'snmp_trap': 10,
+  RAS: 11,
+  'Q.931': 12,
+  'H.245': 13,
+} as const;
+export type CtHelperName = keyof typeof CT_HELPER;

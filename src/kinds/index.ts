@@ -8,7 +8,10 @@ import type { TargetEffect } from '../ir/effect.js';
 import type { Family } from '../util/ip.js';
 import type { MatchKind, TargetKind } from './kind.js';
 import { type AddrMatch, addrKind } from './match/addr.js';
+import { type CtDirectionMatch, ctDirectionKind } from './match/ct-direction.js';
 import { type CtStateMatch, ctStateKind } from './match/ct-state.js';
+import { type CtStatusMatch, ctStatusKind } from './match/ct-status.js';
+import { type CtTupleMatch, ctTupleKind } from './match/ct-tuple.js';
 import { type IfaceMatch, ifaceKind } from './match/iface.js';
 import { type PortMatch, portKind } from './match/port.js';
 import { type ProtoMatch, protoKind } from './match/proto.js';
@@ -19,7 +22,16 @@ import { type OpaqueTarget, opaqueTargetKind } from './target/opaque.js';
 import { type SnatTarget, snatKind } from './target/snat.js';
 import { type VerdictTarget, verdictKind } from './target/verdict.js';
 
-export type Match = AddrMatch | PortMatch | ProtoMatch | IfaceMatch | CtStateMatch | OpaqueMatch;
+export type Match =
+  | AddrMatch
+  | PortMatch
+  | ProtoMatch
+  | IfaceMatch
+  | CtStateMatch
+  | CtStatusMatch
+  | CtDirectionMatch
+  | CtTupleMatch
+  | OpaqueMatch;
 
 export type Target = VerdictTarget | JumpTarget | SnatTarget | OpaqueTarget | CounterTarget;
 
@@ -32,6 +44,9 @@ export const MATCH_KINDS: MatchRegistry = {
   proto: protoKind,
   iface: ifaceKind,
   'ct-state': ctStateKind,
+  'ct-status': ctStatusKind,
+  'ct-direction': ctDirectionKind,
+  'ct-tuple': ctTupleKind,
   opaque: opaqueMatchKind,
 };
 

@@ -1,11 +1,16 @@
-import { type Constraint, inSet, masked, not, or } from '../../ir/constraint.js';
+import { type Constraint, and, inSet, masked, not, or } from '../../ir/constraint.js';
 import { CT_STATE, CT_STATUS, type CtStateName } from '../../ir/fields.js';
 import { diag } from '../../util/diagnostics.js';
 import { normalize } from '../../util/intervals.js';
 import type { Span } from '../../util/span.js';
 import { clauseSpan } from '../helpers.js';
+import type { DslContext, WordCursor } from '../dsl.js';
+import type { ImportedOption } from '../iptables.js';
 import type { MatchKind } from '../kind.js';
 import { readKeywordList } from '../values.js';
+import { buildCtDirection, type CtDirectionMatch, ctDirectionKind, parseCtDirection } from './ct-direction.js';
+import { CT_STATUS_IMPORT, type CtStatusMatch, ctStatusKind, parseCtStatus, printCtStatusTest } from './ct-status.js';
+import { buildCtTuple, type CtTupleMatch, ctTupleKind, isCtTupleOption, parseCtTuple, printCtTupleTest } from './ct-tuple.js';
 
 /**
  * Connection tracking state: `ct state established,related`, `ct state != new`.
@@ -16,7 +21,15 @@ import { readKeywordList } from '../values.js';
  * DNAT, set when the connection's status has IPS_SRC_NAT / IPS_DST_NAT, i.e. when a NAT
  * mapping changed its source / destination. A packet matches when any listed state applies;
  * `ct status snat` is accepted as another spelling of `ct state snat`.
+ *
+ * `ct state new with proto tcp with original dport 67` is ONE `-m conntrack` match with several
+ * tests (`--ctstate NEW --ctproto 6 --ctorigdstport 67`), as iptables-save dumps often have.
+ * It is not quite the same as separate `ct …` clauses: when the packet has no conntrack entry
+ * (invalid, untracked) and the state test passes, the kernel skips the other tests of that
+ * match and matches (xt_conntrack.c), where a separate clause would not match.
  */
+export type CtJoinedTest = CtStatusMatch | CtDirectionMatch | CtTupleMatch;
+
 export type CtStateWord = CtStateName | 'SNAT' | 'DNAT';
 
 export interface CtStateMatch {
@@ -25,6 +38,8 @@ export interface CtStateMatch {
   readonly states: readonly CtStateWord[];
   /** Written `state …` (`-m state --state`) rather than `ct state …` (`-m conntrack --ctstate`). */
   readonly legacyState?: boolean;
+  /** Further tests of the same `-m conntrack` match (`with …`), in iptables-save order. */
+  readonly also?: readonly CtJoinedTest[];
   readonly span: Span;
 }
 
@@ -66,20 +81,41 @@ export const ctStateKind: MatchKind<CtStateMatch> = {
     const list = readKeywordList(cur, ctx, legacy ? 'state (-m state)' : 'conntrack state', legacy ? STATE_NAMES : CT_NAMES);
     if (!list) return undefined;
     const states = sorted(list.map((s) => s.toUpperCase() as CtStateWord));
-    return { kind: 'ct-state', negated, states, ...(legacy ? { legacyState: true } : {}), span: clauseSpan(kw.span, cur) };
+    const also: CtJoinedTest[] = [];
+    while (!legacy && cur.peekAtom() === 'with') {
+      const t = parseJoined(cur, ctx);
+      if (!t) return undefined;
+      if ([...also, t].filter((x) => optionOf(x) === optionOf(t)).length > 1) {
+        ctx.report(diag('error', 'E-ct-duplicate', t.span, `one conntrack match can test ${optionOf(t)} only once`, 'write a separate `ct …` clause for the second test'));
+        return undefined;
+      }
+      also.push(t);
+    }
+    return {
+      kind: 'ct-state',
+      negated,
+      states,
+      ...(legacy ? { legacyState: true } : {}),
+      ...(also.length ? { also: sortJoined(also) } : {}),
+      span: clauseSpan(kw.span, cur),
+    };
   },
 
   print(m) {
-    return `${m.legacyState ? 'state' : 'ct state'} ${m.negated ? '!= ' : ''}${sorted(m.states)
+    const base = `${m.legacyState ? 'state' : 'ct state'} ${m.negated ? '!= ' : ''}${sorted(m.states)
       .map((s) => s.toLowerCase())
       .join(',')}`;
+    return [base, ...(m.also ?? []).map((t) => `with ${printJoined(t)}`)].join(' ');
   },
 
-  forFamily(m) {
-    return m;
+  forFamily(m, family) {
+    if (!m.also) return m;
+    // A joined address of the other family can never match: the whole match cannot.
+    const parts = m.also.map((t) => (t.kind === 'ct-tuple' ? ctTupleKind.forFamily(t, family) : t));
+    return parts.includes('never') ? 'never' : m;
   },
 
-  constraint(m): Constraint {
+  constraint(m, family): Constraint {
     // xt_conntrack: the packet's state bit, plus SNAT/DNAT bits from the status, tested against
     // the listed states; `!` inverts the whole test. ctstate holds exactly one state bit.
     const bits = m.states.filter((s): s is CtStateName => s in CT_STATE).map((s) => BigInt(CT_STATE[s]));
@@ -89,23 +125,36 @@ export const ctStateKind: MatchKind<CtStateMatch> = {
     if (m.states.includes('SNAT')) parts.push(masked('ctstatus', CT_STATUS.SRC_NAT, CT_STATUS.SRC_NAT));
     if (m.states.includes('DNAT')) parts.push(masked('ctstatus', CT_STATUS.DST_NAT, CT_STATUS.DST_NAT));
     const c = or(...parts);
-    return m.negated ? not(c) : c;
+    const stateTest = m.negated ? not(c) : c;
+    if (!m.also?.length) return stateTest;
+    // The other tests apply only when the packet has a conntrack entry (not INVALID/UNTRACKED).
+    const noEntry = inSet('ctstate', normalize([BigInt(CT_STATE.INVALID), BigInt(CT_STATE.UNTRACKED)].map((b) => [b, b] as const)));
+    return and(stateTest, or(noEntry, and(...m.also.map((t) => joinedConstraint(t, family)))));
   },
 
   iptables: {
-    emit(m) {
+    emit(m, ctx) {
       const states = sorted(m.states).join(',');
       const neg = m.negated ? ['!'] : [];
       return m.legacyState
         ? [{ module: 'state', args: [...neg, '--state', states], order: 0 }]
-        : [{ module: 'conntrack', args: [...neg, '--ctstate', states], order: 0 }];
+        : [{ module: 'conntrack', args: [...neg, '--ctstate', states], order: 0 }, ...(m.also ?? []).flatMap((t) => joinedEmit(t, ctx))];
     },
+    // The whole -m conntrack section is read here: its tests become one ct-state match with
+    // `also` when --ctstate is present (one kernel match), else one node per test.
     claims: [
       { module: 'state', options: ['--state'] },
-      { module: 'conntrack', options: ['--ctstate'] },
+      { module: 'conntrack', options: ['--ctstate', '--ctstatus', '--ctdir', '--ctproto', '--ctexpire', '--ctorigsrc', '--ctorigdst', '--ctreplsrc', '--ctrepldst', '--ctorigsrcport', '--ctorigdstport', '--ctreplsrcport', '--ctrepldstport'] },
     ],
-    fromIptables(module, options, ctx) {
-      const out: CtStateMatch[] = [];
+    fromIptables(module, allOptions, ctx) {
+      const out: (CtStateMatch | CtJoinedTest)[] = [];
+      const others: CtJoinedTest[] = [];
+      for (const o of allOptions.filter((x) => x.name !== '--ctstate' && x.name !== '--state')) {
+        const t = buildJoined(o, ctx);
+        if (t) others.push(t);
+      }
+      const options = allOptions.filter((x) => x.name === '--ctstate' || x.name === '--state');
+      if (options.length === 0) return others as never[];
       for (const o of options) {
         const parts = (o.args[0] ?? '').split(',').filter((p) => p !== '');
         const allowed = module === 'state' ? ['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED'] : PRINT_ORDER;
@@ -119,10 +168,84 @@ export const ctStateKind: MatchKind<CtStateMatch> = {
           negated: o.negated,
           states: sorted(parts as CtStateWord[]),
           ...(module === 'state' ? { legacyState: true } : {}),
+          ...(others.length ? { also: sortJoined(others) } : {}),
           span: o.span,
         });
       }
-      return out;
+      // The registry's types cannot say "this kind also builds its sibling kinds' nodes".
+      return out as never[];
     },
   },
 };
+
+function parseJoined(cur: WordCursor, ctx: DslContext): CtJoinedTest | undefined {
+  const w = cur.next() as { span: Span }; // `with`
+  switch (cur.peekAtom()) {
+    case 'status':
+      return parseCtStatus(cur, ctx, w.span);
+    case 'direction':
+      return parseCtDirection(cur, ctx, w.span);
+    case 'proto':
+    case 'original':
+    case 'reply':
+    case 'expire':
+      return parseCtTuple(cur, ctx, w.span);
+    default:
+      ctx.report(diag('error', 'E-ct-with', cur.here(), '`with` needs another conntrack test', 'status …, direction …, proto …, original|reply saddr|daddr|sport|dport …, expire …'));
+      return undefined;
+  }
+}
+
+function printJoined(t: CtJoinedTest): string {
+  switch (t.kind) {
+    case 'ct-status':
+      return printCtStatusTest(t);
+    case 'ct-direction':
+      return `direction ${t.dir}`;
+    case 'ct-tuple':
+      return printCtTupleTest(t);
+  }
+}
+
+function joinedEmit(t: CtJoinedTest, ctx: import('../iptables.js').EmitContext) {
+  switch (t.kind) {
+    case 'ct-status':
+      return ctStatusKind.iptables.emit(t, ctx);
+    case 'ct-direction':
+      return ctDirectionKind.iptables.emit(t, ctx);
+    case 'ct-tuple':
+      return ctTupleKind.iptables.emit(t, ctx);
+  }
+}
+
+function joinedConstraint(t: CtJoinedTest, family: import('../../util/ip.js').Family): Constraint {
+  switch (t.kind) {
+    case 'ct-status':
+      return ctStatusKind.constraint(t, family);
+    case 'ct-direction':
+      return ctDirectionKind.constraint(t, family);
+    case 'ct-tuple':
+      return ctTupleKind.constraint(t, family);
+  }
+}
+
+function optionOf(t: CtJoinedTest): string {
+  const f = joinedEmit(t, { family: 'ipv4' })[0];
+  return f.args.find((a) => a !== '!') ?? '';
+}
+
+function orderOf(t: CtJoinedTest): number {
+  return joinedEmit(t, { family: t.kind === 'ct-tuple' && 'family' in t ? t.family : 'ipv4' })[0].order;
+}
+
+function sortJoined(list: readonly CtJoinedTest[]): CtJoinedTest[] {
+  return [...list].sort((a, b) => orderOf(a) - orderOf(b));
+}
+
+function buildJoined(o: ImportedOption, ctx: import('../iptables.js').ImportContext): CtJoinedTest | undefined {
+  if (o.name === '--ctstatus') return CT_STATUS_IMPORT.build(o, ctx);
+  if (o.name === '--ctdir') return buildCtDirection(o, ctx);
+  if (isCtTupleOption(o.name)) return buildCtTuple(o, ctx);
+  ctx.report(diag('error', 'E-import-option', o.span, `-m conntrack option ${o.name} is not known`));
+  return undefined;
+}

@@ -86,6 +86,42 @@ export const MATCH_ARBITRARIES: MatchArbs = {
       states: fc.subarray(['NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'UNTRACKED'] as const, { minLength: 1 }),
       span: fc.constant(span),
     }),
+  'ct-status': () =>
+    fc.record({
+      kind: fc.constant('ct-status' as const),
+      negated: fc.boolean(),
+      statuses: fc.subarray(['EXPECTED', 'SEEN_REPLY', 'ASSURED', 'CONFIRMED'] as const, { minLength: 1 }),
+      span: fc.constant(span),
+    }),
+  'ct-direction': () =>
+    fc.record({ kind: fc.constant('ct-direction' as const), dir: fc.constantFrom('original' as const, 'reply' as const), span: fc.constant(span) }),
+  'ct-tuple': ({ family }) => {
+    const bits = family === 'ipv4' ? 32 : 128;
+    const max = (1n << BigInt(bits)) - 1n;
+    const range = (maxV: number) => fc.tuple(fc.integer({ min: 0, max: maxV }), fc.integer({ min: 0, max: 100 })).map(([lo, w]) => [lo, Math.min(maxV, lo + w)] as const);
+    return fc.oneof(
+      fc.record({ kind: fc.constant('ct-tuple' as const), field: fc.constant('proto' as const), negated: fc.boolean(), proto: fc.constantFrom(6, 17, 1, 47), span: fc.constant(span) }),
+      fc.record({
+        kind: fc.constant('ct-tuple' as const),
+        field: fc.constantFrom('saddr' as const, 'daddr' as const),
+        tuple: fc.constantFrom('original' as const, 'reply' as const),
+        negated: fc.boolean(),
+        family: fc.constant(family),
+        addr: fc.bigInt(0n, max),
+        len: fc.integer({ min: 1, max: bits }),
+        span: fc.constant(span),
+      }),
+      fc.record({
+        kind: fc.constant('ct-tuple' as const),
+        field: fc.constantFrom('sport' as const, 'dport' as const),
+        tuple: fc.constantFrom('original' as const, 'reply' as const),
+        negated: fc.boolean(),
+        range: range(65535),
+        span: fc.constant(span),
+      }),
+      fc.record({ kind: fc.constant('ct-tuple' as const), field: fc.constant('expire' as const), negated: fc.boolean(), range: range(100000), span: fc.constant(span) }),
+    );
+  },
   // Modules nfproof does not model, in the exact form iptables-save prints them (checked on the kernel).
   opaque: () =>
     fc.record({

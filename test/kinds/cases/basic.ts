@@ -91,3 +91,37 @@ export const SNAT_CASES = [
     ['snat to fd00::1-fd00::9', '-j SNAT --to-source fd00::1-fd00::9'],
   ]),
 ];
+
+/** The other -m conntrack tests, alone and joined into one match with `with`. */
+export const CONNTRACK_CASES = [
+  ...cases({}, [
+    ['ct status assured', '-m conntrack --ctstatus ASSURED'],
+    ['ct status != seen-reply,expected', '-m conntrack ! --ctstatus EXPECTED,SEEN_REPLY', 'ct status != expected,seen-reply'],
+    ['ct status none', '-m conntrack --ctstatus NONE'],
+    ['ct direction reply', '-m conntrack --ctdir REPLY'],
+    ['ct direction original', '-m conntrack --ctdir ORIGINAL'],
+    ['ct proto tcp', '-m conntrack --ctproto 6'],
+    ['ct proto != 47', '-m conntrack ! --ctproto 47', 'ct proto != gre'],
+    ['ct original saddr 10.0.0.0/8', '-m conntrack --ctorigsrc 10.0.0.0/8'],
+    ['ct original daddr != 1.2.3.4', '-m conntrack ! --ctorigdst 1.2.3.4'],
+    ['ct reply saddr 10.0.0.1/8', '-m conntrack --ctreplsrc 10.0.0.1/8'],
+    ['ct reply daddr 5.6.7.8', '-m conntrack --ctrepldst 5.6.7.8'],
+    ['ct original sport 10-20', '-m conntrack --ctorigsrcport 10:20'],
+    ['ct original dport != 67', '-m conntrack ! --ctorigdstport 67'],
+    ['ct reply sport 40', '-m conntrack --ctreplsrcport 40'],
+    ['ct reply dport 1024-65535', '-m conntrack --ctrepldstport 1024:65535'],
+    ['ct expire 10-20', '-m conntrack --ctexpire 10:20'],
+    ['ct expire != 5', '-m conntrack ! --ctexpire 5'],
+    ['ct state new with proto tcp with original dport 22', '-m conntrack --ctstate NEW --ctproto 6 --ctorigdstport 22'],
+    [
+      'ct state new,snat,dnat with direction reply with expire 5-10 with status assured with reply dport 4 with original saddr 1.1.1.1 with proto tcp',
+      '-m conntrack --ctstate NEW,SNAT,DNAT --ctproto 6 --ctorigsrc 1.1.1.1 --ctrepldstport 4 --ctstatus ASSURED --ctexpire 5:10 --ctdir REPLY',
+      'ct state new,snat,dnat with proto tcp with original saddr 1.1.1.1 with reply dport 4 with status assured with expire 5-10 with direction reply',
+    ],
+    ['ct state related with proto tcp ct original dport 21', '-m conntrack --ctstate RELATED --ctproto 6 -m conntrack --ctorigdstport 21'],
+  ]),
+  ...cases({ family: 'ipv6' }, [
+    ['ct original saddr fd00::/64 ct reply daddr fd00::1', '-m conntrack --ctorigsrc fd00::/64 -m conntrack --ctrepldst fd00::1'],
+    ['ct state established with reply daddr fd00::1', '-m conntrack --ctstate ESTABLISHED --ctrepldst fd00::1'],
+  ]),
+];

@@ -1,10 +1,11 @@
 import type { KindCase } from '../support/cases.js';
-import { BASIC_CASES, BASIC_TARGET_CASES, CT_STATE_CASES, SNAT_CASES } from './basic.js';
+import { BASIC_CASES, BASIC_TARGET_CASES, CONNTRACK_CASES, CT_STATE_CASES, SNAT_CASES } from './basic.js';
 
 /** Every table-driven case, by group; the kernel test loads them all. */
 export const CASE_GROUPS: Readonly<Record<string, readonly KindCase[]>> = {
   basic: BASIC_CASES,
   'ct-state': CT_STATE_CASES,
+  conntrack: CONNTRACK_CASES,
   'basic targets': BASIC_TARGET_CASES,
   snat: SNAT_CASES,
 };
