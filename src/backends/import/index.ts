@@ -72,6 +72,8 @@ class Importer {
   readonly stats = newStats();
   readonly tables: Record<Family, Map<TableName, TableState>> = { ipv4: new Map(), ipv6: new Map() };
   readonly interfaces = new Set<string>();
+  /** Repeated warnings: the first occurrence and how many rules had it. */
+  readonly repeated = new Map<string, { d: Diagnostic; n: number }>();
   /** The table block of iptables-save being read, if any. */
   open?: { state: TableState; family: Family; header: Span };
   sawSave = false;
@@ -85,6 +87,20 @@ class Importer {
   report = (d: Diagnostic): void => {
     this.diagnostics.push(d);
   };
+
+  once = (key: string, make: () => Diagnostic): void => {
+    const r = this.repeated.get(key);
+    if (r) r.n++;
+    else this.repeated.set(key, { d: make(), n: 1 });
+  };
+
+  /** Adds the repeated warnings, each once, saying how often it occurred. */
+  flushRepeated(): void {
+    for (const { d, n } of this.repeated.values()) {
+      this.diagnostics.push(n === 1 ? d : { ...d, message: `${d.message} (in ${n} rules; this is the first)` });
+    }
+    this.repeated.clear();
+  }
 
   error(span: Span, code: string, message: string, hint?: string): void {
     this.report(diag('error', code, span, message, hint));
@@ -271,7 +287,7 @@ class Importer {
         const spec = parseRuleSpec(body, this.report);
         if (counters && !spec.counters) spec.counters = counters;
         for (const o of spec.builtins) if ((o.name === '-i' || o.name === '-o') && o.args[0]) this.interfaces.add(o.args[0]);
-        const rule = importRule(spec, line, { family, isChain: (n) => table.chains.has(n), report: this.report, stats: this.stats });
+        const rule = importRule(spec, line, { family, isChain: (n) => table.chains.has(n), report: this.report, once: this.once, stats: this.stats });
         if (!rule) return;
         if (position === undefined) chain.rules.push(rule);
         else if (position < 1 || position > chain.rules.length + 1) {
@@ -337,6 +353,7 @@ export function importIptablesSave(text: string, file: string, sources?: SourceF
   const detected = options.family ? { family: options.family, why: 'given' } : detectFamily(text, file);
   const imp = new Importer(file, detected.family);
   imp.run(splitLines(text));
+  imp.flushRepeated();
   const format = imp.sawScript && !imp.sawSave ? 'iptables-script' : 'iptables-save';
   const assumptions: ImportAssumptions = { interfaces: [...imp.interfaces].sort(), family: format === 'iptables-script' ? 'from each command (iptables / ip6tables)' : detected.why };
   const hasErrors = imp.diagnostics.some((d) => d.severity === 'error');

@@ -46,6 +46,11 @@ export interface RuleImportContext {
   /** Whether NAME is a chain of the rule's table (a `-j NAME` that is no target name jumps there). */
   isChain(name: string): boolean;
   report(d: Diagnostic): void;
+  /**
+   * Reports a warning that repeats across rules (the same unmodelled module in 1,600 rules)
+   * once: `make` runs for the first occurrence of `key` only; the importer adds the count.
+   */
+  once(key: string, make: () => Diagnostic): void;
   readonly stats: ImportStats;
 }
 
@@ -151,18 +156,21 @@ function importSection(s: ModuleSection, base: Omit<ImportContext, 'report'>, ct
       run.others.forEach(ctx.report);
       return { matches: run.value, opaque: false };
     }
-    ctx.report(
-      diag('warning', 'W-import-opaque-match', run.errors[0].span, `\`-m ${s.module}\` is kept verbatim, not modelled: ${run.errors[0].message}`, 'nfproof emits it back unchanged; the analyzer treats it as unknown'),
+    const first = run.errors[0];
+    ctx.once(`m:${s.module}:${first.code}`, () =>
+      diag('warning', 'W-import-opaque-match', first.span, `\`-m ${s.module}\` is kept verbatim, not modelled: ${first.message}`, 'nfproof emits it back unchanged; the analyzer treats it as unknown'),
     );
   } else {
     const unknown = s.options.find((o) => !own?.has(o.name));
-    const why =
-      own === undefined
-        ? `nfproof does not model the \`${s.module}\` match`
-        : unknown
-          ? `nfproof does not model \`${unknown.name}\` of \`-m ${s.module}\``
-          : `\`-m ${s.module}\` without options is not modelled`;
-    ctx.report(diag('warning', 'W-import-opaque-match', unknown?.span ?? s.span, `${why}; kept verbatim`, 'it is emitted back unchanged; the analyzer treats it as unknown and proves nothing through it'));
+    ctx.once(`m:${s.module}:${own === undefined ? '' : (unknown?.name ?? '-')}`, () => {
+      const why =
+        own === undefined
+          ? `nfproof does not model the \`${s.module}\` match`
+          : unknown
+            ? `nfproof does not model \`${unknown.name}\` of \`-m ${s.module}\``
+            : `\`-m ${s.module}\` without options is not modelled`;
+      return diag('warning', 'W-import-opaque-match', unknown?.span ?? s.span, `${why}; kept verbatim`, 'it is emitted back unchanged; the analyzer treats it as unknown and proves nothing through it');
+    });
   }
   bump(ctx.stats.opaqueMatches, s.module);
   const matches = OPAQUE_MATCH_FALLBACK.iptables.fromIptables(s.module, s.options, { ...base, sectionSpan: s.span, report: ctx.report });
@@ -181,8 +189,10 @@ function importTarget(t: TargetSpec | undefined, lineSpan: Span, base: Omit<Impo
       run.others.forEach(ctx.report);
       return { target: run.value, opaque: false };
     }
-    const why = run.errors[0]?.message ?? `nfproof could not read this ${t.name} target`;
-    ctx.report(diag('warning', 'W-import-opaque-target', run.errors[0]?.span ?? t.span, `\`-j ${t.name}\` is kept verbatim, not modelled: ${why}`, 'nfproof emits it back unchanged; the analyzer treats its outcome as unknown'));
+    const first = run.errors[0];
+    ctx.once(`t:${t.name}:${first?.code ?? ''}`, () =>
+      diag('warning', 'W-import-opaque-target', first?.span ?? t.span, `\`-j ${t.name}\` is kept verbatim, not modelled: ${first?.message ?? `nfproof could not read this ${t.name} target`}`, 'nfproof emits it back unchanged; the analyzer treats its outcome as unknown'),
+    );
   } else if (ctx.isChain(t.name)) {
     const target = TARGET_KINDS.jump.iptables.fromIptables(t.name, t.options, { ...tctx, report: ctx.report });
     return { target, opaque: false };
@@ -190,8 +200,8 @@ function importTarget(t: TargetSpec | undefined, lineSpan: Span, base: Omit<Impo
     ctx.report(diag('error', 'E-import-unknown-chain', t.span, `\`-g ${t.name}\`: there is no chain ${t.name} in this table`, `declare it with \`:${t.name} - [0:0]\` (or \`-N ${t.name}\`) before the rules`));
     return { opaque: false };
   } else {
-    ctx.report(
-      diag('warning', 'W-import-opaque-target', t.span, `\`${t.name}\` is neither a target nfproof models nor a chain of this table; kept verbatim`, 'if it is meant to be a chain, declare it; otherwise the analyzer treats this rule\'s outcome as unknown'),
+    ctx.once(`t:${t.name}`, () =>
+      diag('warning', 'W-import-opaque-target', t.span, `\`${t.name}\` is neither a target nfproof models nor a chain of this table; kept verbatim`, "if it is meant to be a chain, declare it; otherwise the analyzer treats this rule's outcome as unknown"),
     );
   }
   bump(ctx.stats.opaqueTargets, t.name);
