@@ -65,25 +65,37 @@ export interface ReplayOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function replay(topo: Topology, inputs: readonly SimInput[], opts: ReplayOptions = {}): Promise<KernelRun> {
-  const maxSpan = opts.maxSpan ?? 20;
+/** Waits until `input.t` (seconds after `t0`) on a real clock that started at `startMs`. */
+export async function waitUntilDue(input: SimInput, t0: number, startMs: number): Promise<void> {
+  const wait = startMs + (input.t - t0) * 1000 - performance.now();
+  if (wait > 0) await sleep(wait);
+}
+
+export function checkSpan(inputs: readonly SimInput[], maxSpan = 20): void {
   const t0 = inputs[0]?.t ?? 0;
   const span = (inputs.at(-1)?.t ?? t0) - t0;
   if (span > maxSpan) throw new Error(`inputs span ${span}s of real time; the kernel replay allows ${maxSpan}s (shorten the timeouts with sysctls instead)`);
+}
+
+export async function replay(topo: Topology, inputs: readonly SimInput[], opts: ReplayOptions = {}): Promise<KernelRun> {
+  checkSpan(inputs, opts.maxSpan);
+  const t0 = inputs[0]?.t ?? 0;
   const stray: string[] = [];
   const noise = await topo.agent.drain();
   stray.push(...noise.map((e) => describeEvent(topo, e)));
   const steps: KernelStep[] = [];
   const start = performance.now();
   for (const input of inputs) {
-    const due = start + (input.t - t0) * 1000;
-    const wait = due - performance.now();
-    if (wait > 0) await sleep(wait);
-    const events = await sendOne(topo, input, opts.stepTimeoutMs ?? 2000);
-    steps.push(classify(topo, input, events));
+    await waitUntilDue(input, t0, start);
+    steps.push(await stepOnKernel(topo, input, opts.stepTimeoutMs));
   }
   stray.push(...(await topo.agent.drain()).map((e) => describeEvent(topo, e)));
   return { steps, final: snapshot(topo, opts.families), stray };
+}
+
+/** Sends one input and returns what it caused, decoded. */
+export async function stepOnKernel(topo: Topology, input: SimInput, timeoutMs = 2000): Promise<KernelStep> {
+  return classify(topo, input, await sendOne(topo, input, timeoutMs));
 }
 
 /** Sends one input the way it enters the host and waits until its effects are captured. */

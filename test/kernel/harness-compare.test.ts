@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { CT_STATUS } from '../../src/ir/fields.js';
+import type { CtEntrySnapshot, SimOutcome } from '../../src/netfilter/api.js';
+import { normalizePacket } from '../../src/netfilter/wire.js';
+import { PortMap, compareCounters, compareEntries, compareStep, inputForKernel } from './harness/compare.js';
+import { addr, at, tcp } from './harness/craft.js';
+import { parseConntrackLine, parseSave } from './harness/observe.js';
+import type { KernelStep } from './harness/run.js';
+
+/**
+ * The comparison logic on made-up outcomes (no kernel needed): what counts as agreement, how
+ * differences read, and how a port the kernel picked at random is compared modulo the choice.
+ */
+const syn = tcp('192.168.18.2:120', '202.10.10.1:30', 'S', { seq: 1000 });
+const input = at(0, 'eth0', syn);
+const natted = { ...syn, src: addr('192.168.20.1').value, sport: 450, ttl: 63 };
+
+function outcome(over: Partial<SimOutcome>): SimOutcome {
+  return { input, verdict: 'forwarded', egress: { device: 'eth1', packet: natted }, responses: [], ctState: 'NEW', trace: [], ...over };
+}
+
+function kstep(over: Partial<KernelStep>): KernelStep {
+  return { input, emitted: [{ device: 'eth1', packet: normalizePacket(natted), checksumOk: true, notes: [] }], delivered: [], other: [], ...over };
+}
+
+describe('compareStep', () => {
+  it('agrees when the same packet leaves by the same device', () => {
+    expect(compareStep(0, outcome({}), kstep({}), new PortMap())).toEqual([]);
+  });
+
+  it('names the fields that differ', () => {
+    const k = kstep({ emitted: [{ device: 'eth1', packet: normalizePacket({ ...natted, ttl: 62 }), checksumOk: true, notes: [] }] });
+    const [d] = compareStep(0, outcome({}), k, new PortMap());
+    expect(d.kind).toBe('packet');
+    expect(d.detail).toContain('ttl: sim 63, kernel 62');
+  });
+
+  it('reports a packet one side drops', () => {
+    const [d] = compareStep(0, outcome({}), kstep({ emitted: [] }), new PortMap());
+    expect(d.detail).toMatch(/simulator forwarded, kernel dropped/);
+    expect(d.detail).toMatch(/the kernel sends no such packet/);
+  });
+
+  it('compares a randomly chosen SNAT port modulo the choice, and sends later inputs to the kernel port', () => {
+    const map = new PortMap();
+    const simOut = { ...natted, sport: 1024 };
+    const kernelOut = normalizePacket({ ...natted, sport: 61001 });
+    const ds = compareStep(0, outcome({ egress: { device: 'eth1', packet: simOut } }), kstep({ emitted: [{ device: 'eth1', packet: kernelOut, checksumOk: true, notes: [] }] }), map);
+    expect(ds).toEqual([]);
+    expect(map.size).toBe(1);
+    const reply = at(0, 'eth1', tcp('202.10.10.1:30', '192.168.20.1:1024', 'SA', { seq: 1, ack: 1001 }));
+    expect(inputForKernel(reply, map).packet.dport).toBe(61001);
+    // A port kept by one side and changed by the other is not a random choice: it is reported.
+    const map2 = new PortMap();
+    const kept = compareStep(0, outcome({ egress: { device: 'eth1', packet: { ...natted, sport: 120 } } }), kstep({ emitted: [{ device: 'eth1', packet: kernelOut, checksumOk: true, notes: [] }] }), map2);
+    expect(kept).toHaveLength(1);
+    expect(kept[0].detail).toContain('sport: sim 120, kernel 61001');
+  });
+});
+
+describe('compareEntries', () => {
+  const line = 'ipv4     2 tcp      6 431998 ESTABLISHED src=192.168.18.2 dst=202.10.10.1 sport=120 dport=30 src=202.10.10.1 dst=192.168.20.1 sport=30 dport=450 [ASSURED] mark=0 use=1';
+  const kernel = parseConntrackLine(line);
+  const sim: CtEntrySnapshot = {
+    family: 'ipv4',
+    original: kernel.original,
+    reply: kernel.reply,
+    tcpState: 'ESTABLISHED',
+    timeout: 432000,
+    status: CT_STATUS.CONFIRMED | CT_STATUS.SEEN_REPLY | CT_STATUS.ASSURED | CT_STATUS.SRC_NAT | CT_STATUS.SRC_NAT_DONE | CT_STATUS.DST_NAT_DONE,
+    mark: 0,
+    zone: 0,
+  };
+
+  it('agrees within the timeout tolerance, ignoring status bits a listing cannot show', () => {
+    expect(kernel.status & CT_STATUS.SRC_NAT).toBeTruthy();
+    expect(compareEntries([sim], [kernel], new PortMap())).toEqual([]);
+  });
+
+  it('reports state, flags and timeout differences, and entries only one side has', () => {
+    const [d] = compareEntries([{ ...sim, tcpState: 'SYN_RECV', timeout: 60, status: sim.status & ~CT_STATUS.ASSURED }], [kernel], new PortMap());
+    expect(d.detail).toContain('state: sim SYN_RECV, kernel ESTABLISHED');
+    expect(d.detail).toContain('status: sim [SRC_NAT], kernel [ASSURED,SRC_NAT]');
+    expect(d.detail).toContain('timeout: sim 60s, kernel 431998s');
+    const missing = compareEntries([], [kernel], new PortMap());
+    expect(missing[0].detail).toMatch(/the kernel has tcp 431998 ESTABLISHED .* the simulator has no entry/);
+  });
+});
+
+describe('compareCounters', () => {
+  const save = `*filter
+:INPUT ACCEPT [3:120]
+:FORWARD DROP [1:40]
+:OUTPUT ACCEPT [0:0]
+[2:80] -A FORWARD -s 10.0.0.0/8 -m comment --comment "p.nfp:4" -j ACCEPT
+[1:40] -A FORWARD -s 172.16.0.0/12 -m comment --comment "p.nfp:4" -j ACCEPT
+[0:0] -A FORWARD -m comment --comment "p.nfp:5 no ssh" -j DROP
+COMMIT
+`;
+  const chains = parseSave(save, 'ipv4');
+
+  it('adds up the iptables rules one policy rule was split into', () => {
+    const notes: string[] = [];
+    const ds = compareCounters([{ family: 'ipv4', table: 'filter', chain: 'FORWARD', policy: [1, 40], rules: [[3, 120], [0, 0]] }], chains, notes);
+    expect(ds).toEqual([]);
+  });
+
+  it('reports a rule whose counters differ', () => {
+    const [d] = compareCounters([{ family: 'ipv4', table: 'filter', chain: 'FORWARD', policy: [1, 40], rules: [[2, 80], [1, 40]] }], chains);
+    expect(d.where).toBe('iptables filter FORWARD rule 1');
+    expect(d.detail).toMatch(/^sim 2 packets 80 bytes, kernel 3 packets 120 bytes/);
+  });
+});
