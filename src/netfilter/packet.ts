@@ -28,6 +28,8 @@ export interface Packet {
   payload: Uint8Array;
   /** Non-first fragment (iptables -f). nfproof does not reassemble. */
   fragment?: boolean;
+  /** Source MAC address (48 bits) of the frame that carried it, when known (`-m mac`). */
+  macSrc?: bigint;
 }
 
 export interface TcpHeader {
@@ -42,6 +44,11 @@ export interface TcpHeader {
   mss?: number;
   /** SACK permitted option. */
   sackPerm?: boolean;
+  /**
+   * SACK blocks (left, right edge) of a SACK option. Conntrack's window check reads the
+   * highest right edge when the receiver announced SACK-permitted (tcp_sack()).
+   */
+  sack?: ReadonlyArray<readonly [number, number]>;
 }
 
 export interface IcmpHeader {
@@ -76,7 +83,12 @@ export function ipLength(p: Packet): number {
 
 export function transportLength(p: Packet): number {
   if (p.tcp) {
-    const opts = (p.tcp.mss !== undefined ? 4 : 0) + (p.tcp.wscale !== undefined ? 4 : 0) + (p.tcp.sackPerm ? 4 : 0);
+    const sackBlocks = p.tcp.sack?.length ?? 0;
+    const opts =
+      (p.tcp.mss !== undefined ? 4 : 0) +
+      (p.tcp.wscale !== undefined ? 4 : 0) +
+      (p.tcp.sackPerm ? 4 : 0) +
+      (sackBlocks ? 4 + 8 * sackBlocks : 0); // NOP, NOP, kind 5, length, then 8 bytes per block
     return 20 + opts + p.payload.length;
   }
   if (p.icmp) {

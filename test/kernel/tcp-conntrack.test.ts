@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseTrackerSysctls } from '../../src/netfilter/proto/registry.js';
+import { kernelAvailable } from '../support/env.js';
+import { CtDriver, type Observation } from '../netfilter/proto/ct-driver.js';
+import { TCP_SCENARIOS, type TcpScenario } from '../netfilter/proto/tcp-scenarios.js';
+import { DEFAULT_ENDPOINTS, describeSeg, type Endpoints, segPacket } from '../netfilter/proto/tcp-script.js';
+import { type KernelCtState, type KernelEntry, TcpLab } from './tcp-lab.js';
+
+/**
+ * The TCP tracker against the real kernel. Every scenario of tcp-scenarios.ts is played
+ * segment by segment through a firewall namespace (client — fw — server) and through
+ * nfproof's tracker (via the small conntrack core in ct-driver.ts). After each segment we
+ * compare the state the rules saw (NEW/ESTABLISHED/INVALID…, from per-state counting rules),
+ * and the connection as `conntrack -L` shows it: TCP state, [ASSURED], [UNREPLIED], timeout
+ * (the kernel rounds down and a few ms pass, so it may be up to 2 s lower). The expected
+ * values are the kernel's; the tracker must agree. Runtime: ~15 s.
+ */
+
+const env = kernelAvailable();
+
+interface Row {
+  readonly seg: string;
+  readonly ct: string;
+  readonly entry: string;
+}
+
+function kernelRow(seg: string, ct: KernelCtState, e: KernelEntry | undefined): Row {
+  return { seg, ct, entry: e ? `${e.state} ${e.assured ? 'ASSURED' : ''}${e.unreplied ? 'UNREPLIED' : ''} t=${e.timeout}` : 'none' };
+}
+
+function simRow(seg: string, o: Observation, kernelTimeout: number | undefined): Row {
+  const e = o.entry;
+  if (!e) return { seg, ct: o.ctState, entry: 'none' };
+  // Timeouts agree when the kernel's (rounded down, read a little later) is within 2 s below ours.
+  const t = kernelTimeout !== undefined && kernelTimeout <= e.timeout && kernelTimeout >= e.timeout - 2 ? kernelTimeout : e.timeout;
+  return { seg, ct: o.ctState, entry: `${e.state} ${e.assured ? 'ASSURED' : ''}${e.unreplied ? 'UNREPLIED' : ''} t=${t}` };
+}
+
+function flowEntry(entries: readonly KernelEntry[], ep: Endpoints): KernelEntry | undefined {
+  return entries.find(
+    (e) =>
+      e.proto === 'tcp' &&
+      ((e.sport === ep.cport && e.dport === ep.sport) || (e.sport === ep.sport && e.dport === ep.cport)),
+  );
+}
+
+describe.skipIf(!env.run)('TCP conntrack: nfproof tracker vs the Linux kernel', () => {
+  let lab: TcpLab;
+  beforeAll(() => {
+    lab = TcpLab.create();
+  });
+  afterAll(() => lab?.dispose());
+
+  async function play(sc: TcpScenario, ep: Endpoints): Promise<{ kernel: Row[]; sim: Row[] }> {
+    lab.reset();
+    const sysctls = sc.sysctls ?? {};
+    const saved = Object.keys(sysctls).map((k) => [k, lab.fw.run('sysctl', ['-n', k]).trim()] as const);
+    for (const [k, v] of Object.entries(sysctls)) lab.sysctl(k, v);
+    const parsed = parseTrackerSysctls(sysctls);
+    expect(parsed.errors).toEqual([]);
+    const driver = new CtDriver(parsed.sys);
+    const kernel: Row[] = [];
+    const sim: Row[] = [];
+    const t0 = performance.now();
+    try {
+      for (const [i, seg] of sc.segs.entries()) {
+        const pause = sc.pauses?.[i];
+        if (pause) await new Promise((r) => setTimeout(r, pause * 1000));
+        const t = (performance.now() - t0) / 1000;
+        const ct = await lab.inject(() => lab.sendSeg(seg, ep));
+        const k = flowEntry(lab.conntrack(), ep);
+        const o = driver.process(segPacket(seg, ep), t);
+        const label = `${i}: ${describeSeg(seg)}`;
+        kernel.push(kernelRow(label, ct, k));
+        sim.push(simRow(label, o, k?.timeout));
+      }
+    } finally {
+      for (const [k, v] of saved) lab.sysctl(k, v);
+    }
+    return { kernel, sim };
+  }
+
+  for (const [index, sc] of TCP_SCENARIOS.entries()) {
+    it(sc.name, async () => {
+      const ep = { ...DEFAULT_ENDPOINTS, cport: 41000 + index };
+      const { kernel, sim } = await play(sc, ep);
+      if (process.env.NFPROOF_VERBOSE || JSON.stringify(kernel) !== JSON.stringify(sim)) {
+        console.log(`\n${sc.name}\n` + kernel.map((k, i) => `  ${k.seg}\n    kernel: ${k.ct} ${k.entry}\n    nfproof: ${sim[i].ct} ${sim[i].entry}`).join('\n'));
+      }
+      expect(sim).toEqual(kernel);
+    });
+  }
+});

@@ -1,0 +1,130 @@
+"""Packet agent for nfproof's kernel tests (test/kernel/tcp-lab.ts).
+
+Runs inside one network namespace. Reads one JSON command per line on stdin and answers one
+JSON line on stdout. All packet decisions are made in TypeScript; this only puts exactly the
+described packet on the wire (scapy, raw IP socket) and captures what arrives.
+
+Commands:
+  {"op": "send", "proto": "tcp"|"udp"|"icmp", "src", "dst", "ttl"?, ...fields}
+      tcp: sport, dport, flags ("SA", "R", ...), seq, ack, win, mss?, wscale?, sackok?,
+           sack? [[left, right], ...], payload? (hex)
+      udp: sport, dport, payload? (hex)
+      icmp: type, code, id, seq, payload? (hex)
+  {"op": "sniff_start", "iface": "s0"}   start capturing IPv4 packets that arrive on iface
+  {"op": "sniff_stop"}                   stop and return {"packets": [...]} in arrival order
+  {"op": "quit"}
+"""
+import json
+import sys
+import threading
+
+from scapy.all import ICMP, IP, TCP, UDP, AsyncSniffer, L3RawSocket, Raw, conf  # noqa: E402
+
+conf.verb = 0
+_sock = L3RawSocket()
+_sniffer = None
+
+
+def build(cmd):
+    ip = IP(src=cmd["src"], dst=cmd["dst"], ttl=cmd.get("ttl", 64))
+    payload = bytes.fromhex(cmd.get("payload", ""))
+    proto = cmd.get("proto", "tcp")
+    if proto == "tcp":
+        opts = []
+        if cmd.get("mss") is not None:
+            opts.append(("MSS", cmd["mss"]))
+        if cmd.get("sackok"):
+            opts.append(("SAckOK", b""))
+        if cmd.get("wscale") is not None:
+            opts.append(("WScale", cmd["wscale"]))
+        if cmd.get("sack"):
+            opts.append(("SAck", tuple(v for block in cmd["sack"] for v in block)))
+        l4 = TCP(
+            sport=cmd["sport"],
+            dport=cmd["dport"],
+            flags=cmd["flags"],
+            seq=cmd["seq"],
+            ack=cmd["ack"],
+            window=cmd["win"],
+            options=opts,
+        )
+    elif proto == "udp":
+        l4 = UDP(sport=cmd["sport"], dport=cmd["dport"])
+    elif proto == "icmp":
+        l4 = ICMP(type=cmd["type"], code=cmd.get("code", 0), id=cmd.get("id", 0), seq=cmd.get("seq", 0))
+    else:
+        raise ValueError("unknown proto " + proto)
+    pkt = ip / l4
+    if payload:
+        pkt = pkt / Raw(payload)
+    return pkt
+
+
+def describe(pkt):
+    ip = pkt[IP]
+    out = {"src": ip.src, "dst": ip.dst, "proto": ip.proto}
+    if TCP in pkt:
+        t = pkt[TCP]
+        out.update(
+            sport=t.sport,
+            dport=t.dport,
+            flags=str(t.flags),
+            seq=t.seq,
+            ack=t.ack,
+            win=t.window,
+            payload=bytes(t.payload).hex(),
+        )
+    elif UDP in pkt:
+        u = pkt[UDP]
+        out.update(sport=u.sport, dport=u.dport, payload=bytes(u.payload).hex())
+    elif ICMP in pkt:
+        i = pkt[ICMP]
+        out.update(type=i.type, code=i.code)
+    return out
+
+
+def handle(cmd):
+    global _sniffer
+    op = cmd["op"]
+    if op == "send":
+        _sock.send(build(cmd))
+        return {}
+    if op == "sniff_start":
+        started = threading.Event()
+        _sniffer = AsyncSniffer(
+            iface=cmd["iface"], store=True, lfilter=lambda p: IP in p, started_callback=started.set
+        )
+        _sniffer.start()
+        # The capture socket must be open before the caller sends anything.
+        if not started.wait(5):
+            raise RuntimeError("sniffer did not start")
+        return {}
+    if op == "sniff_stop":
+        if _sniffer is None:
+            return {"packets": []}
+        _sniffer.stop()
+        pkts = [describe(p) for p in (_sniffer.results or []) if IP in p]
+        _sniffer = None
+        return {"packets": pkts}
+    raise ValueError("unknown op " + op)
+
+
+def main():
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        cmd = json.loads(line)
+        if cmd.get("op") == "quit":
+            break
+        try:
+            reply = handle(cmd)
+            reply["ok"] = True
+        except Exception as e:  # report, keep serving
+            reply = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
