@@ -18,6 +18,16 @@ export interface SimInput {
   readonly packet: Packet;
   /** Line in the packet file, for messages. */
   readonly line?: number;
+  /**
+   * Header values the author left out, to be filled in by the simulator: TCP `seq`/`ack`
+   * follow the connection (what each side sent so far; a SYN gets a deterministic ISN), `src`
+   * of a locally generated packet is the address the route picks. The outcome's `input` holds
+   * the completed packet (the kernel harness sends that one).
+   */
+  readonly fill?: { readonly seq?: boolean; readonly ack?: boolean; readonly src?: boolean };
+  /** Socket owner of a locally generated packet (-m owner). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 /** A conntrack tuple as `conntrack -L` prints it. */
@@ -47,6 +57,12 @@ export interface CtEntrySnapshot {
   readonly mark: number;
   readonly zone: number;
   readonly helper?: string;
+  /**
+   * Fields of the REPLY tuple the kernel would pick at random (a source port re-allocated on
+   * a clash, --random): nfproof draws them from a seeded sequence, so a comparison with the
+   * kernel must treat them as "some value in the range", not as this value.
+   */
+  readonly randomized?: readonly ('sport' | 'dport' | 'icmpId')[];
 }
 
 /** One step of a packet's walk, for traces: a rule that matched, or a chain's policy/end. */
@@ -86,6 +102,10 @@ export interface SimOutcome {
   /** Direction relative to the connection (absent when untracked/invalid). */
   readonly ctDir?: 'original' | 'reply';
   readonly trace: readonly TraceStep[];
+  /** Why conntrack found the packet INVALID (tracker reason), when it did. */
+  readonly invalidReason?: string;
+  /** Matches or targets nfproof could not decide for this packet (opaque without evaluator). */
+  readonly unknowns?: readonly string[];
 }
 
 /** Per-rule and per-policy counters, as `iptables -L -v -x -n` / `iptables-save -c` show them. */
@@ -103,4 +123,26 @@ export interface SimOptions {
   readonly maxEntries?: number;
   /** net.netfilter.* sysctls: nf_conntrack_tcp_loose, nf_conntrack_tcp_be_liberal, timeouts… */
   readonly sysctls?: Readonly<Record<string, string>>;
+  /** Record a trace per packet (default true; benchmarks turn it off). */
+  readonly trace?: boolean;
+  /** Seed for the choices the kernel makes at random (default 0). */
+  readonly seed?: number;
+}
+
+/** A simulated host running a policy (both families; see simulator.ts). */
+export interface Simulator {
+  /** Handles one packet at virtual time `input.t` (the clock moves forward to it). */
+  process(input: SimInput): SimOutcome;
+  /** Moves the virtual clock to `t` seconds; entries whose timeout passed are gone. */
+  advanceTo(t: number): void;
+  /** Current virtual time. */
+  readonly now: number;
+  /** Live (confirmed) conntrack entries, oldest first; one family or both. */
+  entries(family?: Family): CtEntrySnapshot[];
+  /** nf_conntrack_count (both families, like the per-namespace kernel counter). */
+  count(): number;
+  /** nf_conntrack_max. */
+  readonly max: number;
+  /** Rule and policy counters of every chain. */
+  counters(): ChainCounters[];
 }

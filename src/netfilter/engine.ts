@@ -1,0 +1,428 @@
+import type { NatAction, RejectReply, SideEffect } from '../ir/effect.js';
+import { CT_STATE, type CtStateName, PROTO } from '../ir/fields.js';
+import type { TableName } from '../ir/netfilter.js';
+import type { SimInput, SimOutcome, SimVerdict, TraceStep } from './api.js';
+import { confirm, conntrackIn } from './conntrack/core.js';
+import { CTINFO, type Frame, NO_CT, TEMPLATE_CT } from './frame.js';
+import { runHelper } from './helper.js';
+import { hookManip, icmpReplyTranslation, natFirstPacket, natInitialized, natPacket, natTarget, nullBinding } from './nat/core.js';
+import { type Packet, clonePacket } from './packet.js';
+import { tcpSetClosing } from './proto/tcp.js';
+import type { TcpConn } from './proto/tcp.js';
+import { IcmpRateLimiter, icmpError, icmpRateLimited, mayAnswerWithIcmp, rejectIcmp, tcpReset } from './responses.js';
+import type { CompiledChain, CompiledRule } from './rules/compile.js';
+import { ACCEPT, DROP, runChain, type TargetHost } from './rules/exec.js';
+import { seqAdjust } from './seqadj.js';
+import type { FamilyState } from './state.js';
+
+/**
+ * The netfilter pipeline of one address family, in kernel order (priorities of
+ * include/uapi/linux/netfilter_ipv4.h):
+ *
+ *   arriving:  PREROUTING  raw · conntrack · mangle · nat(DNAT)  → routing →
+ *     local:   INPUT       mangle · filter · security · nat(SNAT) · confirm
+ *     forward: FORWARD     mangle · filter · security  → POSTROUTING mangle · nat(SNAT) · confirm
+ *   local:     OUTPUT      raw · conntrack · mangle · nat(DNAT) · reroute · filter · security
+ *              → POSTROUTING mangle · nat(SNAT) · confirm  (→ back in through lo if local)
+ *
+ * One Frame carries the packet through; the entry a first packet creates stays unconfirmed
+ * (not in the table) until confirm, and is freed if the packet dies before.
+ */
+
+const STATE_NAMES: Readonly<Record<number, CtStateName>> = {
+  [CT_STATE.INVALID]: 'INVALID',
+  [CT_STATE.ESTABLISHED]: 'ESTABLISHED',
+  [CT_STATE.RELATED]: 'RELATED',
+  [CT_STATE.NEW]: 'NEW',
+  [CT_STATE.UNTRACKED]: 'UNTRACKED',
+};
+
+interface PathResult {
+  verdict: SimVerdict;
+  egress?: string;
+  delivered?: boolean;
+}
+
+export class FamilyEngine implements TargetHost {
+  private readonly icmpLimiter = new IcmpRateLimiter();
+  /** Frames in use by nested sends (responses while handling a packet). */
+  private depth = 0;
+
+  constructor(
+    readonly S: FamilyState,
+    private readonly opts: { readonly ipForward: boolean; readonly icmpRateLimit: number },
+  ) {}
+
+  // ---------------------------------------------------------------- entry point
+
+  process(input: SimInput): SimOutcome {
+    const S = this.S;
+    const f = S.frame;
+    const pkt = clonePacket(input.packet);
+    this.reset(f, pkt, input.t);
+    f.autoSeq = input.fill?.seq === true;
+    f.autoAck = input.fill?.ack === true;
+    f.uid = input.uid;
+    f.gid = input.gid;
+    const res = input.ingress.kind === 'local' ? this.outputPath(f, input.fill?.src === true) : this.inputPath(f, input.ingress.device);
+    const stateSeen = f.seenState;
+    this.finish(f);
+    const outcome: SimOutcome = {
+      input: { ...input, packet: f.arrived ?? input.packet },
+      verdict: res.verdict,
+      ...(res.verdict === 'dropped' ? { dropReason: f.dropReason ?? 'dropped' } : {}),
+      ...(res.egress !== undefined && res.verdict !== 'dropped' ? { egress: { device: res.egress, packet: f.pkt } } : {}),
+      ...(res.delivered ? { delivered: f.pkt } : {}),
+      responses: f.responses ?? [],
+      ctState: STATE_NAMES[stateSeen] ?? 'INVALID',
+      ...(f.seenDir !== undefined ? { ctDir: f.seenDir === 0 ? 'original' : 'reply' } : {}),
+      trace: f.trace ?? [],
+      ...(f.unknowns ? { unknowns: f.unknowns } : {}),
+      ...(f.invalidReason !== undefined ? { invalidReason: f.invalidReason } : {}),
+    };
+    return outcome;
+  }
+
+  private reset(f: Frame, pkt: Packet, now: number): void {
+    f.pkt = pkt;
+    f.now = now;
+    f.family = this.S.family;
+    f.hook = 'PREROUTING';
+    f.iif = '';
+    f.oif = '';
+    f.mark = 0;
+    f.ct = NO_CT;
+    f.ctinfo = CTINFO.NEW;
+    f.untracked = false;
+    f.template = undefined;
+    f.pkttype = 0;
+    f.uid = undefined;
+    f.gid = undefined;
+    f.trace = this.S.cfg.trace ? [] : undefined;
+    f.unknowns = undefined;
+    f.dropReason = undefined;
+    f.invalidReason = undefined;
+    f.killAfter = false;
+    f.autoSeq = false;
+    f.autoAck = false;
+    f.createdCt = NO_CT;
+    f.seenState = CT_STATE.INVALID;
+    f.seenDir = undefined;
+    f.responses = undefined;
+    f.arrived = undefined;
+    f.nexthop = undefined;
+    f.refresh();
+  }
+
+  /** After the walk: free an entry that was never confirmed, apply a deferred kill. */
+  private finish(f: Frame): void {
+    const t = this.S.table;
+    if (f.createdCt >= 0 && t.isLive(f.createdCt) && !t.isConfirmed(f.createdCt)) t.remove(f.createdCt);
+    if (f.killAfter && f.ct >= 0 && t.isLive(f.ct)) t.remove(f.ct);
+  }
+
+  // ---------------------------------------------------------------- paths
+
+  private inputPath(f: Frame, device: string): PathResult {
+    const S = this.S;
+    const host = S.host;
+    f.hook = 'PREROUTING';
+    f.iif = device;
+    f.oif = '';
+    const p = f.pkt;
+    f.pkttype = host.isBroadcast(S.family, p.dst) ? 1 : host.isMulticast(S.family, p.dst) ? 2 : 0;
+    if (!this.table(f, 'raw')) return this.dropped(f);
+    if (!this.track(f)) return this.dropped(f);
+    if (!this.table(f, 'mangle')) return this.dropped(f);
+    if (!this.natStage(f)) return this.dropped(f);
+    const rt = host.routeInput(S.family, device, f.pkt.src, f.pkt.dst);
+    switch (rt.kind) {
+      case 'martian':
+        f.dropReason = rt.reason;
+        this.step(f, 'routing', rt.reason);
+        return this.dropped(f);
+      case 'unreachable':
+        f.dropReason = 'no-route';
+        this.step(f, 'routing', 'no route to the destination');
+        if (this.opts.ipForward) this.answerIcmp(f, S.family === 'ipv4' ? 3 : 1, 0, device);
+        return this.dropped(f);
+      case 'local':
+        return this.localIn(f);
+      case 'forward': {
+        if (!this.opts.ipForward) {
+          f.dropReason = 'forwarding disabled';
+          return this.dropped(f);
+        }
+        if (f.pkttype !== 0) {
+          f.dropReason = 'not forwarded (broadcast/multicast)';
+          return this.dropped(f);
+        }
+        if (p.ttl <= 1) {
+          f.dropReason = 'ttl exceeded';
+          this.step(f, 'routing', 'TTL exceeded in transit');
+          this.answerIcmp(f, S.family === 'ipv4' ? 11 : 3, 0, device);
+          return this.dropped(f);
+        }
+        p.ttl -= 1;
+        f.hook = 'FORWARD';
+        f.oif = rt.route.device;
+        f.nexthop = rt.route.nexthop;
+        if (!this.table(f, 'mangle') || !this.table(f, 'filter') || !this.table(f, 'security')) return this.dropped(f);
+        return this.postrouting(f, 'forwarded');
+      }
+    }
+  }
+
+  private localIn(f: Frame): PathResult {
+    f.hook = 'INPUT';
+    f.oif = '';
+    if (!this.table(f, 'mangle') || !this.table(f, 'filter') || !this.table(f, 'security')) return this.dropped(f);
+    if (!this.natStage(f)) return this.dropped(f);
+    if (!this.confirm(f)) return this.dropped(f);
+    return { verdict: 'local', delivered: true };
+  }
+
+  private postrouting(f: Frame, verdict: SimVerdict): PathResult {
+    f.hook = 'POSTROUTING';
+    f.iif = '';
+    if (!this.table(f, 'mangle')) return this.dropped(f);
+    if (!this.natStage(f)) return this.dropped(f);
+    if (!this.confirm(f)) return this.dropped(f);
+    return { verdict, egress: f.oif };
+  }
+
+  private outputPath(f: Frame, pickSource: boolean): PathResult {
+    const S = this.S;
+    const host = S.host;
+    const route = host.routeOutput(S.family, f.pkt.dst);
+    if (!route) {
+      f.dropReason = 'no-route';
+      this.step(f, 'routing', 'no route to the destination (the sending socket gets an error)');
+      return this.dropped(f);
+    }
+    if (pickSource) {
+      f.pkt.src = route.prefsrc ?? f.pkt.src;
+      f.refresh();
+    }
+    f.hook = 'OUTPUT';
+    f.iif = '';
+    f.oif = route.device;
+    f.nexthop = route.nexthop;
+    f.pkttype = host.isBroadcast(S.family, f.pkt.dst) ? 1 : host.isMulticast(S.family, f.pkt.dst) ? 2 : 0;
+    if (!this.table(f, 'raw')) return this.dropped(f);
+    if (!this.track(f)) return this.dropped(f);
+    if (!this.table(f, 'mangle')) return this.dropped(f);
+    const dstBefore = f.pkt.dst;
+    if (!this.natStage(f)) return this.dropped(f);
+    if (f.pkt.dst !== dstBefore) {
+      // ip_route_me_harder: the destination changed, route again.
+      const again = host.routeOutput(S.family, f.pkt.dst);
+      if (!again) {
+        f.dropReason = 'no-route';
+        return this.dropped(f);
+      }
+      f.oif = again.device;
+      f.nexthop = again.nexthop;
+    }
+    if (!this.table(f, 'filter') || !this.table(f, 'security')) return this.dropped(f);
+    const out = this.postrouting(f, 'sent');
+    if (out.verdict === 'dropped' || f.oif !== 'lo') return out;
+    // Looped back: in again through lo (conntrack keeps the connection it already has).
+    f.hook = 'PREROUTING';
+    f.iif = 'lo';
+    f.oif = '';
+    if (!this.table(f, 'raw') || !this.table(f, 'mangle') || !this.natStage(f)) return this.dropped(f);
+    const local = this.localIn(f);
+    return local.verdict === 'dropped' ? local : { verdict: 'sent', egress: 'lo', delivered: true };
+  }
+
+  private dropped(f: Frame): PathResult {
+    f.dropReason ??= 'dropped';
+    return { verdict: 'dropped' };
+  }
+
+  // ---------------------------------------------------------------- stages
+
+  private step(f: Frame, chain: string, action: string, table: TableName = 'raw'): void {
+    f.trace?.push({ hook: f.hook, table, chain, action });
+  }
+
+  /** Runs a table's built-in chain for the current hook, if the policy has one. */
+  private table(f: Frame, name: TableName): boolean {
+    const chain = this.S.rs.builtin(name, f.hook);
+    if (!chain) return true;
+    const table = this.S.rs.tables.get(name);
+    return runChain(chain, table!, f, this) === ACCEPT;
+  }
+
+  private track(f: Frame): boolean {
+    const S = this.S;
+    const before = f.ct;
+    const v = conntrackIn(S, f);
+    if (v !== ACCEPT) return false;
+    if (before !== f.ct && f.ct >= 0 && !S.table.isConfirmed(f.ct) && f.createdCt === NO_CT && f.ctinfo !== CTINFO.RELATED_REPLY) {
+      if (f.ctinfo === CTINFO.NEW || f.ctinfo === CTINFO.RELATED) f.createdCt = f.ct;
+    }
+    if (f.arrived === undefined) f.arrived = clonePacket(f.pkt);
+    f.seenState = f.ctStateBit;
+    f.seenDir = f.ct >= 0 ? f.ctDir : undefined;
+    return true;
+  }
+
+  /** nf_nat_ipv4_fn / nf_nat_inet_fn for the current hook. */
+  private natStage(f: Frame): boolean {
+    const S = this.S;
+    if (!S.rs.hasNat || f.ct < 0) return true;
+    const m = hookManip(f.hook);
+    const icmp = S.family === 'ipv4' ? PROTO.icmp : PROTO.icmpv6;
+    if ((f.ctinfo === CTINFO.RELATED || f.ctinfo === CTINFO.RELATED_REPLY) && f.pkt.proto === icmp && f.pkt.icmp?.inner) {
+      const v = icmpReplyTranslation(S, f, m);
+      if (v !== ACCEPT) f.dropReason = 'nat: ICMP redirect for a NATed connection';
+      return v === ACCEPT;
+    }
+    const i = f.ct;
+    if (natFirstPacket(f.ctinfo) && !natInitialized(S, i, m)) {
+      const chain = S.rs.builtin('nat', f.hook);
+      if (chain) {
+        const v = runChain(chain, S.rs.tables.get('nat')!, f, this);
+        if (v !== ACCEPT) return false;
+      }
+      if (!natInitialized(S, i, m)) {
+        nullBinding(S, i, m, f.now);
+        if (f.trace && S.table.status[i] & (m === 'src' ? 0x10 : 0x20)) {
+          this.step(f, f.hook, `null binding moved the ${m === 'src' ? 'source' : 'destination'} (tuple already in use)`, 'nat');
+        }
+      }
+    } else if (this.masqOifChanged(f)) {
+      f.dropReason = 'masquerade: outgoing interface changed';
+      S.table.remove(i);
+      f.ct = NO_CT;
+      return false;
+    }
+    natPacket(S, f, m);
+    return true;
+  }
+
+  private masqOifChanged(f: Frame): boolean {
+    if (f.hook !== 'POSTROUTING' || f.ctDir !== 0) return false;
+    const dev = this.S.table.ext[f.ct]?.masqDevice;
+    return dev !== undefined && dev !== f.oif;
+  }
+
+  private confirm(f: Frame): boolean {
+    return confirm(this.S, f, runHelper, seqAdjust) === ACCEPT;
+  }
+
+  // ---------------------------------------------------------------- targets (TargetHost)
+
+  nat(f: Frame, action: NatAction): number {
+    return natTarget(this.S, f, action);
+  }
+
+  sideEffect(f: Frame, e: SideEffect, rule: CompiledRule, chain: CompiledChain): void {
+    const t = this.S.table;
+    switch (e.type) {
+      case 'log':
+        return;
+      case 'xmark': {
+        const mask = Number(e.mask) >>> 0;
+        const xor = Number(e.xor) >>> 0;
+        if (e.field === 'mark') f.mark = ((f.mark & ~mask) ^ xor) >>> 0;
+        else if (f.ct >= 0) t.mark[f.ct] = ((t.mark[f.ct] & ~mask) ^ xor) >>> 0;
+        return;
+      }
+      case 'copy-mark': {
+        const fromMask = Number(e.fromMask) >>> 0;
+        const toMask = Number(e.toMask) >>> 0;
+        if (f.ct < 0) return;
+        const from = e.from === 'mark' ? f.mark : t.mark[f.ct];
+        const to = e.to === 'mark' ? f.mark : t.mark[f.ct];
+        const v = ((to & ~toMask) ^ (from & fromMask)) >>> 0;
+        if (e.to === 'mark') f.mark = v;
+        else t.mark[f.ct] = v;
+        return;
+      }
+      case 'notrack':
+        if (f.ct === NO_CT && !f.untracked) {
+          f.untracked = true;
+          f.ctinfo = CTINFO.UNTRACKED;
+        }
+        return;
+      case 'ct-template':
+        if (f.ct === NO_CT && !f.untracked) {
+          f.ct = TEMPLATE_CT;
+          f.ctinfo = CTINFO.NEW;
+          f.template = { ...(e.helper ? { helper: e.helper } : {}), ...(e.zone !== undefined ? { zone: e.zone } : {}) };
+        }
+        return;
+      case 'unmodelled':
+        (f.unknowns ??= []).push(`${e.name} (header rewrite not modelled)`);
+        return;
+      default: {
+        const never: never = e;
+        void rule;
+        void chain;
+        throw new Error(`unhandled side effect ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  reject(f: Frame, reply: RejectReply): void {
+    const S = this.S;
+    if (reply.type === 'tcp-reset') {
+      const rst = tcpReset(f.pkt, S.cfg.defaultTtl);
+      if (!rst || f.pkttype !== 0) return;
+      // nf_send_reset attaches the connection, answering in the opposite direction.
+      const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
+      if (f.ct >= 0 && S.table.proto[f.ct] === PROTO.tcp && S.table.isConfirmed(f.ct)) {
+        const timeout = tcpSetClosing(S.table.state[f.ct] as TcpConn, S.cfg.sys);
+        if (timeout !== undefined) S.table.setExpires(f.ct, f.now + timeout);
+      }
+      this.sendFromHost(f, rst, attach);
+      return;
+    }
+    const ic = rejectIcmp(reply, S.family);
+    if (!ic) return;
+    this.answerIcmp(f, ic.type, ic.code, f.iif);
+  }
+
+  /**
+   * icmp_send: an ICMP error about the frame's packet, from the host. Source: the packet's
+   * destination when it was for us, else the host's address toward the sender.
+   */
+  private answerIcmp(f: Frame, type: number, code: number, _inDevice: string): void {
+    const S = this.S;
+    const p = f.pkt;
+    if (!mayAnswerWithIcmp(p) || f.pkttype !== 0) return;
+    const local = S.host.isLocal(S.family, p.dst);
+    let src: bigint | undefined = local ? p.dst : undefined;
+    const back = S.host.routeOutput(S.family, p.src);
+    if (!back) return;
+    if (src === undefined) src = back.prefsrc;
+    if (src === undefined) return;
+    if (back.device !== 'lo' && icmpRateLimited(S.family, type) && !this.icmpLimiter.allow(p.src, f.now, this.opts.icmpRateLimit)) {
+      f.trace?.push({ hook: f.hook, table: 'filter', chain: 'icmp', action: 'ICMP error suppressed by the rate limit' });
+      return;
+    }
+    this.sendFromHost(f, icmpError(p, type, code, src, S.cfg.defaultTtl), undefined);
+  }
+
+  /** Sends a packet the host makes while handling `parent`, through OUTPUT and POSTROUTING. */
+  private sendFromHost(parent: Frame, pkt: Packet, attach: { ct: number; ctinfo: number } | undefined): void {
+    const S = this.S;
+    if (this.depth > 2) return;
+    this.depth++;
+    const f = S.spare[this.depth - 1] ?? (S.spare[this.depth - 1] = S.newFrame());
+    this.reset(f, pkt, parent.now);
+    f.trace = parent.trace ? [] : undefined;
+    if (attach) {
+      f.ct = attach.ct;
+      f.ctinfo = attach.ctinfo;
+    }
+    const res = this.outputPath(f, false);
+    this.finish(f);
+    this.depth--;
+    if (parent.trace && f.trace) for (const s of f.trace) parent.trace.push({ ...s, action: `[answer] ${s.action}` } as TraceStep);
+    if (res.verdict !== 'dropped' && res.egress) (parent.responses ??= []).push({ device: res.egress, packet: f.pkt });
+  }
+}

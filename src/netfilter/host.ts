@@ -1,0 +1,257 @@
+import type { HostModel, Interface } from '../ir/policy.js';
+import { type Family, familyBits, formatAddress, prefixMask } from '../util/ip.js';
+
+/**
+ * The simulated host's network view: which addresses are its own, where a destination is
+ * routed, which source address it would pick. Built once from the policy's host model.
+ *
+ * What the kernel does and what we do (ip route / fib semantics, simplified to one main table):
+ * - an address configured on an interface, 127.0.0.0/8 and ::1 are local;
+ * - the subnet broadcast of a configured IPv4 prefix and 255.255.255.255 are delivered locally
+ *   as broadcast; multicast destinations are delivered locally as multicast;
+ * - every configured prefix gives a connected route on its device (metric 0 for IPv4, 256 for
+ *   IPv6, as the kernel installs them), declared routes come on top; the longest prefix wins,
+ *   then the lowest metric, then the first declared;
+ * - a route's next hop is its `via`, else the destination itself.
+ */
+
+/** Kernel route types (RTN_*), used for addrtype matching (bit 1 << type). */
+export const RTN = {
+  UNSPEC: 0,
+  UNICAST: 1,
+  LOCAL: 2,
+  BROADCAST: 3,
+  ANYCAST: 4,
+  MULTICAST: 5,
+  BLACKHOLE: 6,
+  UNREACHABLE: 7,
+} as const;
+
+export interface RouteResult {
+  readonly device: string;
+  /** Next hop address (the gateway, or the destination on a connected route). */
+  readonly nexthop: bigint;
+  /** Preferred source address for packets this host sends on this route, if it has one. */
+  readonly prefsrc?: bigint;
+}
+
+export type InputRoute =
+  | { readonly kind: 'local'; readonly cast: 'unicast' | 'broadcast' | 'multicast' }
+  | { readonly kind: 'forward'; readonly route: RouteResult }
+  | { readonly kind: 'unreachable' }
+  | { readonly kind: 'martian'; readonly reason: string };
+
+interface RouteEntry {
+  readonly family: Family;
+  readonly addr: bigint;
+  readonly len: number;
+  readonly mask: bigint;
+  readonly via?: bigint;
+  readonly device: string;
+  readonly metric: number;
+  readonly order: number;
+}
+
+interface LocalAddr {
+  readonly family: Family;
+  readonly addr: bigint;
+  readonly prefixLen: number;
+  readonly device: string;
+}
+
+const V4_LOOPBACK_NET = 0x7f000000n;
+const V4_BROADCAST = 0xffffffffn;
+const V6_LOOPBACK = 1n;
+
+function isV4Multicast(a: bigint): boolean {
+  return a >> 28n === 0xen;
+}
+
+function isV6Multicast(a: bigint): boolean {
+  return a >> 120n === 0xffn;
+}
+
+function isV6LinkLocal(a: bigint): boolean {
+  return a >> 118n === 0x3fan; // fe80::/10
+}
+
+export class Host {
+  readonly devices: ReadonlySet<string>;
+  private readonly byName = new Map<string, string>();
+  private readonly locals: LocalAddr[] = [];
+  private readonly routes: RouteEntry[] = [];
+  private readonly broadcasts = new Set<bigint>();
+
+  constructor(readonly model: HostModel | undefined) {
+    const devices = new Set<string>(['lo']);
+    let order = 0;
+    for (const itf of model?.interfaces ?? []) {
+      devices.add(itf.device);
+      this.byName.set(itf.name, itf.device);
+      this.byName.set(itf.device, itf.device);
+      for (const a of itf.addresses) {
+        this.locals.push({ family: a.family, addr: a.addr, prefixLen: a.prefixLen, device: itf.device });
+        const mask = prefixMask(a.family, a.prefixLen);
+        this.routes.push({
+          family: a.family,
+          addr: a.addr & mask,
+          len: a.prefixLen,
+          mask,
+          device: itf.device,
+          metric: a.family === 'ipv4' ? 0 : 256,
+          order: order++,
+        });
+        if (a.family === 'ipv4' && a.prefixLen < 31) {
+          this.broadcasts.add((a.addr & mask) | (~mask & V4_BROADCAST));
+        }
+      }
+    }
+    for (const r of model?.routes ?? []) {
+      this.routes.push({
+        family: r.family,
+        addr: r.dest.addr,
+        len: r.dest.len,
+        mask: prefixMask(r.family, r.dest.len),
+        ...(r.via !== undefined ? { via: r.via } : {}),
+        device: r.device,
+        metric: r.metric ?? (r.family === 'ipv4' ? 0 : 1024),
+        order: order++,
+      });
+    }
+    this.devices = devices;
+  }
+
+  get hasModel(): boolean {
+    return this.model !== undefined;
+  }
+
+  /** Resolves a logical interface name or a device name to the device; undefined if unknown. */
+  device(nameOrDevice: string): string | undefined {
+    if (nameOrDevice === 'lo') return 'lo';
+    return this.byName.get(nameOrDevice);
+  }
+
+  interfaceOf(device: string): Interface | undefined {
+    return this.model?.interfaces.find((i) => i.device === device);
+  }
+
+  isLocal(family: Family, addr: bigint): boolean {
+    if (family === 'ipv4') {
+      if (addr >> 24n === V4_LOOPBACK_NET >> 24n) return true;
+    } else if (addr === V6_LOOPBACK) return true;
+    return this.locals.some((l) => l.family === family && l.addr === addr);
+  }
+
+  isBroadcast(family: Family, addr: bigint): boolean {
+    return family === 'ipv4' && (addr === V4_BROADCAST || this.broadcasts.has(addr));
+  }
+
+  isMulticast(family: Family, addr: bigint): boolean {
+    return family === 'ipv4' ? isV4Multicast(addr) : isV6Multicast(addr);
+  }
+
+  /** Longest-prefix route lookup in the main table. */
+  lookup(family: Family, dst: bigint): RouteResult | undefined {
+    let best: RouteEntry | undefined;
+    for (const r of this.routes) {
+      if (r.family !== family || (dst & r.mask) !== r.addr) continue;
+      if (!best || r.len > best.len || (r.len === best.len && (r.metric < best.metric || (r.metric === best.metric && r.order < best.order)))) {
+        best = r;
+      }
+    }
+    if (!best) {
+      // IPv6 link-local destinations are reachable on-link; without an interface hint we
+      // cannot know which link, so they are unroutable here (as with `ip route get fe80::1`).
+      return undefined;
+    }
+    const nexthop = best.via ?? dst;
+    const prefsrc = this.selectSource(family, best.device, nexthop, dst);
+    return { device: best.device, nexthop, ...(prefsrc !== undefined ? { prefsrc } : {}) };
+  }
+
+  /**
+   * The routing decision for a packet arriving on `device` (ip_route_input): local delivery,
+   * forward, unreachable, or a martian the kernel drops before any forwarding.
+   */
+  routeInput(family: Family, device: string, src: bigint, dst: bigint): InputRoute {
+    if (family === 'ipv4') {
+      if (isV4Multicast(src) || src === V4_BROADCAST) return { kind: 'martian', reason: 'martian source' };
+      if (device !== 'lo' && src >> 24n === 0x7fn) return { kind: 'martian', reason: 'martian source (loopback address on the wire)' };
+      if (dst >> 24n === 0n) return { kind: 'martian', reason: 'martian destination' };
+      if (device !== 'lo' && dst >> 24n === 0x7fn) return { kind: 'martian', reason: 'martian destination (loopback address on the wire)' };
+      if (dst === V4_BROADCAST || this.broadcasts.has(dst)) return { kind: 'local', cast: 'broadcast' };
+      if (isV4Multicast(dst)) return { kind: 'local', cast: 'multicast' };
+      if (src >> 24n === 0n) return { kind: 'martian', reason: 'martian source' };
+      if (device !== 'lo' && this.isLocal(family, src)) return { kind: 'martian', reason: 'martian source (one of our own addresses)' };
+    } else {
+      if (isV6Multicast(src)) return { kind: 'martian', reason: 'martian source' };
+      if (device !== 'lo' && (src === V6_LOOPBACK || dst === V6_LOOPBACK)) return { kind: 'martian', reason: 'loopback address on the wire' };
+      if (isV6Multicast(dst)) return { kind: 'local', cast: 'multicast' };
+    }
+    if (this.isLocal(family, dst)) return { kind: 'local', cast: 'unicast' };
+    const route = this.lookup(family, dst);
+    return route ? { kind: 'forward', route } : { kind: 'unreachable' };
+  }
+
+  /**
+   * Output routing for a locally generated packet (ip_route_output): local destinations go
+   * over `lo`, others take the main table.
+   */
+  routeOutput(family: Family, dst: bigint): RouteResult | undefined {
+    if (this.isLocal(family, dst)) {
+      return { device: 'lo', nexthop: dst, prefsrc: dst };
+    }
+    if (this.isBroadcast(family, dst)) {
+      const dev = this.locals.find((l) => l.family === family && this.broadcasts.has(dst) && ((l.addr ^ dst) & prefixMask(family, l.prefixLen)) === 0n);
+      if (dev) return { device: dev.device, nexthop: dst, prefsrc: dev.addr };
+    }
+    return this.lookup(family, dst);
+  }
+
+  /**
+   * The source address the kernel would pick on `device` toward `nexthop` (inet_select_addr for
+   * IPv4: the first primary address whose subnet holds the next hop, else the first address;
+   * for IPv6 a much reduced RFC 6724: an address of the same scope as the destination).
+   * MASQUERADE takes this address.
+   */
+  selectSource(family: Family, device: string, nexthop: bigint, dst: bigint = nexthop): bigint | undefined {
+    if (device === 'lo') return family === 'ipv4' ? 0x7f000001n : V6_LOOPBACK;
+    const mine = this.locals.filter((l) => l.family === family && l.device === device);
+    if (mine.length === 0) return undefined;
+    if (family === 'ipv4') {
+      const onLink = mine.find((l) => ((l.addr ^ nexthop) & prefixMask(family, l.prefixLen)) === 0n);
+      return (onLink ?? mine[0]).addr;
+    }
+    const wantLinkLocal = isV6LinkLocal(dst);
+    const sameScope = mine.find((l) => isV6LinkLocal(l.addr) === wantLinkLocal);
+    return (sameScope ?? mine[0]).addr;
+  }
+
+  /** Primary (first declared) address of a family on a device: REDIRECT's target. */
+  primaryAddress(family: Family, device: string, forDst?: bigint): bigint | undefined {
+    if (family === 'ipv6' && forDst !== undefined) return this.selectSource(family, device, forDst, forDst);
+    return this.locals.find((l) => l.family === family && l.device === device)?.addr;
+  }
+
+  /** Route type of an address as xt_addrtype sees it (inet_addr_type / the IPv6 lookup). */
+  addrType(family: Family, addr: bigint): number {
+    if (family === 'ipv4') {
+      if (addr >> 24n === 0n || addr === V4_BROADCAST) return RTN.BROADCAST;
+      if (isV4Multicast(addr)) return RTN.MULTICAST;
+      if (this.isLocal(family, addr)) return RTN.LOCAL;
+      if (this.broadcasts.has(addr)) return RTN.BROADCAST;
+      return RTN.UNICAST;
+    }
+    if (isV6Multicast(addr)) return RTN.MULTICAST;
+    if (this.isLocal(family, addr)) return RTN.LOCAL;
+    return this.lookup(family, addr) ? RTN.UNICAST : RTN.UNREACHABLE;
+  }
+
+  describe(family: Family, addr: bigint): string {
+    return formatAddress(family, addr);
+  }
+
+  static bits(family: Family): number {
+    return familyBits(family);
+  }
+}

@@ -1,0 +1,233 @@
+import type { Constraint } from '../ir/constraint.js';
+import type { Policy } from '../ir/policy.js';
+import { type Match, matchKind } from '../kinds/index.js';
+import { type Family, FAMILIES } from '../util/ip.js';
+import type { ChainCounters, CtEntrySnapshot, SimInput, SimOptions, SimOutcome, Simulator } from './api.js';
+import { IPS } from './conntrack/status.js';
+import { tupleSnapshot } from './conntrack/tuple.js';
+import { FamilyEngine } from './engine.js';
+import { type Frame, frameView } from './frame.js';
+import { Host } from './host.js';
+import { parseTrackerSysctls, trackerFor, trackerSysctlName } from './proto/registry.js';
+import { type CompileOptions, compileRuleset, type OpaqueEnv } from './rules/compile.js';
+import { FamilyState, type SimConfig } from './state.js';
+
+/**
+ * createSimulator: a simulated host running a policy. One pipeline per address family (the
+ * ruleset of each family, its conntrack table), one virtual clock, one nf_conntrack_max for
+ * both (the kernel's limit is per network namespace).
+ */
+
+export class SimulationError extends Error {
+  constructor(
+    message: string,
+    readonly line?: number,
+  ) {
+    super(message);
+    this.name = 'SimulationError';
+  }
+}
+
+/** The kernel's default nf_conntrack_max on this class of machine. */
+export const DEFAULT_MAX_ENTRIES = 262144;
+const DEFAULT_BUCKETS = 65536;
+
+function sysctlValue(all: Readonly<Record<string, string>>, ...names: string[]): string | undefined {
+  for (const [k, v] of Object.entries(all)) {
+    const short = k.replace(/^net\.(netfilter|ipv4|ipv6)\./, '').replace(/^conf\.all\./, '');
+    if (names.includes(short) || names.includes(k)) return v;
+  }
+  return undefined;
+}
+
+function intSysctl(all: Readonly<Record<string, string>>, fallback: number, ...names: string[]): number {
+  const v = sysctlValue(all, ...names);
+  if (v === undefined) return fallback;
+  if (!/^\d+$/.test(v.trim())) throw new SimulationError(`sysctl ${names[0]}: expected a non-negative integer, got "${v}"`);
+  return Number(v);
+}
+
+/** Non-tracker sysctls nfproof understands (everything else is refused with a clear message). */
+const HOST_SYSCTLS = [
+  'nf_conntrack_max',
+  'nf_conntrack_buckets',
+  'ip_forward',
+  'ip_default_ttl',
+  'icmp_ratelimit',
+  'forwarding',
+  'nf_conntrack_acct',
+  'nf_conntrack_checksum',
+  'nf_conntrack_helper',
+];
+
+export function resolveConfig(policy: Policy, options: SimOptions): { cfg: SimConfig; ipForward: boolean; icmpRateLimit: number } {
+  const all: Record<string, string> = { ...(policy.host?.sysctls ?? {}), ...(options.sysctls ?? {}) };
+  const tracker = parseTrackerSysctls(all);
+  if (tracker.errors.length > 0) throw new SimulationError(tracker.errors.join('; '));
+  const unknown = tracker.unknown.filter((n) => !HOST_SYSCTLS.includes(n.replace(/^net\.(netfilter|ipv4|ipv6)\./, '').replace(/^conf\.all\./, '')));
+  if (unknown.length > 0) {
+    throw new SimulationError(`unknown sysctl ${unknown.map((n) => trackerSysctlName(n)).join(', ')} (known: nf_conntrack_* timeouts, tcp_loose, tcp_be_liberal, tcp_max_retrans, nf_conntrack_max, nf_conntrack_buckets, ip_forward, ip_default_ttl, icmp_ratelimit)`);
+  }
+  const maxEntries = options.maxEntries ?? intSysctl(all, DEFAULT_MAX_ENTRIES, 'nf_conntrack_max');
+  const buckets = intSysctl(all, DEFAULT_BUCKETS, 'nf_conntrack_buckets');
+  if (buckets < 1) throw new SimulationError('nf_conntrack_buckets must be at least 1');
+  return {
+    cfg: {
+      maxEntries,
+      buckets,
+      sys: tracker.sys,
+      defaultTtl: intSysctl(all, 64, 'ip_default_ttl'),
+      trace: options.trace ?? true,
+      seed: options.seed ?? 0,
+    },
+    ipForward: intSysctl(all, 1, 'ip_forward', 'forwarding') !== 0,
+    icmpRateLimit: intSysctl(all, 1000, 'icmp_ratelimit') / 1000,
+  };
+}
+
+/** State of stateful matches (kinds' evaluate hooks) for one simulator. */
+class OpaqueState implements OpaqueEnv {
+  private readonly local = new Map<string, unknown>();
+  private readonly shared = new Map<string, unknown>();
+
+  decide(m: Match, key: string, c: Extract<Constraint, { op: 'opaque' }>, f: Frame): boolean {
+    const kind = matchKind(m);
+    if (!kind.evaluate) return this.unknown(f, c);
+    const local = this.local;
+    const shared = this.shared;
+    const v = kind.evaluate(m, c, {
+      packet: frameView(f),
+      now: f.now,
+      hook: f.hook,
+      local<T>(init: () => T): T {
+        if (!local.has(key)) local.set(key, init());
+        return local.get(key) as T;
+      },
+      shared<T>(name: string, init: () => T): T {
+        if (!shared.has(name)) shared.set(name, init());
+        return shared.get(name) as T;
+      },
+    });
+    return v === undefined ? this.unknown(f, c) : v;
+  }
+
+  private unknown(f: Frame, c: Extract<Constraint, { op: 'opaque' }>): boolean {
+    (f.unknowns ??= []).push(`${c.key}: ${c.reason} (assumed not to match)`);
+    f.trace?.push({ hook: f.hook, table: 'filter', chain: '?', action: `unknown match ${c.key} (${c.reason}): assumed not to match` });
+    return false;
+  }
+}
+
+class PolicySimulator implements Simulator {
+  private clock = Number.NEGATIVE_INFINITY;
+  private readonly states = new Map<Family, FamilyState>();
+  private readonly engines = new Map<Family, FamilyEngine>();
+  readonly max: number;
+
+  constructor(policy: Policy, options: SimOptions, compileOpts: CompileOptions) {
+    const { cfg, ipForward, icmpRateLimit } = resolveConfig(policy, options);
+    this.max = cfg.maxEntries;
+    const host = new Host(policy.host);
+    const opaque = new OpaqueState();
+    for (const family of FAMILIES) {
+      const rs = compileRuleset(policy.rulesets[family], opaque, compileOpts);
+      const st = new FamilyState(family, rs, host, cfg, () => this.totalCount());
+      this.states.set(family, st);
+      this.engines.set(family, new FamilyEngine(st, { ipForward, icmpRateLimit }));
+    }
+    this.host = host;
+  }
+
+  private readonly host: Host;
+
+  get now(): number {
+    return this.clock === Number.NEGATIVE_INFINITY ? 0 : this.clock;
+  }
+
+  private totalCount(): number {
+    let n = 0;
+    for (const s of this.states.values()) n += s.table.count;
+    return n;
+  }
+
+  advanceTo(t: number): void {
+    if (t < this.clock) throw new SimulationError(`time goes backwards: ${t} s after ${this.clock} s`);
+    this.clock = t;
+  }
+
+  process(input: SimInput): SimOutcome {
+    if (!Number.isFinite(input.t)) throw new SimulationError('packet time must be a finite number of seconds', input.line);
+    if (input.t < this.clock) throw new SimulationError(`packet time ${input.t} s is earlier than the previous packet (${this.clock} s)`, input.line);
+    this.clock = input.t;
+    if (input.ingress.kind === 'iface' && !this.host.devices.has(input.ingress.device)) {
+      const known = [...this.host.devices].join(', ');
+      throw new SimulationError(`unknown interface "${input.ingress.device}" (the host has: ${known})`, input.line);
+    }
+    const engine = this.engines.get(input.packet.family);
+    if (!engine) throw new SimulationError(`no ${input.packet.family} pipeline`, input.line);
+    return engine.process(input);
+  }
+
+  entries(family?: Family): CtEntrySnapshot[] {
+    const out: CtEntrySnapshot[] = [];
+    for (const [fam, st] of this.states) {
+      if (family && fam !== family) continue;
+      const t = st.table;
+      t.reapExpired(this.now);
+      for (const i of t.confirmedEntries()) {
+        if (t.expires[i] <= this.now) continue;
+        // A UDP entry that lost a NAT clash is only in the reply hash: ctnetlink does not list it.
+        if (t.status[i] & IPS.NAT_CLASH) continue;
+        const tracker = trackerFor(t.proto[i]);
+        const state = tracker.stateName(t.state[i]);
+        const ext = t.ext[i];
+        const helper = ext?.helper;
+        out.push({
+          family: fam,
+          original: tupleSnapshot(fam, t.getTuple(i, 0, st.t1)),
+          reply: tupleSnapshot(fam, t.getTuple(i, 1, st.t1)),
+          ...(state !== undefined ? { tcpState: state } : {}),
+          timeout: Math.floor(t.expires[i] - this.now + 1e-9),
+          status: t.status[i],
+          mark: t.mark[i],
+          zone: t.zone[i],
+          ...(helper ? { helper } : {}),
+          ...(ext?.randomized ? { randomized: [...ext.randomized] } : {}),
+        });
+      }
+    }
+    return out;
+  }
+
+  count(): number {
+    for (const st of this.states.values()) st.table.reapExpired(this.now);
+    return this.totalCount();
+  }
+
+  counters(): ChainCounters[] {
+    const out: ChainCounters[] = [];
+    for (const [family, st] of this.states) {
+      for (const table of st.rs.tables.values()) {
+        for (const c of table.order) {
+          out.push({
+            family,
+            table: table.name,
+            chain: c.name,
+            ...(c.hook ? { policy: [c.policyPackets, c.policyBytes] as const } : {}),
+            rules: c.rules.map((_, i) => [c.packets[i], c.bytes[i]] as const),
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** For the CLI: the family states (formatters read tables directly). */
+  familyState(family: Family): FamilyState {
+    return this.states.get(family)!;
+  }
+}
+
+export function createSimulator(policy: Policy, options: SimOptions = {}, compileOpts: CompileOptions = {}): Simulator {
+  return new PolicySimulator(policy, options, compileOpts);
+}
