@@ -8,11 +8,20 @@ import type { TargetEffect } from '../ir/effect.js';
 import type { Family } from '../util/ip.js';
 import type { MatchKind, TargetKind } from './kind.js';
 import { type AddrMatch, addrKind } from './match/addr.js';
+import { type AddrTypeMatch, addrtypeKind } from './match/addrtype.js';
 import { type CtDirectionMatch, ctDirectionKind } from './match/ct-direction.js';
 import { type CtStateMatch, ctStateKind } from './match/ct-state.js';
 import { type CtStatusMatch, ctStatusKind } from './match/ct-status.js';
 import { type CtTupleMatch, ctTupleKind } from './match/ct-tuple.js';
+import { type HashlimitMatch, hashlimitKind } from './match/hashlimit.js';
+import { type IcmpMatch, icmpKind } from './match/icmp.js';
 import { type IfaceMatch, ifaceKind } from './match/iface.js';
+import { type LimitMatch, limitKind } from './match/limit.js';
+import { type MacMatch, macKind } from './match/mac.js';
+import { type MarkMatch, markKind } from './match/mark.js';
+import { type RecentMatch, recentKind } from './match/recent.js';
+import { type TcpFlagsMatch, tcpFlagsKind } from './match/tcp-flags.js';
+import { type TcpOptionMatch, tcpOptionKind } from './match/tcp-option.js';
 import { type PortMatch, portKind } from './match/port.js';
 import { type ProtoMatch, protoKind } from './match/proto.js';
 import { type OpaqueMatch, opaqueMatchKind } from './match/opaque.js';
@@ -31,6 +40,15 @@ export type Match =
   | CtStatusMatch
   | CtDirectionMatch
   | CtTupleMatch
+  | TcpFlagsMatch
+  | TcpOptionMatch
+  | IcmpMatch
+  | MacMatch
+  | MarkMatch
+  | LimitMatch
+  | HashlimitMatch
+  | RecentMatch
+  | AddrTypeMatch
   | OpaqueMatch;
 
 export type Target = VerdictTarget | JumpTarget | SnatTarget | OpaqueTarget | CounterTarget;
@@ -47,6 +65,15 @@ export const MATCH_KINDS: MatchRegistry = {
   'ct-status': ctStatusKind,
   'ct-direction': ctDirectionKind,
   'ct-tuple': ctTupleKind,
+  'tcp-flags': tcpFlagsKind,
+  'tcp-option': tcpOptionKind,
+  icmp: icmpKind,
+  mac: macKind,
+  mark: markKind,
+  limit: limitKind,
+  hashlimit: hashlimitKind,
+  recent: recentKind,
+  addrtype: addrtypeKind,
   opaque: opaqueMatchKind,
 };
 

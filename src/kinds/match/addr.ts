@@ -77,6 +77,11 @@ export const addrKind: MatchKind<AddrMatch> = {
   keywords: ['saddr', 'daddr', 'from', 'to'],
   inFlows: true,
 
+  accepts(cur) {
+    // `saddr type local` is the addrtype kind's.
+    return cur.peekAtom(1) !== 'type';
+  },
+
   parse(cur, ctx) {
     const kw = cur.next() as { text: string; span: Span };
     if ((kw.text === 'from' || kw.text === 'to') && ctx.mode !== 'flow') {

@@ -4,6 +4,7 @@ import type { Family } from '../../../src/util/ip.js';
 import { NO_SPAN } from '../../../src/util/span.js';
 import type { AddrItem } from '../../../src/kinds/values.js';
 import { PROTO } from '../../../src/ir/fields.js';
+import type { Hook, TableName } from '../../../src/ir/netfilter.js';
 
 /**
  * fast-check arbitraries for every kind, used by the round-trip property (IR → DSL → IR), the
@@ -18,6 +19,19 @@ export interface GenContext {
   readonly family: Family;
   /** The rule's single protocol, if it has one. */
   readonly proto?: number;
+  /** The table the rule is in (default filter): targets and some matches are table-bound. */
+  readonly table?: TableName;
+  /**
+   * Hooks the rule's chain is reached from (a built-in chain: its own). Kinds the kernel
+   * restricts to some hooks (mac, owner, NAT targets …) generate only when all of these are
+   * allowed; absent means "unknown", and those kinds then generate nothing.
+   */
+  readonly hooks?: readonly Hook[];
+}
+
+/** True when every hook of the context is among `allowed` (and the context says which hooks). */
+export function onlyHooks(ctx: GenContext, allowed: readonly Hook[]): boolean {
+  return ctx.hooks !== undefined && ctx.hooks.length > 0 && ctx.hooks.every((h) => allowed.includes(h));
 }
 
 const span = NO_SPAN;
@@ -122,6 +136,79 @@ export const MATCH_ARBITRARIES: MatchArbs = {
       fc.record({ kind: fc.constant('ct-tuple' as const), field: fc.constant('expire' as const), negated: fc.boolean(), range: range(100000), span: fc.constant(span) }),
     );
   },
+  'tcp-flags': ({ proto }) =>
+    proto !== PROTO.tcp
+      ? undefined
+      : fc
+          .record({ kind: fc.constant('tcp-flags' as const), negated: fc.boolean(), mask: fc.integer({ min: 1, max: 0x3f }), flags: fc.integer({ min: 0, max: 0x3f }), span: fc.constant(span) })
+          .map((m) => ({ ...m, flags: m.flags & m.mask })),
+  'tcp-option': ({ proto }) =>
+    proto !== PROTO.tcp ? undefined : fc.record({ kind: fc.constant('tcp-option' as const), negated: fc.boolean(), option: fc.integer({ min: 0, max: 255 }), span: fc.constant(span) }),
+  icmp: ({ family, proto }) => {
+    const v6 = family === 'ipv6';
+    if (proto !== (v6 ? PROTO.icmpv6 : PROTO.icmp)) return undefined;
+    return fc.record({
+      kind: fc.constant('icmp' as const),
+      v6: fc.constant(v6),
+      negated: fc.boolean(),
+      type: fc.oneof(fc.constant('any' as const), fc.integer({ min: 0, max: 254 })),
+      code: fc.option(fc.integer({ min: 0, max: 255 }), { nil: undefined }),
+      span: fc.constant(span),
+    }).map((m) => (m.type === 'any' || m.code === undefined ? { kind: m.kind, v6: m.v6, negated: m.negated, type: m.type, span: m.span } : m));
+  },
+  mac: (ctx) =>
+    !onlyHooks(ctx, ['PREROUTING', 'INPUT', 'FORWARD'])
+      ? undefined
+      : fc.record({ kind: fc.constant('mac' as const), negated: fc.boolean(), addr: fc.bigInt(0n, (1n << 48n) - 1n), span: fc.constant(span) }),
+  mark: () =>
+    fc.record({
+      kind: fc.constant('mark' as const),
+      field: fc.constantFrom('mark' as const, 'ctmark' as const),
+      negated: fc.boolean(),
+      value: fc.bigInt(0n, 0xffffffffn),
+      mask: fc.oneof(fc.constant(0xffffffffn), fc.bigInt(1n, 0xffffffffn)),
+      span: fc.constant(span),
+    }),
+  limit: () =>
+    fc.record({
+      kind: fc.constant('limit' as const),
+      rate: fc.record({ count: fc.integer({ min: 1, max: 1000 }), unit: fc.constantFrom('second' as const, 'minute' as const, 'hour' as const) }),
+      burst: fc.integer({ min: 1, max: 100 }),
+      span: fc.constant(span),
+    }),
+  hashlimit: () =>
+    fc.record({
+      kind: fc.constant('hashlimit' as const),
+      name: fc.stringMatching(/^[a-z][a-z0-9_]{0,10}$/),
+      above: fc.boolean(),
+      rate: fc.record({ type: fc.constant('packets' as const), rate: fc.record({ count: fc.integer({ min: 1, max: 1000 }), unit: fc.constantFrom('second' as const, 'minute' as const) }) }),
+      mode: fc.subarray(['srcip', 'srcport', 'dstip', 'dstport'] as const),
+      span: fc.constant(span),
+    }),
+  recent: ({ family }) =>
+    fc
+      .record({
+        kind: fc.constant('recent' as const),
+        negated: fc.boolean(),
+        op: fc.constantFrom('set' as const, 'check' as const, 'update' as const, 'remove' as const),
+        name: fc.constantFrom('DEFAULT', 'ssh', 'scan'),
+        seconds: fc.option(fc.integer({ min: 1, max: 3600 }), { nil: undefined }),
+        side: fc.constantFrom('source' as const, 'dest' as const),
+        span: fc.constant(span),
+      })
+      .map((m) => {
+        const base = { kind: m.kind, negated: m.negated, op: m.op, name: m.name, side: m.side, span: m.span };
+        return m.seconds !== undefined && (m.op === 'check' || m.op === 'update') ? { ...base, seconds: m.seconds } : base;
+      })
+      .map((m) => (family === 'ipv6' ? m : m)),
+  addrtype: ({ family }) =>
+    fc.record({
+      kind: fc.constant('addrtype' as const),
+      dir: fc.constantFrom('src' as const, 'dst' as const),
+      negated: fc.boolean(),
+      types: fc.subarray(family === 'ipv4' ? (['UNICAST', 'LOCAL', 'BROADCAST', 'MULTICAST'] as const) : (['UNICAST', 'LOCAL', 'ANYCAST', 'MULTICAST'] as const), { minLength: 1 }),
+      span: fc.constant(span),
+    }),
   // Modules nfproof does not model, in the exact form iptables-save prints them (checked on the kernel).
   opaque: () =>
     fc.record({

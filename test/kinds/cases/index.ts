@@ -1,4 +1,5 @@
 import type { KindCase } from '../support/cases.js';
+import { STATEFUL_MATCH_CASES, TCP_ICMP_CASES } from './matches.js';
 import { BASIC_CASES, BASIC_TARGET_CASES, CONNTRACK_CASES, CT_STATE_CASES, SNAT_CASES } from './basic.js';
 
 /** Every table-driven case, by group; the kernel test loads them all. */
@@ -6,6 +7,8 @@ export const CASE_GROUPS: Readonly<Record<string, readonly KindCase[]>> = {
   basic: BASIC_CASES,
   'ct-state': CT_STATE_CASES,
   conntrack: CONNTRACK_CASES,
+  'tcp and icmp': TCP_ICMP_CASES,
+  'stateful and other matches': STATEFUL_MATCH_CASES,
   'basic targets': BASIC_TARGET_CASES,
   snat: SNAT_CASES,
 };
