@@ -2,7 +2,7 @@ import { CT_STATUS, type CtStatusName } from '../../../src/ir/fields.js';
 import type { ChainCounters, CtEntrySnapshot, CtTuple, SimInput, SimOutcome } from '../../../src/netfilter/api.js';
 import type { Packet } from '../../../src/netfilter/packet.js';
 import { normalizePacket } from '../../../src/netfilter/wire.js';
-import type { Family } from '../../../src/util/ip.js';
+import { type Family, formatAddress } from '../../../src/util/ip.js';
 import { formatEntry, formatPacket, formatTuple } from './format.js';
 import { OBSERVABLE_STATUS, type SavedChain } from './observe.js';
 import type { KernelStep } from './run.js';
@@ -107,9 +107,12 @@ export function packetDifferences(sim: Packet, kernel: Packet, opts: { ignoreIpI
   const cmp = (name: string, a: unknown, b: unknown) => {
     if (a !== b) out.push(`${prefix}${name}: sim ${String(a)}, kernel ${String(b)}`);
   };
+  const addr = (name: string, a: bigint, b: bigint) => {
+    if (a !== b) out.push(`${prefix}${name}: sim ${formatAddress(sim.family, a)}, kernel ${formatAddress(kernel.family, b)}`);
+  };
   cmp('family', sim.family, kernel.family);
-  cmp('src', sim.src, kernel.src);
-  cmp('dst', sim.dst, kernel.dst);
+  addr('src', sim.src, kernel.src);
+  addr('dst', sim.dst, kernel.dst);
   cmp('proto', sim.proto, kernel.proto);
   cmp('ttl', sim.ttl, kernel.ttl);
   cmp('tos', sim.tos, kernel.tos);
@@ -294,7 +297,14 @@ export function compareEntries(sim: readonly CtEntrySnapshot[], kernel: readonly
     }
     kernelByKey.delete(key);
     const diffs: string[] = [];
-    if (tupleKey(s.family, s.reply) !== tupleKey(k.family, k.reply)) diffs.push(`reply tuple: sim ${formatTuple(s.reply, s.family)}, kernel ${formatTuple(k.reply, k.family)}`);
+    // Fields the simulator marks as the kernel's random choice compare as "any value".
+    const wild = (t: CtTuple): CtTuple => ({
+      ...t,
+      ...(s.randomized?.includes('sport') ? { sport: 0 } : {}),
+      ...(s.randomized?.includes('dport') ? { dport: 0 } : {}),
+      ...(s.randomized?.includes('icmpId') ? { icmpId: 0 } : {}),
+    });
+    if (tupleKey(s.family, wild(s.reply)) !== tupleKey(k.family, wild(k.reply))) diffs.push(`reply tuple: sim ${formatTuple(s.reply, s.family)}, kernel ${formatTuple(k.reply, k.family)}`);
     if ((s.tcpState ?? '') !== (k.tcpState ?? '')) diffs.push(`state: sim ${s.tcpState ?? '-'}, kernel ${k.tcpState ?? '-'}`);
     const ms = s.status & OBSERVABLE_STATUS & ~CT_STATUS.CONFIRMED;
     const mk = k.status & OBSERVABLE_STATUS & ~CT_STATUS.CONFIRMED;

@@ -1,7 +1,7 @@
 import type { ChainCounters, CtEntrySnapshot, SimInput, SimOutcome } from '../../../src/netfilter/api.js';
 import type { Family } from '../../../src/util/ip.js';
 import { type Disagreement, PortMap, compareCounters, compareEntries, compareStep, formatDisagreements, inputForKernel } from './compare.js';
-import { checkSpan, describeEvent, type KernelFinal, type KernelStep, snapshot, stepOnKernel, waitUntilDue } from './run.js';
+import { type InputContext, type InputSpec, checkSpan, describeEvent, firstTime, type KernelFinal, type KernelStep, resolveInput, snapshot, stepOnKernel, waitUntilDue } from './run.js';
 import type { Topology } from './topology.js';
 
 /**
@@ -15,6 +15,8 @@ export interface SimulatorLike {
   process(input: SimInput): SimOutcome;
   entries(): readonly CtEntrySnapshot[];
   counters(): readonly ChainCounters[];
+  /** nf_conntrack_count; the number of entries when absent. */
+  count?(): number;
 }
 
 export interface DifferentialOptions {
@@ -39,31 +41,42 @@ export interface DifferentialResult {
   readonly report: string;
 }
 
-export async function differential(topo: Topology, sim: SimulatorLike, inputs: readonly SimInput[], opts: DifferentialOptions = {}): Promise<DifferentialResult> {
-  checkSpan(inputs, opts.maxSpan);
+export async function differential(topo: Topology, sim: SimulatorLike, specs: readonly InputSpec[], opts: DifferentialOptions = {}): Promise<DifferentialResult> {
+  checkSpan(specs, opts.maxSpan);
   const map = new PortMap();
   const disagreements: Disagreement[] = [];
   const notes: string[] = [];
   const outcomes: SimOutcome[] = [];
   const steps: KernelStep[] = [];
   for (const e of await topo.agent.drain()) notes.push(`before the run: ${describeEvent(topo, e)}`);
-  const t0 = inputs[0]?.t ?? 0;
+  // Inputs are written in the simulator's terms: a reply goes to the port the simulator chose.
+  const ctx: InputContext = { out: (i) => outcomes[i]?.egress?.packet ?? outcomes[i]?.delivered };
+  const t0 = firstTime(specs);
   const start = performance.now();
-  for (const [i, input] of inputs.entries()) {
+  for (const [i, spec] of specs.entries()) {
+    const input = resolveInput(spec, ctx);
+    const local = input.ingress.kind === 'local';
+    if (local && ((input.uid ?? 0) !== 0 || (input.gid ?? 0) !== 0)) {
+      throw new Error(`packet ${i + 1}: the harness sends locally generated packets from a root socket; uid/gid other than 0 cannot be reproduced`);
+    }
     const outcome = sim.process(input);
-    await waitUntilDue(input, t0, start);
-    const step = await stepOnKernel(topo, inputForKernel(input, map));
+    // The simulator completes what the author left out (seq/ack, a local source address): the
+    // kernel gets the completed packet.
+    const sent = outcome.input ?? input;
+    await waitUntilDue(sent, t0, start);
+    const step = await stepOnKernel(topo, inputForKernel(sent, map));
     outcomes.push(outcome);
     steps.push(step);
-    disagreements.push(...compareStep(i, outcome, { ...step, input }, map));
+    disagreements.push(...compareStep(i, outcome, { ...step, input: sent }, map));
     for (const o of step.other) notes.push(`packet ${i + 1}: kernel capture not understood: ${o}`);
   }
   for (const e of await topo.agent.drain()) disagreements.push({ kind: 'packet', where: 'after the run', detail: `unexpected capture: ${describeEvent(topo, e)}` });
   const final = snapshot(topo, opts.families);
   const simEntries = sim.entries();
   disagreements.push(...compareEntries(simEntries, final.entries, map, { timeoutTolerance: opts.timeoutTolerance }));
-  if (simEntries.length !== final.count) {
-    disagreements.push({ kind: 'count', where: 'nf_conntrack_count', detail: `simulator ${simEntries.length}, kernel ${final.count}` });
+  const simCount = sim.count?.() ?? simEntries.length;
+  if (simCount !== final.count) {
+    disagreements.push({ kind: 'count', where: 'nf_conntrack_count', detail: `simulator ${simCount}, kernel ${final.count}` });
   }
   if (opts.counters ?? true) disagreements.push(...compareCounters(sim.counters(), final.chains, notes));
   return {

@@ -12,6 +12,10 @@ export { hostModel, type HostSpec } from './host.js';
 export * from './observe.js';
 export * from './run.js';
 export * from './topology.js';
+export * from './compare.js';
+export * from './differential.js';
+export * from './scenario.js';
+export * from './format.js';
 
 /** Builds a topology, runs `fn`, and always tears everything down. */
 export async function withTopology<T>(host: HostModel, opts: TopologyOptions, fn: (t: TopologyT) => Promise<T>): Promise<T> {

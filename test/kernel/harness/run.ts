@@ -54,6 +54,29 @@ export interface KernelRun {
   readonly stray: readonly string[];
 }
 
+/**
+ * What a scenario sends: a fixed input, or one built from what earlier inputs became (a reply
+ * to a port the NAT chose). `out(i)` is the packet input i left the host as — the simulator's
+ * in a differential run, the kernel's otherwise — so a reply is written once for both.
+ */
+export type InputSpec = SimInput | ((ctx: InputContext) => SimInput);
+
+export interface InputContext {
+  /** The packet input `i` (0-based) left the host as, if it left. */
+  out(i: number): Packet | undefined;
+}
+
+export function resolveInput(spec: InputSpec, ctx: InputContext): SimInput {
+  return typeof spec === 'function' ? spec(ctx) : spec;
+}
+
+/** The packet an input became on the wire (not an answer such as a reset or an ICMP error). */
+export function carriedOn(step: KernelStep): Packet | undefined {
+  const p = step.input.packet;
+  const fwd = step.emitted.find((e) => !(e.packet.icmp?.inner && !p.icmp?.inner) && !(e.packet.tcp && e.packet.tcp.flags & 0x04 && !(p.tcp && p.tcp.flags & 0x04)));
+  return fwd?.packet ?? step.delivered[0]?.packet;
+}
+
 export interface ReplayOptions {
   /** Refuse scenarios whose inputs span more real time than this (seconds). Default 20. */
   readonly maxSpan?: number;
@@ -71,21 +94,30 @@ export async function waitUntilDue(input: SimInput, t0: number, startMs: number)
   if (wait > 0) await sleep(wait);
 }
 
-export function checkSpan(inputs: readonly SimInput[], maxSpan = 20): void {
-  const t0 = inputs[0]?.t ?? 0;
-  const span = (inputs.at(-1)?.t ?? t0) - t0;
+/** Time of the first input (a computed input is only resolved at its turn: its time must not come first). */
+export function firstTime(specs: readonly InputSpec[]): number {
+  const first = specs[0];
+  return first === undefined || typeof first === 'function' ? 0 : first.t;
+}
+
+export function checkSpan(specs: readonly InputSpec[], maxSpan = 20): void {
+  const fixed = specs.filter((s): s is SimInput => typeof s !== 'function');
+  const t0 = firstTime(specs);
+  const span = Math.max(t0, ...fixed.map((s) => s.t)) - t0;
   if (span > maxSpan) throw new Error(`inputs span ${span}s of real time; the kernel replay allows ${maxSpan}s (shorten the timeouts with sysctls instead)`);
 }
 
-export async function replay(topo: Topology, inputs: readonly SimInput[], opts: ReplayOptions = {}): Promise<KernelRun> {
-  checkSpan(inputs, opts.maxSpan);
-  const t0 = inputs[0]?.t ?? 0;
+export async function replay(topo: Topology, specs: readonly InputSpec[], opts: ReplayOptions = {}): Promise<KernelRun> {
+  checkSpan(specs, opts.maxSpan);
+  const steps: KernelStep[] = [];
+  const ctx: InputContext = { out: (i) => (steps[i] ? carriedOn(steps[i]) : undefined) };
+  const t0 = firstTime(specs);
   const stray: string[] = [];
   const noise = await topo.agent.drain();
   stray.push(...noise.map((e) => describeEvent(topo, e)));
-  const steps: KernelStep[] = [];
   const start = performance.now();
-  for (const input of inputs) {
+  for (const spec of specs) {
+    const input = resolveInput(spec, ctx);
     await waitUntilDue(input, t0, start);
     steps.push(await stepOnKernel(topo, input, opts.stepTimeoutMs));
   }
