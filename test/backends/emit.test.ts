@@ -133,10 +133,28 @@ describe('emitRuleset', () => {
     expect(names.every((n) => n.length <= 28)).toBe(true);
   });
 
-  it('refuses what one iptables rule cannot hold, with the reason', () => {
-    const p = policyOf({ ipv4: [table('filter', [builtin('INPUT', [rule(2, [m.iif('eth0'), m.iif('eth1', true)], t.accept()), rule(3, [m.proto([6]), m.dport([[1, 100]]), m.dport([[50, 50]], true)], t.accept())])])] });
-    const r = emitRuleset(p, 'ipv4');
-    expect(r.diagnostics.map((d) => `${d.span.start.line} ${d.code}`)).toEqual(['2 E-emit-repeated-option', '3 E-emit-duplicate-option']);
+  it('spreads tests an iptables rule holds once over levels of chains; refuses that for goto/return', () => {
+    const p = policyOf({
+      ipv4: [
+        table('filter', [
+          builtin('INPUT', [
+            rule(2, [m.iif('eth0'), m.iif('eth1', true)], t.accept()),
+            rule(3, [m.proto([6]), m.dport([[1, 100]]), m.dport([[50, 50]], true)], t.jump('x')),
+            rule(4, [m.iif('eth0'), m.iif('eth1', true)], t.goto('x')),
+          ]),
+          chain('x', []),
+        ]),
+      ],
+    });
+    const r = emitRuleset(p, 'ipv4', { sourceComments: false });
+    expect(rulesOf(r.text).filter((l) => l.startsWith('-A'))).toEqual([
+      '-A INPUT -i eth0 -j INPUT~1',
+      '-A INPUT -p tcp -m tcp --dport 1:100 -j INPUT~2',
+      // Level 2, entered by the jump: the target, or fall off back to INPUT.
+      '-A INPUT~1 ! -i eth1 -j ACCEPT',
+      '-A INPUT~2 -p tcp -m tcp ! --dport 50 -j x',
+    ]);
+    expect(r.diagnostics.map((d) => `${d.span.start.line} ${d.code}`)).toEqual(['4 E-emit-repeated-option']);
   });
 
   it('writes a rule without a target (counter) with no -j', () => {

@@ -6,7 +6,7 @@ import { emitRuleset } from '../../src/backends/emit/index.js';
 import type { Policy } from '../../src/ir/policy.js';
 import { FAMILIES, type Family } from '../../src/util/ip.js';
 import { SourceFiles } from '../../src/util/sources.js';
-import { builtin, chain, m, policyOf, rule, t, table } from '../backends/build.js';
+import { at, builtin, chain, m, policyOf, rule, t, table } from '../backends/build.js';
 import { VARIANTS, loadAndSave, sameTables } from '../backends/kernel-io.js';
 import { randomPolicy } from '../backends/random-policy.js';
 import { REPO_ROOT, kernelAvailable } from '../support/env.js';
@@ -95,6 +95,7 @@ const splitting = policyOf({
   ipv4: [
     table('filter', [
       builtin('INPUT', [
+        rule(1, [], t.jump('levels')),
         // Terminating targets: cross product in the chain itself.
         rule(2, [m.saddr(['10.0.0.0/8', '192.168.0.0/16']), m.proto([6, 17]), m.dport([[53, 53]])], t.accept()),
         // Non-terminating (jump): auxiliary chain of alternatives that goes to the target.
@@ -104,6 +105,14 @@ const splitting = policyOf({
         rule(5, [m.saddr(['10.1.0.0/16', '10.2.0.0/16'])], t.goto('svc')),
       ]),
       chain('svc', [rule(8, [m.daddr(['1.1.1.1', '8.8.8.8'])], t.accept()), rule(9, [m.saddr(['1.2.3.0/24', '5.6.7.0/24'])], t.drop())]),
+      // Tests an iptables rule holds once, spread over levels; a stateful (opaque) match run
+      // once after the alternatives; a counting rule (no target) with a set.
+      chain('levels', [
+        rule(13, [m.iif('eth0'), m.iif('eth1', true)], t.accept()),
+        rule(14, [m.proto([6]), m.dport([[1, 100]]), m.dport([[50, 50]], true)], t.jump('svc')),
+        rule(15, [m.saddr(['10.9.0.0/16', '10.8.0.0/16']), { kind: 'opaque', module: 'limit', args: ['--limit', '3/min'], span: at(15) }], t.accept()),
+        rule(16, [m.daddr(['10.7.0.1', '10.7.0.2'])], { kind: 'counter', span: at(16) }),
+      ]),
       // A user chain whose name is at the 28-character limit gets shortened auxiliary names.
       chain('a-very-long-chain-name-of-28', [rule(11, [m.saddr(['10.0.0.1', '10.0.0.2'])], t.jump('svc'))]),
     ]),
