@@ -20,7 +20,8 @@ export interface NatRange {
 export function parseNatRange(text: string, opts: { portsOnly?: boolean } = {}): NatRange | string {
   let addrPart = '';
   let portPart: string | undefined;
-  if (opts.portsOnly || text.startsWith(':')) {
+  if (opts.portsOnly || /^:\d/.test(text)) {
+    // `:80` is a port mapping; `::1` is an IPv6 address.
     portPart = text.startsWith(':') ? text.slice(1) : text;
   } else if (text.startsWith('[')) {
     const m = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
