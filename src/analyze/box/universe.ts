@@ -1,0 +1,89 @@
+import { CT_STATE } from '../../ir/fields.js';
+import type { Hook, TableName } from '../../ir/netfilter.js';
+import { type IntervalSet, normalize, subtract } from '../../util/intervals.js';
+import { familyMax } from '../../util/ip.js';
+import type { FamilyModel } from '../model/build.js';
+import { FIELD_SLOT, IIF_SLOT, OIF_SLOT, absentValue, fieldMax } from '../model/fields.js';
+import type { Box, BoxDomain } from './box.js';
+
+/**
+ * Over-approximations of the packets that can be at a built-in chain: what the hook implies
+ * about interfaces, addresses (routing), TTL, marks, conntrack state and which fields exist.
+ * Upstream drops are ignored (the set only needs to contain every packet that gets there).
+ */
+export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: TableName): Box[] {
+  const { ifaces, routing, features } = model;
+  const fam = model.family;
+  const single = (v: bigint): IntervalSet => [[v, v]];
+  const absent = (f: 'macsrc' | 'uid' | 'gid'): IntervalSet => single(absentValue(f, fam));
+  const presentOnly = (f: 'macsrc' | 'uid' | 'gid'): IntervalSet => [[0n, fieldMax(f, fam)]];
+  const firstTable = table === 'raw' || (model.stages[hook][0]?.table === table && (hook === 'PREROUTING' || hook === 'OUTPUT'));
+
+  let base: Box = dom.full();
+  const set = (slot: number, s: IntervalSet) => (base = dom.with(base, slot, s));
+
+  // Conntrack has not run in raw: no connection, state INVALID.
+  if (table === 'raw') set(FIELD_SLOT.ctstate, single(BigInt(CT_STATE.INVALID)));
+  else {
+    const states = [CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED, CT_STATE.INVALID, ...(features.notrack ? [CT_STATE.UNTRACKED] : [])];
+    set(FIELD_SLOT.ctstate, normalize(states.map((s) => [BigInt(s), BigInt(s)] as const)));
+  }
+  // Packets arrive unmarked; once a rule sets marks anything is possible after it.
+  if (!features.setsMark || firstTable) set(FIELD_SLOT.mark, single(0n));
+
+  const deviceSet = routing.hasHost ? ifaces.indicesOf(routing.devices) : ifaces.nonEmpty();
+  const lo = ifaces.indicesOf(['lo']);
+  const withMac = (b: Box): Box[] => {
+    // A source MAC exists on the receive side for devices with an Ethernet header (not lo).
+    const out: Box[] = [];
+    const notLo = subtract(dom.values(b, IIF_SLOT), lo, dom.top(IIF_SLOT));
+    const isLo = subtract(dom.values(b, IIF_SLOT), notLo, dom.top(IIF_SLOT));
+    if (notLo.length) out.push(dom.with(dom.with(b, IIF_SLOT, notLo), FIELD_SLOT.macsrc, presentOnly('macsrc')));
+    if (isLo.length) out.push(dom.with(dom.with(b, IIF_SLOT, isLo), FIELD_SLOT.macsrc, absent('macsrc')));
+    return out;
+  };
+  const noSocket = (b: Box): Box => dom.with(dom.with(b, FIELD_SLOT.uid, absent('uid')), FIELD_SLOT.gid, absent('gid'));
+  const socket = (b: Box): Box => dom.with(dom.with(b, FIELD_SLOT.uid, presentOnly('uid')), FIELD_SLOT.gid, presentOnly('gid'));
+  const empty = single(0n);
+
+  const received = (b: Box): Box => dom.with(b, IIF_SLOT, deviceSet);
+  const forwardRoutes = (b: Box): Box[] => {
+    const ttl = dom.with(b, FIELD_SLOT.ttl, [[1n, 254n]]);
+    if (!routing.hasHost) return [dom.with(ttl, OIF_SLOT, ifaces.nonEmpty())];
+    const max = familyMax(fam);
+    return routing.routes
+      .map((r) => ({ r, region: subtract(r.region, routing.localDelivery, max) }))
+      .filter((x) => x.region.length > 0)
+      .map((x) => dom.with(dom.with(ttl, FIELD_SLOT.daddr, x.region), OIF_SLOT, ifaces.indicesOf([x.r.device])));
+  };
+  const outputRoutes = (b: Box): Box[] => {
+    if (!routing.hasHost) return [dom.with(b, OIF_SLOT, ifaces.nonEmpty())];
+    const out = routing.routes.map((r) => dom.with(dom.with(b, FIELD_SLOT.daddr, r.region), OIF_SLOT, ifaces.indicesOf([r.device])));
+    if (routing.local.length) out.push(dom.with(dom.with(b, FIELD_SLOT.daddr, routing.local), OIF_SLOT, lo));
+    return out;
+  };
+
+  switch (hook) {
+    case 'PREROUTING':
+      return withMac(noSocket(dom.with(received(base), OIF_SLOT, empty)));
+    case 'INPUT': {
+      let b = dom.with(received(base), OIF_SLOT, empty);
+      if (routing.hasHost) b = dom.with(b, FIELD_SLOT.daddr, routing.localDelivery);
+      return withMac(noSocket(b));
+    }
+    case 'FORWARD':
+      return forwardRoutes(noSocket(received(base))).flatMap(withMac);
+    case 'OUTPUT':
+      return outputRoutes(socket(dom.with(dom.with(base, IIF_SLOT, empty), FIELD_SLOT.macsrc, absent('macsrc'))));
+    case 'POSTROUTING': {
+      const noMac = dom.with(base, FIELD_SLOT.macsrc, absent('macsrc'));
+      const forwarded = forwardRoutes(noSocket(received(noMac)));
+      const generated = outputRoutes(socket(dom.with(noMac, IIF_SLOT, empty)));
+      return [...forwarded, ...generated];
+    }
+    default: {
+      const never: never = hook;
+      throw new Error(`unknown hook ${String(never)}`);
+    }
+  }
+}

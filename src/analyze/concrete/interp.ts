@@ -1,0 +1,534 @@
+import { evaluateConstraint } from '../../ir/constraint.js';
+import type { NatAction, SideEffect } from '../../ir/effect.js';
+import { CT_STATE, CT_STATUS, type CtStateName, type NumericField } from '../../ir/fields.js';
+import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
+import { maxOf } from '../../util/intervals.js';
+import { FIELDS, absentValue, fieldMax } from '../model/fields.js';
+import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
+import type { NatBinding, PacketInput } from './input.js';
+import { PacketState } from './state.js';
+
+/**
+ * The analyzer's reference semantics: runs one concrete packet through the compiled policy the
+ * way the kernel does — tables of each hook in priority order, first-match chains with
+ * jump/goto/return and policies, marks, NOTRACK, NAT on a connection's first packet (DNAT
+ * before routing, SNAT after), routing from the host model — and reports what happened.
+ *
+ * The box pre-pass uses it to confirm candidate witnesses; every Z3 model is run through it
+ * to check the encoding; the replay then compares it with the real simulator.
+ */
+
+/** Keys of the values PacketInput.choices supplies. */
+export const CHOICE = {
+  /** Without a host model: 0 = the packet is for this host, 1 = it is forwarded. */
+  route: 'route',
+  /** Without a host model: interface class index of the egress device. */
+  oif: 'oif',
+  natAddr: (ruleId: number) => `nat${ruleId}.addr`,
+  natPort: (ruleId: number) => `nat${ruleId}.port`,
+  /** An unmodelled target: 0 = goes on with the next rule, 1 = accepts, 2 = drops. */
+  target: (ruleId: number) => `target${ruleId}`,
+} as const;
+
+/** Address MASQUERADE takes on a device when there is no host model to tell (TEST-NET-1/3849). */
+export const UNKNOWN_ADDR = { ipv4: 0xc0000201n, ipv6: 0x20010db8000000000000000000000001n } as const;
+
+export type Verdict = 'local' | 'forwarded' | 'sent' | 'dropped';
+export type DropReason = 'rule' | 'policy' | 'martian' | 'unreachable' | 'ttl' | 'nat-failed' | 'unmodelled';
+
+export interface PathStep {
+  readonly hook: Hook;
+  readonly table: TableName;
+  readonly chain: string;
+  /** The rule that matched; absent for a chain policy. */
+  readonly ruleId?: number;
+  readonly action: string;
+}
+
+export interface ConcreteOutcome {
+  readonly verdict: Verdict;
+  readonly dropReason?: DropReason;
+  /** The rule that dropped the packet (DROP/REJECT), or the built-in chain whose policy did. */
+  readonly decidedBy?: { readonly ruleId: number } | { readonly policy: string };
+  readonly egress?: string;
+  /** Field values as the packet leaves (or as it was when dropped). */
+  readonly final: Readonly<Record<NumericField, bigint>>;
+  /** Rules that matched, in order. */
+  readonly fired: readonly number[];
+  /** Rules that were evaluated. */
+  readonly reached: ReadonlySet<number>;
+  readonly path: readonly PathStep[];
+  /** Chains entered (table/name). */
+  readonly chains: ReadonlySet<string>;
+  readonly hooks: readonly Hook[];
+  readonly binding: NatBinding;
+  /** Unmodelled matches and targets consulted (their values came from the input). */
+  readonly opaqueUsed: readonly string[];
+  /** The state the filter rules saw. */
+  readonly ctState: CtStateName;
+  readonly iif: string;
+  readonly oif: string;
+}
+
+type ChainResult =
+  | { readonly kind: 'accept' | 'drop' | 'return' }
+  | { readonly kind: 'nat'; readonly rule: ModelRule; readonly nat: NatAction };
+
+const STATE_NAME: Readonly<Record<number, CtStateName>> = Object.fromEntries(
+  Object.entries(CT_STATE).map(([k, v]) => [v, k as CtStateName]),
+);
+
+class Run {
+  readonly fired: number[] = [];
+  readonly reached = new Set<number>();
+  readonly path: PathStep[] = [];
+  readonly chains = new Set<string>();
+  readonly hooks: Hook[] = [];
+  readonly opaqueUsed: string[] = [];
+  binding: { snat?: NatBinding['snat']; dnat?: NatBinding['dnat'] } = {};
+  /** Why and by what the packet was dropped, once it is. */
+  drop?: { readonly reason: DropReason; readonly ruleId?: number; readonly policy?: string };
+  notracked = false;
+  private ctDone = false;
+
+  constructor(
+    readonly model: FamilyModel,
+    readonly input: PacketInput,
+  ) {}
+
+  choice(key: string, fallback: bigint): bigint {
+    return this.input.choices?.[key] ?? fallback;
+  }
+
+  matches(rule: ModelRule, st: PacketState): boolean {
+    return evaluateConstraint(rule.constraint, st, (c) => {
+      if (!this.opaqueUsed.includes(c.key)) this.opaqueUsed.push(c.key);
+      return this.input.opaque?.[c.key] ?? false;
+    });
+  }
+
+  walk(chain: ModelChain, st: PacketState, stack: ModelChain[]): ChainResult {
+    this.chains.add(`${chain.table}/${chain.name}`);
+    for (const rule of chain.rules) {
+      this.reached.add(rule.id);
+      if (!this.matches(rule, st)) continue;
+      this.fired.push(rule.id);
+      const step = (action: string) => this.path.push({ hook: st.hook, table: chain.table, chain: chain.name, ruleId: rule.id, action });
+      const e = rule.effect;
+      switch (e.type) {
+        case 'accept':
+          step('ACCEPT');
+          return { kind: 'accept' };
+        case 'drop':
+          step('DROP');
+          this.drop = { reason: 'rule', ruleId: rule.id };
+          return { kind: 'drop' };
+        case 'reject':
+          step('REJECT');
+          this.drop = { reason: 'rule', ruleId: rule.id };
+          return { kind: 'drop' };
+        case 'return':
+          step('RETURN');
+          return { kind: 'return' };
+        case 'jump':
+        case 'goto': {
+          const target = lookupChain(this.model, chain.table, e.chain);
+          if (!target || stack.includes(target)) continue;
+          step(`${e.type} ${e.chain}`);
+          const r = this.walk(target, st, [...stack, target]);
+          if (r.kind !== 'return') return r;
+          if (e.type === 'goto') return r;
+          continue;
+        }
+        case 'continue':
+          step(e.actions.map(describeSideEffect).join(', ') || 'continue');
+          for (const a of e.actions) this.sideEffect(a, st);
+          continue;
+        case 'nat':
+          step(e.nat.type.toUpperCase());
+          if (chain.table !== 'nat') return { kind: 'accept' };
+          return { kind: 'nat', rule, nat: e.nat };
+        case 'opaque': {
+          const key = CHOICE.target(rule.id);
+          if (!this.opaqueUsed.includes(key)) this.opaqueUsed.push(key);
+          const c = e.terminates === 'no' ? 0n : this.choice(key, e.terminates === 'yes' ? 1n : 0n);
+          step(`${e.name} (unmodelled: ${c === 0n ? 'continues' : c === 1n ? 'accepts' : 'drops'})`);
+          if (c === 0n) continue;
+          if (c === 2n) this.drop = { reason: 'unmodelled', ruleId: rule.id };
+          return { kind: c === 1n ? 'accept' : 'drop' };
+        }
+        default: {
+          const never: never = e;
+          throw new Error(`unhandled effect ${JSON.stringify(never)}`);
+        }
+      }
+    }
+    return { kind: 'return' };
+  }
+
+  sideEffect(a: SideEffect, st: PacketState): void {
+    switch (a.type) {
+      case 'xmark': {
+        if (a.field === 'ctmark' && !st.tracked) return;
+        const mask32 = maxOf(32);
+        st.set(a.field, ((st.get(a.field) & ~a.mask & mask32) ^ a.xor) & mask32);
+        return;
+      }
+      case 'copy-mark': {
+        if (!st.tracked) return;
+        const mask32 = maxOf(32);
+        st.set(a.to, ((st.get(a.to) & ~a.toMask & mask32) ^ (st.get(a.from) & a.fromMask)) & mask32);
+        return;
+      }
+      case 'notrack':
+        this.notracked = true;
+        return;
+      case 'rewrite-tos': {
+        const tos = ((st.get('tos') & ~BigInt(a.mask) & 0xffn) ^ BigInt(a.xor)) & 0xffn;
+        st.set('tos', tos);
+        st.set('dscp', tos >> 2n);
+        return;
+      }
+      case 'rewrite-ttl': {
+        const ttl = st.get('ttl');
+        const v = BigInt(a.value);
+        st.set('ttl', a.op === 'set' ? v : a.op === 'inc' ? (ttl + v > 255n ? 255n : ttl + v) : ttl < v ? 0n : ttl - v);
+        return;
+      }
+      case 'log':
+      case 'ct-template':
+      case 'unmodelled':
+        return;
+      default: {
+        const never: never = a;
+        throw new Error(`unhandled side effect ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Runs the tables of one hook; returns false when the packet was dropped. */
+  hook(hook: Hook, st: PacketState, natHook: 'dst' | 'src', afterTable?: (t: TableName) => boolean): boolean {
+    st.hook = hook;
+    this.hooks.push(hook);
+    const natPriority = TABLE_PRIORITY.nat[hook];
+    let natDone = natPriority === undefined;
+    for (const stage of this.model.stages[hook]) {
+      const prio = TABLE_PRIORITY[stage.table][hook] ?? 0;
+      if (prio > CONNTRACK_PRIORITY) this.conntrack(st);
+      if (!natDone && natPriority !== undefined && prio > natPriority) {
+        // No nat chain here, but a reply still has its connection's NAT undone at this point.
+        natDone = true;
+        this.undoNat(st, natHook);
+      }
+      if (stage.table === 'nat') {
+        natDone = true;
+        if (!this.natStage(stage, st, natHook)) return false;
+      } else {
+        const r = this.walk(stage.chain, st, [stage.chain]);
+        if (!this.applyStageResult(stage, r, st)) return false;
+      }
+      if (afterTable && !afterTable(stage.table)) return false;
+    }
+    this.conntrack(st);
+    if (!natDone) this.undoNat(st, natHook);
+    return true;
+  }
+
+  /** Conntrack lookup (priority -200): the state the later tables see. */
+  conntrack(st: PacketState): void {
+    if (this.ctDone) return;
+    this.ctDone = true;
+    if (this.notracked) {
+      st.set('ctstate', BigInt(CT_STATE.UNTRACKED));
+      return;
+    }
+    st.set('ctstate', BigInt(CT_STATE[this.input.ctState]));
+    if (this.input.ctState === 'NEW') {
+      // A new connection: the tuples are this packet's, no NAT yet, no mark.
+      st.set('ctdir', 0n);
+      st.set('ctmark', 0n);
+      st.set('ctstatus', 0n);
+      st.set('ctproto', st.get('proto'));
+      st.set('ctorigsrc', st.get('saddr'));
+      st.set('ctorigdst', st.get('daddr'));
+      st.set('ctreplsrc', st.get('daddr'));
+      st.set('ctrepldst', st.get('saddr'));
+      const ports = st.has('sport');
+      st.set('ctorigsrcport', ports ? st.get('sport') : 0n);
+      st.set('ctorigdstport', ports ? st.get('dport') : 0n);
+      st.set('ctreplsrcport', ports ? st.get('dport') : 0n);
+      st.set('ctrepldstport', ports ? st.get('sport') : 0n);
+    }
+  }
+
+  applyStageResult(stage: Stage, r: ChainResult, st: PacketState): boolean {
+    if (r.kind === 'accept' || r.kind === 'nat') return true;
+    if (r.kind === 'drop') return false;
+    // Fell off the end (or RETURN from the built-in chain): the policy decides.
+    const policy = stage.chain.policy ?? 'ACCEPT';
+    this.path.push({ hook: st.hook, table: stage.table, chain: stage.chain.name, action: `policy ${policy}` });
+    if (policy === 'DROP') {
+      this.drop = { reason: 'policy', policy: `${stage.table}/${stage.chain.name}` };
+      return false;
+    }
+    return true;
+  }
+
+  /** The nat table: consulted for a connection's first packet; replies get the binding undone. */
+  natStage(stage: Stage, st: PacketState, natHook: 'dst' | 'src'): boolean {
+    const state = Number(st.get('ctstate'));
+    if (state === CT_STATE.NEW) {
+      const r = this.walk(stage.chain, st, [stage.chain]);
+      if (r.kind === 'drop') return false;
+      if (r.kind === 'return') {
+        const policy = stage.chain.policy ?? 'ACCEPT';
+        if (policy === 'DROP') {
+          this.path.push({ hook: st.hook, table: 'nat', chain: stage.chain.name, action: 'policy DROP' });
+          this.drop = { reason: 'policy', policy: `nat/${stage.chain.name}` };
+          return false;
+        }
+      }
+      if (r.kind === 'nat') {
+        if (!this.applyNat(r.rule, r.nat, st, natHook)) {
+          this.drop = { reason: 'nat-failed', ruleId: r.rule.id };
+          return false;
+        }
+      }
+      // The binding for this manip type is now set up (a null binding when nothing matched).
+      st.set('ctstatus', st.get('ctstatus') | BigInt(natHook === 'dst' ? CT_STATUS.DST_NAT_DONE : CT_STATUS.SRC_NAT_DONE));
+      return true;
+    }
+    if (this.input.binding) this.undoNat(st, natHook);
+    return true;
+  }
+
+  applyNat(rule: ModelRule, nat: NatAction, st: PacketState, natHook: 'dst' | 'src'): boolean {
+    const family = this.model.family;
+    const addrField = natHook === 'dst' ? 'daddr' : 'saddr';
+    const portField = natHook === 'dst' ? 'dport' : 'sport';
+    const before = st.get(addrField);
+    const hasPorts = st.has(portField);
+    const beforePort = hasPorts ? st.get(portField) : undefined;
+    let addr = before;
+    switch (nat.type) {
+      case 'snat':
+      case 'dnat':
+        if (nat.addr) addr = nat.addr[0] === nat.addr[1] ? nat.addr[0] : this.choice(CHOICE.natAddr(rule.id), nat.addr[0]);
+        break;
+      case 'netmap': {
+        if (nat.addr) {
+          const netmask = ~(nat.addr[0] ^ nat.addr[1]) & fieldMax('saddr', family);
+          addr = (before & ~netmask & fieldMax('saddr', family)) | (nat.addr[0] & netmask);
+        }
+        break;
+      }
+      case 'masquerade': {
+        const a = this.masqueradeSource(rule, st);
+        if (a === undefined) return false;
+        addr = a;
+        break;
+      }
+      case 'redirect': {
+        const a =
+          st.hook === 'OUTPUT'
+            ? this.model.routing.primaryAddress('lo')
+            : this.model.routing.hasHost
+              ? this.model.routing.primaryAddress(st.iif)
+              : this.choice(CHOICE.natAddr(rule.id), UNKNOWN_ADDR[family]);
+        if (a === undefined) return false;
+        addr = a;
+        break;
+      }
+    }
+    let port = beforePort;
+    if (hasPorts && beforePort !== undefined) {
+      const random = nat.random || nat.fullyRandom;
+      if (nat.ports) {
+        const [lo, hi] = nat.ports;
+        const inRange = beforePort >= lo && beforePort <= hi;
+        if (!inRange || (random && lo !== hi)) port = lo === hi ? lo : this.choice(CHOICE.natPort(rule.id), lo);
+      } else if (random && natHook === 'src') {
+        port = this.choice(CHOICE.natPort(rule.id), beforePort);
+      }
+    }
+    st.set(addrField, addr);
+    if (port !== undefined) st.set(portField, port);
+    const changed = addr !== before || port !== beforePort;
+    const part = { fromAddr: before, toAddr: addr, ...(beforePort !== undefined ? { fromPort: beforePort, toPort: port } : {}) };
+    if (natHook === 'dst') {
+      this.binding.dnat = part;
+      st.set('ctreplsrc', addr);
+      if (port !== undefined) st.set('ctreplsrcport', port);
+      if (changed) st.set('ctstatus', st.get('ctstatus') | BigInt(CT_STATUS.DST_NAT));
+    } else {
+      this.binding.snat = part;
+      st.set('ctrepldst', addr);
+      if (port !== undefined) st.set('ctrepldstport', port);
+      if (changed) st.set('ctstatus', st.get('ctstatus') | BigInt(CT_STATUS.SRC_NAT));
+    }
+    return true;
+  }
+
+  masqueradeSource(rule: ModelRule, st: PacketState): bigint | undefined {
+    const routing = this.model.routing;
+    if (!routing.hasHost) return this.choice(CHOICE.natAddr(rule.id), UNKNOWN_ADDR[this.model.family]);
+    if (st.oif === 'lo') return routing.primaryAddress('lo');
+    const route = routing.lookup(st.get('daddr'));
+    if (!route || route.device !== st.oif) {
+      return routing.addresses.find((a) => a.device === st.oif)?.addr;
+    }
+    return routing.sourceFor(route, st.get('daddr'));
+  }
+
+  /** A reply: at the dst-manip hooks undo SNAT, at the src-manip hooks undo DNAT. */
+  undoNat(st: PacketState, natHook: 'dst' | 'src'): void {
+    const b = this.input.binding;
+    if (!b) return;
+    if (natHook === 'dst' && b.snat) {
+      st.set('daddr', b.snat.fromAddr);
+      if (b.snat.fromPort !== undefined && st.has('dport')) st.set('dport', b.snat.fromPort);
+    }
+    if (natHook === 'src' && b.dnat) {
+      st.set('saddr', b.dnat.fromAddr);
+      if (b.dnat.fromPort !== undefined && st.has('sport')) st.set('sport', b.dnat.fromPort);
+    }
+  }
+}
+
+function describeSideEffect(a: SideEffect): string {
+  switch (a.type) {
+    case 'log':
+      return `LOG${a.prefix ? ` "${a.prefix}"` : ''}`;
+    case 'xmark':
+      return `set ${a.field} 0x${a.xor.toString(16)}/0x${a.mask.toString(16)}`;
+    case 'copy-mark':
+      return `copy ${a.from} to ${a.to}`;
+    case 'notrack':
+      return 'NOTRACK';
+    case 'rewrite-tos':
+      return `set tos 0x${a.xor.toString(16)}/0x${a.mask.toString(16)}`;
+    case 'rewrite-ttl':
+      return `ttl ${a.op} ${a.value}`;
+    case 'ct-template':
+      return `CT${a.helper ? ` helper ${a.helper}` : ''}${a.zone !== undefined ? ` zone ${a.zone}` : ''}`;
+    case 'unmodelled':
+      return a.name;
+  }
+}
+
+/** Field values of an input at ingress, with the conntrack view not yet applied. */
+export function initialValues(model: FamilyModel, input: PacketInput): bigint[] {
+  const f = input.fields;
+  const tos = f.tos ?? (f.dscp ?? 0n) << 2n;
+  return FIELDS.map((name) => {
+    switch (name) {
+      case 'ctstate':
+        return BigInt(CT_STATE.INVALID); // raw runs before conntrack
+      case 'tos':
+        return tos;
+      case 'dscp':
+        return tos >> 2n;
+      case 'cthelper':
+        // No master connection unless the input says which helper expected it.
+        return f.cthelper ?? absentValue('cthelper', model.family);
+      default:
+        return f[name] ?? 0n;
+    }
+  });
+}
+
+/** Runs one packet through the model. */
+export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutcome {
+  const run = new Run(model, input);
+  const routing = model.routing;
+  const local = input.ingress.kind === 'local';
+  const iif = input.ingress.kind === 'iface' ? input.ingress.device : '';
+  const st = new PacketState(model.family, initialValues(model, input), iif, '', local ? 'OUTPUT' : 'PREROUTING', local);
+  // ct fields other than for NEW come from the input as given.
+  const done = (verdict: Verdict, extra: { dropReason?: DropReason; egress?: string } = {}): ConcreteOutcome => {
+    const d = run.drop;
+    const dropReason = verdict === 'dropped' ? (extra.dropReason ?? d?.reason ?? 'policy') : undefined;
+    const decidedBy =
+      verdict === 'dropped' && extra.dropReason === undefined && d
+        ? d.ruleId !== undefined
+          ? { ruleId: d.ruleId }
+          : d.policy !== undefined
+            ? { policy: d.policy }
+            : undefined
+        : undefined;
+    return {
+      verdict,
+      ...(dropReason ? { dropReason } : {}),
+      ...(decidedBy ? { decidedBy } : {}),
+      ...(extra.egress !== undefined ? { egress: extra.egress } : {}),
+      final: st.snapshot(),
+      fired: run.fired,
+      reached: run.reached,
+      path: run.path,
+      chains: run.chains,
+      hooks: run.hooks,
+      binding: run.binding,
+      opaqueUsed: run.opaqueUsed,
+      ctState: STATE_NAME[Number(st.get('ctstate'))] ?? 'INVALID',
+      iif: st.iif,
+      oif: st.oif,
+    };
+  };
+  const dropped = (): ConcreteOutcome => done('dropped');
+
+  if (!local) {
+    if (!run.hook('PREROUTING', st, 'dst')) return dropped();
+    const decision = routing.inputDecision(iif, st.get('saddr'), st.get('daddr'));
+    let toLocal: boolean;
+    let oif = '';
+    if (decision === undefined) {
+      toLocal = run.choice(CHOICE.route, 0n) === 0n;
+      oif = toLocal ? '' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, 1n)));
+    } else if (decision.kind === 'martian') {
+      return done('dropped', { dropReason: 'martian' });
+    } else if (decision.kind === 'unreachable') {
+      return done('dropped', { dropReason: 'unreachable' });
+    } else {
+      toLocal = decision.kind === 'local';
+      if (decision.kind === 'forward') oif = decision.route.device;
+    }
+    if (toLocal) {
+      if (!run.hook('INPUT', st, 'src')) return dropped();
+      return done('local');
+    }
+    if (st.get('ttl') <= 1n) return done('dropped', { dropReason: 'ttl' });
+    st.set('ttl', st.get('ttl') - 1n);
+    st.oif = oif;
+    if (!run.hook('FORWARD', st, 'src')) return dropped();
+    // POSTROUTING still sees the input device of a forwarded packet (ip_output passes skb->dev).
+    if (!run.hook('POSTROUTING', st, 'src')) return dropped();
+    return done('forwarded', { egress: st.oif });
+  }
+
+  // Locally generated: routed before OUTPUT, rerouted after mangle and nat changed it.
+  const reroute = (): boolean => {
+    if (!routing.hasHost) {
+      st.oif = model.ifaces.nameOf(Number(run.choice(CHOICE.oif, 1n)));
+      return true;
+    }
+    const r = routing.outputRoute(st.get('daddr'));
+    if (!r) return false;
+    st.oif = r.device;
+    return true;
+  };
+  if (!reroute()) return done('dropped', { dropReason: 'unreachable' });
+  let unroutable = false;
+  const ok = run.hook('OUTPUT', st, 'dst', (t) => {
+    if (t === 'mangle' || t === 'nat') {
+      if (!reroute()) {
+        unroutable = true;
+        return false;
+      }
+    }
+    return true;
+  });
+  if (unroutable) return done('dropped', { dropReason: 'unreachable' });
+  if (!ok) return dropped();
+  if (!run.hook('POSTROUTING', st, 'src')) return dropped();
+  return done('sent', { egress: st.oif });
+}

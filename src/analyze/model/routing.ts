@@ -1,0 +1,250 @@
+import type { HostModel } from '../../ir/policy.js';
+import { type IntervalSet, contains, intersect, normalize, subtract, union } from '../../util/intervals.js';
+import { type Family, familyMax, prefixMask, prefixToInterval } from '../../util/ip.js';
+
+/**
+ * The host's routing as data, for one family: which destinations are local, which route each
+ * other destination takes, and which source address the host would use. The same rules as the
+ * simulator's Host (src/netfilter/host.ts) — connected routes from interface prefixes, declared
+ * routes on top, longest prefix then lowest metric then first declared — but laid out as
+ * disjoint address regions so that the box pre-pass and the Z3 encoding can use them as sets.
+ *
+ * Without a host model nothing is known: any destination may be local or routed out of any
+ * interface. Only the host-independent martian rules still apply (the kernel drops those
+ * before any routing table is consulted).
+ */
+export interface RouteRegion {
+  /** Destinations that take this route (disjoint from every other region and from local). */
+  readonly region: IntervalSet;
+  readonly device: string;
+  readonly via?: bigint;
+  /**
+   * Source address for packets leaving by this route (MASQUERADE, locally generated packets),
+   * per part of the region: the on-link address whose subnet holds the next hop, else the
+   * device's first address.
+   */
+  readonly sources: readonly { readonly region: IntervalSet; readonly addr: bigint | undefined }[];
+}
+
+export interface LocalAddress {
+  readonly addr: bigint;
+  readonly prefixLen: number;
+  readonly device: string;
+}
+
+const V4 = {
+  loopback: [[0x7f000000n, 0x7fffffffn]] as IntervalSet,
+  zeroNet: [[0n, 0x00ffffffn]] as IntervalSet,
+  multicast: [[0xe0000000n, 0xefffffffn]] as IntervalSet,
+  limitedBroadcast: 0xffffffffn,
+};
+const V6 = {
+  loopback: [[1n, 1n]] as IntervalSet,
+  multicast: [[0xffn << 120n, familyMax('ipv6')]] as IntervalSet,
+  linkLocal: [[0xfe80n << 112n, (0xfe80n << 112n) | ((1n << 118n) - 1n)]] as IntervalSet,
+};
+
+export class RoutingView {
+  readonly hasHost: boolean;
+  /** Every device packets can come in on or leave by (host devices and lo); empty without a host. */
+  readonly devices: readonly string[];
+  /** Unicast addresses of this host, including the loopback range. */
+  readonly local: IntervalSet;
+  /** Addresses configured on interfaces (not loopback), with their device. */
+  readonly addresses: readonly LocalAddress[];
+  /** IPv4 limited and subnet broadcasts (empty for IPv6). */
+  readonly broadcast: IntervalSet;
+  readonly multicast: IntervalSet;
+  readonly loopback: IntervalSet;
+  /** Disjoint regions in lookup order; destinations outside every region are unreachable. */
+  readonly routes: readonly RouteRegion[];
+
+  constructor(
+    readonly family: Family,
+    host: HostModel | undefined,
+  ) {
+    this.hasHost = host !== undefined;
+    const max = familyMax(family);
+    this.loopback = family === 'ipv4' ? V4.loopback : V6.loopback;
+    this.multicast = family === 'ipv4' ? V4.multicast : V6.multicast;
+    const addresses: LocalAddress[] = [];
+    const devices = new Set<string>();
+    if (host) devices.add('lo');
+    const entries: { addr: bigint; len: number; via?: bigint; device: string; metric: number; order: number }[] = [];
+    let order = 0;
+    const bcast: [bigint, bigint][] = family === 'ipv4' && host ? [[V4.limitedBroadcast, V4.limitedBroadcast]] : [];
+    for (const itf of host?.interfaces ?? []) {
+      devices.add(itf.device);
+      for (const a of itf.addresses) {
+        // Connected routes are numbered with the declared ones so ties break the way the
+        // simulator's Host does (interfaces first, in declaration order).
+        const o = order++;
+        if (a.family !== family) continue;
+        addresses.push({ addr: a.addr, prefixLen: a.prefixLen, device: itf.device });
+        const mask = prefixMask(family, a.prefixLen);
+        entries.push({ addr: a.addr & mask, len: a.prefixLen, device: itf.device, metric: family === 'ipv4' ? 0 : 256, order: o });
+        if (family === 'ipv4' && a.prefixLen < 31) {
+          const b = (a.addr & mask) | (~mask & V4.limitedBroadcast);
+          bcast.push([b, b]);
+        }
+      }
+    }
+    for (const r of host?.routes ?? []) {
+      const o = order++;
+      if (r.family !== family) continue;
+      devices.add(r.device);
+      entries.push({
+        addr: r.dest.addr,
+        len: r.dest.len,
+        ...(r.via !== undefined ? { via: r.via } : {}),
+        device: r.device,
+        metric: r.metric ?? (family === 'ipv4' ? 0 : 1024),
+        order: o,
+      });
+    }
+    this.addresses = addresses;
+    this.devices = [...devices];
+    this.local = host ? union(this.loopback, normalize(addresses.map((a) => [a.addr, a.addr] as const))) : [];
+    this.broadcast = normalize(bcast);
+    entries.sort((a, b) => b.len - a.len || a.metric - b.metric || a.order - b.order);
+    let covered: IntervalSet = [];
+    const routes: RouteRegion[] = [];
+    for (const e of entries) {
+      const iv = prefixToInterval({ family, addr: e.addr, len: e.len });
+      const region = subtract([iv], covered, max);
+      covered = union(covered, [iv]);
+      if (region.length === 0) continue;
+      routes.push({ region, device: e.device, ...(e.via !== undefined ? { via: e.via } : {}), sources: this.sourcesFor(region, e.device, e.via) });
+    }
+    this.routes = routes;
+  }
+
+  /** The source-address choice of Host.selectSource, split over a route's region. */
+  private sourcesFor(region: IntervalSet, device: string, via: bigint | undefined): RouteRegion['sources'] {
+    const mine = this.addresses.filter((a) => a.device === device);
+    if (device === 'lo') return [{ region, addr: this.family === 'ipv4' ? 0x7f000001n : 1n }];
+    if (mine.length === 0) return [{ region, addr: undefined }];
+    const max = familyMax(this.family);
+    if (this.family === 'ipv4') {
+      if (via !== undefined) {
+        const onLink = mine.find((l) => ((l.addr ^ via) & prefixMask('ipv4', l.prefixLen)) === 0n);
+        return [{ region, addr: (onLink ?? mine[0]).addr }];
+      }
+      // The next hop is the destination itself: the first address whose subnet holds it.
+      const out: { region: IntervalSet; addr: bigint }[] = [];
+      let rest = region;
+      for (const l of mine) {
+        const part = intersect(rest, [prefixToInterval({ family: 'ipv4', addr: l.addr & prefixMask('ipv4', l.prefixLen), len: l.prefixLen })]);
+        if (part.length) out.push({ region: part, addr: l.addr });
+        rest = subtract(rest, part, max);
+      }
+      if (rest.length) out.push({ region: rest, addr: mine[0].addr });
+      return out;
+    }
+    // IPv6: an address of the destination's scope (link-local or not), else the first.
+    const ll = mine.find((l) => contains(V6.linkLocal, l.addr));
+    const global = mine.find((l) => !contains(V6.linkLocal, l.addr));
+    const llPart = intersect(region, V6.linkLocal);
+    const otherPart = subtract(region, V6.linkLocal, max);
+    const out: { region: IntervalSet; addr: bigint }[] = [];
+    if (llPart.length) out.push({ region: llPart, addr: (ll ?? mine[0]).addr });
+    if (otherPart.length) out.push({ region: otherPart, addr: (global ?? mine[0]).addr });
+    return out;
+  }
+
+  /** Route lookup for a concrete destination (main table). */
+  lookup(dst: bigint): RouteRegion | undefined {
+    return this.routes.find((r) => contains(r.region, dst));
+  }
+
+  sourceFor(route: RouteRegion, dst: bigint): bigint | undefined {
+    return route.sources.find((s) => contains(s.region, dst))?.addr;
+  }
+
+  /** First address of the family on a device (REDIRECT's target in PREROUTING). */
+  primaryAddress(device: string): bigint | undefined {
+    if (device === 'lo') return this.family === 'ipv4' ? 0x7f000001n : 1n;
+    return this.addresses.find((a) => a.device === device)?.addr;
+  }
+
+  isLocal(addr: bigint): boolean {
+    return contains(this.local, addr);
+  }
+
+  /**
+   * Destinations delivered locally when they arrive from a device: own addresses, broadcasts
+   * and multicast. Martian checks come first (see inputDecision).
+   */
+  get localDelivery(): IntervalSet {
+    return union(union(this.local, this.broadcast), this.multicast);
+  }
+
+  /**
+   * The routing decision for a packet arriving on `device` (ip_route_input), as Host.routeInput.
+   * Without a host model the decision is not known and `undefined` is returned for a
+   * non-martian packet.
+   */
+  inputDecision(
+    device: string,
+    src: bigint,
+    dst: bigint,
+  ): { kind: 'local' } | { kind: 'forward'; route: RouteRegion } | { kind: 'unreachable' } | { kind: 'martian'; reason: string } | undefined {
+    const martian = this.martian(device, src, dst);
+    if (martian) return { kind: 'martian', reason: martian };
+    if (!this.hasHost) return undefined;
+    if (this.family === 'ipv4') {
+      if (contains(this.broadcast, dst) || contains(this.multicast, dst)) return { kind: 'local' };
+      if (contains(V4.zeroNet, src)) return { kind: 'martian', reason: 'martian source' };
+      if (device !== 'lo' && this.isLocal(src)) return { kind: 'martian', reason: 'martian source (one of our own addresses)' };
+    } else if (contains(this.multicast, dst)) return { kind: 'local' };
+    if (this.isLocal(dst)) return { kind: 'local' };
+    const route = this.lookup(dst);
+    return route ? { kind: 'forward', route } : { kind: 'unreachable' };
+  }
+
+  /** Host-independent martians (the simulator's Host applies the same before anything else). */
+  martian(device: string, src: bigint, dst: bigint): string | undefined {
+    if (this.family === 'ipv4') {
+      if (contains(V4.multicast, src) || src === V4.limitedBroadcast) return 'martian source';
+      if (device !== 'lo' && contains(V4.loopback, src)) return 'martian source (loopback address on the wire)';
+      if (contains(V4.zeroNet, dst)) return 'martian destination';
+      if (device !== 'lo' && contains(V4.loopback, dst)) return 'martian destination (loopback address on the wire)';
+      // Broadcast and multicast destinations are delivered before the remaining source checks.
+      if (dst === V4.limitedBroadcast || contains(this.broadcast, dst) || contains(V4.multicast, dst)) return undefined;
+      if (contains(V4.zeroNet, src)) return 'martian source';
+      return undefined;
+    }
+    if (contains(V6.multicast, src)) return 'martian source';
+    if (device !== 'lo' && (src === 1n || dst === 1n)) return 'loopback address on the wire';
+    return undefined;
+  }
+
+  /** Source addresses a packet from `device` may carry without being a martian (ignores the dst-dependent parts). */
+  saneSources(device: string): IntervalSet {
+    const max = familyMax(this.family);
+    let bad: IntervalSet = this.family === 'ipv4' ? union(union(V4.multicast, [[V4.limitedBroadcast, V4.limitedBroadcast]]), V4.zeroNet) : V6.multicast;
+    if (device !== 'lo') bad = union(bad, this.loopback);
+    if (device !== 'lo' && this.hasHost) bad = union(bad, this.local);
+    return subtract([[0n, max]], bad, max);
+  }
+
+  /** Destinations a packet from `device` may carry without being a martian. */
+  saneDestinations(device: string): IntervalSet {
+    const max = familyMax(this.family);
+    let bad: IntervalSet = this.family === 'ipv4' ? V4.zeroNet : [];
+    if (device !== 'lo') bad = union(bad, this.loopback);
+    return subtract([[0n, max]], bad, max);
+  }
+
+  /** Output routing for a locally generated packet (Host.routeOutput). */
+  outputRoute(dst: bigint): { device: string; source: bigint | undefined } | undefined {
+    if (!this.hasHost) return undefined;
+    if (this.isLocal(dst)) return { device: 'lo', source: dst };
+    if (contains(this.broadcast, dst)) {
+      const a = this.addresses.find((l) => l.prefixLen < 31 && ((l.addr ^ dst) & prefixMask('ipv4', l.prefixLen)) === 0n);
+      if (a) return { device: a.device, source: a.addr };
+    }
+    const r = this.lookup(dst);
+    return r ? { device: r.device, source: this.sourceFor(r, dst) } : undefined;
+  }
+}

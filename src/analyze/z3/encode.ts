@@ -1,0 +1,902 @@
+import type { Constraint } from '../../ir/constraint.js';
+import type { NatAction, SideEffect } from '../../ir/effect.js';
+import { CT_STATE, CT_STATUS, type NumericField, PORT_PROTOS, PROTO } from '../../ir/fields.js';
+import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
+import type { IntervalSet } from '../../util/intervals.js';
+import { familyMax } from '../../util/ip.js';
+import { CHOICE, UNKNOWN_ADDR } from '../concrete/interp.js';
+import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
+import { FIELDS, bitsOf, fieldMax, icmpProto, presenceOf } from '../model/fields.js';
+import type { Z3BV, Z3Bool, Z3Context } from './context.js';
+
+/**
+ * The policy of one family as Z3 terms over one packet: the same walk as the concrete
+ * interpreter (concrete/interp.ts) — tables per hook in priority order, first-match chains,
+ * jump/goto/return, policies, marks, NOTRACK, NAT on the first packet, routing — with every
+ * decision an if-then-else over the packet's variables. A property test runs random packets
+ * through both and requires the same outcome.
+ *
+ * `relevant` slices the policy: a rule it rejects is encoded as never matching. The caller
+ * must then restrict the packet to a region where that is true (see prepass/slicing).
+ */
+export interface EncodeOptions {
+  /** Prefix of every variable name (separates the packets of one query). */
+  readonly prefix: string;
+  readonly ingress: 'iface' | 'local';
+  readonly relevant?: (r: ModelRule) => boolean;
+  /** Stop after this hook (the rest of the walk is not needed). */
+  readonly stopAfterHook?: Hook;
+  /** A reply: its header comes from the original's final header, its connection's NAT is undone. */
+  readonly reply?: ReplySetup;
+}
+
+export interface ReplySetup {
+  readonly fields: Partial<Record<NumericField, Z3BV>>;
+  /** Fixed ingress device index (iface replies), or a local reply. */
+  readonly iif?: Z3BV;
+  readonly binding: SymBinding;
+}
+
+export interface SymNat {
+  readonly applied: Z3Bool;
+  readonly fromAddr: Z3BV;
+  readonly toAddr: Z3BV;
+  readonly fromPort: Z3BV;
+  readonly toPort: Z3BV;
+}
+export interface SymBinding {
+  readonly dnat: SymNat;
+  readonly snat: SymNat;
+}
+
+/** The initial packet's free variables, so a Z3 model can be read back into a PacketInput. */
+export interface PacketVars {
+  readonly fields: Map<NumericField, Z3BV>;
+  iif?: Z3BV;
+  ctstate?: Z3BV;
+  helperPresent?: Z3Bool;
+  readonly opaque: Map<string, Z3Bool>;
+  readonly choices: Map<string, Z3BV>;
+}
+
+export interface SymOutcome {
+  readonly vars: PacketVars;
+  /** Domain constraints of the variables; every query must assert them. */
+  readonly assumptions: Z3Bool[];
+  readonly local: Z3Bool;
+  readonly forwarded: Z3Bool;
+  readonly sent: Z3Bool;
+  readonly dropped: Z3Bool;
+  /** Delivered: local, forwarded or sent. */
+  readonly delivered: Z3Bool;
+  readonly fire: Map<number, Z3Bool>;
+  readonly reach: Map<number, Z3Bool>;
+  /** The packet entered the chain, and the rule's match evaluated where it stands. */
+  readonly entered: Map<string, Z3Bool>;
+  readonly matchAt: Map<number, Z3Bool>;
+  /** The packet reached each hook. */
+  readonly atHook: Map<Hook, Z3Bool>;
+  readonly final: SymState;
+  readonly egress: Z3BV;
+  readonly binding: SymBinding;
+  readonly ctNew: Z3Bool;
+}
+
+export class SymState {
+  constructor(
+    readonly vals: Map<NumericField, Z3BV>,
+    public iif: Z3BV,
+    public oif: Z3BV,
+    public hook: Hook,
+    public notrack: Z3Bool,
+    public helperPresent: Z3Bool,
+  ) {}
+
+  clone(): SymState {
+    return new SymState(new Map(this.vals), this.iif, this.oif, this.hook, this.notrack, this.helperPresent);
+  }
+}
+
+interface WalkResult {
+  acc: Z3Bool[];
+  drop: Z3Bool[];
+  ret: Z3Bool[];
+  nats: { rule: ModelRule; nat: NatAction; fire: Z3Bool }[];
+  st: SymState;
+}
+
+const TRACKED = [CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED];
+
+export class Encoder {
+  private readonly ifBits: number;
+  readonly vars: PacketVars = { fields: new Map(), opaque: new Map(), choices: new Map() };
+  readonly assumptions: Z3Bool[] = [];
+  readonly fire = new Map<number, Z3Bool>();
+  readonly reach = new Map<number, Z3Bool>();
+  readonly entered = new Map<string, Z3Bool>();
+  readonly matchAt = new Map<number, Z3Bool>();
+  readonly atHook = new Map<Hook, Z3Bool>();
+  private ctNewTerm: Z3Bool;
+  private ctStateAfter?: Z3BV;
+
+  constructor(
+    readonly ctx: Z3Context,
+    readonly model: FamilyModel,
+    readonly opts: EncodeOptions,
+  ) {
+    this.ifBits = Math.max(1, Math.ceil(Math.log2(model.ifaces.size)));
+    this.T = ctx.Bool.val(true);
+    this.F = ctx.Bool.val(false);
+    this.ctNewTerm = this.F;
+  }
+
+  // ---- terms -------------------------------------------------------------------------
+
+  lit(v: bigint | number, bits: number): Z3BV {
+    return this.ctx.BitVec.val(BigInt(v), bits) as Z3BV;
+  }
+
+  // Singletons, so trivially true/false terms are recognised by identity (no WASM call).
+  private readonly T: Z3Bool;
+  private readonly F: Z3Bool;
+
+  private t(): Z3Bool {
+    return this.T;
+  }
+
+  private f(): Z3Bool {
+    return this.F;
+  }
+
+  private isTrue(x: Z3Bool): boolean {
+    return x === this.T;
+  }
+
+  private isFalse(x: Z3Bool): boolean {
+    return x === this.F;
+  }
+
+  or(xs: readonly Z3Bool[]): Z3Bool {
+    if (xs.some((x) => this.isTrue(x))) return this.t();
+    const ys = xs.filter((x) => !this.isFalse(x));
+    if (ys.length === 0) return this.f();
+    if (ys.length === 1) return ys[0];
+    return this.ctx.Or(...ys);
+  }
+
+  and(xs: readonly Z3Bool[]): Z3Bool {
+    const ys = xs.filter((x) => !this.isTrue(x));
+    if (ys.some((y) => this.isFalse(y))) return this.f();
+    if (ys.length === 0) return this.t();
+    if (ys.length === 1) return ys[0];
+    return this.ctx.And(...ys);
+  }
+
+  not(x: Z3Bool): Z3Bool {
+    if (this.isTrue(x)) return this.f();
+    if (this.isFalse(x)) return this.t();
+    return this.ctx.Not(x);
+  }
+
+  ite(c: Z3Bool, a: Z3BV, b: Z3BV): Z3BV {
+    if (this.isTrue(c)) return a;
+    if (this.isFalse(c)) return b;
+    return this.ctx.If(c, a, b) as unknown as Z3BV;
+  }
+
+  inSet(term: Z3BV, set: IntervalSet, bits: number): Z3Bool {
+    const max = (1n << BigInt(bits)) - 1n;
+    const parts: Z3Bool[] = [];
+    for (const [lo, hi] of set) {
+      if (lo > max) continue;
+      const h = hi > max ? max : hi;
+      if (lo === 0n && h === max) return this.t();
+      if (lo === h) parts.push(term.eq(this.lit(lo, bits)));
+      else if (lo === 0n) parts.push(this.ctx.ULE(term, this.lit(h, bits)));
+      else if (h === max) parts.push(this.ctx.UGE(term, this.lit(lo, bits)));
+      else parts.push(this.and([this.ctx.UGE(term, this.lit(lo, bits)), this.ctx.ULE(term, this.lit(h, bits))]));
+    }
+    return this.or(parts);
+  }
+
+  bits(f: NumericField): number {
+    return bitsOf(f, this.model.family);
+  }
+
+  /** The initial variable of a field (created on first use). */
+  fieldVar(f: NumericField): Z3BV {
+    let v = this.vars.fields.get(f);
+    if (!v) {
+      v = this.ctx.BitVec.const(`${this.opts.prefix}${f}`, this.bits(f)) as Z3BV;
+      this.vars.fields.set(f, v);
+    }
+    return v;
+  }
+
+  choiceVar(key: string, bits: number): Z3BV {
+    let v = this.vars.choices.get(key);
+    if (!v) {
+      v = this.ctx.BitVec.const(`${this.opts.prefix}choice.${key}`, bits) as Z3BV;
+      this.vars.choices.set(key, v);
+    }
+    return v;
+  }
+
+  ifaceIndex(name: string): Z3BV {
+    return this.lit(this.model.ifaces.classOf(name), this.ifBits);
+  }
+
+  ifaceIn(term: Z3BV, set: IntervalSet): Z3Bool {
+    return this.inSet(term, set, this.ifBits);
+  }
+
+  // ---- presence and constraints ------------------------------------------------------
+
+  private val(st: SymState, f: NumericField): Z3BV {
+    if (f === 'dscp') return this.ctx.Extract(7, 2, this.val(st, 'tos')) as Z3BV;
+    const v = st.vals.get(f);
+    if (v) return v;
+    const fresh = this.fieldVar(f);
+    st.vals.set(f, fresh);
+    return fresh;
+  }
+
+  present(st: SymState, f: NumericField): Z3Bool {
+    const proto = () => this.val(st, 'proto');
+    const unfragmented = () => this.val(st, 'fragment').eq(this.lit(0, 1));
+    const protoIs = (ps: readonly number[]) => this.or(ps.map((p) => proto().eq(this.lit(p, 8))));
+    const state = () => this.val(st, 'ctstate');
+    switch (presenceKind(f)) {
+      case 'always':
+        return this.t();
+      case 'ports':
+        return this.and([unfragmented(), protoIs(PORT_PROTOS)]);
+      case 'tcp':
+        return this.and([unfragmented(), protoIs([PROTO.tcp])]);
+      case 'icmp':
+        return this.and([unfragmented(), protoIs([icmpProto(this.model.family)])]);
+      case 'ct':
+        return this.or(TRACKED.map((s) => state().eq(this.lit(s, 8))));
+      case 'helper':
+        return this.and([this.or([CT_STATE.ESTABLISHED, CT_STATE.RELATED].map((s) => state().eq(this.lit(s, 8)))), st.helperPresent]);
+      case 'mac': {
+        if (!(st.hook === 'PREROUTING' || st.hook === 'INPUT' || st.hook === 'FORWARD')) return this.f();
+        return this.and([this.not(st.iif.eq(this.ifaceIndex(''))), this.not(st.iif.eq(this.ifaceIndex('lo')))]);
+      }
+      case 'socket':
+        return this.opts.ingress === 'local' && (st.hook === 'OUTPUT' || st.hook === 'POSTROUTING') ? this.t() : this.f();
+    }
+  }
+
+  constraint(c: Constraint, st: SymState): Z3Bool {
+    switch (c.op) {
+      case 'true':
+        return this.t();
+      case 'false':
+        return this.f();
+      case 'and':
+        return this.and(c.of.map((x) => this.constraint(x, st)));
+      case 'or':
+        return this.or(c.of.map((x) => this.constraint(x, st)));
+      case 'not':
+        return this.not(this.constraint(c.of, st));
+      case 'in':
+        return this.and([this.present(st, c.field), this.inSet(this.val(st, c.field), c.set, this.bits(c.field))]);
+      case 'masked': {
+        const b = this.bits(c.field);
+        const v = this.val(st, c.field);
+        return this.and([this.present(st, c.field), v.and(this.lit(c.mask & fieldMax(c.field, this.model.family), b)).eq(this.lit(c.value, b))]);
+      }
+      case 'present':
+        return this.present(st, c.field);
+      case 'iface': {
+        const term = c.field === 'iif' ? st.iif : st.oif;
+        return this.ifaceIn(term, this.model.ifaces.matching(c.name, c.wildcard));
+      }
+      case 'opaque': {
+        let v = this.vars.opaque.get(c.key);
+        if (!v) {
+          v = this.ctx.Bool.const(`${this.opts.prefix}opaque.${c.key}`) as Z3Bool;
+          this.vars.opaque.set(c.key, v);
+        }
+        return v;
+      }
+      default: {
+        const never: never = c;
+        throw new Error(`unhandled constraint ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  // ---- chains ------------------------------------------------------------------------
+
+  private orInto(map: Map<number, Z3Bool>, id: number, x: Z3Bool): void {
+    const prev = map.get(id);
+    map.set(id, prev ? this.or([prev, x]) : x);
+  }
+
+  walk(chain: ModelChain, st0: SymState, live0: Z3Bool, stack: ModelChain[]): WalkResult {
+    let st = st0;
+    let live = live0;
+    const res: WalkResult = { acc: [], drop: [], ret: [], nats: [], st };
+    const key = chainKey(chain.table, chain.name);
+    const prevEntered = this.entered.get(key);
+    this.entered.set(key, prevEntered ? this.or([prevEntered, live0]) : live0);
+    for (const rule of chain.rules) {
+      if (this.isFalse(live)) break;
+      if (this.opts.relevant && !this.opts.relevant(rule)) continue;
+      const m = this.constraint(rule.constraint, st);
+      this.orInto(this.matchAt, rule.id, this.and([live0, m]));
+      this.orInto(this.reach, rule.id, live);
+      const fire = this.and([live, m]);
+      this.orInto(this.fire, rule.id, fire);
+      const e = rule.effect;
+      switch (e.type) {
+        case 'accept':
+          res.acc.push(fire);
+          live = this.and([live, this.not(m)]);
+          break;
+        case 'drop':
+        case 'reject':
+          res.drop.push(fire);
+          live = this.and([live, this.not(m)]);
+          break;
+        case 'return':
+          res.ret.push(fire);
+          live = this.and([live, this.not(m)]);
+          break;
+        case 'jump':
+        case 'goto': {
+          const target = lookupChain(this.model, chain.table, e.chain);
+          if (!target || stack.includes(target)) break;
+          const sub = this.walk(target, st, fire, [...stack, target]);
+          res.acc.push(...sub.acc);
+          res.drop.push(...sub.drop);
+          res.nats.push(...sub.nats);
+          st = sub.st;
+          const back = this.or(sub.ret);
+          if (e.type === 'jump') live = this.or([this.and([live, this.not(m)]), back]);
+          else {
+            res.ret.push(back);
+            live = this.and([live, this.not(m)]);
+          }
+          break;
+        }
+        case 'continue':
+          st = this.sideEffects(e.actions, st, fire);
+          break;
+        case 'nat':
+          if (chain.table === 'nat') res.nats.push({ rule, nat: e.nat, fire });
+          else res.acc.push(fire);
+          live = this.and([live, this.not(m)]);
+          break;
+        case 'opaque': {
+          if (e.terminates === 'no') break;
+          const c = this.choiceVar(CHOICE.target(rule.id), 2);
+          this.assumptions.push(e.terminates === 'yes' ? this.inSet(c, [[1n, 2n]], 2) : this.ctx.ULE(c, this.lit(2, 2)));
+          res.acc.push(this.and([fire, c.eq(this.lit(1, 2))]));
+          res.drop.push(this.and([fire, c.eq(this.lit(2, 2))]));
+          live = this.and([live, this.not(this.and([m, this.not(c.eq(this.lit(0, 2)))]))]);
+          break;
+        }
+        default: {
+          const never: never = e;
+          throw new Error(`unhandled effect ${JSON.stringify(never)}`);
+        }
+      }
+    }
+    res.ret.push(live);
+    res.st = st;
+    return res;
+  }
+
+  private sideEffects(actions: readonly SideEffect[], st0: SymState, fire: Z3Bool): SymState {
+    let st = st0;
+    for (const a of actions) {
+      switch (a.type) {
+        case 'xmark': {
+          st = st.clone();
+          const cur = this.val(st, a.field);
+          const next = cur.and(this.lit(~a.mask & 0xffffffffn, 32)).xor(this.lit(a.xor & 0xffffffffn, 32)) as Z3BV;
+          const guard = a.field === 'ctmark' ? this.and([fire, this.present(st, 'ctmark')]) : fire;
+          st.vals.set(a.field, this.ite(guard, next, cur));
+          break;
+        }
+        case 'copy-mark': {
+          st = st.clone();
+          const to = this.val(st, a.to);
+          const from = this.val(st, a.from);
+          const next = to.and(this.lit(~a.toMask & 0xffffffffn, 32)).xor(from.and(this.lit(a.fromMask & 0xffffffffn, 32))) as Z3BV;
+          st.vals.set(a.to, this.ite(this.and([fire, this.present(st, 'ctmark')]), next, to));
+          break;
+        }
+        case 'notrack':
+          st = st.clone();
+          st.notrack = this.or([st.notrack, fire]);
+          break;
+        case 'rewrite-tos': {
+          st = st.clone();
+          const cur = this.val(st, 'tos');
+          const next = cur.and(this.lit(~a.mask & 0xff, 8)).xor(this.lit(a.xor & 0xff, 8)) as Z3BV;
+          st.vals.set('tos', this.ite(fire, next, cur));
+          break;
+        }
+        case 'rewrite-ttl': {
+          st = st.clone();
+          const cur = this.val(st, 'ttl');
+          const v = this.lit(a.value, 8);
+          let next: Z3BV;
+          if (a.op === 'set') next = v;
+          else if (a.op === 'inc') next = this.ite(this.ctx.UGT(cur, this.lit(255 - a.value, 8)), this.lit(255, 8), cur.add(v) as Z3BV);
+          else next = this.ite(this.ctx.ULT(cur, v), this.lit(0, 8), cur.sub(v) as Z3BV);
+          st.vals.set('ttl', this.ite(fire, next, cur));
+          break;
+        }
+        case 'log':
+        case 'ct-template':
+        case 'unmodelled':
+          break;
+        default: {
+          const never: never = a;
+          throw new Error(`unhandled side effect ${JSON.stringify(never)}`);
+        }
+      }
+    }
+    return st;
+  }
+
+  // ---- hooks -------------------------------------------------------------------------
+
+  private stageResult(stage: Stage, r: WalkResult): { pass: Z3Bool } {
+    const fellOff = this.or(r.ret);
+    const policyAccepts = (stage.chain.policy ?? 'ACCEPT') === 'ACCEPT';
+    return { pass: this.or([...r.acc, ...r.nats.map((n) => n.fire), ...(policyAccepts ? [fellOff] : [])]) };
+  }
+
+  /** Conntrack (-200): the state later tables see, and a new connection's tuple fields. */
+  private conntrack(st: SymState): SymState {
+    if (this.ctStateAfter) {
+      st.vals.set('ctstate', this.ctStateAfter);
+      return st;
+    }
+    const out = st.clone();
+    const state0 = this.ctStateVar();
+    const after = this.ite(st.notrack, this.lit(CT_STATE.UNTRACKED, 8), state0);
+    this.ctStateAfter = after;
+    out.vals.set('ctstate', after);
+    const isNew = this.and([this.not(st.notrack), state0.eq(this.lit(CT_STATE.NEW, 8))]);
+    this.ctNewTerm = isNew;
+    const derived: Partial<Record<NumericField, Z3BV>> = {
+      ctdir: this.lit(0, 1),
+      ctmark: this.lit(0, 32),
+      ctstatus: this.lit(0, 16),
+      ctproto: this.val(st, 'proto'),
+      ctorigsrc: this.val(st, 'saddr'),
+      ctorigdst: this.val(st, 'daddr'),
+      ctreplsrc: this.val(st, 'daddr'),
+      ctrepldst: this.val(st, 'saddr'),
+    };
+    const ports = this.present(st, 'sport');
+    const port = (f: 'sport' | 'dport') => this.ite(ports, this.val(st, f), this.lit(0, 16));
+    derived.ctorigsrcport = port('sport');
+    derived.ctorigdstport = port('dport');
+    derived.ctreplsrcport = port('dport');
+    derived.ctrepldstport = port('sport');
+    for (const [f, v] of Object.entries(derived) as [NumericField, Z3BV][]) {
+      out.vals.set(f, this.ite(isNew, v, this.fieldVar(f)));
+    }
+    out.helperPresent = this.and([this.not(isNew), st.helperPresent]);
+    return out;
+  }
+
+  ctStateVar(): Z3BV {
+    if (!this.vars.ctstate) {
+      const v = this.ctx.BitVec.const(`${this.opts.prefix}ctstate`, 8) as Z3BV;
+      this.vars.ctstate = v;
+      if (this.opts.reply) this.assumptions.push(v.eq(this.lit(CT_STATE.ESTABLISHED, 8)));
+      else this.assumptions.push(this.inSet(v, [CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED, CT_STATE.INVALID].map((s) => [BigInt(s), BigInt(s)] as const).sort((a, b) => Number(a[0] - b[0])), 8));
+    }
+    return this.vars.ctstate;
+  }
+
+  get ctNew(): Z3Bool {
+    return this.ctNewTerm;
+  }
+
+  /** Runs the tables of one hook. Returns the packet's survival and the state after. */
+  private hook(
+    hook: Hook,
+    st0: SymState,
+    alive0: Z3Bool,
+    natHook: 'dst' | 'src',
+    binding: { dnat?: SymNat; snat?: SymNat },
+    afterTable?: (t: TableName, st: SymState) => SymState,
+  ): { alive: Z3Bool; st: SymState } {
+    let st = st0.clone();
+    st.hook = hook;
+    let alive = alive0;
+    this.atHook.set(hook, alive0);
+    const natPriority = TABLE_PRIORITY.nat[hook];
+    let natDone = natPriority === undefined;
+    let ctDone = false;
+    for (const stage of this.model.stages[hook]) {
+      const prio = TABLE_PRIORITY[stage.table][hook] ?? 0;
+      if (!ctDone && prio > CONNTRACK_PRIORITY && (hook === 'PREROUTING' || hook === 'OUTPUT')) {
+        st = this.conntrack(st);
+        ctDone = true;
+      }
+      if (!natDone && natPriority !== undefined && prio > natPriority) {
+        natDone = true;
+        st = this.undoNat(st, natHook);
+      }
+      if (stage.table === 'nat') {
+        natDone = true;
+        const r = this.natStage(stage, st, alive, natHook, binding);
+        alive = r.alive;
+        st = r.st;
+      } else {
+        const r = this.walk(stage.chain, st, alive, [stage.chain]);
+        st = r.st;
+        alive = this.stageResult(stage, r).pass;
+      }
+      if (afterTable) st = afterTable(stage.table, st);
+    }
+    if (!ctDone && (hook === 'PREROUTING' || hook === 'OUTPUT')) st = this.conntrack(st);
+    if (!natDone) st = this.undoNat(st, natHook);
+    return { alive, st };
+  }
+
+  private natStage(
+    stage: Stage,
+    st0: SymState,
+    alive: Z3Bool,
+    natHook: 'dst' | 'src',
+    binding: { dnat?: SymNat; snat?: SymNat },
+  ): { alive: Z3Bool; st: SymState } {
+    const isNew = this.ctNew;
+    const r = this.walk(stage.chain, st0, this.and([alive, isNew]), [stage.chain]);
+    const policyDrops = (stage.chain.policy ?? 'ACCEPT') === 'DROP';
+    // Not new: the chain is not consulted; a reply has its connection's NAT undone instead.
+    const notNew = this.and([alive, this.not(isNew)]);
+    const passNew = this.or([...r.acc, ...r.nats.map((n) => n.fire), ...(policyDrops ? [] : r.ret)]);
+    let st = r.st.clone();
+    const addrF = natHook === 'dst' ? 'daddr' : 'saddr';
+    const portF = natHook === 'dst' ? 'dport' : 'sport';
+    const fromAddr = this.val(st, addrF);
+    const hasPorts = this.present(st, portF);
+    const fromPort = this.val(st, portF);
+    let addr = fromAddr;
+    let port = fromPort;
+    const failed: Z3Bool[] = [];
+    for (const n of [...r.nats].reverse()) {
+      const a = this.natAddress(n.rule, n.nat, st, fromAddr, natHook);
+      if (a.fails) failed.push(this.and([n.fire, a.fails]));
+      addr = this.ite(n.fire, a.addr, addr);
+      port = this.ite(n.fire, this.natPort(n.rule, n.nat, fromPort, hasPorts, natHook), port);
+    }
+    const applied = this.or(r.nats.map((n) => n.fire));
+    st.vals.set(addrF, addr);
+    st.vals.set(portF, this.ite(hasPorts, port, fromPort));
+    const changed = this.and([applied, this.or([this.not(addr.eq(fromAddr)), this.and([hasPorts, this.not(port.eq(fromPort))])])]);
+    const status = this.val(st, 'ctstatus');
+    const natBit = natHook === 'dst' ? CT_STATUS.DST_NAT : CT_STATUS.SRC_NAT;
+    const doneBit = natHook === 'dst' ? CT_STATUS.DST_NAT_DONE : CT_STATUS.SRC_NAT_DONE;
+    let newStatus = status.or(this.lit(doneBit, 16)) as Z3BV;
+    newStatus = this.ite(changed, newStatus.or(this.lit(natBit, 16)) as Z3BV, newStatus);
+    st.vals.set('ctstatus', this.ite(isNew, newStatus, status));
+    if (natHook === 'dst') {
+      st.vals.set('ctreplsrc', this.ite(applied, addr, this.val(st, 'ctreplsrc')));
+      st.vals.set('ctreplsrcport', this.ite(this.and([applied, hasPorts]), port, this.val(st, 'ctreplsrcport')));
+    } else {
+      st.vals.set('ctrepldst', this.ite(applied, addr, this.val(st, 'ctrepldst')));
+      st.vals.set('ctrepldstport', this.ite(this.and([applied, hasPorts]), port, this.val(st, 'ctrepldstport')));
+    }
+    const nat: SymNat = { applied, fromAddr, toAddr: addr, fromPort, toPort: this.ite(hasPorts, port, fromPort) };
+    if (natHook === 'dst') binding.dnat = nat;
+    else binding.snat = nat;
+    // A reply (not new) gets its binding undone here instead.
+    const undone = this.undoNat(r.st, natHook);
+    const merged = st.clone();
+    for (const f of [addrF, portF] as const) merged.vals.set(f, this.ite(isNew, this.val(st, f), this.val(undone, f)));
+    const aliveOut = this.or([this.and([passNew, this.not(this.or(failed))]), notNew]);
+    return { alive: aliveOut, st: merged };
+  }
+
+  private natAddress(rule: ModelRule, nat: NatAction, st: SymState, from: Z3BV, natHook: 'dst' | 'src'): { addr: Z3BV; fails?: Z3Bool } {
+    const fam = this.model.family;
+    const bits = this.bits('saddr');
+    const routing = this.model.routing;
+    switch (nat.type) {
+      case 'snat':
+      case 'dnat': {
+        if (!nat.addr) return { addr: from };
+        if (nat.addr[0] === nat.addr[1]) return { addr: this.lit(nat.addr[0], bits) };
+        const c = this.choiceVar(CHOICE.natAddr(rule.id), bits);
+        this.assumptions.push(this.inSet(c, [nat.addr], bits));
+        return { addr: c };
+      }
+      case 'netmap': {
+        if (!nat.addr) return { addr: from };
+        const max = familyMax(fam);
+        const netmask = ~(nat.addr[0] ^ nat.addr[1]) & max;
+        return { addr: from.and(this.lit(~netmask & max, bits)).or(this.lit(nat.addr[0] & netmask, bits)) as Z3BV };
+      }
+      case 'masquerade': {
+        if (!routing.hasHost) {
+          const c = this.choiceVar(CHOICE.natAddr(rule.id), bits);
+          this.assumptions.push(c.eq(this.lit(UNKNOWN_ADDR[fam], bits)));
+          return { addr: c };
+        }
+        // As the concrete interpreter: lo gives 127.0.0.1; a route toward daddr on the egress
+        // device gives its source address; otherwise the first address of the egress device.
+        const daddr = this.val(st, 'daddr');
+        const onOif = (dev: string) => st.oif.eq(this.ifaceIndex(dev));
+        let addr: Z3BV = this.lit(0, bits);
+        const fallbackOk: Z3Bool[] = [];
+        for (const dev of routing.devices) {
+          const a = routing.addresses.find((x) => x.device === dev)?.addr;
+          if (dev === 'lo' || a === undefined) continue;
+          addr = this.ite(onOif(dev), this.lit(a, bits), addr);
+          fallbackOk.push(onOif(dev));
+        }
+        const routeOnOif: Z3Bool[] = [];
+        const routeOk: Z3Bool[] = [];
+        for (const r of routing.routes) {
+          if (r.device === 'lo') continue;
+          routeOnOif.push(this.and([onOif(r.device), this.inSet(daddr, r.region, bits)]));
+          for (const part of r.sources) {
+            if (part.addr === undefined) continue;
+            const cond = this.and([onOif(r.device), this.inSet(daddr, part.region, bits)]);
+            addr = this.ite(cond, this.lit(part.addr, bits), addr);
+            routeOk.push(cond);
+          }
+        }
+        const isLo = onOif('lo');
+        addr = this.ite(isLo, this.lit(routing.primaryAddress('lo')!, bits), addr);
+        const viaRoute = this.or(routeOnOif);
+        const ok = this.or([isLo, this.and([viaRoute, this.or(routeOk)]), this.and([this.not(viaRoute), this.or(fallbackOk)])]);
+        return { addr, fails: this.not(ok) };
+      }
+      case 'redirect': {
+        if (natHook === 'dst' && st.hook === 'OUTPUT') return { addr: this.lit(routing.primaryAddress('lo')!, bits) };
+        if (!routing.hasHost) {
+          const c = this.choiceVar(CHOICE.natAddr(rule.id), bits);
+          this.assumptions.push(c.eq(this.lit(UNKNOWN_ADDR[fam], bits)));
+          return { addr: c };
+        }
+        let addr: Z3BV = this.lit(0, bits);
+        const have: Z3Bool[] = [];
+        for (const dev of routing.devices) {
+          const a = routing.primaryAddress(dev);
+          if (a === undefined) continue;
+          const on = st.iif.eq(this.ifaceIndex(dev));
+          addr = this.ite(on, this.lit(a, bits), addr);
+          have.push(on);
+        }
+        return { addr, fails: this.not(this.or(have)) };
+      }
+    }
+  }
+
+  private natPort(rule: ModelRule, nat: NatAction, from: Z3BV, hasPorts: Z3Bool, natHook: 'dst' | 'src'): Z3BV {
+    const random = nat.random || nat.fullyRandom;
+    if (nat.ports) {
+      const [lo, hi] = nat.ports;
+      if (lo === hi) return this.ite(hasPorts, this.lit(lo, 16), from);
+      const inRange = this.inSet(from, [[lo, hi]], 16);
+      const c = this.choiceVar(CHOICE.natPort(rule.id), 16);
+      this.assumptions.push(this.inSet(c, [[lo, hi]], 16));
+      return random ? c : this.ite(inRange, from, c);
+    }
+    if (random && natHook === 'src') return this.choiceVar(CHOICE.natPort(rule.id), 16);
+    return from;
+  }
+
+  private undoNat(st0: SymState, natHook: 'dst' | 'src'): SymState {
+    const b = this.opts.reply?.binding;
+    if (!b) return st0;
+    const st = st0.clone();
+    if (natHook === 'dst') {
+      st.vals.set('daddr', this.ite(b.snat.applied, b.snat.fromAddr, this.val(st, 'daddr')));
+      st.vals.set('dport', this.ite(this.and([b.snat.applied, this.present(st, 'dport')]), b.snat.fromPort, this.val(st, 'dport')));
+    } else {
+      st.vals.set('saddr', this.ite(b.dnat.applied, b.dnat.fromAddr, this.val(st, 'saddr')));
+      st.vals.set('sport', this.ite(this.and([b.dnat.applied, this.present(st, 'sport')]), b.dnat.fromPort, this.val(st, 'sport')));
+    }
+    return st;
+  }
+
+  // ---- the walk ----------------------------------------------------------------------
+
+  private initialState(): SymState {
+    const vals = new Map<NumericField, Z3BV>();
+    const reply = this.opts.reply;
+    for (const f of FIELDS) {
+      if (f === 'dscp') continue;
+      const given = reply?.fields[f];
+      if (given) vals.set(f, given);
+    }
+    vals.set('mark', this.lit(0, 32));
+    vals.set('ctstate', this.lit(CT_STATE.INVALID, 8));
+    const local = this.opts.ingress === 'local';
+    let iif: Z3BV;
+    if (local) iif = this.ifaceIndex('');
+    else if (reply?.iif) iif = reply.iif;
+    else {
+      iif = this.ctx.BitVec.const(`${this.opts.prefix}iif`, this.ifBits) as Z3BV;
+      this.vars.iif = iif;
+      const routing = this.model.routing;
+      this.assumptions.push(this.ifaceIn(iif, routing.hasHost ? this.model.ifaces.indicesOf(routing.devices) : this.model.ifaces.nonEmpty()));
+    }
+    const helper = this.ctx.Bool.const(`${this.opts.prefix}helperPresent`) as Z3Bool;
+    this.vars.helperPresent = helper;
+    return new SymState(vals, iif, this.ifaceIndex(''), local ? 'OUTPUT' : 'PREROUTING', this.f(), reply ? this.f() : helper);
+  }
+
+  /** Per-field domain limits that every packet satisfies. */
+  private fieldAssumptions(): void {
+    const len = this.vars.fields.get('length');
+    if (len) this.assumptions.push(this.ctx.UGE(len, this.lit(this.model.family === 'ipv4' ? 20 : 40, 16)));
+  }
+
+  encode(): SymOutcome {
+    const bits = this.bits('saddr');
+    const binding: { dnat?: SymNat; snat?: SymNat } = {};
+    let st = this.initialState();
+    let local: Z3Bool = this.f();
+    let forwarded: Z3Bool = this.f();
+    let sent: Z3Bool = this.f();
+    let egress: Z3BV = this.ifaceIndex('');
+    const stop = this.opts.stopAfterHook;
+
+    if (this.opts.ingress === 'iface') {
+      const pre = this.hook('PREROUTING', st, this.t(), 'dst', binding);
+      st = pre.st;
+      const d = this.inputRouting(st);
+      if (stop !== 'PREROUTING') {
+        const stIn = st.clone();
+        const input = this.hook('INPUT', stIn, this.and([pre.alive, d.local]), 'src', binding);
+        local = input.alive;
+        let stFwd = st.clone();
+        stFwd.oif = d.oif;
+        const ttl = this.val(stFwd, 'ttl');
+        const ttlOk = this.ctx.UGE(ttl, this.lit(2, 8));
+        stFwd.vals.set('ttl', ttl.sub(this.lit(1, 8)) as Z3BV);
+        if (stop !== 'INPUT') {
+          const fwd = this.hook('FORWARD', stFwd, this.and([pre.alive, d.forward, ttlOk]), 'src', binding);
+          stFwd = fwd.st;
+          const post = stop === 'FORWARD' ? fwd : this.hook('POSTROUTING', stFwd, fwd.alive, 'src', binding);
+          forwarded = post.alive;
+          st = post.st;
+        } else st = input.st;
+        egress = this.ite(forwarded, d.oif, this.ifaceIndex(''));
+      }
+    } else {
+      const reroute = (s: SymState): { st: SymState; ok: Z3Bool } => {
+        const out = s.clone();
+        const r = this.outputRouting(this.val(out, 'daddr'));
+        out.oif = r.oif;
+        return { st: out, ok: r.ok };
+      };
+      const first = reroute(st);
+      st = first.st;
+      let routeOk = first.ok;
+      const out = this.hook('OUTPUT', st, first.ok, 'dst', binding, (t, s) => {
+        if (t !== 'mangle' && t !== 'nat') return s;
+        const r = reroute(s);
+        routeOk = this.and([routeOk, r.ok]);
+        return r.st;
+      });
+      st = out.st;
+      if (stop !== 'OUTPUT') {
+        const post = this.hook('POSTROUTING', st, this.and([out.alive, routeOk]), 'src', binding);
+        sent = post.alive;
+        st = post.st;
+      } else sent = this.and([out.alive, routeOk]);
+      egress = st.oif;
+    }
+    this.fieldAssumptions();
+    const none = (): SymNat => ({ applied: this.f(), fromAddr: this.lit(0, bits), toAddr: this.lit(0, bits), fromPort: this.lit(0, 16), toPort: this.lit(0, 16) });
+    const delivered = this.or([local, forwarded, sent]);
+    return {
+      vars: this.vars,
+      assumptions: this.assumptions,
+      local,
+      forwarded,
+      sent,
+      dropped: this.not(delivered),
+      delivered,
+      fire: this.fire,
+      reach: this.reach,
+      entered: this.entered,
+      matchAt: this.matchAt,
+      atHook: this.atHook,
+      final: st,
+      egress,
+      binding: { dnat: binding.dnat ?? none(), snat: binding.snat ?? none() },
+      ctNew: this.ctNew,
+    };
+  }
+
+  /** ip_route_input as terms: martians, local delivery, the route (and its device) otherwise. */
+  private inputRouting(st: SymState): { local: Z3Bool; forward: Z3Bool; oif: Z3BV } {
+    const routing = this.model.routing;
+    const fam = this.model.family;
+    const bits = this.bits('saddr');
+    const src = this.val(st, 'saddr');
+    const dst = this.val(st, 'daddr');
+    const notLo = this.not(st.iif.eq(this.ifaceIndex('lo')));
+    const inS = (t: Z3BV, s: IntervalSet) => this.inSet(t, s, bits);
+    let martian: Z3Bool;
+    let castLocal: Z3Bool;
+    if (fam === 'ipv4') {
+      const mc: IntervalSet = [[0xe0000000n, 0xefffffffn]];
+      const loop: IntervalSet = [[0x7f000000n, 0x7fffffffn]];
+      const zero: IntervalSet = [[0n, 0xffffffn]];
+      const bcast: IntervalSet = [[0xffffffffn, 0xffffffffn], ...routing.broadcast];
+      castLocal = this.or([inS(dst, bcast), inS(dst, mc)]);
+      const early = this.or([inS(src, mc), src.eq(this.lit(0xffffffffn, 32)), this.and([notLo, inS(src, loop)]), inS(dst, zero), this.and([notLo, inS(dst, loop)])]);
+      const late = this.or([inS(src, zero), ...(routing.hasHost ? [this.and([notLo, inS(src, routing.local)])] : [])]);
+      martian = this.or([early, this.and([this.not(castLocal), late])]);
+    } else {
+      const mc: IntervalSet = [[0xffn << 120n, familyMax('ipv6')]];
+      castLocal = inS(dst, mc);
+      martian = this.or([inS(src, mc), this.and([notLo, this.or([src.eq(this.lit(1, 128)), dst.eq(this.lit(1, 128))])])]);
+    }
+    const sane = this.not(martian);
+    if (!routing.hasHost) {
+      const route = this.choiceVar(CHOICE.route, 1);
+      const oif = this.choiceVar(CHOICE.oif, this.ifBits);
+      this.assumptions.push(this.ifaceIn(oif, this.model.ifaces.nonEmpty()));
+      const toLocal = this.or([castLocal, route.eq(this.lit(0, 1))]);
+      return { local: this.and([sane, toLocal]), forward: this.and([sane, this.not(toLocal)]), oif };
+    }
+    const isLocal = this.or([castLocal, inS(dst, routing.local)]);
+    let oif: Z3BV = this.ifaceIndex('');
+    const routed: Z3Bool[] = [];
+    for (const r of [...routing.routes].reverse()) {
+      const inR = inS(dst, r.region);
+      oif = this.ite(inR, this.ifaceIndex(r.device), oif);
+      routed.push(inR);
+    }
+    return { local: this.and([sane, isLocal]), forward: this.and([sane, this.not(isLocal), this.or(routed)]), oif };
+  }
+
+  /** ip_route_output: local destinations over lo, the main table otherwise. */
+  private outputRouting(dst: Z3BV): { oif: Z3BV; ok: Z3Bool } {
+    const routing = this.model.routing;
+    const bits = this.bits('daddr');
+    if (!routing.hasHost) {
+      const oif = this.choiceVar(CHOICE.oif, this.ifBits);
+      this.assumptions.push(this.ifaceIn(oif, this.model.ifaces.nonEmpty()));
+      return { oif, ok: this.t() };
+    }
+    let oif: Z3BV = this.ifaceIndex('');
+    const ok: Z3Bool[] = [];
+    for (const r of [...routing.routes].reverse()) {
+      const inR = this.inSet(dst, r.region, bits);
+      oif = this.ite(inR, this.ifaceIndex(r.device), oif);
+      ok.push(inR);
+    }
+    if (routing.broadcast.length) {
+      for (const a of [...routing.addresses].reverse()) {
+        if (a.prefixLen >= 31) continue;
+        const mask = ((1n << BigInt(a.prefixLen)) - 1n) << BigInt(32 - a.prefixLen);
+        const b = (a.addr & mask) | (~mask & 0xffffffffn);
+        const isB = dst.eq(this.lit(b, bits));
+        oif = this.ite(isB, this.ifaceIndex(a.device), oif);
+        ok.push(isB);
+      }
+    }
+    const isLocal = this.inSet(dst, routing.local, bits);
+    oif = this.ite(isLocal, this.ifaceIndex('lo'), oif);
+    ok.push(isLocal);
+    return { oif, ok: this.or(ok) };
+  }
+}
+
+function presenceKind(f: NumericField) {
+  return PRESENCE_OF[f];
+}
+
+const PRESENCE_OF = Object.fromEntries(FIELDS.map((f) => [f, presenceOf(f)])) as Record<NumericField, ReturnType<typeof presenceOf>>;

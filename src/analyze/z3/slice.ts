@@ -1,0 +1,71 @@
+import type { NumericField } from '../../ir/fields.js';
+import type { Box } from '../box/box.js';
+import type { Prepass } from '../box/prepass.js';
+import type { FamilyModel, ModelRule } from '../model/build.js';
+import { FIELDS, FIELD_SLOT, IIF_SLOT, OIF_SLOT, fieldMax } from '../model/fields.js';
+import type { Z3Bool } from './context.js';
+import type { Encoder } from './encode.js';
+
+/**
+ * Slicing: a question about packets of a region only needs the rules that can match some packet
+ * of it. The region is given as boxes over the packet where a rule stands; as the packet may
+ * have been rewritten before (marks, NAT, TTL, conntrack state, routing), the slots that can
+ * change on the way are dropped, which leaves a region over the packet as it arrives. A rule
+ * whose match cannot meet that region is encoded as never matching — exact for every packet of
+ * the region, so the query must also restrict the packet to it (regionConstraint).
+ */
+const MUTABLE: readonly NumericField[] = [
+  'mark',
+  'ctmark',
+  'ctstate',
+  'ctstatus',
+  'ctdir',
+  'ctproto',
+  'ctorigsrc',
+  'ctorigdst',
+  'ctreplsrc',
+  'ctrepldst',
+  'ctorigsrcport',
+  'ctorigdstport',
+  'ctreplsrcport',
+  'ctrepldstport',
+  'cthelper',
+  'ttl',
+  'pkttype',
+  'srctype',
+  'dsttype',
+];
+
+export function ingressRegion(model: FamilyModel, region: readonly Box[]): Box[] {
+  const drop = new Set<number>([...MUTABLE.map((f) => FIELD_SLOT[f]), OIF_SLOT]);
+  if (model.features.nat) for (const f of ['saddr', 'daddr', 'sport', 'dport'] as const) drop.add(FIELD_SLOT[f]);
+  return region.map((b) => b.map((s, i) => (drop.has(i) ? undefined : s)));
+}
+
+export function relevanceFilter(prepass: Prepass, region: readonly Box[]): (r: ModelRule) => boolean {
+  const dom = prepass.dom;
+  return (r) => prepass.boxes[r.id].over.some((m) => region.some((b) => dom.overlaps(m, b)));
+}
+
+/** The packet at ingress lies in the region (slots holding "absent" are left free). */
+export function regionConstraint(enc: Encoder, model: FamilyModel, region: readonly Box[]): Z3Bool {
+  const parts: Z3Bool[] = [];
+  for (const b of region) {
+    const conj: Z3Bool[] = [];
+    b.forEach((set, slot) => {
+      if (set === undefined) return;
+      if (slot === IIF_SLOT) {
+        if (enc.vars.iif) conj.push(enc.ifaceIn(enc.vars.iif, set));
+        return;
+      }
+      if (slot === OIF_SLOT) return;
+      const f = FIELDS[slot];
+      if (f === 'dscp') return; // derived from tos; constrained through it by the rules themselves
+      const max = fieldMax(f, model.family);
+      if (set[set.length - 1][1] > max) return; // may be absent: leave it free
+      conj.push(enc.inSet(enc.fieldVar(f), set, enc.bits(f)));
+    });
+    parts.push(enc.and(conj));
+  }
+  return enc.or(parts);
+}
