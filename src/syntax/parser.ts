@@ -1,0 +1,534 @@
+import { EmbeddedActionsParser, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
+import type { Word } from '../kinds/dsl.js';
+import { type Diagnostic, diag } from '../util/diagnostics.js';
+import type { Span } from '../util/span.js';
+import type { ChainAst, FileAst, HostStmt, Line, NameTok, Statement, TableStmt } from './ast.js';
+import {
+  ALL_TOKENS,
+  Atom,
+  BadRef,
+  Bang,
+  Chain,
+  Comma,
+  Define,
+  Equals,
+  Expect,
+  Host,
+  Include,
+  LBrace,
+  Neq,
+  Newline,
+  NfpLexer,
+  OpenStr,
+  Policy,
+  RBrace,
+  Ref,
+  Semicolon,
+  Service,
+  Str,
+  Table,
+} from './tokens.js';
+
+/**
+ * The statement grammar of .nfp (documented in grammar/GRAMMAR.md, drawn in grammar/diagrams.html):
+ *
+ *   file      = { SEP | statement }
+ *   statement = include | define | service | host | table | expect | stray
+ *   include   = "include" STRING
+ *   define    = "define" NAME "=" words
+ *   service   = "service" NAME "=" words
+ *   host      = "host" NAME {NL} "{" { SEP | line } "}"
+ *   table     = "table" [FAMILY] NAME {NL} "{" { SEP | chain | line } "}"
+ *   chain     = "chain" NAME ["policy" VERDICT] {NL} "{" { SEP | line } "}"
+ *   expect    = "expect" words
+ *   line      = word { word }
+ *   word      = ATOM | STRING | @REF | "!" | "!=" | "," | "=" | set
+ *   set       = "{" { item | "," | NL } "}"
+ *
+ * Lines and sets are deliberately loose: the words are checked by the next phase (the kinds for
+ * rule clauses), which knows what a user meant and can say so. The grammar accepts every token
+ * sequence except unbalanced or misplaced punctuation in headers, so chevrotain's own error
+ * recovery only has to deal with those, and a mistake never hides the lines after it.
+ */
+
+/** How a token is called in messages. */
+function describe(t: IToken): string {
+  if (t.tokenType.name === 'EOF') return 'end of file';
+  if (t.tokenType === Newline) return 'end of line';
+  return `\`${t.image}\``;
+}
+
+function label(t: TokenType): string {
+  if (t === Atom) return 'a name';
+  return t.LABEL ?? t.name;
+}
+
+/** What each grammar rule looks like, for hints on syntax errors. */
+const RULE_HINTS: Readonly<Record<string, string>> = {
+  include: 'write include "FILE.nfp" (the path in double quotes, relative to this file)',
+  define: 'write define NAME = VALUE, e.g. define web = { 80, 443 }',
+  service: 'write service NAME = CLAUSES, e.g. service dns = proto { udp, tcp } dport 53',
+  host: 'write host NAME { interface … ; route … }',
+  table: 'write table [ip|ip6|inet] NAME { chain … }',
+  chain: 'write chain NAME [policy accept|drop] { RULES }',
+  set: 'a set is written { a, b, c }; it may continue on the next line after `{` or `,`',
+};
+
+const messages: IParserErrorMessageProvider = {
+  buildMismatchTokenMessage({ expected, actual }) {
+    return `expected ${label(expected)}, found ${describe(actual)}`;
+  },
+  buildNotAllInputParsedMessage({ firstRedundant }) {
+    return `unexpected ${describe(firstRedundant)}`;
+  },
+  buildNoViableAltMessage({ actual }) {
+    return `unexpected ${describe(actual[0])}`;
+  },
+  buildEarlyExitMessage({ actual }) {
+    return `unexpected ${describe(actual[0])}`;
+  },
+};
+
+class NfpParser extends EmbeddedActionsParser {
+  file = '<input>';
+  diagnostics: Diagnostic[] = [];
+
+  constructor() {
+    super(ALL_TOKENS, { recoveryEnabled: true, maxLookahead: 3, errorMessageProvider: messages });
+    this.performSelfAnalysis();
+  }
+
+  /** Span of a token; a token inserted by error recovery gets an empty span after the previous one. */
+  span(t: IToken): Span {
+    if (t.isInsertedInRecovery || Number.isNaN(t.startOffset)) {
+      const prev = this.LA(0);
+      const ok = prev && !Number.isNaN(prev.startOffset) && prev.endOffset !== undefined;
+      const pos = ok ? { line: prev.endLine as number, col: (prev.endColumn as number) + 1, offset: (prev.endOffset as number) + 1 } : { line: 1, col: 1, offset: 0 };
+      return { file: this.file, start: pos, end: pos };
+    }
+    return {
+      file: this.file,
+      start: { line: t.startLine as number, col: t.startColumn as number, offset: t.startOffset },
+      end: { line: t.endLine as number, col: (t.endColumn as number) + 1, offset: (t.endOffset as number) + 1 },
+    };
+  }
+
+  join(a: Span, b: Span): Span {
+    return { file: a.file, start: a.start, end: b.end.offset >= a.start.offset ? b.end : a.end };
+  }
+
+  name(t: IToken): NameTok {
+    return { text: t.image, span: this.span(t) };
+  }
+
+  /** The span from the first token of a construct to the last consumed one. */
+  since(first: Span): Span {
+    return this.join(first, this.span(this.LA(0)));
+  }
+
+  public file_ = this.RULE('file', (): Statement[] => {
+    const statements: Statement[] = [];
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => this.SUBRULE(this.separator) },
+        {
+          ALT: () => {
+            const s = this.SUBRULE(this.statement);
+            this.ACTION(() => s && statements.push(s));
+          },
+        },
+      ]);
+    });
+    return statements;
+  });
+
+  /** A lone list of words (a flow given on the command line); line breaks count as spaces. */
+  public wordList = this.RULE('wordList', (): Word[] => {
+    const words: Word[] = [];
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => this.CONSUME(Newline) },
+        {
+          ALT: () => {
+            const w = this.SUBRULE(this.word);
+            this.ACTION(() => w && words.push(w));
+          },
+        },
+      ]);
+    });
+    return words;
+  });
+
+  private separator = this.RULE('separator', () => {
+    this.OR([{ ALT: () => this.CONSUME(Newline) }, { ALT: () => this.CONSUME(Semicolon) }]);
+  });
+
+  private statement = this.RULE('statement', (): Statement =>
+    this.OR<Statement>([
+      { ALT: () => this.SUBRULE(this.include) },
+      { ALT: () => this.SUBRULE(this.define) },
+      { ALT: () => this.SUBRULE(this.service) },
+      { ALT: () => this.SUBRULE(this.host) },
+      { ALT: () => this.SUBRULE(this.table) },
+      { ALT: () => this.SUBRULE(this.expect) },
+      { ALT: () => this.SUBRULE(this.stray), IGNORE_AMBIGUITIES: true },
+    ]),
+  );
+
+  private include = this.RULE('include', (): Statement => {
+    const kw = this.CONSUME(Include);
+    const path = this.CONSUME(Str);
+    const extra = this.SUBRULE(this.words);
+    return this.ACTION(() => {
+      const pathSpan = this.span(path);
+      const value = path.isInsertedInRecovery ? '' : this.unquote(path);
+      return { kind: 'include', path: value, pathSpan, extra, span: this.since(this.span(kw)) };
+    });
+  });
+
+  private define = this.RULE('define', (): Statement => {
+    const kw = this.CONSUME(Define);
+    const name = this.CONSUME(Atom);
+    this.CONSUME(Equals);
+    const value = this.SUBRULE(this.words);
+    return this.ACTION(() => ({ kind: 'define', name: this.name(name), value, span: this.since(this.span(kw)) }));
+  });
+
+  private service = this.RULE('service', (): Statement => {
+    const kw = this.CONSUME(Service);
+    const name = this.CONSUME(Atom);
+    this.CONSUME(Equals);
+    const words = this.SUBRULE(this.words);
+    return this.ACTION(() => ({ kind: 'service', name: this.name(name), words, span: this.since(this.span(kw)) }));
+  });
+
+  private host = this.RULE('host', (): HostStmt => {
+    const kw = this.CONSUME(Host);
+    const name = this.CONSUME(Atom);
+    const items: Line[] = [];
+    this.MANY(() => this.CONSUME(Newline));
+    this.CONSUME(LBrace);
+    this.MANY2(() => {
+      this.OR([
+        { ALT: () => this.SUBRULE(this.separator) },
+        {
+          ALT: () => {
+            const l = this.SUBRULE(this.line);
+            this.ACTION(() => items.push(l));
+          },
+        },
+      ]);
+    });
+    this.CONSUME(RBrace);
+    return this.ACTION(() => ({ kind: 'host', name: this.name(name), items, span: this.since(this.span(kw)) }));
+  });
+
+  private table = this.RULE('table', (): TableStmt => {
+    const kw = this.CONSUME(Table);
+    const first = this.CONSUME(Atom);
+    let second: IToken | undefined;
+    this.OPTION(() => {
+      second = this.CONSUME2(Atom);
+    });
+    const chains: ChainAst[] = [];
+    const stray: Line[] = [];
+    this.MANY(() => this.CONSUME(Newline));
+    this.CONSUME(LBrace);
+    this.MANY2(() => {
+      this.OR([
+        { ALT: () => this.SUBRULE(this.separator) },
+        {
+          ALT: () => {
+            const c = this.SUBRULE(this.chain);
+            this.ACTION(() => chains.push(c));
+          },
+        },
+        {
+          ALT: () => {
+            const l = this.SUBRULE(this.line);
+            this.ACTION(() => stray.push(l));
+          },
+          IGNORE_AMBIGUITIES: true,
+        },
+      ]);
+    });
+    this.CONSUME(RBrace);
+    return this.ACTION(() => ({
+      kind: 'table',
+      ...(second ? { family: this.name(first) } : {}),
+      name: this.name(second ?? first),
+      chains,
+      stray,
+      span: this.since(this.span(kw)),
+    }));
+  });
+
+  private chain = this.RULE('chain', (): ChainAst => {
+    const kw = this.CONSUME(Chain);
+    const name = this.CONSUME(Atom);
+    let policy: IToken | undefined;
+    this.OPTION(() => {
+      this.CONSUME(Policy);
+      policy = this.CONSUME2(Atom);
+    });
+    const rules: Line[] = [];
+    this.MANY(() => this.CONSUME(Newline));
+    this.CONSUME(LBrace);
+    this.MANY2(() => {
+      this.OR([
+        { ALT: () => this.SUBRULE(this.separator) },
+        {
+          ALT: () => {
+            const l = this.SUBRULE(this.line);
+            this.ACTION(() => rules.push(l));
+          },
+        },
+      ]);
+    });
+    this.CONSUME(RBrace);
+    return this.ACTION(() => ({
+      name: this.name(name),
+      ...(policy ? { policy: this.name(policy) } : {}),
+      rules,
+      span: this.since(this.span(kw)),
+    }));
+  });
+
+  private expect = this.RULE('expect', (): Statement => {
+    const kw = this.CONSUME(Expect);
+    const words = this.SUBRULE(this.words);
+    return this.ACTION(() => ({ kind: 'expect', words, span: this.since(this.span(kw)) }));
+  });
+
+  /** A top-level line with no statement keyword, or a `}` without its `{`. */
+  private stray = this.RULE('stray', (): Statement =>
+    this.OR<Statement>([
+      {
+        ALT: () => {
+          const l = this.SUBRULE(this.line);
+          return this.ACTION(() => ({ kind: 'stray', words: l.words, span: l.span }));
+        },
+      },
+      {
+        ALT: () => {
+          const t = this.CONSUME(RBrace);
+          return this.ACTION(() => ({ kind: 'stray', words: [], span: this.span(t) }));
+        },
+      },
+    ]),
+  );
+
+  private line = this.RULE('line', (): Line => {
+    const words: Word[] = [];
+    this.AT_LEAST_ONE(() => {
+      const w = this.SUBRULE(this.word);
+      this.ACTION(() => w && words.push(w));
+    });
+    return this.ACTION(() => ({ words, span: this.join(words[0].span, words[words.length - 1].span) }));
+  });
+
+  private words = this.RULE('words', (): Word[] => {
+    const words: Word[] = [];
+    this.MANY(() => {
+      const w = this.SUBRULE(this.word);
+      this.ACTION(() => w && words.push(w));
+    });
+    return words;
+  });
+
+  private word = this.RULE('word', (): Word | undefined =>
+    this.OR<Word | undefined>([
+      { ALT: () => this.SUBRULE(this.set) },
+      { ALT: () => this.SUBRULE(this.plainWord) },
+      {
+        ALT: () => {
+          const t = this.CONSUME(Comma);
+          return this.ACTION(() => ({ type: 'comma', span: this.span(t) }) as const);
+        },
+      },
+    ]),
+  );
+
+  /** Everything a set element can be made of (sets do not nest; commas separate elements). */
+  private plainWord = this.RULE('plainWord', (): Word | undefined =>
+    this.OR<Word | undefined>([
+      { ALT: () => this.atom(this.CONSUME(Atom)) },
+      {
+        ALT: () => {
+          const t = this.CONSUME(Str);
+          return this.ACTION(() => ({ type: 'string', value: this.unquote(t), span: this.span(t) }) as const);
+        },
+      },
+      {
+        ALT: () => {
+          const t = this.CONSUME(OpenStr);
+          return this.ACTION(() => {
+            this.diagnostics.push(
+              diag('error', 'E-unterminated-string', this.span(t), 'this string has no closing `"` on its line', 'close it with `"`; a string cannot span lines (write \\n for a line break)'),
+            );
+            return { type: 'string', value: t.image.slice(1), span: this.span(t) } as const;
+          });
+        },
+      },
+      {
+        ALT: () => {
+          const t = this.CONSUME(Ref);
+          return this.ACTION(() => ({ type: 'ref', name: t.image.slice(1), span: this.span(t) }) as const);
+        },
+      },
+      {
+        ALT: () => {
+          const t = this.CONSUME(BadRef);
+          return this.ACTION(() => {
+            this.diagnostics.push(diag('error', 'E-bad-ref', this.span(t), '`@` must be followed by the name of a define', 'e.g. saddr @inside'));
+            return undefined;
+          });
+        },
+      },
+      {
+        ALT: () => {
+          const t = this.CONSUME(Bang);
+          return this.ACTION(() => ({ type: 'bang', span: this.span(t) }) as const);
+        },
+      },
+      {
+        ALT: () => {
+          const t = this.CONSUME(Neq);
+          return this.ACTION(() => ({ type: 'neq', span: this.span(t) }) as const);
+        },
+      },
+      // A stray `=` is kept as a word so the next phase can say what is wrong with it.
+      { ALT: () => this.atom(this.CONSUME(Equals)) },
+    ]),
+  );
+
+  private atom(t: IToken): Word {
+    return this.ACTION(() => ({ type: 'atom', text: t.image, span: this.span(t) }) as const) as Word;
+  }
+
+  /** `{ a, !b, @c }`; line breaks are allowed after `{`, after `,` and before `}`. */
+  private set = this.RULE('set', (): Word => {
+    const open = this.CONSUME(LBrace);
+    const items: Word[][] = [];
+    let current: Word[] = [];
+    let emptyAt: Span | undefined;
+    this.MANY(() => {
+      this.OR([
+        {
+          GATE: () => this.newlineAllowedInSet(),
+          ALT: () => this.CONSUME(Newline),
+        },
+        {
+          ALT: () => {
+            const c = this.CONSUME(Comma);
+            this.ACTION(() => {
+              if (current.length === 0) emptyAt ??= this.span(c);
+              else items.push(current);
+              current = [];
+            });
+          },
+        },
+        {
+          ALT: () => {
+            const w = this.SUBRULE(this.plainWord);
+            this.ACTION(() => w && current.push(w));
+          },
+        },
+      ]);
+    });
+    const close = this.CONSUME(RBrace);
+    return this.ACTION(() => {
+      if (current.length > 0) items.push(current);
+      if (emptyAt) {
+        this.diagnostics.push(diag('error', 'E-empty-set-item', emptyAt, 'empty element in a set (two commas in a row, or a comma first)', 'remove the extra comma'));
+      }
+      return { type: 'set', items, span: this.join(this.span(open), this.span(close)) } as const;
+    });
+  });
+
+  private newlineAllowedInSet(): boolean {
+    const prev = this.LA(0).tokenType;
+    if (prev === LBrace || prev === Comma || prev === Newline) return true;
+    let i = 1;
+    while (this.LA(i).tokenType === Newline) i++;
+    return this.LA(i).tokenType === RBrace;
+  }
+
+  private unquote(t: IToken): string {
+    try {
+      return JSON.parse(t.image) as string;
+    } catch {
+      this.diagnostics.push(
+        diag('error', 'E-bad-escape', this.span(t), 'this string has an escape sequence nfproof does not know', 'use \\" \\\\ \\n \\t or \\uXXXX'),
+      );
+      return t.image.slice(1, -1);
+    }
+  }
+}
+
+let shared: NfpParser | undefined;
+
+function convertErrors(parser: NfpParser, file: string, text: string, diagnostics: Diagnostic[]): void {
+  diagnostics.push(...parser.diagnostics);
+  for (const e of parser.errors) {
+    const rule = e.context.ruleStack[e.context.ruleStack.length - 1] ?? 'file';
+    const ctxRule = [...e.context.ruleStack].reverse().find((r) => r in RULE_HINTS);
+    const atEof = e.token.tokenType.name === 'EOF';
+    const span = atEof ? endOf(file, text) : parser.span(e.token);
+    diagnostics.push(diag('error', 'E-syntax', span, e.message, ctxRule ? RULE_HINTS[ctxRule] : rule === 'file' ? undefined : RULE_HINTS[rule]));
+  }
+}
+
+function lexErrors(lexed: ReturnType<typeof NfpLexer.tokenize>, file: string, text: string): Diagnostic[] {
+  return lexed.errors.map((e) => {
+    const ch = text.slice(e.offset, e.offset + e.length);
+    const pos = { line: e.line ?? 1, col: e.column ?? 1, offset: e.offset };
+    const code = ch.codePointAt(0) ?? 0;
+    return diag(
+      'error',
+      'E-bad-character',
+      { file, start: pos, end: { ...pos, col: pos.col + e.length, offset: e.offset + e.length } },
+      `unexpected character ${JSON.stringify(ch)} (U+${code.toString(16).toUpperCase().padStart(4, '0')})`,
+      'only plain spaces, tabs and printable characters are allowed outside strings',
+    );
+  });
+}
+
+/** Lexes and parses a bare list of words (no statements), e.g. a flow given to `nfproof query`. */
+export function parseWordList(text: string, file: string): { words: Word[]; diagnostics: Diagnostic[] } {
+  const lexed = NfpLexer.tokenize(text);
+  const parser = (shared ??= new NfpParser());
+  parser.file = file;
+  parser.diagnostics = [];
+  const diagnostics = lexErrors(lexed, file, text);
+  parser.input = lexed.tokens;
+  const words = parser.wordList() ?? [];
+  convertErrors(parser, file, text, diagnostics);
+  return { words, diagnostics };
+}
+
+/** Lexes and parses one file. Never throws for bad input: every problem is a diagnostic. */
+export function parseFile(text: string, file: string): { ast: FileAst; diagnostics: Diagnostic[]; comments: IToken[] } {
+  const lexed = NfpLexer.tokenize(text);
+  const parser = (shared ??= new NfpParser());
+  parser.file = file;
+  parser.diagnostics = [];
+  const diagnostics = lexErrors(lexed, file, text);
+  parser.input = lexed.tokens;
+  const statements = parser.file_();
+  convertErrors(parser, file, text, diagnostics);
+  return { ast: { file, statements: statements ?? [] }, diagnostics, comments: (lexed.groups.comments ?? []) as IToken[] };
+}
+
+function endOf(file: string, text: string): Span {
+  const lines = text.split('\n');
+  const line = lines.length;
+  const col = lines[lines.length - 1].length + 1;
+  const pos = { line, col, offset: text.length };
+  return { file, start: pos, end: pos };
+}
+
+/** The grammar as chevrotain sees it, for the syntax diagrams (scripts/codegen.ts). */
+export function serializedGrammar(): ReturnType<NfpParser['getSerializedGastProductions']> {
+  return (shared ??= new NfpParser()).getSerializedGastProductions();
+}

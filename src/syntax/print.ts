@@ -1,0 +1,312 @@
+import { type Match, type Target, printMatch, printTarget } from '../kinds/index.js';
+import { type AddrItem, type AddrValue, type PortItem, type PortValue, formatAddrValue, formatPortValue } from '../kinds/values.js';
+import { restrictMatches, restrictRule } from '../ir/lower.js';
+import type { Chain, Expectation, Flow, HostModel, Policy, Rule, Table } from '../ir/policy.js';
+import { TABLES, type TableName } from '../ir/netfilter.js';
+import { FAMILIES, type Family, formatAddress } from '../util/ip.js';
+
+/**
+ * Canonical .nfp text for a policy: host block, defines, tables, expectations. Parsing the
+ * text gives back the same IR (ignoring spans) — the round-trip property in
+ * test/syntax/roundtrip.test.ts. Used by `nfproof import` (through the importer's folding,
+ * whose repeated lists carry a define name in `ref`) and by anyone who wants to show IR as DSL.
+ *
+ * - Values that carry a `ref` are printed as `@name`, with one `define` per name. If two uses
+ *   of a name disagree within one family, the later ones are printed inline.
+ * - A table present in both families is printed once (`table NAME`, both families) when its
+ *   chains and policies agree; rules that exist in one family only get an `ip`/`ip6` prefix.
+ *   Otherwise it is printed as `table ip NAME` and `table ip6 NAME`.
+ * - Built-in chains that are empty and ACCEPT are left out (lowering adds them back).
+ */
+export interface PrintOptions {
+  /** Indentation unit (default two spaces). */
+  readonly indent?: string;
+}
+
+export function printPolicy(policy: Policy, opts: PrintOptions = {}): string {
+  const ind = opts.indent ?? '  ';
+  const defines = new DefineTable();
+  const sections: string[] = [];
+
+  if (policy.host) sections.push(printHost(policy.host, ind));
+
+  const tableBlocks: string[] = [];
+  for (const name of TABLES) {
+    const t4 = policy.rulesets.ipv4.tables.find((t) => t.name === name);
+    const t6 = policy.rulesets.ipv6.tables.find((t) => t.name === name);
+    tableBlocks.push(...printTables(name, t4, t6, defines, ind));
+  }
+  const expects = policy.expectations.map((e) => printExpectation(e, defines));
+
+  // Defines are collected while printing, so they are rendered last but placed first.
+  const defs = defines.render();
+  if (defs) sections.push(defs);
+  sections.push(...tableBlocks);
+  if (expects.length) sections.push(expects.join('\n'));
+  return sections.join('\n\n') + '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+// host
+
+function printHost(h: HostModel, ind: string): string {
+  const lines = [`host ${h.name} {`];
+  for (const i of h.interfaces) {
+    const addrs = i.addresses.map((a) => `${formatAddress(a.family, a.addr)}/${a.prefixLen}`);
+    lines.push(`${ind}interface ${i.name}${i.device !== i.name ? ` dev ${i.device}` : ''}${addrs.length ? ` address ${addrs.join(', ')}` : ''}`);
+  }
+  for (const r of h.routes) {
+    const dev = h.interfaces.find((i) => i.device === r.device)?.name ?? r.device;
+    // `default` alone means both families, so a gateway-less default route is written as a prefix.
+    const dest = r.dest.len === 0 && r.via !== undefined ? 'default' : `${formatAddress(r.family, r.dest.addr)}/${r.dest.len}`;
+    lines.push(
+      `${ind}route ${dest}${r.via !== undefined ? ` via ${formatAddress(r.family, r.via)}` : ''} dev ${dev}${r.metric !== undefined ? ` metric ${r.metric}` : ''}`,
+    );
+  }
+  for (const [k, v] of Object.entries(h.sysctls)) lines.push(`${ind}sysctl ${k} ${atomOrString(v)}`);
+  lines.push('}');
+  return lines.join('\n');
+}
+
+function atomOrString(v: string): string {
+  return /^[^\s{},;#"=!@][^\s{},;#"=!]*$/.test(v) ? v : JSON.stringify(v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// defines
+
+type RefValue = { kind: 'addr'; value: AddrValue } | { kind: 'port'; value: PortValue };
+
+/** The define behind each `@name` met while printing, as the text of its value per family. */
+class DefineTable {
+  private readonly order: string[] = [];
+  private readonly kinds = new Map<string, 'addr' | 'port'>();
+  private readonly perFamily = new Map<string, Map<Family | 'any', string>>();
+  private readonly addrItems = new Map<string, { items: AddrItem[]; excluded: AddrItem[] }>();
+  private readonly portItems = new Map<string, PortItem[]>();
+
+  /**
+   * Registers a use; returns false when it disagrees with an earlier use of the same name in
+   * the same family (the caller then prints the value inline).
+   */
+  use(name: string, v: RefValue, family: Family | 'any'): boolean {
+    const text = v.kind === 'addr' ? formatAddrValue({ items: v.value.items, excluded: v.value.excluded }) : formatPortValue({ items: v.value.items });
+    const kind = this.kinds.get(name);
+    if (kind !== undefined && kind !== v.kind) return false;
+    const fam = v.kind === 'port' ? 'any' : family;
+    let known = this.perFamily.get(name);
+    if (!known) {
+      known = new Map();
+      this.perFamily.set(name, known);
+      this.kinds.set(name, v.kind);
+      this.order.push(name);
+    }
+    const earlier = known.get(fam);
+    if (earlier !== undefined) return earlier === text;
+    known.set(fam, text);
+    if (v.kind === 'addr') {
+      const acc = this.addrItems.get(name) ?? { items: [], excluded: [] };
+      acc.items.push(...v.value.items);
+      acc.excluded.push(...v.value.excluded);
+      this.addrItems.set(name, acc);
+    } else {
+      this.portItems.set(name, [...v.value.items]);
+    }
+    return true;
+  }
+
+  render(): string {
+    return this.order
+      .map((name) => {
+        if (this.kinds.get(name) === 'port') return `define ${name} = ${setOf(formatPortValue({ items: this.portItems.get(name)! }))}`;
+        const a = this.addrItems.get(name)!;
+        return `define ${name} = ${setOf(formatAddrValue({ items: a.items, excluded: a.excluded }))}`;
+      })
+      .join('\n');
+  }
+}
+
+/** Defines are always written as sets, which reads well and keeps one form. */
+function setOf(text: string): string {
+  return text.startsWith('{') ? text : `{ ${text} }`;
+}
+
+function isAddrValue(v: unknown): v is AddrValue {
+  return typeof v === 'object' && v !== null && Array.isArray((v as AddrValue).items) && Array.isArray((v as AddrValue).excluded);
+}
+
+function isPortValue(v: unknown): v is PortValue {
+  return typeof v === 'object' && v !== null && Array.isArray((v as PortValue).items) && !('excluded' in v);
+}
+
+/**
+ * Registers the defines a match refers to, and returns the match to print: the same one, or
+ * a copy whose disagreeing value is inlined (its `ref` removed).
+ */
+function withDefines<N extends Match>(m: N, family: Family | 'any', defines: DefineTable): N {
+  let out: N = m;
+  for (const [key, v] of Object.entries(m)) {
+    if (typeof v !== 'object' || v === null || typeof (v as { ref?: unknown }).ref !== 'string') continue;
+    const ref = (v as { ref: string }).ref;
+    const rv: RefValue | undefined = isAddrValue(v) ? { kind: 'addr', value: v } : isPortValue(v) ? { kind: 'port', value: v } : undefined;
+    if (rv && defines.use(ref, rv, family)) continue;
+    const { ref: _dropped, ...inline } = v as { ref: string };
+    void _dropped;
+    out = { ...out, [key]: inline };
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tables
+
+const FAMILY_WORD: Record<Family, string> = { ipv4: 'ip', ipv6: 'ip6' };
+
+function ruleText(r: Rule, family: Family, defines: DefineTable | undefined): string {
+  const ms = defines ? r.matches.map((m) => withDefines(m, family, defines)) : r.matches;
+  const parts = [...ms.map(printMatch), printTarget(r.target as Target)];
+  if (r.comment !== undefined) parts.push(`comment ${JSON.stringify(r.comment)}`);
+  return parts.join(' ');
+}
+
+/** Whether the rule, written without a family in an inet table, lowers to exactly itself in `family` and `other` (with `twin`). */
+function sharable(r: Rule, family: Family, twin: Rule, other: Family): boolean {
+  const here = restrictRule(r, family);
+  const there = restrictRule(r, other);
+  return here !== undefined && there !== undefined && ruleText(here, family, undefined) === ruleText(r, family, undefined) && ruleText(there, other, undefined) === ruleText(twin, other, undefined);
+}
+
+/** Whether the rule, written without a family in an inet table, would also produce a rule in `other`. */
+function leaksInto(r: Rule, other: Family): boolean {
+  return restrictRule(r, other) !== undefined;
+}
+
+function isImplicit(c: Chain): boolean {
+  return c.hook !== undefined && c.rules.length === 0 && (c.policy ?? 'ACCEPT') === 'ACCEPT';
+}
+
+function chainHeader(c: Chain): string {
+  const name = c.hook ? c.hook.toLowerCase() : c.name;
+  return `chain ${name}${c.hook && c.policy === 'DROP' ? ' policy drop' : ''} {`;
+}
+
+function block(header: string, chains: readonly { header: string; lines: readonly string[] }[], ind: string): string {
+  const out = [header];
+  for (const c of chains) {
+    if (c.lines.length === 0) {
+      out.push(`${ind}${c.header} }`);
+      continue;
+    }
+    out.push(`${ind}${c.header}`);
+    for (const l of c.lines) out.push(`${ind}${ind}${l}`);
+    out.push(`${ind}}`);
+  }
+  out.push('}');
+  return out.join('\n');
+}
+
+function printTables(name: TableName, t4: Table | undefined, t6: Table | undefined, defines: DefineTable, ind: string): string[] {
+  if (t4 && t6) {
+    const merged = mergeTables(t4, t6, defines);
+    if (merged) return [block(`table ${name} {`, merged, ind)];
+  }
+  const out: string[] = [];
+  for (const [t, f] of [
+    [t4, 'ipv4'],
+    [t6, 'ipv6'],
+  ] as const) {
+    if (!t) continue;
+    const chains = t.chains.filter((c) => !isImplicit(c)).map((c) => ({ header: chainHeader(c), lines: c.rules.map((r) => ruleText(r, f, defines)) }));
+    out.push(block(`table ${FAMILY_WORD[f]} ${name} {`, chains, ind));
+  }
+  return out;
+}
+
+/** One inet table for both families, or undefined when they differ too much to read well. */
+function mergeTables(t4: Table, t6: Table, defines: DefineTable): { header: string; lines: string[] }[] | undefined {
+  if (t4.chains.length !== t6.chains.length) return undefined;
+  let shared = 0;
+  let single = 0;
+  const plan: { chain: Chain; lines: { rule: Rule; family: Family | 'both' }[] }[] = [];
+  for (let k = 0; k < t4.chains.length; k++) {
+    const c4 = t4.chains[k];
+    const c6 = t6.chains[k];
+    if (c4.name !== c6.name || (c4.policy ?? 'ACCEPT') !== (c6.policy ?? 'ACCEPT')) return undefined;
+    const lines: { rule: Rule; family: Family | 'both' }[] = [];
+    let i = 0;
+    let j = 0;
+    const a = c4.rules;
+    const b = c6.rules;
+    // A greedy walk: any interleaving keeps each family's order, which is all parsing needs.
+    while (i < a.length || j < b.length) {
+      if (i < a.length && j < b.length && ruleText(a[i], 'ipv4', undefined) === ruleText(b[j], 'ipv6', undefined) && sharable(a[i], 'ipv4', b[j], 'ipv6')) {
+        lines.push({ rule: a[i], family: 'both' });
+        shared++;
+        i++;
+        j++;
+      } else if (i < a.length && (j >= b.length || !leaksInto(a[i], 'ipv6') || leaksInto(b[j], 'ipv4'))) {
+        lines.push({ rule: a[i++], family: 'ipv4' });
+        single++;
+      } else {
+        lines.push({ rule: b[j++], family: 'ipv6' });
+        single++;
+      }
+    }
+    plan.push({ chain: c4, lines });
+  }
+  if (single > shared) return undefined;
+  return plan
+    .filter((p) => !(isImplicit(p.chain) && p.lines.length === 0))
+    .map((p) => ({
+      header: chainHeader(p.chain),
+      lines: p.lines.map((l) =>
+        l.family === 'both'
+          ? // Register the define uses of both families.
+            (ruleText(l.rule, 'ipv6', defines), ruleText(l.rule, 'ipv4', defines))
+          : `${FAMILY_WORD[l.family]} ${ruleText(l.rule, l.family, defines)}`,
+      ),
+    }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// expectations
+
+export function printFlow(f: Flow, defines?: DefineTable): string {
+  const possible = FAMILIES.filter((fam) => restrictMatches(f.matches, fam) !== undefined);
+  const prefix = f.family && !(possible.length === 1 && possible[0] === f.family) ? `${FAMILY_WORD[f.family]} ` : '';
+  const ms = defines ? f.matches.map((m) => withDefines(m, f.family ?? 'any', defines)) : f.matches;
+  return prefix + ms.map(printMatch).join(' ');
+}
+
+function printExpectation(e: Expectation, defines: DefineTable): string {
+  const via = e.kind !== 'no-findings' && e.via !== undefined ? ` via ${isHookName(e.via) ? e.via.toLowerCase() : e.via}` : '';
+  switch (e.kind) {
+    case 'no-findings':
+      return `expect no ${e.finding} rules`;
+    case 'reachable': {
+      const t = e.translated;
+      const tr = t
+        ? ` translated${t.saddr !== undefined ? ` saddr ${formatAddress(addrFamily(t.saddr, e.flow.family), t.saddr)}` : ''}${
+            t.daddr !== undefined ? ` daddr ${formatAddress(addrFamily(t.daddr, e.flow.family), t.daddr)}` : ''
+          }${t.sport !== undefined ? ` sport ${t.sport}` : ''}${t.dport !== undefined ? ` dport ${t.dport}` : ''}`
+        : '';
+      return `expect reachable ${printFlow(e.flow, defines)}${via}${tr}${e.withReply ? ' with reply' : ''}`;
+    }
+    case 'unreachable':
+      return `expect unreachable ${printFlow(e.flow, defines)}${via}`;
+    case 'only':
+      return `expect only ${e.allowed.map((f) => printFlow(f, defines)).join(' or ')} within ${printFlow(e.within, defines)}${via}`;
+    default: {
+      const never: never = e;
+      return never;
+    }
+  }
+}
+
+function isHookName(s: string): boolean {
+  return ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(s);
+}
+
+function addrFamily(v: bigint, f: Family | undefined): Family {
+  return f ?? (v > 0xffffffffn ? 'ipv6' : 'ipv4');
+}
