@@ -52,6 +52,13 @@ export interface MatchKind<M extends { readonly kind: string; readonly span: Spa
 
   /** Hooks where the kernel accepts this match (e.g. owner only on OUTPUT/POSTROUTING). Absent: everywhere. */
   hooks?(m: M): readonly Hook[] | undefined;
+  /**
+   * Where `hooks` is enforced. 'reachable' (default): in every chain, against each hook the
+   * chain is reached from, as the kernel checks extensions. 'builtin': only for rules written
+   * directly in a built-in chain, as iptables checks -i/-o (a user chain reached from OUTPUT
+   * may hold `-i eth0`; checked with iptables-restore, it loads and simply never matches there).
+   */
+  readonly hookCheck?: 'reachable' | 'builtin';
   /** Extra checks that need the rule (port without tcp/udp…); report through `report`. */
   validate?(m: M, rule: RuleView, report: (code: string, span: Span, message: string, hint?: string) => void): void;
 

@@ -24,7 +24,7 @@ export function checkPlacement(g: ChainGraph, family: Family, report: (d: Diagno
 
       for (const m of rule.matches) {
         const k = matchKind(m);
-        const allowed = k.hooks?.(m as never);
+        const allowed = k.hookCheck === 'builtin' && !chain.hook ? undefined : k.hooks?.(m as never);
         if (allowed) {
           const bad = hooks.filter((h) => !allowed.includes(h));
           if (bad.length) {

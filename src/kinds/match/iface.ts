@@ -68,6 +68,9 @@ export const ifaceKind: MatchKind<IfaceMatch> = {
     return m.negated ? not(c) : c;
   },
 
+  // iptables refuses -i/-o only in the built-in chains themselves (see MatchKind.hookCheck).
+  hookCheck: 'builtin',
+
   hooks(m): readonly Hook[] {
     // iptables refuses -i on OUTPUT/POSTROUTING and -o on PREROUTING/INPUT built-in chains.
     return m.dir === 'in' ? ['PREROUTING', 'INPUT', 'FORWARD'] : ['FORWARD', 'OUTPUT', 'POSTROUTING'];
