@@ -42,7 +42,11 @@ export type SideEffect =
   | { readonly type: 'notrack' }
   /** raw table CT target: attach a helper, zone… to the connection created by this packet. */
   | { readonly type: 'ct-template'; readonly helper?: string; readonly zone?: number }
-  /** A header rewrite nfproof does not model (TCPMSS, CHECKSUM, DSCP, TTL…): no effect on verdicts. */
+  /** TOS / traffic-class byte rewrite (DSCP, TOS targets): tos = (tos & ~mask) ^ xor (8 bits). */
+  | { readonly type: 'rewrite-tos'; readonly mask: number; readonly xor: number }
+  /** TTL / hop-limit rewrite (TTL, HL targets); inc/dec saturate at 255/0 as the kernel does. */
+  | { readonly type: 'rewrite-ttl'; readonly op: 'set' | 'inc' | 'dec'; readonly value: number }
+  /** A header rewrite nfproof does not model (TCPMSS, CHECKSUM, CLASSIFY…): no effect on any field a rule reads. */
   | { readonly type: 'unmodelled'; readonly name: string };
 
 /**

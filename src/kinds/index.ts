@@ -25,7 +25,27 @@ import { type TcpOptionMatch, tcpOptionKind } from './match/tcp-option.js';
 import { type PortMatch, portKind } from './match/port.js';
 import { type ProtoMatch, protoKind } from './match/proto.js';
 import { type OpaqueMatch, opaqueMatchKind } from './match/opaque.js';
+import { type DscpMatch, dscpKind } from './match/dscp.js';
+import { type TtlMatch, ttlKind } from './match/ttl.js';
+import { type ChecksumTarget, checksumKind } from './target/checksum.js';
+import { type ClassifyTarget, classifyKind } from './target/classify.js';
 import { type CounterTarget, counterKind } from './target/counter.js';
+import { type CtTarget, ctTargetKind } from './target/ct.js';
+import { type DnatTarget, dnatKind } from './target/dnat.js';
+import { type DscpTarget, dscpTargetKind } from './target/dscp.js';
+import { type LogTarget, logKind } from './target/log.js';
+import { type MarkTarget, markTargetKind } from './target/mark.js';
+import { type MasqueradeTarget, masqueradeKind } from './target/masquerade.js';
+import { type NetmapTarget, netmapKind } from './target/netmap.js';
+import { type NflogTarget, nflogKind } from './target/nflog.js';
+import { type NotrackTarget, notrackKind } from './target/notrack.js';
+import { type QueueTarget, queueKind } from './target/queue.js';
+import { type RedirectTarget, redirectKind } from './target/redirect.js';
+import { type RejectTarget, rejectKind } from './target/reject.js';
+import { type ReturnTarget, returnKind } from './target/return.js';
+import { type TcpmssTarget, tcpmssKind } from './target/tcpmss.js';
+import { type TproxyTarget, tproxyKind } from './target/tproxy.js';
+import { type TtlTarget, ttlTargetKind } from './target/ttl.js';
 import { type JumpTarget, jumpKind } from './target/jump.js';
 import { type OpaqueTarget, opaqueTargetKind } from './target/opaque.js';
 import { type SnatTarget, snatKind } from './target/snat.js';
@@ -49,9 +69,34 @@ export type Match =
   | HashlimitMatch
   | RecentMatch
   | AddrTypeMatch
+  | DscpMatch
+  | TtlMatch
   | OpaqueMatch;
 
-export type Target = VerdictTarget | JumpTarget | SnatTarget | OpaqueTarget | CounterTarget;
+export type Target =
+  | VerdictTarget
+  | RejectTarget
+  | ReturnTarget
+  | JumpTarget
+  | LogTarget
+  | NflogTarget
+  | SnatTarget
+  | DnatTarget
+  | MasqueradeTarget
+  | RedirectTarget
+  | NetmapTarget
+  | NotrackTarget
+  | CtTarget
+  | MarkTarget
+  | TcpmssTarget
+  | ChecksumTarget
+  | DscpTarget
+  | TtlTarget
+  | ClassifyTarget
+  | QueueTarget
+  | TproxyTarget
+  | CounterTarget
+  | OpaqueTarget;
 
 type MatchRegistry = { readonly [K in Match['kind']]: MatchKind<Extract<Match, { kind: K }>> };
 type TargetRegistry = { readonly [K in Target['kind']]: TargetKind<Extract<Target, { kind: K }>> };
@@ -74,13 +119,33 @@ export const MATCH_KINDS: MatchRegistry = {
   hashlimit: hashlimitKind,
   recent: recentKind,
   addrtype: addrtypeKind,
+  dscp: dscpKind,
+  ttl: ttlKind,
   opaque: opaqueMatchKind,
 };
 
 export const TARGET_KINDS: TargetRegistry = {
   verdict: verdictKind,
+  reject: rejectKind,
+  return: returnKind,
   jump: jumpKind,
+  log: logKind,
+  nflog: nflogKind,
   snat: snatKind,
+  dnat: dnatKind,
+  masquerade: masqueradeKind,
+  redirect: redirectKind,
+  netmap: netmapKind,
+  notrack: notrackKind,
+  ct: ctTargetKind,
+  'mark-set': markTargetKind,
+  tcpmss: tcpmssKind,
+  checksum: checksumKind,
+  'dscp-set': dscpTargetKind,
+  'ttl-set': ttlTargetKind,
+  classify: classifyKind,
+  queue: queueKind,
+  tproxy: tproxyKind,
   opaque: opaqueTargetKind,
   counter: counterKind,
 };

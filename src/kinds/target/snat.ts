@@ -3,6 +3,7 @@ import { diag } from '../../util/diagnostics.js';
 import type { Span } from '../../util/span.js';
 import type { TargetKind } from '../kind.js';
 import { type NatRange, formatNatRange, natAction, parseNatRange } from '../nat-range.js';
+import { validateNatPorts } from './nat-common.js';
 
 /**
  * `snat to ADDR[-ADDR][:PORT[-PORT]] [random] [fully-random] [persistent]` (-j SNAT --to-source).
@@ -63,6 +64,10 @@ export const snatKind: TargetKind<SnatTarget> = {
 
   forFamily(t, family) {
     return t.to.family === undefined || t.to.family === family ? t : 'never';
+  },
+
+  validate(t, rule, report) {
+    validateNatPorts(t.to, t.span, rule, report);
   },
 
   iptables: {

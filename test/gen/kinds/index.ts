@@ -209,6 +209,17 @@ export const MATCH_ARBITRARIES: MatchArbs = {
       types: fc.subarray(family === 'ipv4' ? (['UNICAST', 'LOCAL', 'BROADCAST', 'MULTICAST'] as const) : (['UNICAST', 'LOCAL', 'ANYCAST', 'MULTICAST'] as const), { minLength: 1 }),
       span: fc.constant(span),
     }),
+  dscp: () =>
+    fc.oneof(
+      fc.record({ kind: fc.constant('dscp' as const), field: fc.constant('dscp' as const), negated: fc.boolean(), value: fc.integer({ min: 0, max: 63 }), span: fc.constant(span) }),
+      fc
+        .record({ kind: fc.constant('dscp' as const), field: fc.constant('tos' as const), negated: fc.boolean(), value: fc.integer({ min: 0, max: 255 }), mask: fc.integer({ min: 1, max: 255 }), span: fc.constant(span) })
+        .map((m) => ({ ...m, value: m.value & m.mask })),
+    ),
+  ttl: () =>
+    fc
+      .record({ kind: fc.constant('ttl' as const), op: fc.constantFrom('eq' as const, 'ne' as const, 'lt' as const, 'gt' as const), value: fc.integer({ min: 0, max: 255 }), span: fc.constant(span) })
+      .filter((m) => !(m.op === 'lt' && m.value === 0) && !(m.op === 'gt' && m.value === 255)),
   // Modules nfproof does not model, in the exact form iptables-save prints them (checked on the kernel).
   opaque: () =>
     fc.record({
@@ -219,16 +230,39 @@ export const MATCH_ARBITRARIES: MatchArbs = {
     }),
 };
 
+const hasTable = (ctx: GenContext, t: TableName) => (ctx.table ?? 'filter') === t;
+const natPortsOk = (proto: number | undefined) => proto === PROTO.tcp || proto === PROTO.udp;
+const nflag = fc.boolean();
+
 export const TARGET_ARBITRARIES: TargetArbs = {
   verdict: () => fc.record({ kind: fc.constant('verdict' as const), verdict: fc.constantFrom('accept' as const, 'drop' as const), span: fc.constant(span) }),
   counter: () => fc.record({ kind: fc.constant('counter' as const), span: fc.constant(span) }),
+  return: () => fc.record({ kind: fc.constant('return' as const), span: fc.constant(span) }),
   jump: ({ chains }) =>
     chains.length === 0
       ? undefined
       : fc.record({ kind: fc.constant('jump' as const), mode: fc.constantFrom('jump' as const, 'goto' as const), chain: fc.constantFrom(...chains), span: fc.constant(span) }),
-  snat: ({ family, proto }) => {
+  reject: (ctx) => {
+    if (!hasTable(ctx, 'filter') || !onlyHooks(ctx, ['INPUT', 'FORWARD', 'OUTPUT'])) return undefined;
+    const own = ctx.family === 'ipv4' ? ['icmp-host-prohibited', 'icmp-net-unreachable', 'icmp-admin-prohibited'] : ['icmp6-adm-prohibited', 'icmp6-no-route'];
+    const types = [...own, 'admin-prohibited', 'host-unreachable', ...(ctx.proto === PROTO.tcp ? ['tcp-reset'] : [])];
+    return fc.record({ kind: fc.constant('reject' as const), with: fc.option(fc.constantFrom(...types), { nil: undefined }), span: fc.constant(span) }).map((t) => (t.with === undefined ? { kind: t.kind, span: t.span } : t));
+  },
+  log: () =>
+    fc.record({
+      kind: fc.constant('log' as const),
+      prefix: fc.stringMatching(/^[a-z0-9 :_-]{1,20}$/),
+      level: fc.integer({ min: 0, max: 7 }),
+      flags: fc.subarray(['tcp-sequence', 'tcp-options', 'ip-options', 'uid'] as const),
+      span: fc.constant(span),
+    }),
+  nflog: () =>
+    fc.record({ kind: fc.constant('nflog' as const), group: fc.integer({ min: 0, max: 65535 }), prefix: fc.stringMatching(/^[a-z0-9]{1,10}$/), threshold: fc.integer({ min: 1, max: 10 }), span: fc.constant(span) }),
+  snat: (ctx) => {
+    const { family, proto } = ctx;
+    if (!hasTable(ctx, 'nat') || !onlyHooks(ctx, ['POSTROUTING', 'INPUT'])) return undefined;
     // iptables refuses a port mapping unless the rule matches tcp, udp, sctp or dccp.
-    const portsOk = proto === PROTO.tcp || proto === PROTO.udp;
+    const portsOk = natPortsOk(proto);
     const bits = family === 'ipv4' ? 32 : 128;
     const max = (1n << BigInt(bits)) - 1n;
     return fc.record({
@@ -244,6 +278,99 @@ export const TARGET_ARBITRARIES: TargetArbs = {
       span: fc.constant(span),
     });
   },
+  dnat: (ctx) => {
+    if (!hasTable(ctx, 'nat') || !onlyHooks(ctx, ['PREROUTING', 'OUTPUT'])) return undefined;
+    const bits = ctx.family === 'ipv4' ? 32 : 128;
+    const max = (1n << BigInt(bits)) - 1n;
+    return fc.record({
+      kind: fc.constant('dnat' as const),
+      to: fc
+        .record({
+          family: fc.constant(ctx.family),
+          addr: fc.bigInt(1n, max).map((a) => [a, a] as const),
+          ports: natPortsOk(ctx.proto) ? fc.option(fc.integer({ min: 1, max: 65000 }).map((p) => [p, p] as const), { nil: undefined }) : fc.constant(undefined),
+        })
+        .map((r) => (r.ports === undefined ? { family: r.family, addr: r.addr } : r)),
+      random: nflag,
+      persistent: nflag,
+      span: fc.constant(span),
+    });
+  },
+  masquerade: (ctx) =>
+    !hasTable(ctx, 'nat') || !onlyHooks(ctx, ['POSTROUTING'])
+      ? undefined
+      : fc
+          .record({
+            kind: fc.constant('masquerade' as const),
+            ports: natPortsOk(ctx.proto) ? fc.option(fc.integer({ min: 1024, max: 60000 }).map((p) => ({ ports: [p, p + 100] as const })), { nil: undefined }) : fc.constant(undefined),
+            random: nflag,
+            fullyRandom: nflag,
+            span: fc.constant(span),
+          })
+          .map((t) => (t.ports === undefined ? { kind: t.kind, random: t.random, fullyRandom: t.fullyRandom, span: t.span } : t)),
+  redirect: (ctx) =>
+    !hasTable(ctx, 'nat') || !onlyHooks(ctx, ['PREROUTING', 'OUTPUT'])
+      ? undefined
+      : fc
+          .record({
+            kind: fc.constant('redirect' as const),
+            ports: natPortsOk(ctx.proto) ? fc.option(fc.integer({ min: 1, max: 65000 }).map((p) => ({ ports: [p, p] as const })), { nil: undefined }) : fc.constant(undefined),
+            random: nflag,
+            span: fc.constant(span),
+          })
+          .map((t) => (t.ports === undefined ? { kind: t.kind, random: t.random, span: t.span } : t)),
+  netmap: (ctx) => {
+    if (!hasTable(ctx, 'nat') || !ctx.hooks?.length) return undefined;
+    const bits = ctx.family === 'ipv4' ? 32 : 128;
+    return fc.tuple(fc.bigInt(0n, (1n << BigInt(bits)) - 1n), fc.integer({ min: bits - 16, max: bits })).map(([a, len]) => ({
+      kind: 'netmap' as const,
+      to: { family: ctx.family, addr: a & (((1n << BigInt(len)) - 1n) << BigInt(bits - len)), len },
+      span,
+    }));
+  },
+  notrack: (ctx) => (!hasTable(ctx, 'raw') ? undefined : fc.record({ kind: fc.constant('notrack' as const), span: fc.constant(span) })),
+  ct: (ctx) => {
+    if (!hasTable(ctx, 'raw')) return undefined;
+    const helperOk = ctx.proto === PROTO.tcp;
+    return fc.oneof(
+      fc.record({ kind: fc.constant('ct' as const), notrack: fc.constant(true as const), span: fc.constant(span) }),
+      fc.record({ kind: fc.constant('ct' as const), zone: fc.integer({ min: 0, max: 65535 }), span: fc.constant(span) }),
+      ...(helperOk ? [fc.record({ kind: fc.constant('ct' as const), helper: fc.constant('ftp'), span: fc.constant(span) })] : []),
+    );
+  },
+  'mark-set': () =>
+    fc.record({
+      kind: fc.constant('mark-set' as const),
+      field: fc.constantFrom('mark' as const, 'ctmark' as const),
+      op: fc.oneof(
+        fc.record({ type: fc.constant('xmark' as const), mask: fc.bigInt(0n, 0xffffffffn), xor: fc.bigInt(0n, 0xffffffffn) }),
+        fc.record({ type: fc.constantFrom('save' as const, 'restore' as const), nfmask: fc.bigInt(0n, 0xffffffffn), ctmask: fc.bigInt(0n, 0xffffffffn) }),
+      ),
+      span: fc.constant(span),
+    }).filter((t) => t.field === 'ctmark' || t.op.type === 'xmark'),
+  // TCPMSS needs a SYN flags test in the rule: rule generators add one when they pick it.
+  tcpmss: () => undefined,
+  checksum: (ctx) => (!hasTable(ctx, 'mangle') ? undefined : fc.record({ kind: fc.constant('checksum' as const), span: fc.constant(span) })),
+  'dscp-set': (ctx) =>
+    !hasTable(ctx, 'mangle')
+      ? undefined
+      : fc.oneof(
+          fc.record({ kind: fc.constant('dscp-set' as const), field: fc.constant('dscp' as const), value: fc.integer({ min: 0, max: 63 }), span: fc.constant(span) }),
+          fc.record({ kind: fc.constant('dscp-set' as const), field: fc.constant('tos' as const), value: fc.integer({ min: 0, max: 255 }), mask: fc.integer({ min: 1, max: 255 }), span: fc.constant(span) }),
+        ),
+  'ttl-set': (ctx) =>
+    !hasTable(ctx, 'mangle')
+      ? undefined
+      : fc.record({ kind: fc.constant('ttl-set' as const), op: fc.constantFrom('set' as const, 'inc' as const, 'dec' as const), value: fc.integer({ min: 1, max: 255 }), span: fc.constant(span) }),
+  classify: (ctx) =>
+    !onlyHooks(ctx, ['FORWARD', 'OUTPUT', 'POSTROUTING'])
+      ? undefined
+      : fc.record({ kind: fc.constant('classify' as const), major: fc.integer({ min: 0, max: 0xffff }), minor: fc.integer({ min: 0, max: 0xffff }), span: fc.constant(span) }),
+  queue: () => fc.record({ kind: fc.constant('queue' as const), num: fc.integer({ min: 0, max: 65535 }), bypass: fc.boolean(), fanout: fc.constant(false), span: fc.constant(span) }),
+  tproxy: (ctx) =>
+    !hasTable(ctx, 'mangle') || !onlyHooks(ctx, ['PREROUTING']) || !natPortsOk(ctx.proto)
+      ? undefined
+      : fc.record({ kind: fc.constant('tproxy' as const), to: fc.record({ ports: fc.integer({ min: 1, max: 65535 }).map((p) => [p, p] as const) }), span: fc.constant(span) }),
   opaque: () =>
     fc.record({ kind: fc.constant('opaque' as const), name: fc.constant('AUDIT'), args: fc.constantFrom(['--type', 'accept'], ['--type', 'drop']), span: fc.constant(span) }),
 };

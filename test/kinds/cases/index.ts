@@ -1,4 +1,5 @@
 import type { KindCase } from '../support/cases.js';
+import { FILTER_TARGET_CASES, MANGLE_RAW_TARGET_CASES, NAT_TARGET_CASES } from './targets.js';
 import { STATEFUL_MATCH_CASES, TCP_ICMP_CASES } from './matches.js';
 import { BASIC_CASES, BASIC_TARGET_CASES, CONNTRACK_CASES, CT_STATE_CASES, SNAT_CASES } from './basic.js';
 
@@ -11,6 +12,9 @@ export const CASE_GROUPS: Readonly<Record<string, readonly KindCase[]>> = {
   'stateful and other matches': STATEFUL_MATCH_CASES,
   'basic targets': BASIC_TARGET_CASES,
   snat: SNAT_CASES,
+  'filter targets': FILTER_TARGET_CASES,
+  'mangle and raw targets': MANGLE_RAW_TARGET_CASES,
+  'nat targets': NAT_TARGET_CASES,
 };
 
 export const ALL_CASES: readonly KindCase[] = Object.values(CASE_GROUPS).flat();

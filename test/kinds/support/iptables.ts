@@ -25,7 +25,9 @@ import { parseProtoName } from '../../../src/kinds/match/proto.js';
 
 const MERGED = new Set(['tcp', 'udp']);
 
+/** Kinds pre-quote string options (quoteIptablesString); other words are quoted only when they must be. */
 function quote(w: string): string {
+  if (/^"(?:[^"\\]|\\.)*"$/.test(w)) return w;
   return w !== '' && !/[\s"'\\]/.test(w) ? w : `"${w.replace(/["\\']/g, (c) => `\\${c}`)}"`;
 }
 
