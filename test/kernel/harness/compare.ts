@@ -196,6 +196,10 @@ export function compareStep(index: number, sim: SimOutcome, k: KernelStep, map: 
     }
   }
 
+  if (sim.verdict === 'local' && sim.delivered) {
+    for (const d of k.delivered) learnBinding(sim.input.packet, normalizePacket(sim.delivered), d.packet, map);
+  }
+
   const kernelSent = k.emitted.map((e) => ({ device: e.device, packet: map.packet('toSim', e.packet), checksumOk: e.checksumOk }));
   const unmatched = [...kernelSent];
   for (const s of simSent) {

@@ -122,3 +122,20 @@ export function at(t: number, device: string, p: Packet): SimInput {
 export function swap(p: Packet): Packet {
   return { ...p, src: p.dst, dst: p.src, ...(p.sport !== undefined ? { sport: p.dport, dport: p.sport } : {}) };
 }
+
+/** A TCP segment going back the way `p` came: from p's destination to p's source. */
+export function answer(p: Packet, flags: string, extra: TcpExtra = {}): Packet {
+  const { ttl, payload, ipId, ...hdr } = extra;
+  return {
+    family: p.family,
+    src: p.dst,
+    dst: p.src,
+    proto: PROTO.tcp,
+    ttl: ttl ?? 64,
+    ...(ipId !== undefined ? { ipId } : {}),
+    sport: p.dport,
+    dport: p.sport,
+    tcp: { flags: tcpFlags(flags), seq: hdr.seq ?? 0, ack: hdr.ack ?? 0, window: hdr.window ?? 64240, ...hdr },
+    payload: bytes(payload),
+  };
+}

@@ -1,7 +1,7 @@
 import type { ChainCounters, CtEntrySnapshot, SimInput, SimOutcome } from '../../../src/netfilter/api.js';
 import type { Family } from '../../../src/util/ip.js';
 import { type Disagreement, PortMap, compareCounters, compareEntries, compareStep, formatDisagreements, inputForKernel } from './compare.js';
-import { type InputContext, type InputSpec, checkSpan, describeEvent, firstTime, type KernelFinal, type KernelStep, resolveInput, snapshot, stepOnKernel, waitUntilDue } from './run.js';
+import { type InputContext, type InputSpec, carriedOn, checkSpan, describeEvent, firstTime, type KernelFinal, type KernelStep, resolveInput, snapshot, stepOnKernel, waitUntilDue } from './run.js';
 import type { Topology } from './topology.js';
 
 /**
@@ -49,8 +49,15 @@ export async function differential(topo: Topology, sim: SimulatorLike, specs: re
   const outcomes: SimOutcome[] = [];
   const steps: KernelStep[] = [];
   for (const e of await topo.agent.drain()) notes.push(`before the run: ${describeEvent(topo, e)}`);
-  // Inputs are written in the simulator's terms: a reply goes to the port the simulator chose.
-  const ctx: InputContext = { out: (i) => outcomes[i]?.egress?.packet ?? outcomes[i]?.delivered };
+  // A computed input (a reply) follows what the kernel did, in the simulator's port numbering:
+  // when the simulator goes wrong, the kernel still gets the inputs its own behaviour calls for,
+  // so the hand-derived kernel facts stay checkable and the first disagreement shows the cause.
+  const ctx: InputContext = {
+    out: (i) => {
+      const k = steps[i] ? carriedOn(steps[i]) : undefined;
+      return k ? map.packet('toSim', k) : (outcomes[i]?.egress?.packet ?? outcomes[i]?.delivered);
+    },
+  };
   const t0 = firstTime(specs);
   const start = performance.now();
   for (const [i, spec] of specs.entries()) {
