@@ -739,10 +739,40 @@ export class Encoder {
     if (len) this.assumptions.push(this.ctx.UGE(len, this.lit(this.model.family === 'ipv4' ? 20 : 40, 16)));
   }
 
+  private initial?: SymState;
+
+  /**
+   * A flow's tests on this packet: header fields as the packet arrives, the state conntrack
+   * gives it, the ingress interface, and the egress interface it finally leaves by.
+   */
+  flowMatches(c: Constraint, out: SymOutcome): Z3Bool {
+    const init = this.initial!;
+    const st = init.clone();
+    st.vals.set('ctstate', this.ctStateVar());
+    st.oif = out.egress;
+    st.hook = this.opts.ingress === 'local' ? 'OUTPUT' : 'PREROUTING';
+    return this.constraint(c, st);
+  }
+
+  /** The device a packet from `saddr` comes in by (the route back to it), for realistic ingress. */
+  reversePath(): Z3Bool {
+    const routing = this.model.routing;
+    const iif = this.initial?.iif;
+    if (!routing.hasHost || !iif || !this.vars.iif) return this.t();
+    const src = this.fieldVar('saddr');
+    const parts: Z3Bool[] = [];
+    for (const r of routing.routes) {
+      parts.push(this.and([this.inSet(src, r.region, this.bits('saddr')), iif.eq(this.ifaceIndex(r.device))]));
+    }
+    const routed = this.or(routing.routes.map((r) => this.inSet(src, r.region, this.bits('saddr'))));
+    return this.or([this.or(parts), this.not(routed)]);
+  }
+
   encode(): SymOutcome {
     const bits = this.bits('saddr');
     const binding: { dnat?: SymNat; snat?: SymNat } = {};
     let st = this.initialState();
+    this.initial = st;
     let local: Z3Bool = this.f();
     let forwarded: Z3Bool = this.f();
     let sent: Z3Bool = this.f();

@@ -1,0 +1,134 @@
+import type { Policy } from '../ir/policy.js';
+import type { Family } from '../util/ip.js';
+import { Prepass } from './box/prepass.js';
+import { checkExpectations } from './expectations.js';
+import { type RuleStatus, buildFindings, statusFromDecision } from './findings.js';
+import { type FamilyModel, buildFamilyModel } from './model/build.js';
+import { replayReport } from './replay.js';
+import type { CheckReport, CheckStats, ExpectationResult, Finding, InternalError } from './types.js';
+import { makeWitness, ruleRef } from './witness.js';
+import { z3 } from './z3/context.js';
+import { decideRule } from './z3/rules.js';
+import { newZ3Stats } from './z3/session.js';
+
+export interface CheckOptions {
+  /** Time limit of one solver query, in milliseconds (default 5000). */
+  readonly timeoutMs?: number;
+  /** Report generalization/correlation anomalies (default true). */
+  readonly anomalies?: boolean;
+  /** Replay every witness in the simulator (default true). */
+  readonly replay?: boolean;
+  /** Progress, for a bar on a TTY. */
+  readonly onProgress?: (p: { readonly phase: string; readonly done: number; readonly total: number }) => void;
+}
+
+/** Families worth analysing: those with rules, or named by an expectation. */
+export function familiesOf(policy: Policy): Family[] {
+  return (['ipv4', 'ipv6'] as const).filter((f) => policy.rulesets[f].tables.some((t) => t.chains.some((c) => c.rules.length > 0)) || policy.expectations.some((e) => expectationFamilies(e).includes(f)));
+}
+
+function expectationFamilies(e: Policy['expectations'][number]): Family[] {
+  const flows = e.kind === 'no-findings' ? [] : e.kind === 'only' ? [e.within, ...e.allowed] : [e.flow];
+  return flows.flatMap((f) => (f.family ? [f.family] : ['ipv4', 'ipv6']));
+}
+
+/**
+ * `nfproof check`: findings for every rule, the policy's `expect` statements, each finding and
+ * counterexample with a witness replayed in the simulator.
+ */
+export async function checkPolicy(policy: Policy, opts: CheckOptions = {}): Promise<CheckReport> {
+  const t0 = performance.now();
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const z3stats = newZ3Stats();
+  const stats: CheckStats = { rules: 0, prepassDecided: 0, z3Decided: 0, undecided: 0, z3Queries: 0, z3Ms: 0, prepassMs: 0, totalMs: 0, replayed: 0, replayAgreed: 0 };
+  const findings: Finding[] = [];
+  const internalErrors: InternalError[] = [];
+  const models: FamilyModel[] = [];
+  const flows = policy.expectations.flatMap((e) => (e.kind === 'no-findings' ? [] : e.kind === 'only' ? [e.within, ...e.allowed] : [e.flow]));
+  for (const family of familiesOf(policy)) {
+    const model = buildFamilyModel(policy, family, flows);
+    models.push(model);
+    const prepass = new Prepass(model);
+    const total = model.rules.length;
+    prepass.run((done) => opts.onProgress?.({ phase: `${family} rules`, done, total }));
+    stats.prepassMs += prepass.stats.ms;
+    stats.rules += total;
+    const status: RuleStatus[] = [];
+    const open: number[] = [];
+    prepass.results.forEach((r, id) => {
+      if (r.kind === 'fires') status[id] = { kind: 'fires', input: r.input, via: 'prepass' };
+      else if (r.kind === 'dead') status[id] = { kind: 'dead', cause: r.cause, blame: r.cause === 'decided-earlier' ? r.blame : [], via: 'prepass' };
+      else open.push(id);
+    });
+    stats.prepassDecided += total - open.length;
+    if (open.length) {
+      const { ctx } = await z3();
+      let done = 0;
+      for (const id of open) {
+        const res = prepass.results[id];
+        const region = res.kind === 'open' ? res.region : prepass.reachMatch[id];
+        const d = statusFromDecision(await decideRule(ctx, model, prepass, model.rules[id], region, timeoutMs, z3stats));
+        if (d.kind === 'internal-error') {
+          internalErrors.push({ message: d.message, witness: makeWitness(model, d.input), rule: ruleRef(model, model.rules[id]) });
+          status[id] = { kind: 'unknown', reason: 'internal error (see above)' };
+        } else status[id] = d;
+        if (d.kind === 'unknown') stats.undecided++;
+        else stats.z3Decided++;
+        opts.onProgress?.({ phase: `${family} solver`, done: ++done, total: open.length });
+      }
+    }
+    const built = buildFindings(model, prepass, status, { anomalies: opts.anomalies ?? true });
+    findings.push(...built.findings);
+    internalErrors.push(...built.internalErrors);
+    for (const n of model.notes) internalErrors.push({ message: n.message });
+  }
+  const checked = await checkExpectations(policy, models, findings, { timeoutMs, stats: z3stats });
+  const expectations: ExpectationResult[] = checked.results;
+  internalErrors.push(...checked.internal);
+  stats.z3Queries = z3stats.queries;
+  stats.z3Ms = z3stats.ms;
+  const report: CheckReport = { findings, expectations, assumptions: assumptionsOf(policy, models), internalErrors, stats };
+  if (opts.replay ?? true) {
+    const r = replayReport(policy, models, report);
+    stats.replayed = r.replayed;
+    stats.replayAgreed = r.agreed;
+    internalErrors.push(...r.errors);
+  }
+  stats.totalMs = performance.now() - t0;
+  return report;
+}
+
+/** What the analysis took for granted, stated in every report. */
+export function assumptionsOf(policy: Policy, models: readonly FamilyModel[]): string[] {
+  const out: string[] = [];
+  if (!policy.host) {
+    out.push('no host model: any destination may be local or forwarded, and any interface may be an ingress or egress');
+  }
+  out.push('packets arrive unmarked (mark 0) and a flow starts with its first packet (ct state NEW) unless it says otherwise');
+  const opaque = new Set<string>();
+  for (const m of models) {
+    for (const r of m.rules) {
+      if (r.effect.type === 'opaque') opaque.add(r.effect.reason);
+      collectOpaque(r.constraint, opaque);
+    }
+  }
+  for (const o of [...opaque].sort()) out.push(`unmodelled: ${o}; it may match or not, and results that depend on it are not proved`);
+  return out;
+}
+
+function collectOpaque(c: import('../ir/constraint.js').Constraint, out: Set<string>): void {
+  switch (c.op) {
+    case 'opaque':
+      out.add(c.reason);
+      return;
+    case 'and':
+    case 'or':
+      c.of.forEach((x) => collectOpaque(x, out));
+      return;
+    case 'not':
+      collectOpaque(c.of, out);
+      return;
+    default:
+      return;
+  }
+}

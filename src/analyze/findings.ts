@@ -1,0 +1,318 @@
+import type { TargetEffect } from '../ir/effect.js';
+import { type Box } from './box/box.js';
+import { candidates } from './box/candidates.js';
+import { type Prepass } from './box/prepass.js';
+import { anomalies, isVerdict, removableBecause, sameEffect } from './box/relations.js';
+import { universe } from './box/universe.js';
+import { runPacket } from './concrete/interp.js';
+import type { PacketInput } from './concrete/input.js';
+import { type FamilyModel, type ModelChain, type ModelRule, chainKey, lookupChain } from './model/build.js';
+import type { RuleDecision } from './z3/rules.js';
+import type { Finding, InternalError } from './types.js';
+import { makeWitness, ruleRef } from './witness.js';
+
+/**
+ * From per-rule liveness to findings: unused chains, unreachable / shadowed / redundant rules,
+ * NAT rules that never fire, removable rules, generalization and correlation anomalies. Every
+ * finding about a rule carries a witness packet where one exists.
+ */
+export type RuleStatus =
+  | { readonly kind: 'fires'; readonly input: PacketInput; readonly via: 'prepass' | 'z3' }
+  | { readonly kind: 'dead'; readonly cause: 'no-entry' | 'decided-earlier'; readonly blame: readonly number[]; readonly via: 'prepass' | 'z3'; readonly witness?: PacketInput }
+  | { readonly kind: 'unknown'; readonly reason: string };
+
+export function statusFromDecision(d: RuleDecision): RuleStatus | { kind: 'internal-error'; message: string; input: PacketInput } {
+  switch (d.kind) {
+    case 'fires':
+      return { kind: 'fires', input: d.input, via: 'z3' };
+    case 'dead':
+      return { kind: 'dead', cause: d.cause, blame: d.blame, via: 'z3', ...(d.witness ? { witness: d.witness } : {}) };
+    case 'unknown':
+      return { kind: 'unknown', reason: d.reason };
+    case 'internal-error':
+      return d;
+  }
+}
+
+export function describeEffect(e: TargetEffect): string {
+  switch (e.type) {
+    case 'accept':
+      return 'accepts';
+    case 'drop':
+      return 'drops';
+    case 'reject':
+      return 'rejects';
+    case 'return':
+      return 'returns';
+    case 'jump':
+      return `jumps to ${e.chain}`;
+    case 'goto':
+      return `goes to ${e.chain}`;
+    case 'continue':
+      return 'marks/logs and goes on';
+    case 'nat':
+      return e.nat.type.toUpperCase();
+    case 'opaque':
+      return `runs ${e.name}`;
+  }
+}
+
+const SEVERITY = {
+  unreachable: 'error',
+  shadowed: 'error',
+  redundant: 'warning',
+  generalization: 'warning',
+  correlation: 'warning',
+  'unused-chain': 'warning',
+  'nat-never-fires': 'error',
+  undecided: 'info',
+} as const;
+
+function finding(f: Omit<Finding, 'severity' | 'code'>): Finding {
+  return { ...f, severity: SEVERITY[f.kind], code: `nfproof/${f.kind}` };
+}
+
+function chainLabel(c: { table: string; name: string }): string {
+  return `${c.table}/${c.name}`;
+}
+
+export interface FamilyFindings {
+  readonly findings: Finding[];
+  readonly internalErrors: InternalError[];
+}
+
+export function buildFindings(model: FamilyModel, prepass: Prepass, status: readonly RuleStatus[], opts: { anomalies: boolean }): FamilyFindings {
+  const findings: Finding[] = [];
+  const internalErrors: InternalError[] = [];
+  const dead = new Set(status.flatMap((s, i) => (s.kind === 'dead' ? [i] : [])));
+  const live = new Set(status.flatMap((s, i) => (s.kind === 'fires' ? [i] : [])));
+  const suppressed = new Set<number>();
+  const ref = (id: number) => ruleRef(model, model.rules[id]);
+
+  // Chains no packet enters: one finding for the chain instead of one per rule.
+  for (const c of model.chains.values()) {
+    if (c.hook) continue;
+    const callers = c.callers;
+    const neverCalled = callers.length === 0;
+    const deadCallers = callers.length > 0 && callers.every((r) => dead.has(r.id));
+    if (!neverCalled && !deadCallers) continue;
+    for (const r of c.rules) suppressed.add(r.id);
+    markNested(model, c, suppressed, dead);
+    findings.push(
+      finding({
+        kind: 'unused-chain',
+        message: neverCalled
+          ? `chain ${chainLabel(c)} is never used: no rule jumps to it`
+          : `chain ${chainLabel(c)} is never entered: every rule that jumps to it is unreachable`,
+        chain: { family: model.family, table: c.table, name: c.name, span: c.span },
+        related: callers.map((r) => ({ rule: ref(r.id), note: 'jumps here but never fires' })),
+        hint: neverCalled ? 'delete the chain, or add the jump that was meant to reach it' : 'fix the rules that jump here (see their findings)',
+        decidedBy: 'structure',
+      }),
+    );
+  }
+
+  for (const r of model.rules) {
+    const s = status[r.id];
+    if (!s || suppressed.has(r.id)) continue;
+    if (s.kind === 'unknown') {
+      findings.push(
+        finding({
+          kind: 'undecided',
+          message: `could not decide whether any packet reaches this rule: ${s.reason}`,
+          rule: ref(r.id),
+          related: [],
+          hint: 'raise --timeout, or simplify the rules around it',
+          decidedBy: 'z3',
+        }),
+      );
+      continue;
+    }
+    if (s.kind !== 'dead') continue;
+    findings.push(deadRuleFinding(model, prepass, r, s, internalErrors));
+  }
+
+  // Live rules that could go: the rest of the chain gives their packets the same verdict.
+  for (const r of model.rules) {
+    if (!live.has(r.id) || suppressed.has(r.id) || !isVerdict(r.effect)) continue;
+    const chain = lookupChain(model, r.table, r.chain)!;
+    const because = removableBecause(prepass, chain, r, dead);
+    if (!because) continue;
+    const s = status[r.id] as Extract<RuleStatus, { kind: 'fires' }>;
+    const takers = because.by.map((id) => ({ rule: ref(id), note: `${describeEffect(model.rules[id].effect)} the same packets` }));
+    const tail = because.policy ? `${takers.length ? ' and ' : ''}the chain policy (${chain.policy ?? 'ACCEPT'})` : '';
+    findings.push(
+      finding({
+        kind: 'redundant',
+        message: `rule is redundant: removing it changes no verdict; the packets it ${describeEffect(r.effect)} get the same verdict from ${takers.length ? listRules(because.by.map((id) => model.rules[id])) : ''}${tail}`,
+        rule: ref(r.id),
+        related: takers,
+        witness: makeWitness(model, s.input),
+        hint: 'delete it, or keep it on purpose with a comment',
+        decidedBy: 'prepass',
+      }),
+    );
+  }
+
+  if (opts.anomalies) {
+    for (const c of model.chains.values()) {
+      const byLater = new Map<number, { kind: 'generalization' | 'correlation'; earlier: number }[]>();
+      for (const a of anomalies(prepass, c, live)) {
+        if (suppressed.has(a.later)) continue;
+        byLater.set(a.later, [...(byLater.get(a.later) ?? []), a]);
+      }
+      for (const [later, list] of byLater) {
+        for (const kind of ['generalization', 'correlation'] as const) {
+          const mine = list.filter((a) => a.kind === kind);
+          if (!mine.length) continue;
+          const rl = model.rules[later];
+          const earlier = mine.map((a) => model.rules[a.earlier]);
+          const witness = overlapWitness(model, prepass, earlier[0], rl);
+          findings.push(
+            finding({
+              kind,
+              message:
+                kind === 'generalization'
+                  ? `rule generalizes ${listRules(earlier)}, which ${describeEffect(earlier[0].effect)} part of the same packets first (an exception to this rule)`
+                  : `rule overlaps ${listRules(earlier)} with a different verdict; for the overlap the earlier rule wins`,
+              rule: ref(later),
+              related: earlier.map((e) => ({ rule: ref(e.id), note: `${describeEffect(e.effect)} the overlapping packets first` })),
+              ...(witness ? { witness } : {}),
+              hint: kind === 'generalization' ? 'intended exceptions are fine; check that the order is what you meant' : 'make the rules disjoint, or confirm that the order is intended',
+              decidedBy: 'prepass',
+            }),
+          );
+        }
+      }
+    }
+  }
+  return { findings, internalErrors };
+}
+
+/** Marks the rules of chains only reachable through an unused chain. */
+function markNested(model: FamilyModel, c: ModelChain, suppressed: Set<number>, dead: ReadonlySet<number>): void {
+  for (const r of c.rules) {
+    if (r.effect.type !== 'jump' && r.effect.type !== 'goto') continue;
+    const t = lookupChain(model, c.table, r.effect.chain);
+    if (!t || t.hook) continue;
+    if (t.callers.every((x) => suppressed.has(x.id) || dead.has(x.id)) && !t.rules.every((x) => suppressed.has(x.id))) {
+      for (const x of t.rules) suppressed.add(x.id);
+      markNested(model, t, suppressed, dead);
+    }
+  }
+}
+
+function deadRuleFinding(
+  model: FamilyModel,
+  prepass: Prepass,
+  r: ModelRule,
+  s: Extract<RuleStatus, { kind: 'dead' }>,
+  internalErrors: InternalError[],
+): Finding {
+  const ref = (id: number) => ruleRef(model, model.rules[id]);
+  const chain = lookupChain(model, r.table, r.chain)!;
+  const isNat = r.effect.type === 'nat';
+  const blamed = s.blame.map((id) => model.rules[id]);
+  if (s.cause === 'no-entry' || blamed.length === 0) {
+    const contradicts = prepass.boxes[r.id].over.every((b) => prepass.dom.isEmpty(b));
+    const why = contradicts
+      ? 'its tests contradict each other: no packet matches it'
+      : isNat
+        ? `no new connection's first packet that matches it reaches chain ${chainLabel(chain)}`
+        : `no packet that matches it reaches chain ${chainLabel(chain)}`;
+    const witness = contradicts ? undefined : isolationWitness(model, prepass, r);
+    return finding({
+      kind: isNat ? 'nat-never-fires' : 'unreachable',
+      message: `${isNat ? 'NAT rule never fires' : 'rule is unreachable'}: ${why}${contextNote(model, r)}`,
+      rule: ref(r.id),
+      related: [],
+      ...(witness ? { witness } : {}),
+      hint: contradicts ? 'remove the contradicting tests' : 'check the chain it is in and the tests upstream of it',
+      decidedBy: s.via,
+    });
+  }
+  const different = blamed.filter((b) => !sameEffect(b.effect, r.effect));
+  const kind = isNat ? 'nat-never-fires' : different.length ? 'shadowed' : 'redundant';
+  // The closest rule to blame is usually the one the author should look at.
+  const main = different[different.length - 1] ?? blamed[blamed.length - 1];
+  let witnessInput = s.witness;
+  if (!witnessInput || !runPacket(model, witnessInput).fired.includes(main.id)) witnessInput = decidedWitness(model, prepass, r, main);
+  const witness = witnessInput ? makeWitness(model, witnessInput) : undefined;
+  if (witness && runPacket(model, witnessInput!).fired.includes(r.id)) {
+    internalErrors.push({ message: `rule ${r.id} was found dead but its witness fires it`, witness, rule: ref(r.id) });
+  }
+  const list = listRules([main, ...blamed.filter((b) => b !== main)]);
+  const message =
+    kind === 'shadowed'
+      ? `rule is shadowed: every packet it matches is decided earlier by ${list}${different.length ? ` (which ${describeEffect(main.effect)} them; this rule ${describeEffect(r.effect)})` : ''}; it never fires`
+      : kind === 'redundant'
+        ? `rule is redundant: every packet it matches is already handled by ${list} with the same action (${describeEffect(r.effect)})`
+        : `NAT rule never fires: every first packet it matches is decided earlier by ${list}`;
+  return finding({
+    kind,
+    message,
+    rule: ref(r.id),
+    related: blamed.map((b) => ({ rule: ref(b.id), note: `${describeEffect(b.effect)} these packets first` })),
+    ...(witness ? { witness } : {}),
+    hint: kind === 'shadowed' ? 'move it above the rules that decide its packets, or narrow them' : 'delete it, or move it before the rules that cover it',
+    decidedBy: s.via,
+  });
+}
+
+/** `` `tcp dport 22 accept` (line 9)`` for up to three rules. */
+export function listRules(rules: readonly ModelRule[]): string {
+  const shown = rules.slice(0, 3).map((b) => `\`${b.text}\` (line ${b.span.start.line})`);
+  const more = rules.length > 3 ? ` and ${rules.length - 3} more` : '';
+  return shown.join(', ') + more;
+}
+
+function contextNote(model: FamilyModel, r: ModelRule): string {
+  if (r.table === 'raw' && r.source.matches.some((m) => m.kind === 'ct-state')) return ' (conntrack has not run yet in the raw table: every packet is INVALID there)';
+  if (r.table === 'nat') return ' (the nat table sees only the first packet of a connection)';
+  return '';
+}
+
+/** A packet matching the rule's own tests, showing where it goes instead. */
+function isolationWitness(model: FamilyModel, prepass: Prepass, r: ModelRule) {
+  const chain = lookupChain(model, r.table, r.chain)!;
+  const hooks = chain.hooks.size ? [...chain.hooks] : (['PREROUTING', 'OUTPUT'] as const);
+  for (const hook of hooks) {
+    for (const u of universe(model, prepass.dom, hook, chain.table)) {
+      for (const m of prepass.boxes[r.id].over) {
+        const b = prepass.dom.intersect(u, m);
+        if (!b || prepass.dom.isEmpty(b)) continue;
+        const [input] = candidates(model, prepass.dom, b, hook, 1, r.id + 7);
+        if (input) return makeWitness(model, input);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** A packet that matches `r` where it stands but is decided by `by` first. */
+function decidedWitness(model: FamilyModel, prepass: Prepass, r: ModelRule, by: ModelRule): PacketInput | undefined {
+  const dom = prepass.dom;
+  const chain = lookupChain(model, r.table, r.chain)!;
+  const hook = [...chain.hooks][0] ?? 'PREROUTING';
+  const region: Box[] = [];
+  for (const e of prepass.reachMatch[r.id] ?? []) {
+    for (const m of prepass.boxes[by.id].over) {
+      const x = dom.intersect(e, m);
+      if (x && !dom.isEmpty(x)) region.push(x);
+    }
+  }
+  let seed = r.id * 31 + by.id;
+  for (const b of region.slice(0, 6)) {
+    for (const input of candidates(model, dom, b, hook, 3, seed++)) {
+      if (runPacket(model, input).fired.includes(by.id)) return input;
+    }
+  }
+  return undefined;
+}
+
+function overlapWitness(model: FamilyModel, prepass: Prepass, earlier: ModelRule, later: ModelRule) {
+  const input = decidedWitness(model, prepass, later, earlier);
+  return input ? makeWitness(model, input) : undefined;
+}
+
+export { chainKey };
