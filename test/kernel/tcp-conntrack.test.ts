@@ -1,9 +1,10 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTrackerSysctls } from '../../src/netfilter/proto/registry.js';
 import { kernelAvailable } from '../support/env.js';
 import { CtDriver, type Observation } from '../netfilter/proto/ct-driver.js';
 import { TCP_SCENARIOS, type TcpScenario } from '../netfilter/proto/tcp-scenarios.js';
-import { DEFAULT_ENDPOINTS, describeSeg, type Endpoints, segPacket } from '../netfilter/proto/tcp-script.js';
+import { c, DEFAULT_ENDPOINTS, describeSeg, type Endpoints, s as sv, type Seg, segPacket } from '../netfilter/proto/tcp-script.js';
 import { type KernelCtState, type KernelEntry, TcpLab } from './tcp-lab.js';
 
 /**
@@ -79,6 +80,47 @@ describe.skipIf(!env.run)('TCP conntrack: nfproof tracker vs the Linux kernel', 
     }
     return { kernel, sim };
   }
+
+  /** Random conversations: a handshake or not, then segments near both sequence spaces. */
+  const segArb = (ci: number, si: number): fc.Arbitrary<Seg> =>
+    fc
+      .record({
+        fromClient: fc.boolean(),
+        flags: fc.constantFrom('S', 'SA', 'A', 'A', 'PA', 'PA', 'FA', 'R', 'RA'),
+        seqOff: fc.oneof(fc.integer({ min: -3, max: 3 }), fc.integer({ min: -80_000, max: 150_000 })),
+        ackOff: fc.oneof(fc.integer({ min: -3, max: 3 }), fc.integer({ min: -80_000, max: 150_000 })),
+        len: fc.constantFrom(0, 0, 1, 200),
+        win: fc.constantFrom(0, 502, 65535),
+      })
+      .map((r) => {
+        const [mine, theirs] = r.fromClient ? [ci, si] : [si, ci];
+        const seq = (mine + 1 + r.seqOff) >>> 0;
+        const ack = r.flags.includes('A') ? (theirs + 1 + r.ackOff) >>> 0 : 0;
+        return (r.fromClient ? c : sv)(r.flags, seq, ack, { len: r.len, win: r.win });
+      });
+  const convArb = fc
+    .tuple(fc.integer({ min: 1, max: 0xffffffff }), fc.integer({ min: 1, max: 0xffffffff }), fc.boolean())
+    .chain(([ci, si, hs]) =>
+      fc.array(segArb(ci, si), { minLength: 1, maxLength: 8 }).map((rest) => ({
+        name: 'random',
+        segs: hs ? [c('S', ci, 0, { mss: 1460, wscale: 7, sackok: true }), sv('SA', si, ci + 1, { mss: 1460, wscale: 7, sackok: true }), c('A', ci + 1, si + 1, { win: 502 }), ...rest] : rest,
+      })),
+    );
+
+  it('random conversations agree with the kernel (fast-check, fixed seed)', async () => {
+    let port = 50000;
+    await fc.assert(
+      fc.asyncProperty(convArb, async (sc) => {
+        const ep = { ...DEFAULT_ENDPOINTS, cport: port++ };
+        const { kernel, sim } = await play(sc, ep);
+        if (JSON.stringify(kernel) !== JSON.stringify(sim)) {
+          console.log(kernel.map((k, i) => `  ${k.seg}\n    kernel: ${k.ct} ${k.entry}\n    nfproof: ${sim[i].ct} ${sim[i].entry}`).join('\n'));
+        }
+        expect(sim).toEqual(kernel);
+      }),
+      { seed: Number(process.env.NFPROOF_SEED ?? 42), numRuns: Number(process.env.NFPROOF_KERNEL_RUNS ?? 40), endOnFailure: false },
+    );
+  }, 600_000);
 
   for (const [index, sc] of TCP_SCENARIOS.entries()) {
     it(sc.name, async () => {

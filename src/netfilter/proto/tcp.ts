@@ -282,10 +282,12 @@ function trackSegment(w: TcpWork, pkt: Packet, th: TcpHeader, dir: Direction, ct
         next = oldState;
       }
       if (
-        ((ctx.seenReply && w.lastIndex === SEG.SYN) || (!ctx.assured && w.lastIndex === SEG.ACK)) &&
+        ((ctx.seenReply && w.lastIndex === SEG.SYN && w.lastDir !== dir) || (!ctx.assured && w.lastIndex === SEG.ACK)) &&
         th.ack >>> 0 === w.lastEnd
       ) {
         // RST answering a SYN or ACK we let through (half-open connection): accept it unchecked.
+        // The SYN case requires the RST to come from the other side: a 2026 fix (stable, in the
+        // 6.18 kernel the tests run on) so that a SYN plus a bogus RST cannot close an entry.
         checkWindow = false;
         break;
       }

@@ -91,6 +91,11 @@ export class CtDriver {
     return hit ? this.view(hit.entry, t) : undefined;
   }
 
+  /** The tracker's own state for the connection of this packet (for tests that drive the tracker directly). */
+  trackerState(p: Packet): unknown {
+    return this.byKey.get(tupleKey(p, p.icmp?.type))?.entry.state;
+  }
+
   process(p: Packet, t: number): Observation {
     this.expire(t);
     if (p.icmp && icmpKind(p.family, p.icmp.type) !== 'query') {

@@ -67,6 +67,15 @@ export const TCP_SCENARIOS: readonly TcpScenario[] = [
     ],
   },
   {
+    name: 'out-of-window RST and FIN from both sides shorten the timer of an ASSURED connection',
+    segs: [
+      ...plainHandshake(3500, 8500),
+      s('R', 8501 + 1_000_000, 0, { win: 0 }), // INVALID; remembered
+      c('FA', 3501 + 1_000_000, 8501), // INVALID from the other side: timer down to 300 s
+      c('A', 3501, 8501), // a valid segment restores the long timer
+    ],
+  },
+  {
     name: 'RST answering a SYN removes the entry (no reply seen)',
     segs: [c('S', 4000, 0, { ...WS }), s('RA', 0, 4001, { win: 0 })],
   },
@@ -138,6 +147,16 @@ export const TCP_SCENARIOS: readonly TcpScenario[] = [
       s('A', 20_002, 10_002), // challenge ACK
       c('R', 10_002, 0, { win: 0 }),
     ],
+  },
+  {
+    name: 'a RST answering a SYN skips the window check only when it comes from the other side',
+    // Found by the random kernel comparison: Linux 6.18 carries the fix "do not force CLOSE on
+    // invalid-seq RST without direction check" (2026).
+    segs: [c('S', 100_000, 0), s('SA', 500_000, 100_000 - 81_891), c('R', 1_100_000, 0), s('R', 1_500_000, 0)],
+  },
+  {
+    name: 'simultaneous open, then RSTs far out of window from each side',
+    segs: [s('S', 500_000, 0), c('S', 100_000, 0), c('R', 1_100_000, 0), s('R', 1_500_000, 0)],
   },
   {
     name: 'simultaneous open',
