@@ -1,9 +1,7 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { importIptablesSave } from '../../../src/backends/import/index.js';
 import { TABLES, TABLE_HOOKS, type TableName } from '../../../src/ir/netfilter.js';
 import type { HostModel, Policy, Ruleset } from '../../../src/ir/policy.js';
+import { createSimulator } from '../../../src/netfilter/simulator.js';
 import type { Family } from '../../../src/util/ip.js';
 import { type DifferentialResult, type SimulatorLike, differential } from './differential.js';
 import { hostModel } from './host.js';
@@ -53,34 +51,14 @@ export function scenarioPolicy(s: Scenario): Policy {
   return { host: s.host, rulesets, expectations: [], sources: [], origin: 'iptables-save' };
 }
 
-/** Builds a simulator for a policy; undefined while src/netfilter has none. */
+/** Builds a simulator for a policy with the scenario's sysctls. */
 export type SimulatorFactory = (policy: Policy, sysctls: Readonly<Record<string, string>>) => SimulatorLike;
 
-let factory: Promise<SimulatorFactory | undefined> | undefined;
+const simulate: SimulatorFactory = (policy, sysctls) => createSimulator(policy, { sysctls });
 
-/**
- * The simulator, if src/netfilter exports one yet (`createSimulator`). Loaded by a computed
- * path so that this file compiles before the simulator exists.
- */
-export function loadSimulator(): Promise<SimulatorFactory | undefined> {
-  // NFPROOF_KERNEL_ONLY=1 checks only the hand-derived kernel facts (useful when writing them).
-  if (process.env.NFPROOF_KERNEL_ONLY === '1') return Promise.resolve(undefined);
-  factory ??= (async () => {
-    const here = dirname(fileURLToPath(import.meta.url));
-    for (const candidate of ['simulator', 'index']) {
-      const file = join(here, '..', '..', '..', 'src', 'netfilter', `${candidate}.ts`);
-      if (!existsSync(file)) continue;
-      // The module is there: failing to load it is an error, never a silent kernel-only run.
-      const mod = (await import(`../../../src/netfilter/${candidate}.js`)) as { createSimulator?: (p: Policy, o: object) => SimulatorLike };
-      if (mod.createSimulator) {
-        const create = mod.createSimulator;
-        return (policy, sysctls) => create(policy, { sysctls });
-      }
-    }
-    console.warn('\n*** no simulator in src/netfilter yet: kernel scenarios check the hand-derived kernel facts only ***\n');
-    return undefined;
-  })();
-  return factory;
+/** The simulator, unless NFPROOF_KERNEL_ONLY=1 asks for the hand-derived kernel facts only (useful when writing them). */
+export function loadSimulator(): SimulatorFactory | undefined {
+  return process.env.NFPROOF_KERNEL_ONLY === '1' ? undefined : simulate;
 }
 
 export interface ScenarioResult {
@@ -112,7 +90,7 @@ export async function checkScenario(s: Scenario, opts: { simulator?: SimulatorFa
 
 /** Runs a scenario on the kernel (and, when there is a simulator, against it), without judging it. */
 export async function runScenario(s: Scenario, opts: { simulator?: SimulatorFactory | 'none' } = {}): Promise<ScenarioResult> {
-  const make = opts.simulator === 'none' ? undefined : (opts.simulator ?? (await loadSimulator()));
+  const make = opts.simulator === 'none' ? undefined : (opts.simulator ?? loadSimulator());
   const topo = await Topology.create(s.host, { ...(s.topology ?? {}), sysctls: s.sysctls ?? {} });
   try {
     for (const f of familiesOf(s)) topo.loadRules(f, s.rules[f] as string);
