@@ -192,7 +192,7 @@ describe('importIptablesSave', () => {
     const r = importIptablesSave('*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -s 10.0.0.0/255.0.0.0 -d ! 10.0.0.0/255.0.0.0 -j ACCEPT\nCOMMIT\n', 'old.save');
     expect(errors(r.diagnostics)).toEqual([]);
     expect(r.diagnostics.map((d) => d.code)).toContain('W-import-old-negation');
-    const rule = r.policy!.rulesets.ipv4.tables[0].chains[0].rules[0];
+    const rule = r.policy!.rulesets.ipv4.tables[0].chains.find((c) => c.name === 'POSTROUTING')!.rules[0];
     expect(rule.matches[1]).toMatchObject({ kind: 'addr', dir: 'dst', negated: true });
   });
 

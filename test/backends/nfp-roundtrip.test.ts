@@ -34,8 +34,14 @@ function files(): string[] {
   return out;
 }
 
+/** JSON with sorted keys, without spans and counters. */
 function comparable(rs: Ruleset): string {
-  return JSON.stringify(rs, (k, v) => (k === 'span' || k === 'counters' ? undefined : typeof v === 'bigint' ? `${v}n` : v));
+  return JSON.stringify(rs, (k, v) => {
+    if (k === 'span' || k === 'counters') return undefined;
+    if (typeof v === 'bigint') return `${v}n`;
+    if (v && typeof v === 'object' && !Array.isArray(v)) return Object.fromEntries(Object.keys(v).sort().map((x) => [x, (v as Record<string, unknown>)[x]]));
+    return v;
+  });
 }
 
 const haveSyntax = existsSync(SYNTAX);

@@ -56,22 +56,35 @@ function ruleIsValid(rule: Rule, table: TableName, chain: string, hook: Hook, fa
   return !refused;
 }
 
+/** Arbitraries per rule context, built once (some kinds' arbitraries are costly to build). */
+const ARB_CACHE = new Map<string, { matches: AnyArb; targets: AnyArb }>();
+
+function kindArbs(family: Family, proto: number | undefined, chains: readonly string[]): { matches: AnyArb; targets: AnyArb } {
+  const key = `${family}|${proto ?? ''}|${chains.join(',')}`;
+  const hit = ARB_CACHE.get(key);
+  if (hit) return hit;
+  const ctx: GenContext = { family, ...(proto !== undefined ? { proto } : {}) };
+  const matchArbs = Object.entries(MATCH_ARBITRARIES)
+    .filter(([k]) => k !== 'proto')
+    .map(([, f]) => (f as (c: GenContext) => AnyArb | undefined)(ctx))
+    .filter((a): a is AnyArb => a !== undefined);
+  const targetArbs = Object.values(TARGET_ARBITRARIES)
+    .map((f) => (f as (c: GenContext & { chains: readonly string[] }) => AnyArb | undefined)({ ...ctx, chains }))
+    .filter((a): a is AnyArb => a !== undefined);
+  const made = { matches: fc.oneof(...matchArbs), targets: fc.oneof(...targetArbs) };
+  ARB_CACHE.set(key, made);
+  return made;
+}
+
 function ruleArb(family: Family, chains: readonly string[], line: number): fc.Arbitrary<Rule> {
   const protoArb = MATCH_ARBITRARIES.proto({ family }) as fc.Arbitrary<Match>;
   return fc.option(protoArb, { nil: undefined, freq: 2 }).chain((protoMatch) => {
     const proto = protoMatch?.kind === 'proto' && protoMatch.protos.length === 1 && !protoMatch.negated ? protoMatch.protos[0] : undefined;
-    const ctx: GenContext = { family, ...(proto !== undefined ? { proto } : {}) };
-    const matchArbs = Object.entries(MATCH_ARBITRARIES)
-      .filter(([k]) => k !== 'proto')
-      .map(([, f]) => (f as (c: GenContext) => AnyArb | undefined)(ctx))
-      .filter((a): a is AnyArb => a !== undefined);
-    const targetArbs = Object.values(TARGET_ARBITRARIES)
-      .map((f) => (f as (c: GenContext & { chains: readonly string[] }) => AnyArb | undefined)({ ...ctx, chains }))
-      .filter((a): a is AnyArb => a !== undefined);
+    const arbs = kindArbs(family, proto, chains);
     return fc
       .record({
-        matches: fc.array(fc.oneof(...matchArbs) as fc.Arbitrary<Match>, { maxLength: 3 }),
-        target: fc.oneof(...targetArbs) as fc.Arbitrary<Target>,
+        matches: fc.array(arbs.matches as fc.Arbitrary<Match>, { maxLength: 3 }),
+        target: arbs.targets as fc.Arbitrary<Target>,
         comment: fc.option(fc.string({ maxLength: 30 }), { nil: undefined, freq: 3 }),
       })
       .map(({ matches, target, comment }) => {

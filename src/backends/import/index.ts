@@ -189,6 +189,9 @@ class Importer {
       this.error(lineSpan(this.file, l), 'E-import-outside-table', '`COMMIT` without a table', 'each table starts with a `*name` line');
       return;
     }
+    // The kernel has every built-in chain of a table, declared or not (old dumps lack nat
+    // INPUT, which kernels before 2.6.36 did not have); so does the IR, as the DSL's lowering.
+    this.open.state.addBuiltins(this.open.header);
     this.tables[this.open.family].set(this.open.state.name, this.open.state);
     this.open = undefined;
   }

@@ -51,6 +51,13 @@ const BUILTIN: Readonly<Record<string, string>> = {
   '--fragment': '-f',
 };
 
+/**
+ * Options whose one argument is free text. iptables-save writes such a text bare when it is
+ * only letters, digits, `_` and `-`, so `--comment -A` is possible: the argument is taken
+ * whatever it looks like, as iptables' getopt does for an option with a required argument.
+ */
+const TEXT_OPTIONS: ReadonlySet<string> = new Set(['--comment', '--log-prefix', '--nflog-prefix', '--name', '--hashlimit-name', '--helper', '--set-class']);
+
 function isWord(t: Token | undefined, ...texts: string[]): boolean {
   return t !== undefined && !t.quoted && texts.includes(t.text);
 }
@@ -157,7 +164,7 @@ export function parseRuleSpec(tokens: readonly Token[], report: (d: Diagnostic) 
       continue;
     }
     if (looksLikeOption(tk)) {
-      const { option, next } = readOption(tokens, i, takeNeg(), undefined, report);
+      const { option, next } = readOption(tokens, i, takeNeg(), TEXT_OPTIONS.has(tk.text) && tokens[i + 1] !== undefined ? 1 : undefined, report);
       if (current === undefined) {
         if (spec.loose.length === 0) spec.sections.push(null);
         spec.loose.push(option);
