@@ -25,7 +25,18 @@ import { type TcpOptionMatch, tcpOptionKind } from './match/tcp-option.js';
 import { type PortMatch, portKind } from './match/port.js';
 import { type ProtoMatch, protoKind } from './match/proto.js';
 import { type OpaqueMatch, opaqueMatchKind } from './match/opaque.js';
+import { type ConnlimitMatch, connlimitKind } from './match/connlimit.js';
 import { type DscpMatch, dscpKind } from './match/dscp.js';
+import { type FragmentMatch, fragmentKind } from './match/fragment.js';
+import { type HelperMatch, helperKind } from './match/helper.js';
+import { type IpsecMatch, ipsecKind } from './match/ipsec.js';
+import { type IpsetMatch, ipsetKind } from './match/ipset.js';
+import { type LengthMatch, lengthKind } from './match/length.js';
+import { type OwnerMatch, ownerKind } from './match/owner.js';
+import { type PhysdevMatch, physdevKind } from './match/physdev.js';
+import { type PktTypeMatch, pkttypeKind } from './match/pkttype.js';
+import { type RpfilterMatch, rpfilterKind } from './match/rpfilter.js';
+import { type SctpDccpMatch, sctpDccpKind } from './match/sctp-dccp.js';
 import { type TtlMatch, ttlKind } from './match/ttl.js';
 import { type ChecksumTarget, checksumKind } from './target/checksum.js';
 import { type ClassifyTarget, classifyKind } from './target/classify.js';
@@ -71,6 +82,17 @@ export type Match =
   | AddrTypeMatch
   | DscpMatch
   | TtlMatch
+  | PktTypeMatch
+  | LengthMatch
+  | HelperMatch
+  | FragmentMatch
+  | OwnerMatch
+  | IpsetMatch
+  | IpsecMatch
+  | ConnlimitMatch
+  | RpfilterMatch
+  | PhysdevMatch
+  | SctpDccpMatch
   | OpaqueMatch;
 
 export type Target =
@@ -121,6 +143,17 @@ export const MATCH_KINDS: MatchRegistry = {
   addrtype: addrtypeKind,
   dscp: dscpKind,
   ttl: ttlKind,
+  pkttype: pkttypeKind,
+  length: lengthKind,
+  helper: helperKind,
+  fragment: fragmentKind,
+  owner: ownerKind,
+  ipset: ipsetKind,
+  ipsec: ipsecKind,
+  connlimit: connlimitKind,
+  rpfilter: rpfilterKind,
+  physdev: physdevKind,
+  'sctp-dccp': sctpDccpKind,
   opaque: opaqueMatchKind,
 };
 

@@ -51,7 +51,21 @@ export interface ImportContext {
   report(d: Diagnostic): void;
 }
 
-/** Which options of which module a match kind reads. `module: null` is the built-in options. */
+/**
+ * Modules whose options, coming from different matches of one rule, can share one `-m` section
+ * without changing the meaning: each option is an independent test (port and flags of tcp,
+ * chunk types of sctp …). Emitters may gather them into the first section of that module, which
+ * is also how an imported `-m sctp --dport 5 --chunk-types …` comes back unchanged. Other
+ * modules must keep one section per match (for -m conntrack the grouping changes the meaning:
+ * see ct-state.ts).
+ */
+export const MERGEABLE_MODULES: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp', 'dccp']);
+
+/**
+ * Which options of which module a match kind reads. `module: null` is the built-in options.
+ * A section with no options at all (`-m rpfilter`) goes to the first kind claiming its module;
+ * a section, or the options of one, that no kind claims goes to OPAQUE_MATCH_FALLBACK.
+ */
 export interface ImportClaim {
   readonly module: string | null;
   readonly options: readonly string[];

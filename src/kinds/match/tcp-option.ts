@@ -47,6 +47,15 @@ export const tcpOptionKind: MatchKind<TcpOptionMatch> = {
   keywords: ['option'],
   inFlows: false,
 
+  accepts(_cur, ctx) {
+    // `dccp option N` is the sctp-dccp kind's.
+    for (let i = ctx.previous.length - 1; i >= 0; i--) {
+      const p = ctx.previous[i];
+      if (p.kind === 'proto' && !p.negated && p.protos.length === 1) return p.protos[0] !== 33;
+    }
+    return true;
+  },
+
   parse(cur, ctx) {
     const kw = cur.next()!;
     const negated = cur.acceptNegation();

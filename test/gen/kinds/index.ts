@@ -220,6 +220,65 @@ export const MATCH_ARBITRARIES: MatchArbs = {
     fc
       .record({ kind: fc.constant('ttl' as const), op: fc.constantFrom('eq' as const, 'ne' as const, 'lt' as const, 'gt' as const), value: fc.integer({ min: 0, max: 255 }), span: fc.constant(span) })
       .filter((m) => !(m.op === 'lt' && m.value === 0) && !(m.op === 'gt' && m.value === 255)),
+  pkttype: () =>
+    fc.record({ kind: fc.constant('pkttype' as const), negated: fc.boolean(), type: fc.constantFrom('unicast' as const, 'broadcast' as const, 'multicast' as const, 'otherhost' as const), span: fc.constant(span) }),
+  length: () =>
+    fc.record({
+      kind: fc.constant('length' as const),
+      negated: fc.boolean(),
+      range: fc.tuple(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 2000 })).map(([lo, w]) => [lo, Math.min(65535, lo + w)] as const),
+      span: fc.constant(span),
+    }),
+  helper: () => fc.record({ kind: fc.constant('helper' as const), negated: fc.boolean(), name: fc.constantFrom('ftp', 'sip', 'tftp', 'ftp-21'), span: fc.constant(span) }),
+  fragment: ({ family }) => (family !== 'ipv4' ? undefined : fc.record({ kind: fc.constant('fragment' as const), negated: fc.boolean(), span: fc.constant(span) })),
+  owner: (ctx) =>
+    !onlyHooks(ctx, ['OUTPUT', 'POSTROUTING'])
+      ? undefined
+      : fc.oneof(
+          fc.record({ kind: fc.constant('owner' as const), what: fc.constant('socket' as const), negated: fc.boolean(), span: fc.constant(span) }),
+          fc.record({
+            kind: fc.constant('owner' as const),
+            what: fc.constantFrom('uid' as const, 'gid' as const),
+            negated: fc.boolean(),
+            range: fc.tuple(fc.integer({ min: 0, max: 70000 }), fc.integer({ min: 0, max: 100 })).map(([lo, w]) => [lo, lo + w] as const),
+            span: fc.constant(span),
+          }),
+        ),
+  // ipset needs the set to exist in the kernel: rule generators for kernel tests create `blocklist` / `blocklist6`.
+  ipset: ({ family }) =>
+    fc.record({ kind: fc.constant('ipset' as const), negated: fc.boolean(), name: fc.constant(family === 'ipv4' ? 'blocklist' : 'blocklist6'), dirs: fc.constantFrom(['src'] as const, ['dst'] as const), span: fc.constant(span) }),
+  ipsec: (ctx) => {
+    const dirs = (['in', 'out'] as const).filter((d) => onlyHooks(ctx, d === 'in' ? ['PREROUTING', 'INPUT', 'FORWARD'] : ['FORWARD', 'OUTPUT', 'POSTROUTING']));
+    if (dirs.length === 0) return undefined;
+    return fc.record({
+      kind: fc.constant('ipsec' as const),
+      dir: fc.constantFrom(...dirs),
+      policy: fc.constantFrom('ipsec' as const, 'none' as const),
+      strict: fc.constant(false),
+      elements: fc.constant([]),
+      span: fc.constant(span),
+    });
+  },
+  connlimit: () =>
+    fc.record({ kind: fc.constant('connlimit' as const), above: fc.boolean(), count: fc.integer({ min: 0, max: 1000 }), by: fc.constantFrom('saddr' as const, 'daddr' as const), span: fc.constant(span) }),
+  rpfilter: (ctx) =>
+    !onlyHooks(ctx, ['PREROUTING']) || (ctx.table !== 'raw' && ctx.table !== 'mangle')
+      ? undefined
+      : fc.record({ kind: fc.constant('rpfilter' as const), fail: fc.boolean(), loose: fc.boolean(), validmark: fc.boolean(), acceptLocal: fc.boolean(), span: fc.constant(span) }),
+  physdev: () => fc.record({ kind: fc.constant('physdev' as const), isBridged: fc.boolean(), span: fc.constant(span) }),
+  'sctp-dccp': ({ proto }) =>
+    proto === PROTO.sctp
+      ? fc.record({
+          kind: fc.constant('sctp-dccp' as const),
+          test: fc.constant('chunks' as const),
+          negated: fc.boolean(),
+          mode: fc.constantFrom('any' as const, 'all' as const, 'only' as const),
+          chunks: fc.subarray(['DATA', 'INIT', 'INIT_ACK', 'ABORT'], { minLength: 1 }),
+          span: fc.constant(span),
+        })
+      : proto === PROTO.dccp
+        ? fc.record({ kind: fc.constant('sctp-dccp' as const), test: fc.constant('dccp-option' as const), negated: fc.boolean(), option: fc.integer({ min: 0, max: 255 }), span: fc.constant(span) })
+        : undefined,
   // Modules nfproof does not model, in the exact form iptables-save prints them (checked on the kernel).
   opaque: () =>
     fc.record({

@@ -9,7 +9,7 @@ import {
   matchKind,
   targetKind,
 } from '../../../src/kinds/index.js';
-import type { ImportContext, ImportedOption, IptablesFragment } from '../../../src/kinds/iptables.js';
+import { type ImportContext, type ImportedOption, type IptablesFragment, MERGEABLE_MODULES } from '../../../src/kinds/iptables.js';
 import type { Diagnostic } from '../../../src/util/diagnostics.js';
 import type { Family } from '../../../src/util/ip.js';
 import { type Span, NO_SPAN } from '../../../src/util/span.js';
@@ -23,7 +23,7 @@ import { parseProtoName } from '../../../src/kinds/match/proto.js';
  * gathered into one section, as iptables-nft prints them), then the target.
  */
 
-const MERGED = new Set(['tcp', 'udp']);
+const MERGED = MERGEABLE_MODULES;
 
 /** Kinds pre-quote string options (quoteIptablesString); other words are quoted only when they must be. */
 function quote(w: string): string {
@@ -156,6 +156,11 @@ export function importRule(body: string, family: Family, file = 'case.rules'): I
       const k = ALL_MATCH_KINDS.find((kind) => kind.iptables.claims.some((c) => c.module === s.module && c.options.includes(o.name)));
       if (k) groups.set(k, [...(groups.get(k) ?? []), o]);
       else unclaimed.push(o);
+    }
+    if (s.module !== null && s.options.length === 0) {
+      // No options: the first kind claiming the module takes it (`-m rpfilter`).
+      const k = ALL_MATCH_KINDS.find((kind) => kind.iptables.claims.some((c) => c.module === s.module));
+      if (k) groups.set(k, []);
     }
     for (const [k, opts] of groups) matches.push(...k.iptables.fromIptables(s.module, opts, { ...ctx, sectionSpan: s.span }));
     if (s.module !== null && (unclaimed.length > 0 || groups.size === 0)) {
