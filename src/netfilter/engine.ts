@@ -1,12 +1,12 @@
 import type { NatAction, RejectReply, SideEffect } from '../ir/effect.js';
 import { CT_STATE, type CtStateName, PROTO } from '../ir/fields.js';
-import type { TableName } from '../ir/netfilter.js';
+import { type Hook, HOOKS, type TableName, TABLES } from '../ir/netfilter.js';
 import type { SimInput, SimOutcome, SimVerdict, TraceStep } from './api.js';
 import { confirm, conntrackIn } from './conntrack/core.js';
 import { CTINFO, type Frame, NO_CT, TEMPLATE_CT } from './frame.js';
 import { runHelper } from './helper.js';
 import { hookManip, icmpReplyTranslation, natFirstPacket, natInitialized, natPacket, natTarget, nullBinding } from './nat/core.js';
-import { type Packet, clonePacket } from './packet.js';
+import type { Packet } from './packet.js';
 import { tcpSetClosing } from './proto/tcp.js';
 import type { TcpConn } from './proto/tcp.js';
 import { IcmpRateLimiter, icmpError, icmpRateLimited, mayAnswerWithIcmp, rejectIcmp, tcpReset } from './responses.js';
@@ -37,6 +37,34 @@ const STATE_NAMES: Readonly<Record<number, CtStateName>> = {
   [CT_STATE.UNTRACKED]: 'UNTRACKED',
 };
 
+const HOOK_INDEX: Readonly<Record<Hook, number>> = { PREROUTING: 0, INPUT: 1, FORWARD: 2, OUTPUT: 3, POSTROUTING: 4 };
+const TABLE_INDEX: Readonly<Record<TableName, number>> = { raw: 0, mangle: 1, nat: 2, filter: 3, security: 4 };
+
+const NO_RESPONSES: SimOutcome['responses'] = Object.freeze([]) as SimOutcome['responses'];
+const NO_TRACE: readonly TraceStep[] = Object.freeze([]) as readonly TraceStep[];
+
+/** A copy the pipeline may rewrite (NAT, TTL): every field spelled out, one object shape. */
+export function copyPacket(p: Packet): Packet {
+  const th = p.tcp;
+  const ic = p.icmp;
+  return {
+    family: p.family,
+    src: p.src,
+    dst: p.dst,
+    proto: p.proto,
+    ttl: p.ttl,
+    ipId: p.ipId,
+    tos: p.tos,
+    sport: p.sport,
+    dport: p.dport,
+    tcp: th ? { flags: th.flags, seq: th.seq, ack: th.ack, window: th.window, wscale: th.wscale, mss: th.mss, sackPerm: th.sackPerm } : undefined,
+    icmp: ic ? { type: ic.type, code: ic.code, id: ic.id, seq: ic.seq, inner: ic.inner ? copyPacket(ic.inner) : undefined, mtu: ic.mtu } : undefined,
+    payload: p.payload,
+    fragment: p.fragment,
+    macSrc: p.macSrc,
+  };
+}
+
 interface PathResult {
   verdict: SimVerdict;
   egress?: string;
@@ -48,18 +76,22 @@ export class FamilyEngine implements TargetHost {
   /** Frames in use by nested sends (responses while handling a packet). */
   private depth = 0;
 
+  /** Built-in chains by hook and table index: looked up several times per packet. */
+  private readonly chains: (CompiledChain | undefined)[][];
+
   constructor(
     readonly S: FamilyState,
     private readonly opts: { readonly ipForward: boolean; readonly icmpRateLimit: number },
-  ) {}
+  ) {
+    this.chains = HOOKS.map((h) => TABLES.map((t) => S.rs.builtin(t, h)));
+  }
 
   // ---------------------------------------------------------------- entry point
 
   process(input: SimInput): SimOutcome {
     const S = this.S;
     const f = S.frame;
-    const pkt = clonePacket(input.packet);
-    this.reset(f, pkt, input.t);
+    this.reset(f, copyPacket(input.packet), input.t);
     f.autoSeq = input.fill?.seq === true;
     f.autoAck = input.fill?.ack === true;
     f.uid = input.uid;
@@ -67,20 +99,21 @@ export class FamilyEngine implements TargetHost {
     const res = input.ingress.kind === 'local' ? this.outputPath(f, input.fill?.src === true) : this.inputPath(f, input.ingress.device);
     const stateSeen = f.seenState;
     this.finish(f);
-    const outcome: SimOutcome = {
-      input: { ...input, packet: f.arrived ?? input.packet },
+    const dropped = res.verdict === 'dropped';
+    // One object shape for every outcome (optional fields present as undefined).
+    return {
+      input: f.arrived ? { ...input, packet: f.arrived } : input,
       verdict: res.verdict,
-      ...(res.verdict === 'dropped' ? { dropReason: f.dropReason ?? 'dropped' } : {}),
-      ...(res.egress !== undefined && res.verdict !== 'dropped' ? { egress: { device: res.egress, packet: f.pkt } } : {}),
-      ...(res.delivered ? { delivered: f.pkt } : {}),
-      responses: f.responses ?? [],
+      dropReason: dropped ? (f.dropReason ?? 'dropped') : undefined,
+      egress: res.egress !== undefined && !dropped ? { device: res.egress, packet: f.pkt } : undefined,
+      delivered: res.delivered ? f.pkt : undefined,
+      responses: f.responses ?? NO_RESPONSES,
       ctState: STATE_NAMES[stateSeen] ?? 'INVALID',
-      ...(f.seenDir !== undefined ? { ctDir: f.seenDir === 0 ? 'original' : 'reply' } : {}),
-      trace: f.trace ?? [],
-      ...(f.unknowns ? { unknowns: f.unknowns } : {}),
-      ...(f.invalidReason !== undefined ? { invalidReason: f.invalidReason } : {}),
+      ctDir: f.seenDir === undefined ? undefined : f.seenDir === 0 ? 'original' : 'reply',
+      trace: f.trace ?? NO_TRACE,
+      invalidReason: f.invalidReason,
+      unknowns: f.unknowns,
     };
-    return outcome;
   }
 
   private reset(f: Frame, pkt: Packet, now: number): void {
@@ -110,6 +143,7 @@ export class FamilyEngine implements TargetHost {
     f.seenDir = undefined;
     f.responses = undefined;
     f.arrived = undefined;
+    f.pickedSource = false;
     f.nexthop = undefined;
     f.refresh();
   }
@@ -130,7 +164,7 @@ export class FamilyEngine implements TargetHost {
     f.iif = device;
     f.oif = '';
     const p = f.pkt;
-    f.pkttype = host.isBroadcast(S.family, p.dst) ? 1 : host.isMulticast(S.family, p.dst) ? 2 : 0;
+    f.pkttype = this.castOf(f);
     if (!this.table(f, 'raw')) return this.dropped(f);
     if (!this.track(f)) return this.dropped(f);
     if (!this.table(f, 'mangle')) return this.dropped(f);
@@ -202,13 +236,14 @@ export class FamilyEngine implements TargetHost {
     }
     if (pickSource) {
       f.pkt.src = route.prefsrc ?? f.pkt.src;
+      f.pickedSource = true;
       f.refresh();
     }
     f.hook = 'OUTPUT';
     f.iif = '';
     f.oif = route.device;
     f.nexthop = route.nexthop;
-    f.pkttype = host.isBroadcast(S.family, f.pkt.dst) ? 1 : host.isMulticast(S.family, f.pkt.dst) ? 2 : 0;
+    f.pkttype = this.castOf(f);
     if (!this.table(f, 'raw')) return this.dropped(f);
     if (!this.track(f)) return this.dropped(f);
     if (!this.table(f, 'mangle')) return this.dropped(f);
@@ -236,6 +271,12 @@ export class FamilyEngine implements TargetHost {
     return local.verdict === 'dropped' ? local : { verdict: 'sent', egress: 'lo', delivered: true };
   }
 
+  private castOf(f: Frame): number {
+    const host = this.S.host;
+    if (this.S.family === 'ipv4') return host.castOf4(f.dstN);
+    return host.isMulticast('ipv6', f.pkt.dst) ? 2 : 0;
+  }
+
   private dropped(f: Frame): PathResult {
     f.dropReason ??= 'dropped';
     return { verdict: 'dropped' };
@@ -249,10 +290,9 @@ export class FamilyEngine implements TargetHost {
 
   /** Runs a table's built-in chain for the current hook, if the policy has one. */
   private table(f: Frame, name: TableName): boolean {
-    const chain = this.S.rs.builtin(name, f.hook);
-    if (!chain) return true;
-    const table = this.S.rs.tables.get(name);
-    return runChain(chain, table!, f, this) === ACCEPT;
+    const chain = this.chains[HOOK_INDEX[f.hook]][TABLE_INDEX[name]];
+    if (chain === undefined) return true;
+    return runChain(chain, chain.owner, f, this) === ACCEPT;
   }
 
   private track(f: Frame): boolean {
@@ -263,7 +303,7 @@ export class FamilyEngine implements TargetHost {
     if (before !== f.ct && f.ct >= 0 && !S.table.isConfirmed(f.ct) && f.createdCt === NO_CT && f.ctinfo !== CTINFO.RELATED_REPLY) {
       if (f.ctinfo === CTINFO.NEW || f.ctinfo === CTINFO.RELATED) f.createdCt = f.ct;
     }
-    if (f.arrived === undefined) f.arrived = clonePacket(f.pkt);
+    if (f.arrived === undefined && (f.autoSeq || f.autoAck || f.pickedSource)) f.arrived = copyPacket(f.pkt);
     f.seenState = f.ctStateBit;
     f.seenDir = f.ct >= 0 ? f.ctDir : undefined;
     return true;
@@ -282,9 +322,9 @@ export class FamilyEngine implements TargetHost {
     }
     const i = f.ct;
     if (natFirstPacket(f.ctinfo) && !natInitialized(S, i, m)) {
-      const chain = S.rs.builtin('nat', f.hook);
+      const chain = this.chains[HOOK_INDEX[f.hook]][TABLE_INDEX.nat];
       if (chain) {
-        const v = runChain(chain, S.rs.tables.get('nat')!, f, this);
+        const v = runChain(chain, chain.owner, f, this);
         if (v !== ACCEPT) return false;
       }
       if (!natInitialized(S, i, m)) {
@@ -355,8 +395,15 @@ export class FamilyEngine implements TargetHost {
           f.template = { ...(e.helper ? { helper: e.helper } : {}), ...(e.zone !== undefined ? { zone: e.zone } : {}) };
         }
         return;
+      case 'rewrite-tos':
+        f.pkt.tos = (((f.pkt.tos ?? 0) & ~e.mask) ^ e.xor) & 0xff;
+        return;
+      case 'rewrite-ttl': {
+        const v = e.op === 'set' ? e.value : e.op === 'inc' ? f.pkt.ttl + e.value : f.pkt.ttl - e.value;
+        f.pkt.ttl = Math.max(0, Math.min(255, v));
+        return;
+      }
       case 'unmodelled':
-        (f.unknowns ??= []).push(`${e.name} (header rewrite not modelled)`);
         return;
       default: {
         const never: never = e;

@@ -74,6 +74,8 @@ export class Frame {
   responses: { device: string; packet: Packet }[] | undefined;
   /** The packet as it arrived, with filled-in seq/ack/source. */
   arrived: Packet | undefined;
+  /** The source address of a locally generated packet was chosen by routing. */
+  pickedSource = false;
   /** Next hop of the route the packet takes out (MASQUERADE picks the address toward it). */
   nexthop: bigint | undefined;
   /** Matches nfproof could not decide (opaque constraints without an evaluator). */

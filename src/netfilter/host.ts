@@ -41,6 +41,15 @@ export type InputRoute =
   | { readonly kind: 'unreachable' }
   | { readonly kind: 'martian'; readonly reason: string };
 
+interface SortedRoute extends RouteEntry {
+  readonly net4: number;
+  readonly mask4: number;
+  /** The whole result when it does not depend on the destination (routes via a gateway). */
+  readonly fixed?: RouteResult;
+  /** Source for on-link routes, when known in advance (the address that made the route). */
+  readonly prefsrc?: bigint;
+}
+
 interface RouteEntry {
   readonly family: Family;
   readonly addr: bigint;
@@ -60,6 +69,12 @@ interface LocalAddr {
 }
 
 const V4_LOOPBACK_NET = 0x7f000000n;
+const MARTIAN_SRC: InputRoute = { kind: 'martian', reason: 'martian source' };
+const LOCAL_UNICAST: InputRoute = { kind: 'local', cast: 'unicast' };
+const LOCAL_BROADCAST: InputRoute = { kind: 'local', cast: 'broadcast' };
+const LOCAL_MULTICAST: InputRoute = { kind: 'local', cast: 'multicast' };
+const UNREACHABLE: InputRoute = { kind: 'unreachable' };
+
 const V4_BROADCAST = 0xffffffffn;
 const V6_LOOPBACK = 1n;
 
@@ -81,6 +96,13 @@ export class Host {
   private readonly locals: LocalAddr[] = [];
   private readonly routes: RouteEntry[] = [];
   private readonly broadcasts = new Set<bigint>();
+  /** The same IPv4 sets as numbers, for the per-packet checks. */
+  private readonly broadcasts4 = new Set<number>();
+  private readonly local4 = new Set<number>();
+  /** Configured addresses of both families (values never collide in practice: IPv4 < 2^32, IPv6 above). */
+  private readonly localSet = new Set<bigint>();
+  private readonly sorted4: SortedRoute[] = [];
+  private readonly sorted6: SortedRoute[] = [];
 
   constructor(readonly model: HostModel | undefined) {
     const devices = new Set<string>(['lo']);
@@ -91,6 +113,10 @@ export class Host {
       this.byName.set(itf.device, itf.device);
       for (const a of itf.addresses) {
         this.locals.push({ family: a.family, addr: a.addr, prefixLen: a.prefixLen, device: itf.device });
+        if (a.family === 'ipv4') {
+          this.localSet.add(a.addr);
+          this.local4.add(Number(a.addr));
+        }
         const mask = prefixMask(a.family, a.prefixLen);
         this.routes.push({
           family: a.family,
@@ -103,6 +129,7 @@ export class Host {
         });
         if (a.family === 'ipv4' && a.prefixLen < 31) {
           this.broadcasts.add((a.addr & mask) | (~mask & V4_BROADCAST));
+          this.broadcasts4.add(Number((a.addr & mask) | (~mask & V4_BROADCAST)));
         }
       }
     }
@@ -119,6 +146,21 @@ export class Host {
       });
     }
     this.devices = devices;
+    const ordered = [...this.routes].sort((a, b) => b.len - a.len || a.metric - b.metric || a.order - b.order);
+    for (const r of ordered) {
+      const own = this.locals.find((l) => l.family === r.family && l.device === r.device && ((l.addr ^ r.addr) & r.mask) === 0n && l.prefixLen === r.len);
+      const fixedSrc = r.via !== undefined ? this.selectSource(r.family, r.device, r.via) : undefined;
+      const sorted: SortedRoute = {
+        ...r,
+        net4: r.family === 'ipv4' ? Number(r.addr) : 0,
+        mask4: r.family === 'ipv4' ? Number(r.mask) : 0,
+        ...(r.via !== undefined
+          ? { fixed: fixedSrc === undefined ? { device: r.device, nexthop: r.via } : { device: r.device, nexthop: r.via, prefsrc: fixedSrc } }
+          : {}),
+        ...(own && r.via === undefined ? { prefsrc: own.addr } : {}),
+      };
+      (r.family === 'ipv4' ? this.sorted4 : this.sorted6).push(sorted);
+    }
   }
 
   get hasModel(): boolean {
@@ -136,9 +178,8 @@ export class Host {
   }
 
   isLocal(family: Family, addr: bigint): boolean {
-    if (family === 'ipv4') {
-      if (addr >> 24n === V4_LOOPBACK_NET >> 24n) return true;
-    } else if (addr === V6_LOOPBACK) return true;
+    if (family === 'ipv4') return addr >> 24n === V4_LOOPBACK_NET >> 24n || this.localSet.has(addr);
+    if (addr === V6_LOOPBACK) return true;
     return this.locals.some((l) => l.family === family && l.addr === addr);
   }
 
@@ -146,27 +187,41 @@ export class Host {
     return family === 'ipv4' && (addr === V4_BROADCAST || this.broadcasts.has(addr));
   }
 
+  /** Link-layer cast of a destination: 0 unicast, 1 broadcast, 2 multicast (IPv4 as a number). */
+  castOf4(d4: number): 0 | 1 | 2 {
+    if (d4 === 0xffffffff || this.broadcasts4.has(d4)) return 1;
+    return d4 >>> 28 === 0xe ? 2 : 0;
+  }
+
   isMulticast(family: Family, addr: bigint): boolean {
     return family === 'ipv4' ? isV4Multicast(addr) : isV6Multicast(addr);
   }
 
-  /** Longest-prefix route lookup in the main table. */
+  /**
+   * Longest-prefix route lookup in the main table. Routes are kept sorted by preference
+   * (longest prefix, lowest metric, first declared), so the first that contains the
+   * destination wins; IPv4 compares 32-bit numbers, IPv6 bigints.
+   */
   lookup(family: Family, dst: bigint): RouteResult | undefined {
-    let best: RouteEntry | undefined;
-    for (const r of this.routes) {
-      if (r.family !== family || (dst & r.mask) !== r.addr) continue;
-      if (!best || r.len > best.len || (r.len === best.len && (r.metric < best.metric || (r.metric === best.metric && r.order < best.order)))) {
-        best = r;
+    if (family === 'ipv4') {
+      const d = Number(dst);
+      for (const r of this.sorted4) {
+        if ((d & r.mask4) >>> 0 === r.net4) return this.result(r, dst);
       }
-    }
-    if (!best) {
-      // IPv6 link-local destinations are reachable on-link; without an interface hint we
-      // cannot know which link, so they are unroutable here (as with `ip route get fe80::1`).
       return undefined;
     }
-    const nexthop = best.via ?? dst;
-    const prefsrc = this.selectSource(family, best.device, nexthop, dst);
-    return { device: best.device, nexthop, ...(prefsrc !== undefined ? { prefsrc } : {}) };
+    for (const r of this.sorted6) {
+      if ((dst & r.mask) === r.addr) return this.result(r, dst);
+    }
+    // IPv6 link-local destinations are reachable on-link; without an interface hint we cannot
+    // know which link, so they are unroutable here (as with `ip route get fe80::1`).
+    return undefined;
+  }
+
+  private result(r: SortedRoute, dst: bigint): RouteResult {
+    if (r.fixed) return r.fixed;
+    const prefsrc = r.prefsrc ?? this.selectSource(r.family, r.device, dst, dst);
+    return prefsrc === undefined ? { device: r.device, nexthop: dst } : { device: r.device, nexthop: dst, prefsrc };
   }
 
   /**
@@ -175,22 +230,27 @@ export class Host {
    */
   routeInput(family: Family, device: string, src: bigint, dst: bigint): InputRoute {
     if (family === 'ipv4') {
-      if (isV4Multicast(src) || src === V4_BROADCAST) return { kind: 'martian', reason: 'martian source' };
-      if (device !== 'lo' && src >> 24n === 0x7fn) return { kind: 'martian', reason: 'martian source (loopback address on the wire)' };
-      if (dst >> 24n === 0n) return { kind: 'martian', reason: 'martian destination' };
-      if (device !== 'lo' && dst >> 24n === 0x7fn) return { kind: 'martian', reason: 'martian destination (loopback address on the wire)' };
-      if (dst === V4_BROADCAST || this.broadcasts.has(dst)) return { kind: 'local', cast: 'broadcast' };
-      if (isV4Multicast(dst)) return { kind: 'local', cast: 'multicast' };
-      if (src >> 24n === 0n) return { kind: 'martian', reason: 'martian source' };
-      if (device !== 'lo' && this.isLocal(family, src)) return { kind: 'martian', reason: 'martian source (one of our own addresses)' };
+      const s4 = Number(src);
+      const d4 = Number(dst);
+      const sTop = s4 >>> 24;
+      const dTop = d4 >>> 24;
+      if (sTop >>> 4 === 0xe || s4 === 0xffffffff) return MARTIAN_SRC;
+      if (device !== 'lo' && sTop === 0x7f) return { kind: 'martian', reason: 'martian source (loopback address on the wire)' };
+      if (dTop === 0) return { kind: 'martian', reason: 'martian destination' };
+      if (device !== 'lo' && dTop === 0x7f) return { kind: 'martian', reason: 'martian destination (loopback address on the wire)' };
+      if (d4 === 0xffffffff || this.broadcasts4.has(d4)) return LOCAL_BROADCAST;
+      if (dTop >>> 4 === 0xe) return LOCAL_MULTICAST;
+      if (sTop === 0) return MARTIAN_SRC;
+      if (device !== 'lo' && this.local4.has(s4)) return { kind: 'martian', reason: 'martian source (one of our own addresses)' };
+      if (dTop === 0x7f || this.local4.has(d4)) return LOCAL_UNICAST;
     } else {
-      if (isV6Multicast(src)) return { kind: 'martian', reason: 'martian source' };
+      if (isV6Multicast(src)) return MARTIAN_SRC;
       if (device !== 'lo' && (src === V6_LOOPBACK || dst === V6_LOOPBACK)) return { kind: 'martian', reason: 'loopback address on the wire' };
-      if (isV6Multicast(dst)) return { kind: 'local', cast: 'multicast' };
+      if (isV6Multicast(dst)) return LOCAL_MULTICAST;
+      if (this.isLocal(family, dst)) return LOCAL_UNICAST;
     }
-    if (this.isLocal(family, dst)) return { kind: 'local', cast: 'unicast' };
     const route = this.lookup(family, dst);
-    return route ? { kind: 'forward', route } : { kind: 'unreachable' };
+    return route ? { kind: 'forward', route } : UNREACHABLE;
   }
 
   /**

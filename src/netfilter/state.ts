@@ -4,8 +4,10 @@ import { CtTable } from './conntrack/table.js';
 import { Tuple, wordsOf } from './conntrack/tuple.js';
 import { Expectations } from './expect.js';
 import { Frame } from './frame.js';
+import { newRange } from './nat/core.js';
 import type { Host } from './host.js';
-import type { TrackerSysctls } from './proto/tracker.js';
+import type { Direction, TrackContext, TrackerSysctls } from './proto/tracker.js';
+import { seqOffset } from './seqadj.js';
 import type { CompiledRuleset } from './rules/compile.js';
 
 /** Settings of one simulated host, resolved from SimOptions and the policy's sysctls. */
@@ -45,10 +47,17 @@ export class FamilyState {
   readonly u1 = new Tuple();
   readonly u2 = new Tuple();
   readonly u3 = new Tuple();
+  /** Scratch NAT ranges (null binding, target ranges). */
+  readonly r1 = newRange();
+  readonly r2 = newRange();
   readonly frame: Frame;
   /** Frames for packets the host sends while handling another (REJECT answers). */
   readonly spare: Frame[] = [];
   readonly words: 1 | 4;
+  /** The tracker context, reused for every packet (the hot path allocates nothing). */
+  readonly trackCtx: { -readonly [K in keyof TrackContext]: TrackContext[K] };
+  /** Entry the tracker context currently describes (for seqOffset). */
+  trackEntry = -1;
 
   constructor(
     readonly family: Family,
@@ -62,6 +71,15 @@ export class FamilyState {
     this.table = new CtTable(this.words, cfg.buckets);
     this.rng = new Xorshift32(cfg.seed ^ (family === 'ipv4' ? 0x1234 : 0x5678));
     this.frame = this.newFrame();
+    this.trackCtx = {
+      sys: cfg.sys,
+      seenReply: false,
+      assured: false,
+      now: 0,
+      expiresIn: 0,
+      natClash: false,
+      seqOffset: (dir: Direction, seq: number) => seqOffset(this.table, this.trackEntry, dir, seq),
+    };
     this.table.onRemove = (i) => this.expect.removeMaster(i);
   }
 

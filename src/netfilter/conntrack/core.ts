@@ -3,7 +3,7 @@ import { CTINFO, type Frame, NO_CT, TEMPLATE_CT } from '../frame.js';
 import { natFollowMaster } from '../nat/core.js';
 import { icmpKind } from '../proto/icmp.js';
 import { trackerFor } from '../proto/registry.js';
-import type { Direction, TrackContext } from '../proto/tracker.js';
+import type { Direction } from '../proto/tracker.js';
 import { ACCEPT, DROP } from '../rules/exec.js';
 import { seqOffset } from '../seqadj.js';
 import type { FamilyState } from '../state.js';
@@ -24,9 +24,15 @@ import { Tuple, addrToWords, hasPorts, invertTuple, isIcmpProto } from './tuple.
  */
 
 /** Fills `out` with the packet's conntrack tuple; false when the packet has none (no ports…). */
-export function packetTuple(S: FamilyState, p: Frame['pkt'], out: Tuple): boolean {
-  addrToWords(S.family, p.src, out.src);
-  addrToWords(S.family, p.dst, out.dst);
+export function packetTuple(S: FamilyState, p: Frame['pkt'], out: Tuple, f?: Frame): boolean {
+  if (f && S.words === 1) {
+    // The frame keeps the IPv4 addresses as numbers already.
+    out.src[0] = f.srcN;
+    out.dst[0] = f.dstN;
+  } else {
+    addrToWords(S.family, p.src, out.src);
+    addrToWords(S.family, p.dst, out.dst);
+  }
   out.proto = p.proto;
   if (isIcmpProto(p.proto)) {
     if (!p.icmp) return false;
@@ -151,7 +157,7 @@ export function conntrackIn(S: FamilyState, f: Frame): number {
   }
 
   const t = S.t1;
-  if (!packetTuple(S, p, t)) return invalid(f, 'no conntrack tuple (missing ports?)');
+  if (!packetTuple(S, p, t, f)) return invalid(f, 'no conntrack tuple (missing ports?)');
 
   for (let attempt = 0; attempt < 2; attempt++) {
     const node = table.find(t, zone, f.now);
@@ -164,15 +170,13 @@ export function conntrackIn(S: FamilyState, f: Frame): number {
       dir === 1 ? CTINFO.ESTABLISHED_REPLY : status & IPS.SEEN_REPLY ? CTINFO.ESTABLISHED : status & IPS.EXPECTED ? CTINFO.RELATED : CTINFO.NEW;
     if (f.autoSeq || f.autoAck) fillSeqAck(S, f, i, dir, t);
     const tracker = trackerFor(p.proto);
-    const ctx: TrackContext = {
-      sys: S.cfg.sys,
-      seenReply: (status & IPS.SEEN_REPLY) !== 0,
-      assured: (status & IPS.ASSURED) !== 0,
-      now: f.now,
-      expiresIn: table.expires[i] - f.now,
-      natClash: (status & IPS.NAT_CLASH) !== 0,
-      seqOffset: (d, seq) => seqOffset(table, i, d, seq),
-    };
+    const ctx = S.trackCtx;
+    ctx.seenReply = (status & IPS.SEEN_REPLY) !== 0;
+    ctx.assured = (status & IPS.ASSURED) !== 0;
+    ctx.now = f.now;
+    ctx.expiresIn = table.expires[i] - f.now;
+    ctx.natClash = (status & IPS.NAT_CLASH) !== 0;
+    S.trackEntry = i;
     const r = tracker.update(table.state[i], p, dir, ctx);
     if (r.verdict === 'restart') {
       if (f.trace) ctStep(f, `entry destroyed, tracking again as new (${r.reason ?? 'connection reopened'})`);

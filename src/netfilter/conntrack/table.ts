@@ -367,22 +367,31 @@ export class CtTable {
     this.inBySource[i] = 0;
   }
 
-  /** Entries in the bysource chain of `i`'s original source, newest first (find_appropriate_src). */
-  *bySourceCandidates(orig: Tuple, zone: number): Generator<number> {
+  /**
+   * Entries with the same original source (address, port, protocol) as `orig`, newest first
+   * (find_appropriate_src walks them): call with `from = -1` for the first, then with the
+   * previous result. Returns -1 at the end.
+   */
+  nextBySource(orig: Tuple, zone: number, from: number): number {
     const w = this.words;
-    let h = mix32(0x27d4eb2f ^ zone, orig.proto);
-    h = mix32(h, orig.sport);
-    for (let k = 0; k < w; k++) h = mix32(h, orig.src[k]);
-    let cur = this.srcHeads[reciprocalScale(final32(h), this.buckets)];
+    let cur: number;
+    if (from < 0) {
+      let h = mix32(0x27d4eb2f ^ zone, orig.proto);
+      h = mix32(h, orig.sport);
+      for (let k = 0; k < w; k++) h = mix32(h, orig.src[k]);
+      cur = this.srcHeads[reciprocalScale(final32(h), this.buckets)];
+    } else {
+      cur = this.srcNext[from];
+    }
     while (cur !== NONE) {
-      const nxt = this.srcNext[cur];
       if (this.proto[cur] === orig.proto && this.sport[2 * cur] === orig.sport && this.zone[cur] === zone) {
         let same = true;
         for (let k = 0; k < w; k++) if (this.src[2 * cur * w + k] !== orig.src[k]) same = false;
-        if (same) yield cur;
+        if (same) return cur;
       }
-      cur = nxt;
+      cur = this.srcNext[cur];
     }
+    return NONE;
   }
 
   /**

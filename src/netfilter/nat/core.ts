@@ -50,6 +50,16 @@ export function newRange(): NatRange2 {
   return { flags: 0, minAddr: new Uint32Array(4), maxAddr: new Uint32Array(4), minProto: 0, maxProto: 0, baseProto: 0 };
 }
 
+function resetRange(r: NatRange2): NatRange2 {
+  r.flags = 0;
+  r.minAddr.fill(0);
+  r.maxAddr.fill(0);
+  r.minProto = 0;
+  r.maxProto = 0;
+  r.baseProto = 0;
+  return r;
+}
+
 export function hookManip(hook: Hook): Manip {
   return hook === 'PREROUTING' || hook === 'OUTPUT' ? 'dst' : 'src';
 }
@@ -103,7 +113,7 @@ function usedTuple(S: FamilyState, t: Tuple, ct: number, now: number): boolean {
 function findAppropriateSrc(S: FamilyState, orig: Tuple, out: Tuple, r: NatRange2, zone: number, ct: number, now: number): boolean {
   const table = S.table;
   const reply = S.u3;
-  for (const c of table.bySourceCandidates(orig, zone)) {
+  for (let c = table.nextBySource(orig, zone, -1); c >= 0; c = table.nextBySource(orig, zone, c)) {
     if (c === ct || table.expires[c] <= now) continue;
     table.getTuple(c, 1, reply);
     invertTuple(reply, out, S.words);
@@ -276,7 +286,7 @@ export function setupInfo(S: FamilyState, i: number, r: NatRange2, m: Manip, now
 
 /** nf_nat_alloc_null_binding: map to the address the connection already has (ports may still move on a clash). */
 export function nullBinding(S: FamilyState, i: number, m: Manip, now: number): void {
-  const r = newRange();
+  const r = resetRange(S.r1);
   r.flags = RANGE.MAP_IPS;
   const reply = S.table.getTuple(i, 1, S.t3);
   const ip = m === 'src' ? reply.dst : reply.src;
@@ -312,7 +322,11 @@ export function natPacket(S: FamilyState, f: Frame, m: Manip): void {
   const target = S.t3;
   invertTuple(S.table.getTuple(i, (1 - dir) as 0 | 1, S.t4), target, S.words);
   manipPacket(S, f.pkt, target, m);
-  f.refresh();
+  if (S.words === 1) {
+    // The tuple already holds the IPv4 address as a number: no bigint conversion needed.
+    if (m === 'src') f.srcN = target.src[0];
+    else f.dstN = target.dst[0];
+  }
 }
 
 /**
@@ -351,7 +365,7 @@ export function icmpReplyTranslation(S: FamilyState, f: Frame, m: Manip): number
 
 /** A NatAction (from a target's effect) as a range, given the address the kind of NAT implies. */
 function actionRange(S: FamilyState, a: NatAction, addr: bigint | undefined): NatRange2 {
-  const r = newRange();
+  const r = resetRange(S.r2);
   if (addr !== undefined) {
     r.flags |= RANGE.MAP_IPS;
     addrToWords(S.family, addr, r.minAddr);

@@ -40,6 +40,8 @@ export interface CompiledChain {
   readonly span: Span;
   /** Present for chains long enough to be worth indexing. */
   readonly dispatch?: Dispatch;
+  /** The table the chain belongs to (jump targets are looked up there). */
+  owner: CompiledTable;
 }
 
 export interface CompiledTable {
@@ -129,6 +131,7 @@ function compileChain(c: Chain, table: TableName, family: Family, env: OpaqueEnv
     policyBytes: 0,
     span: c.span,
     ...(dispatch ? { dispatch } : {}),
+    owner: undefined as unknown as CompiledTable,
   };
 }
 
@@ -143,19 +146,24 @@ export function compileRuleset(rs: Ruleset, env: OpaqueEnv, opts: CompileOptions
       chains.set(c.name, cc);
       order.push(cc);
     }
-    tables.set(t.name, { name: t.name, chains, order });
+    const compiled: CompiledTable = { name: t.name, chains, order };
+    for (const cc of order) cc.owner = compiled;
+    tables.set(t.name, compiled);
   }
-  const builtins = new Map<string, CompiledChain>();
+  // Nested records, not string keys: this lookup happens several times per packet.
+  const builtins: Record<string, Partial<Record<Hook, CompiledChain>>> = {};
   for (const hook of HOOKS) {
     for (const tn of tablesOnHook(hook)) {
       const chain = tables.get(tn)?.chains.get(hook);
-      if (chain) builtins.set(`${tn}/${hook}`, chain);
+      if (chain) (builtins[tn] ??= {})[hook] = chain;
     }
   }
+  const none: Partial<Record<Hook, CompiledChain>> = {};
+  for (const tn of ['raw', 'mangle', 'nat', 'filter', 'security'] as const) builtins[tn] ??= none;
   return {
     family,
     tables,
-    builtin: (table, hook) => builtins.get(`${table}/${hook}`),
+    builtin: (table, hook) => builtins[table][hook],
     hasNat: tables.has('nat'),
   };
 }

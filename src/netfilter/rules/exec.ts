@@ -36,31 +36,31 @@ function step(f: Frame, chain: CompiledChain, rule: number | undefined, action: 
   f.trace?.push({ hook: f.hook, table: chain.table, chain: chain.name, ...(rule !== undefined ? { rule } : {}), span, action });
 }
 
+function applyPolicy(builtin: CompiledChain, f: Frame, len: number): number {
+  builtin.policyPackets++;
+  builtin.policyBytes += len;
+  const p = builtin.policy ?? 'ACCEPT';
+  if (f.trace) step(f, builtin, undefined, `policy ${p}`);
+  if (p === 'DROP') {
+    f.dropReason = 'policy';
+    return DROP;
+  }
+  return ACCEPT;
+}
+
 export function runChain(builtin: CompiledChain, table: CompiledTable, f: Frame, host: TargetHost): number {
   const len = ipLength(f.pkt);
   let cur = builtin;
   let list = cur.dispatch ? cur.dispatch.candidates(f) : null;
   let pos = 0;
-  const stack: Return[] = [];
-
-  const policy = (): number => {
-    builtin.policyPackets++;
-    builtin.policyBytes += len;
-    const p = builtin.policy ?? 'ACCEPT';
-    if (f.trace) step(f, builtin, undefined, `policy ${p}`);
-    if (p === 'DROP') {
-      f.dropReason = 'policy';
-      return DROP;
-    }
-    return ACCEPT;
-  };
+  let stack: Return[] | undefined;
 
   for (;;) {
     const n = list ? list.length : cur.rules.length;
     if (pos >= n) {
-      if (cur === builtin || stack.length === 0) {
+      if (cur === builtin || !stack || stack.length === 0) {
         if (cur !== builtin && f.trace) step(f, cur, undefined, 'end of chain');
-        return policy();
+        return applyPolicy(builtin, f, len);
       }
       if (f.trace) step(f, cur, undefined, 'end of chain, return');
       const r = stack.pop() as Return;
@@ -91,7 +91,7 @@ export function runChain(builtin: CompiledChain, table: CompiledTable, f: Frame,
         return DROP;
       case 'return':
         if (f.trace) step(f, cur, ri, rule.label);
-        if (stack.length === 0) return policy();
+        if (!stack || stack.length === 0) return applyPolicy(builtin, f, len);
         {
           const r = stack.pop() as Return;
           cur = r.chain;
@@ -108,6 +108,7 @@ export function runChain(builtin: CompiledChain, table: CompiledTable, f: Frame,
           continue;
         }
         if (e.type === 'jump') {
+          stack ??= [];
           if (stack.length >= MAX_DEPTH) {
             f.dropReason = 'loop';
             return DROP;
