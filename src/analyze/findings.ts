@@ -252,7 +252,7 @@ function deadRuleFinding(
     kind,
     message,
     rule: ref(r.id),
-    related: blamed.map((b) => ({ rule: ref(b.id), note: `${describeEffect(b.effect)} these packets first` })),
+    related: [main, ...blamed.filter((b) => b !== main)].map((b) => ({ rule: ref(b.id), note: `${describeEffect(b.effect)} these packets first` })),
     ...(witness ? { witness } : {}),
     hint: kind === 'shadowed' ? 'move it above the rules that decide its packets, or narrow them' : 'delete it, or move it before the rules that cover it',
     decidedBy: s.via,

@@ -1,6 +1,8 @@
 import type { Verb } from './verb.js';
+import { checkVerb } from './verbs/check.js';
 import { compileVerb } from './verbs/compile.js';
 import { importVerb } from './verbs/import.js';
+import { queryVerb } from './verbs/query.js';
 
 /** Every verb, in the order `--help` lists them. Each lives in its own module under verbs/. */
-export const VERBS: readonly Verb[] = [compileVerb, importVerb];
+export const VERBS: readonly Verb[] = [compileVerb, importVerb, checkVerb, queryVerb];

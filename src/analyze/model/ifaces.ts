@@ -40,7 +40,8 @@ export class IfaceDomain {
     };
     // One representative per wildcard class, then one for "matches no pattern".
     for (const w of [...[...wild].sort(), undefined]) {
-      const pool = w === undefined ? candidates('nfp') : candidates(w);
+      // Names no pattern matches: an ordinary-looking device name if one is free.
+      const pool = w === undefined ? [...candidates('eth'), ...candidates('nfp')] : candidates(w);
       for (const n of pool) {
         if (taken.has(n)) continue;
         const sig = this.signature(n);

@@ -13,28 +13,33 @@ export type Z3Model = ReturnType<Z3Solver['model']>;
 
 let pending: Promise<{ api: Api; ctx: Z3Context }> | undefined;
 
+/**
+ * Checks a solver on the calling thread. z3-solver's own `check()` hands the work to a worker
+ * thread, which costs ~0.4 s to start and a few milliseconds per call; nfproof asks many small
+ * questions, so it calls the exported synchronous entry point instead (Z3's `timeout` parameter
+ * still bounds it). Returns 'sat' | 'unsat' | 'unknown'.
+ */
+export function checkSync(api: Api, ctx: Z3Context, solver: Z3Solver): 'sat' | 'unsat' | 'unknown' {
+  const em = (api as unknown as { em: { _Z3_solver_check?: (c: number, s: number) => number } }).em;
+  const ptr = (x: unknown) => (x as { ptr: number }).ptr;
+  if (!em._Z3_solver_check) throw new Error('z3-solver build without a synchronous check');
+  const r = em._Z3_solver_check(ptr(ctx), ptr(solver));
+  return r === 1 ? 'sat' : r === -1 ? 'unsat' : 'unknown';
+}
+
+let loaded: Api | undefined;
+
+/** The initialised API, once z3() has resolved (for the synchronous check). */
+export function z3Api(): Api | undefined {
+  return loaded;
+}
+
 export function z3(): Promise<{ api: Api; ctx: Z3Context }> {
   pending ??= (async () => {
     const api = await init();
+    loaded = api;
     const ctx = api.Context('nfproof') as unknown as Z3Context;
     return { api, ctx };
   })();
   return pending;
-}
-
-/** Outcome of one satisfiability question. */
-export type SatResult = { readonly kind: 'sat'; readonly model: Z3Model } | { readonly kind: 'unsat' } | { readonly kind: 'unknown'; readonly reason: string };
-
-/**
- * Checks the conjunction of `assertions` in a fresh solver with a time limit. A timeout or any
- * other incompleteness is "unknown" with Z3's reason, never a verdict.
- */
-export async function check(ctx: Z3Context, assertions: readonly Z3Bool[], timeoutMs: number): Promise<SatResult> {
-  const s = new ctx.Solver();
-  s.set('timeout', Math.max(1, Math.floor(timeoutMs)));
-  for (const a of assertions) s.add(a);
-  const r = await s.check();
-  if (r === 'sat') return { kind: 'sat', model: s.model() };
-  if (r === 'unsat') return { kind: 'unsat' };
-  return { kind: 'unknown', reason: s.reasonUnknown() || 'unknown' };
 }

@@ -1,4 +1,4 @@
-import type { Z3Bool, Z3Context, Z3Model, Z3Solver } from './context.js';
+import { type Z3Bool, type Z3Context, type Z3Model, type Z3Solver, checkSync, z3Api } from './context.js';
 
 export type Answer = { readonly kind: 'sat'; readonly model: Z3Model } | { readonly kind: 'unsat' } | { readonly kind: 'unknown'; readonly reason: string };
 
@@ -34,7 +34,8 @@ export class Session {
     this.solver.push();
     try {
       for (const a of assertions) this.solver.add(a);
-      const r = await this.solver.check();
+      const api = z3Api();
+      const r = api ? checkSync(api, this.ctx, this.solver) : await this.solver.check();
       if (r === 'sat') {
         this.stats.sat++;
         return { kind: 'sat', model: this.solver.model() };
