@@ -173,9 +173,13 @@ function parsePortItem(w: Word, ctx: DslContext): PortItem | undefined {
   }
   const lo = Number(m[1]);
   const hi = m[2] === undefined ? lo : Number(m[2]);
-  if (lo > 65535 || hi > 65535 || lo > hi) {
-    ctx.report(diag('error', 'E-bad-port', w.span, `port range \`${(w as { text: string }).text}\` is out of order or above 65535`, 'ports are 0-65535, written LOW-HIGH'));
+  if (lo > 65535 || hi > 65535) {
+    ctx.report(diag('error', 'E-bad-port', w.span, `port range \`${(w as { text: string }).text}\` goes above 65535`, 'ports are 0-65535, written LOW-HIGH'));
     return undefined;
+  }
+  if (lo > hi) {
+    // iptables accepts a reversed range and the kernel then matches no port; keep it, but say so.
+    ctx.report(diag('warning', 'W-empty-port-range', w.span, `port range \`${(w as { text: string }).text}\` is reversed: it matches no port`, `write ${hi}-${lo} if that was meant`));
   }
   return [lo, hi];
 }

@@ -47,7 +47,8 @@ function parseIptablesPorts(text: string): PortItem[] | undefined {
     if (!m || part === '') return undefined;
     const lo = m[1] === undefined ? 0 : Number(m[1]);
     const hi = part.includes(':') ? (m[2] === undefined ? 65535 : Number(m[2])) : lo;
-    if (lo > 65535 || hi > 65535 || lo > hi) return undefined;
+    // A reversed range (60000:29) is accepted by iptables and matches no port: keep it as written.
+    if (lo > 65535 || hi > 65535) return undefined;
     out.push([lo, hi]);
   }
   return out;

@@ -107,7 +107,7 @@ export interface ImportedRule {
 const BUILTINS = new Set(['-s', '-d', '-i', '-o', '-p', '-f']);
 
 /** Reads a rule body (`-p tcp -m tcp --dport 22 -j ACCEPT`) back through the kinds' claims. */
-export function importRule(body: string, family: Family, file = 'case.rules'): ImportedRule {
+export function importRule(body: string, family: Family, file = 'case.rules', chains: ReadonlySet<string> = new Set()): ImportedRule {
   const w = splitIptables(body);
   const diagnostics: Diagnostic[] = [];
   let col = 1;
@@ -172,8 +172,9 @@ export function importRule(body: string, family: Family, file = 'case.rules'): I
   let target: Target | undefined;
   if (targetName !== undefined) {
     const tctx = { ...ctx, isGoto, span: spanAt() };
-    const k = ALL_TARGET_KINDS.find((kind) => kind.iptables.names.includes(targetName!));
+    const k = chains.has(targetName) ? undefined : ALL_TARGET_KINDS.find((kind) => kind.iptables.names.includes(targetName!));
     if (k) target = k.iptables.fromIptables(targetName, targetOptions, tctx);
+    else if (chains.has(targetName) || isGoto) target = ALL_TARGET_KINDS.find((kind) => kind.kind === 'jump')!.iptables.fromIptables(targetName, targetOptions, tctx);
     else if (/^[A-Z][A-Z0-9_]*$/.test(targetName) && !isGoto) target = OPAQUE_TARGET_FALLBACK.iptables.fromIptables(targetName, targetOptions, tctx);
     else target = ALL_TARGET_KINDS.find((kind) => kind.kind === 'jump')!.iptables.fromIptables(targetName, targetOptions, tctx);
   }
