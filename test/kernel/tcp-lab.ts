@@ -142,9 +142,10 @@ export class TcpLab {
 
   /**
    * Builds the namespaces. `extraRules` is iptables-restore text for the firewall loaded after
-   * the counting rules (e.g. raw CT --helper ftp, nat rules).
+   * the counting rules (e.g. raw CT --helper ftp, nat rules); `extraFwAddresses` are more
+   * [cidr, device] addresses for the firewall (NAT addresses its neighbours must reach).
    */
-  static create(extraRules = ''): TcpLab {
+  static create(extraRules = '', extraFwAddresses: readonly (readonly [string, string])[] = []): TcpLab {
     const client = Netns.create('cli');
     const fw = Netns.create('fw');
     const server = Netns.create('srv');
@@ -153,6 +154,7 @@ export class TcpLab {
       fw.run('ip', ['link', 'add', 'f1', 'type', 'veth', 'peer', 'name', 's0', 'netns', server.name]);
       fw.run('ip', ['addr', 'add', '10.0.1.1/24', 'dev', 'f0']);
       fw.run('ip', ['addr', 'add', '10.0.2.1/24', 'dev', 'f1']);
+      for (const [cidr, dev] of extraFwAddresses) fw.run('ip', ['addr', 'add', cidr, 'dev', dev]);
       fw.run('ip', ['link', 'set', 'f0', 'up']);
       fw.run('ip', ['link', 'set', 'f1', 'up']);
       client.run('ip', ['addr', 'add', '10.0.1.2/24', 'dev', 'c0']);
@@ -211,6 +213,16 @@ export class TcpLab {
       .filter((e): e is KernelEntry => e !== undefined);
   }
 
+  /** `conntrack -L expect` in the firewall: the expected connections (first tuple only). */
+  expectations(): { readonly src: string; readonly dst: string; readonly dport: number; readonly line: string }[] {
+    const r = this.fw.exec('conntrack', ['-L', 'expect']);
+    return r.stdout
+      .split('\n')
+      .map((line) => /^\d+\s+proto=\d+\s+src=(\S+)\s+dst=(\S+)\s+sport=\d+\s+dport=(\d+)/.exec(line.trim()))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ src: m[1], dst: m[2], dport: Number(m[3]), line: m[0] }));
+  }
+
   /** Sends an already described packet from one side (agent command fields). */
   async sendRaw(side: 'client' | 'server', cmd: Record<string, unknown>): Promise<void> {
     await this.agents[side].call({ op: 'send', ...cmd });
@@ -222,7 +234,7 @@ export class TcpLab {
     await this.sendRaw(fromClient ? 'client' : 'server', {
       proto: 'tcp',
       src: fromClient ? ep.client : ep.server,
-      dst: fromClient ? ep.server : ep.client,
+      dst: fromClient ? (ep.serverSeenByClient ?? ep.server) : (ep.clientSeenByServer ?? ep.client),
       sport: fromClient ? ep.cport : ep.sport,
       dport: fromClient ? ep.sport : ep.cport,
       flags: seg.flags,

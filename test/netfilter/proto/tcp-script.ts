@@ -65,6 +65,10 @@ export interface Endpoints {
   readonly server: string;
   readonly cport: number;
   readonly sport: number;
+  /** Behind NAT: the address the client sends to (before DNAT), when not `server`. */
+  readonly serverSeenByClient?: string;
+  /** Behind NAT: the address the server answers to (after SNAT), when not `client`. */
+  readonly clientSeenByServer?: string;
 }
 
 export const DEFAULT_ENDPOINTS: Endpoints = { client: '10.0.1.2', server: '10.0.2.2', cport: 40000, sport: 80 };
