@@ -35,6 +35,12 @@ describe('idiomatic', () => {
     expect(rules.map((r) => r.matches.map((m) => (m.kind === 'port' ? m.value.items.map((i) => i[0]).join(',') : m.kind)).join(' '))).toEqual(['proto 80,443', 'addr', 'addr', 'addr', 'addr', 'addr', 'addr']);
   });
 
+  it('folds protocols, unless the folded rule would be invalid (a NAT port mapping needs one protocol)', () => {
+    const p = imp(['-A INPUT -i eth0 -p udp -m udp --dport 53 -j ACCEPT', '-A INPUT -i eth0 -p tcp -m tcp --dport 53 -j ACCEPT']);
+    expect(input(idiomatic(p)).map((r) => r.matches.map((m) => (m.kind === 'proto' ? m.protos.join(',') : m.kind)).join(' '))).toEqual(['iface 17,6 port']);
+    expect(emitRuleset(idiomatic(p), 'ipv4', { sourceComments: false }).text).toBe(emitRuleset(p, 'ipv4', { sourceComments: false }).text);
+  });
+
   it('names sets used more than once', () => {
     const p = imp([
       '-A INPUT -p tcp -m multiport --dports 137,138,139,445 -j ACCEPT',

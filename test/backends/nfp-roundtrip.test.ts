@@ -60,7 +60,17 @@ describe.skipIf(!corpus.run || !haveSyntax)('corpus: import → .nfp → parse g
       const back = syntax.parsePolicyText(text, `${name}.nfp`, new SourceFiles());
       const errors = back.diagnostics.filter((d) => d.severity === 'error');
       expect(errors.map((d) => `${label} line ${d.span.start.line}: ${d.message} :: ${text.split('\n')[d.span.start.line - 1]}`)).toEqual([]);
-      for (const f of ['ipv4', 'ipv6'] as const) expect(comparable(back.policy!.rulesets[f]), `${label} ${f}`).toBe(comparable(policy.rulesets[f]));
+      for (const f of ['ipv4', 'ipv6'] as const) {
+        if (comparable(back.policy!.rulesets[f]) === comparable(policy.rulesets[f])) continue;
+        // Name the first rule that differs, with its printed line, rather than two huge texts.
+        const want = policy.rulesets[f].tables.flatMap((t) => t.chains.flatMap((c) => c.rules.map((r) => ({ where: `${t.name} ${c.name}`, r }))));
+        const got = back.policy!.rulesets[f].tables.flatMap((t) => t.chains.flatMap((c) => c.rules.map((r) => ({ where: `${t.name} ${c.name}`, r }))));
+        const i = want.findIndex((w, k) => w.where !== got[k]?.where || comparable({ family: f, tables: [w.r] } as never) !== comparable({ family: f, tables: [got[k].r] } as never));
+        const shape = (x: Policy) => x.rulesets[f].tables.map((t) => `${t.name}:${t.chains.map((c) => `${c.name}/${c.rules.length}`).join(',')}`).join(' ');
+        expect(
+          i < 0 ? `chains differ: ${shape(back.policy!)}` : `${label} ${f} ${want[i].where} rule ${i}: printed as\n${text.split('\n').find((l) => l.includes(JSON.stringify(want[i].r.comment ?? '').slice(1, -1))) ?? ''}\nparsed ${comparable({ family: f, tables: [got[i]?.r] } as never)}`,
+        ).toBe(i < 0 ? `chains differ: ${shape(policy)}` : `${label} ${f} ${want[i].where} rule ${i}: same as ${comparable({ family: f, tables: [want[i].r] } as never)}`);
+      }
     }
   });
 });

@@ -1,12 +1,14 @@
 import type { Chain, Policy, Rule } from '../../ir/policy.js';
-import { type Match, targetEffect } from '../../kinds/index.js';
+import type { TableName } from '../../ir/netfilter.js';
+import { type Match, matchKind, targetEffect, targetKind } from '../../kinds/index.js';
+import type { RuleView } from '../../kinds/kind.js';
 import type { AddrValue, PortValue } from '../../kinds/values.js';
 import type { Family } from '../../util/ip.js';
 
 /**
  * Makes an imported policy read like one written by hand, for `nfproof import`'s .nfp output:
  *
- * 1. Runs of adjacent rules that differ only in one address or one port — `-s a -j ACCEPT`,
+ * 1. Runs of adjacent rules that differ only in one address, port or protocol — `-s a -j ACCEPT`,
  *    `-s b -j ACCEPT` — become one rule with a set (`saddr { a, b } accept`). Only for targets
  *    that end the packet's walk (accept, drop, reject, return, goto, NAT), where the set means
  *    exactly the run of rules it replaces (see src/backends/emit/rule.ts); never when a value
@@ -23,9 +25,10 @@ function key(x: unknown): string {
 
 const ENDS_WALK = new Set(['accept', 'drop', 'reject', 'return', 'goto', 'nat']);
 
-type Foldable = (Match & { kind: 'addr' }) | (Match & { kind: 'port' });
+type Foldable = (Match & { kind: 'addr' }) | (Match & { kind: 'port' }) | (Match & { kind: 'proto' });
 
 function foldable(m: Match): m is Foldable {
+  if (m.kind === 'proto') return !m.negated;
   if (m.kind === 'addr') return !m.negated && m.value.excluded.length === 0 && m.value.ref === undefined;
   if (m.kind === 'port') return !m.negated && m.value.ref === undefined;
   return false;
@@ -40,7 +43,8 @@ function differsInOneValue(a: Rule, b: Rule): number | undefined {
     const x = a.matches[i];
     const y = b.matches[i];
     if (key(x) === key(y)) continue;
-    if (at !== undefined || !foldable(x) || !foldable(y) || x.kind !== y.kind || x.dir !== y.dir) return undefined;
+    if (at !== undefined || !foldable(x) || !foldable(y) || x.kind !== y.kind) return undefined;
+    if (x.kind !== 'proto' && y.kind !== 'proto' && x.dir !== y.dir) return undefined;
     if (x.kind === 'port' && y.kind === 'port' && (x.multiport ?? false) !== (y.multiport ?? false)) return undefined;
     at = i;
   }
@@ -48,10 +52,11 @@ function differsInOneValue(a: Rule, b: Rule): number | undefined {
 }
 
 function itemsOf(m: Foldable): readonly unknown[] {
-  return m.kind === 'addr' ? m.value.items : m.value.items;
+  return m.kind === 'proto' ? m.protos : m.value.items;
 }
 
 function withItems(m: Foldable, extra: Foldable): Foldable {
+  if (m.kind === 'proto' && extra.kind === 'proto') return { ...m, protos: [...m.protos, ...extra.protos] };
   if (m.kind === 'addr' && extra.kind === 'addr') return { ...m, value: { ...m.value, items: [...m.value.items, ...extra.value.items] } };
   if (m.kind === 'port' && extra.kind === 'port') {
     const { multiport: _drop, ...rest } = m;
@@ -60,7 +65,20 @@ function withItems(m: Foldable, extra: Foldable): Foldable {
   return m;
 }
 
-function mergeRuns(rules: readonly Rule[], family: Family): Rule[] {
+/** Whether every kind accepts the rule as it stands (a folded rule must not become invalid). */
+function acceptable(rule: Rule, family: Family, table: TableName, chain: Chain): boolean {
+  let ok = true;
+  const view: RuleView = { table, chain: chain.name, hooks: chain.hook ? [chain.hook] : [], family, matches: rule.matches, span: rule.span };
+  const report = () => {
+    ok = false;
+  };
+  for (const m of rule.matches) matchKind(m).validate?.(m, view, report);
+  targetKind(rule.target).validate?.(rule.target, view, report);
+  return ok;
+}
+
+function mergeRuns(chain: Chain, family: Family, table: TableName): Rule[] {
+  const rules = chain.rules;
   const out: Rule[] = [];
   for (const r of rules) {
     const prev = out[out.length - 1];
@@ -71,8 +89,11 @@ function mergeRuns(rules: readonly Rule[], family: Family): Rule[] {
       if (itemsOf(add).every((i) => !have.has(key(i)))) {
         const matches = prev.matches.map((m, i) => (i === at ? withItems(m as Foldable, add) : m));
         const { counters: _c, ...rest } = prev;
-        out[out.length - 1] = { ...rest, matches };
-        continue;
+        const merged = { ...rest, matches };
+        if (acceptable(merged, family, table, chain)) {
+          out[out.length - 1] = merged;
+          continue;
+        }
       }
     }
     out.push(r);
@@ -121,8 +142,8 @@ export function idiomatic(policy: Policy): Policy {
   const merged: Policy = {
     ...policy,
     rulesets: {
-      ipv4: { ...policy.rulesets.ipv4, tables: policy.rulesets.ipv4.tables.map((t) => ({ ...t, chains: t.chains.map((c) => ({ ...c, rules: mergeRuns(c.rules, 'ipv4') })) })) },
-      ipv6: { ...policy.rulesets.ipv6, tables: policy.rulesets.ipv6.tables.map((t) => ({ ...t, chains: t.chains.map((c) => ({ ...c, rules: mergeRuns(c.rules, 'ipv6') })) })) },
+      ipv4: { ...policy.rulesets.ipv4, tables: policy.rulesets.ipv4.tables.map((t) => ({ ...t, chains: t.chains.map((c) => ({ ...c, rules: mergeRuns(c, 'ipv4', t.name) })) })) },
+      ipv6: { ...policy.rulesets.ipv6, tables: policy.rulesets.ipv6.tables.map((t) => ({ ...t, chains: t.chains.map((c) => ({ ...c, rules: mergeRuns(c, 'ipv6', t.name) })) })) },
     },
   };
   return nameRepeatedSets(merged);
