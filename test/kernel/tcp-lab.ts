@@ -40,6 +40,8 @@ export interface KernelEntry {
   readonly assured: boolean;
   readonly unreplied: boolean;
   readonly helper?: string;
+  /** ICMP identifier (original tuple). */
+  readonly id?: number;
   readonly line: string;
 }
 
@@ -53,6 +55,7 @@ export function parseConntrackLine(line: string): KernelEntry | undefined {
   const sports = [...rest.matchAll(/\bsport=(\d+)/g)].map((x) => Number(x[1]));
   const dports = [...rest.matchAll(/\bdport=(\d+)/g)].map((x) => Number(x[1]));
   const helper = /\bhelper=(\S+)/.exec(rest)?.[1];
+  const id = /\bid=(\d+)/.exec(rest)?.[1];
   return {
     proto: m[1],
     timeout: Number(m[2]),
@@ -68,6 +71,7 @@ export function parseConntrackLine(line: string): KernelEntry | undefined {
     assured: rest.includes('[ASSURED]'),
     unreplied: rest.includes('[UNREPLIED]'),
     ...(helper ? { helper } : {}),
+    ...(id !== undefined ? { id: Number(id) } : {}),
     line: line.trim(),
   };
 }

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Packet } from '../../src/netfilter/packet.js';
+import { parseTrackerSysctls } from '../../src/netfilter/proto/registry.js';
+import { parseAddress } from '../../src/util/ip.js';
+import { kernelAvailable } from '../support/env.js';
+import { CtDriver, type Observation } from '../netfilter/proto/ct-driver.js';
+import { type KernelEntry, TcpLab } from './tcp-lab.js';
+
+/**
+ * The UDP and ICMP trackers against the kernel, in the same lab as the TCP tests: each datagram
+ * goes through the firewall and through nfproof's tracker; the state the rules saw and the
+ * entry (`conntrack -L`: timeout, [ASSURED], [UNREPLIED]) must agree. Timer-dependent cases
+ * (the UDP "stream" rule needs the flow to be 2 s old) wait on the real clock. Runtime: ~8 s.
+ */
+
+const env = kernelAvailable();
+const CLIENT = '10.0.1.2';
+const SERVER = '10.0.2.2';
+
+interface Datagram {
+  readonly from: 'c' | 's';
+  readonly proto: 'udp' | 'icmp';
+  /** udp: client port (the server side uses 53); icmp: type, code, id. */
+  readonly cport?: number;
+  readonly type?: number;
+  readonly code?: number;
+  readonly id?: number;
+  /** Seconds to wait before sending. */
+  readonly pause?: number;
+}
+
+const udp = (from: 'c' | 's', cport: number, pause = 0): Datagram => ({ from, proto: 'udp', cport, pause });
+const icmp = (from: 'c' | 's', type: number, id: number, code = 0): Datagram => ({ from, proto: 'icmp', type, id, code });
+
+function packetOf(d: Datagram): Packet {
+  const fromClient = d.from === 'c';
+  const src = parseAddress(fromClient ? CLIENT : SERVER)!.value;
+  const dst = parseAddress(fromClient ? SERVER : CLIENT)!.value;
+  if (d.proto === 'udp') {
+    return { family: 'ipv4', src, dst, proto: 17, ttl: 64, sport: fromClient ? d.cport : 53, dport: fromClient ? 53 : d.cport, payload: new Uint8Array(4) };
+  }
+  return { family: 'ipv4', src, dst, proto: 1, ttl: 64, icmp: { type: d.type!, code: d.code ?? 0, id: d.id, seq: 1 }, payload: new Uint8Array(8) };
+}
+
+function agentCommand(d: Datagram): Record<string, unknown> {
+  const fromClient = d.from === 'c';
+  const base = { src: fromClient ? CLIENT : SERVER, dst: fromClient ? SERVER : CLIENT, payload: '00'.repeat(d.proto === 'udp' ? 4 : 8) };
+  if (d.proto === 'udp') return { ...base, proto: 'udp', sport: fromClient ? d.cport : 53, dport: fromClient ? 53 : d.cport };
+  return { ...base, proto: 'icmp', type: d.type, code: d.code ?? 0, id: d.id, seq: 1 };
+}
+
+function entryOf(entries: readonly KernelEntry[], d: Datagram): KernelEntry | undefined {
+  if (d.proto === 'udp') return entries.find((e) => e.proto === 'udp' && (e.sport === d.cport || e.dport === d.cport));
+  return entries.find((e) => e.proto === 'icmp' && e.id === d.id);
+}
+
+const show = (ct: string, e: { timeout: number; assured: boolean; unreplied: boolean } | undefined): string =>
+  `${ct} ${e ? `t=${e.timeout}${e.assured ? ' ASSURED' : ''}${e.unreplied ? ' UNREPLIED' : ''}` : 'none'}`;
+
+interface Case {
+  readonly name: string;
+  readonly sysctls?: Readonly<Record<string, string>>;
+  readonly datagrams: readonly Datagram[];
+}
+
+const CASES: readonly Case[] = [
+  {
+    name: 'UDP: a reply makes it ESTABLISHED; only a flow older than 2 s becomes a stream (120 s, ASSURED)',
+    datagrams: [udp('c', 5001), udp('s', 5001), udp('c', 5001), udp('s', 5001, 2.3), udp('c', 5001)],
+  },
+  { name: 'UDP one way only stays UNREPLIED with 30 s', datagrams: [udp('c', 5002), udp('c', 5002), udp('c', 5002)] },
+  {
+    name: 'UDP timeouts follow the sysctls; an expired entry is gone',
+    sysctls: { 'net.netfilter.nf_conntrack_udp_timeout': '1', 'net.netfilter.nf_conntrack_udp_timeout_stream': '50' },
+    datagrams: [udp('c', 5003), udp('s', 5003), udp('c', 5004), udp('c', 5004, 1.5)],
+  },
+  {
+    name: 'ICMP echo: request creates, reply matches by id, both refresh 30 s, never ASSURED',
+    datagrams: [icmp('c', 8, 7), icmp('s', 0, 7), icmp('c', 8, 7), icmp('s', 0, 8), icmp('c', 8, 9)],
+  },
+  {
+    name: 'ICMP: timestamp and address-mask requests are tracked; other non-error types are INVALID',
+    datagrams: [icmp('c', 13, 20), icmp('s', 14, 20), icmp('c', 17, 21), icmp('c', 9, 22), icmp('c', 10, 23), icmp('c', 42, 24), icmp('c', 3, 25, 3)],
+  },
+];
+
+describe.skipIf(!env.run)('UDP and ICMP conntrack: nfproof trackers vs the Linux kernel', () => {
+  let lab: TcpLab;
+  beforeAll(() => {
+    lab = TcpLab.create();
+  });
+  afterAll(() => lab?.dispose());
+
+  for (const cs of CASES) {
+    it(cs.name, async () => {
+      lab.reset();
+      const saved = Object.keys(cs.sysctls ?? {}).map((k) => [k, lab.fw.run('sysctl', ['-n', k]).trim()] as const);
+      for (const [k, v] of Object.entries(cs.sysctls ?? {})) lab.sysctl(k, v);
+      const parsed = parseTrackerSysctls(cs.sysctls ?? {});
+      const driver = new CtDriver(parsed.sys);
+      const kernel: string[] = [];
+      const sim: string[] = [];
+      const t0 = performance.now();
+      try {
+        for (const d of cs.datagrams) {
+          if (d.pause) await new Promise((r) => setTimeout(r, d.pause! * 1000));
+          const t = (performance.now() - t0) / 1000;
+          const ct = await lab.inject(() => lab.sendRaw(d.from === 'c' ? 'client' : 'server', agentCommand(d)));
+          const k = entryOf(lab.conntrack(), d);
+          const o: Observation = driver.process(packetOf(d), t);
+          kernel.push(show(ct, k));
+          // The kernel's timeout is read a little later and rounded down: allow it up to 2 s lower.
+          const e = o.entry;
+          const near = e && k && k.timeout <= e.timeout && k.timeout >= e.timeout - 2 ? { ...e, timeout: k.timeout } : e;
+          sim.push(show(o.ctState, near));
+        }
+      } finally {
+        for (const [k, v] of saved) lab.sysctl(k, v);
+      }
+      if (process.env.NFPROOF_VERBOSE || JSON.stringify(kernel) !== JSON.stringify(sim)) {
+        console.log(`\n${cs.name}\n${kernel.map((k, i) => `  kernel: ${k}\n  nfproof: ${sim[i]}`).join('\n')}`);
+      }
+      expect(sim).toEqual(kernel);
+    });
+  }
+});
