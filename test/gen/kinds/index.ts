@@ -36,6 +36,13 @@ export function onlyHooks(ctx: GenContext, allowed: readonly Hook[]): boolean {
 
 const span = NO_SPAN;
 
+/** A string of `min`..`max` characters from `chars` (much faster than fc.stringMatching). */
+function word(chars: string, min: number, max: number): fc.Arbitrary<string> {
+  return fc.array(fc.constantFrom(...chars), { minLength: min, maxLength: max }).map((a) => a.join(''));
+}
+const LOWER = 'abcdefghijklmnopqrstuvwxyz';
+const DIGITS = '0123456789';
+
 export function addrItem(family: Family): fc.Arbitrary<AddrItem> {
   const bits = family === 'ipv4' ? 32 : 128;
   const max = (1n << BigInt(bits)) - 1n;
@@ -97,7 +104,8 @@ export const MATCH_ARBITRARIES: MatchArbs = {
     fc.record({
       kind: fc.constant('ct-state' as const),
       negated: fc.boolean(),
-      states: fc.subarray(['NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'UNTRACKED'] as const, { minLength: 1 }),
+      // In the order iptables prints them (the IR keeps them sorted so).
+      states: fc.subarray(['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT'] as const, { minLength: 1 }),
       span: fc.constant(span),
     }),
   'ct-status': () =>
@@ -179,7 +187,7 @@ export const MATCH_ARBITRARIES: MatchArbs = {
   hashlimit: () =>
     fc.record({
       kind: fc.constant('hashlimit' as const),
-      name: fc.stringMatching(/^[a-z][a-z0-9_]{0,10}$/),
+      name: fc.tuple(word(LOWER, 1, 1), word(LOWER + DIGITS + '_', 0, 10)).map(([a, b]) => a + b),
       above: fc.boolean(),
       rate: fc.record({ type: fc.constant('packets' as const), rate: fc.record({ count: fc.integer({ min: 1, max: 1000 }), unit: fc.constantFrom('second' as const, 'minute' as const) }) }),
       mode: fc.subarray(['srcip', 'srcport', 'dstip', 'dstport'] as const),
@@ -310,13 +318,13 @@ export const TARGET_ARBITRARIES: TargetArbs = {
   log: () =>
     fc.record({
       kind: fc.constant('log' as const),
-      prefix: fc.stringMatching(/^[a-z0-9 :_-]{1,20}$/),
+      prefix: word(LOWER + DIGITS + ' :_-"', 1, 20),
       level: fc.integer({ min: 0, max: 7 }),
       flags: fc.subarray(['tcp-sequence', 'tcp-options', 'ip-options', 'uid'] as const),
       span: fc.constant(span),
     }),
   nflog: () =>
-    fc.record({ kind: fc.constant('nflog' as const), group: fc.integer({ min: 0, max: 65535 }), prefix: fc.stringMatching(/^[a-z0-9]{1,10}$/), threshold: fc.integer({ min: 1, max: 10 }), span: fc.constant(span) }),
+    fc.record({ kind: fc.constant('nflog' as const), group: fc.integer({ min: 0, max: 65535 }), prefix: word(LOWER + DIGITS, 1, 10), threshold: fc.integer({ min: 1, max: 10 }), span: fc.constant(span) }),
   snat: (ctx) => {
     const { family, proto } = ctx;
     if (!hasTable(ctx, 'nat') || !onlyHooks(ctx, ['POSTROUTING', 'INPUT'])) return undefined;

@@ -105,6 +105,7 @@ export interface ImportedRule {
 }
 
 const BUILTINS = new Set(['-s', '-d', '-i', '-o', '-p', '-f']);
+const ONE_WORD = new Set(['--log-prefix', '--nflog-prefix', '--comment', '--helper']);
 
 /** Reads a rule body (`-p tcp -m tcp --dport 22 -j ACCEPT`) back through the kinds' claims. */
 export function importRule(body: string, family: Family, file = 'case.rules', chains: ReadonlySet<string> = new Set()): ImportedRule {
@@ -136,8 +137,10 @@ export function importRule(body: string, family: Family, file = 'case.rules', ch
       continue;
     }
     const args: string[] = [];
-    // Option arguments run to the next option word; `-f` takes none.
-    while (name !== '-f' && i < w.length && !/^--?[a-z]/.test(w[i]) && w[i] !== '!') args.push(w[i++]);
+    // Option arguments run to the next option word; `-f` takes none; string options take one
+    // word whatever it looks like (`--log-prefix -x-`).
+    if (ONE_WORD.has(name)) args.push(w[i++]);
+    else while (name !== '-f' && i < w.length && !/^--?[a-z]/.test(w[i]) && w[i] !== '!') args.push(w[i++]);
     // `! --opt` or the old `--opt ! value`.
     const opt: ImportedOption = { name, args, negated, span: spanAt() };
     if (targetName !== undefined) targetOptions.push(opt);
