@@ -84,9 +84,14 @@ class Importer {
     readonly saveFamily: Family,
   ) {}
 
+  private errors = 0;
+
   report = (d: Diagnostic): void => {
+    if (d.severity === 'error') this.errors++;
     this.diagnostics.push(d);
   };
+
+  errorCount = (): number => this.errors;
 
   once = (key: string, make: () => Diagnostic): void => {
     const r = this.repeated.get(key);
@@ -249,17 +254,21 @@ class Importer {
     this.command(state, family, rest, lineSpan(this.file, l), undefined);
   }
 
+  private need(tokens: readonly Token[], n: number, usage: string): boolean {
+    if (tokens.length > n) return true;
+    this.error(tokens[0].span, 'E-import-syntax', `\`${tokens[0].text}\` needs ${usage}`);
+    return false;
+  }
+
+  private check(problem: string | undefined, span: Span): void {
+    if (problem) this.error(span, 'E-import-chain', problem);
+  }
+
   /** One iptables command applied to a table: -A -I -N -P -F -X -E -D -Z (and listing commands, ignored). */
   private command(table: TableState, family: Family, tokens: readonly Token[], line: Span, counters: readonly [bigint, bigint] | undefined): void {
     const [cmd, arg1, arg2] = tokens;
-    const need = (n: number, usage: string): boolean => {
-      if (tokens.length > n) return true;
-      this.error(cmd.span, 'E-import-syntax', `\`${cmd.text}\` needs ${usage}`);
-      return false;
-    };
-    const check = (problem: string | undefined, span: Span) => {
-      if (problem) this.error(span, 'E-import-chain', problem);
-    };
+    const need = (n: number, usage: string): boolean => this.need(tokens, n, usage);
+    const check = (problem: string | undefined, span: Span): void => this.check(problem, span);
     switch (cmd.quoted ? '' : cmd.text) {
       case '-A':
       case '--append':
@@ -290,7 +299,7 @@ class Importer {
         const spec = parseRuleSpec(body, this.report);
         if (counters && !spec.counters) spec.counters = counters;
         for (const o of spec.builtins) if ((o.name === '-i' || o.name === '-o') && o.args[0]) this.interfaces.add(o.args[0]);
-        const rule = importRule(spec, line, { family, isChain: (n) => table.chains.has(n), report: this.report, once: this.once, stats: this.stats });
+        const rule = importRule(spec, line, { family, table, report: this.report, once: this.once, stats: this.stats, errorCount: this.errorCount });
         if (!rule) return;
         if (position === undefined) chain.rules.push(rule);
         else if (position < 1 || position > chain.rules.length + 1) {

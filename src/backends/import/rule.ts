@@ -43,8 +43,10 @@ export function newStats(): ImportStats {
 
 export interface RuleImportContext {
   readonly family: Family;
-  /** Whether NAME is a chain of the rule's table (a `-j NAME` that is no target name jumps there). */
-  isChain(name: string): boolean;
+  /** The rule's table: a `-j NAME` that is no target name jumps to its chain NAME. */
+  readonly table: { readonly chains: ReadonlyMap<string, unknown> };
+  /** Errors reported so far (a rule with a new one is not kept). */
+  errorCount(): number;
   report(d: Diagnostic): void;
   /**
    * Reports a warning that repeats across rules (the same unmodelled module in 1,600 rules)
@@ -193,7 +195,7 @@ function importTarget(t: TargetSpec | undefined, lineSpan: Span, base: Omit<Impo
     ctx.once(`t:${t.name}:${first?.code ?? ''}`, () =>
       diag('warning', 'W-import-opaque-target', first?.span ?? t.span, `\`-j ${t.name}\` is kept verbatim, not modelled: ${first?.message ?? `nfproof could not read this ${t.name} target`}`, 'nfproof emits it back unchanged; the analyzer treats its outcome as unknown'),
     );
-  } else if (ctx.isChain(t.name)) {
+  } else if (ctx.table.chains.has(t.name)) {
     const target = TARGET_KINDS.jump.iptables.fromIptables(t.name, t.options, { ...tctx, report: ctx.report });
     return { target, opaque: false };
   } else if (t.isGoto) {
@@ -211,12 +213,9 @@ function importTarget(t: TargetSpec | undefined, lineSpan: Span, base: Omit<Impo
 export function importRule(spec: RuleSpec, lineSpan: Span, ctx: RuleImportContext): Rule | undefined {
   const proto = ruleProto(spec.builtins);
   const base: Omit<ImportContext, 'report'> = { family: ctx.family, ...(proto !== undefined ? { proto } : {}) };
-  let failed = false;
-  const report = (d: Diagnostic) => {
-    if (d.severity === 'error') failed = true;
-    ctx.report(d);
-  };
-  const rctx: RuleImportContext = { ...ctx, report };
+  const errorsBefore = ctx.errorCount();
+  const report = ctx.report;
+  const rctx = ctx;
 
   const matches: Match[] = [];
   // Built-in options: no opaque form exists for them, so a kind's complaint stays an error.
@@ -254,7 +253,7 @@ export function importRule(spec: RuleSpec, lineSpan: Span, ctx: RuleImportContex
 
   const t = importTarget(spec.target, lineSpan, base, rctx);
   opaque ||= t.opaque;
-  if (failed || !t.target) return undefined;
+  if (ctx.errorCount() > errorsBefore || !t.target) return undefined;
   ctx.stats.rules++;
   if (!opaque) ctx.stats.modelledRules++;
   return { matches, target: t.target, span: lineSpan, ...(comment !== undefined ? { comment } : {}), ...(spec.counters ? { counters: spec.counters } : {}) };

@@ -25,7 +25,9 @@ export function tokenizeRestoreLine(file: string, l: SourceLine, from: number, r
     while (i < s.length && (s[i] === ' ' || s[i] === '\t')) i++;
     if (i >= s.length) break;
     const start = i;
-    let text = '';
+    // Fast path: a word without quotes is one slice of the line.
+    while (i < s.length && s[i] !== ' ' && s[i] !== '\t' && s[i] !== '"') i++;
+    let text = s.slice(start, i);
     let quoted = false;
     while (i < s.length && s[i] !== ' ' && s[i] !== '\t') {
       if (s[i] !== '"') {
