@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ftpHelp, type FtpHelpResult, ftpNatAddress, ftpNatRewrite, type FtpTuples, newFtpHelperState } from '../../src/netfilter/helpers/ftp.js';
 import { formatAddress, parseAddress } from '../../src/util/ip.js';
-import { kernelAvailable } from '../support/env.js';
 import { c, DEFAULT_ENDPOINTS, type Endpoints, s } from '../netfilter/proto/tcp-script.js';
-import { type CapturedPacket, TcpLab } from './tcp-lab.js';
+import { labAvailable, type CapturedPacket, TcpLab } from './tcp-lab.js';
 
 /**
  * The FTP helper against the kernel's nf_conntrack_ftp / nf_nat_ftp. The firewall attaches the
@@ -14,7 +13,7 @@ import { type CapturedPacket, TcpLab } from './tcp-lab.js';
  * connection's SYN is RELATED. Runtime: ~5 s.
  */
 
-const env = kernelAvailable();
+const env = labAvailable();
 
 const RULES = `*raw
 :PREROUTING ACCEPT

@@ -1,11 +1,10 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTrackerSysctls } from '../../src/netfilter/proto/registry.js';
-import { kernelAvailable } from '../support/env.js';
 import { CtDriver, type Observation } from '../netfilter/proto/ct-driver.js';
 import { TCP_SCENARIOS, type TcpScenario } from '../netfilter/proto/tcp-scenarios.js';
 import { c, DEFAULT_ENDPOINTS, describeSeg, type Endpoints, s as sv, type Seg, segPacket } from '../netfilter/proto/tcp-script.js';
-import { type KernelCtState, type KernelEntry, TcpLab } from './tcp-lab.js';
+import { labAvailable, type KernelCtState, type KernelEntry, TcpLab } from './tcp-lab.js';
 
 /**
  * The TCP tracker against the real kernel. Every scenario of tcp-scenarios.ts is played
@@ -17,7 +16,7 @@ import { type KernelCtState, type KernelEntry, TcpLab } from './tcp-lab.js';
  * values are the kernel's; the tracker must agree. Runtime: ~15 s.
  */
 
-const env = kernelAvailable();
+const env = labAvailable();
 
 interface Row {
   readonly seg: string;

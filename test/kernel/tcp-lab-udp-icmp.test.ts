@@ -2,9 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from '../../src/netfilter/packet.js';
 import { parseTrackerSysctls } from '../../src/netfilter/proto/registry.js';
 import { parseAddress } from '../../src/util/ip.js';
-import { kernelAvailable } from '../support/env.js';
 import { CtDriver, type Observation } from '../netfilter/proto/ct-driver.js';
-import { type KernelEntry, TcpLab } from './tcp-lab.js';
+import { labAvailable, type KernelEntry, TcpLab } from './tcp-lab.js';
 
 /**
  * The UDP and ICMP trackers against the kernel, in the same lab as the TCP tests: each datagram
@@ -13,7 +12,7 @@ import { type KernelEntry, TcpLab } from './tcp-lab.js';
  * (the UDP "stream" rule needs the flow to be 2 s old) wait on the real clock. Runtime: ~8 s.
  */
 
-const env = kernelAvailable();
+const env = labAvailable();
 const CLIENT = '10.0.1.2';
 const SERVER = '10.0.2.2';
 

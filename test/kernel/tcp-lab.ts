@@ -2,6 +2,8 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { kernelAvailable, requirement } from '../support/env.js';
 import { Netns } from '../support/netns.js';
 import { DEFAULT_ENDPOINTS, type Endpoints, payloadOf, type Seg } from '../netfilter/proto/tcp-script.js';
 
@@ -20,6 +22,17 @@ import { DEFAULT_ENDPOINTS, type Endpoints, payloadOf, type Seg } from '../netfi
 
 const AGENT = join(dirname(fileURLToPath(import.meta.url)), 'tcp-lab-agent.py');
 const PYTHON = '/usr/bin/python3';
+
+/**
+ * The lab needs what the kernel tests need (root, ip, iptables, conntrack) plus scapy for the
+ * Debian python (python3-scapy). Missing pieces skip loudly, or fail under CI=true.
+ */
+export function labAvailable(): { run: boolean; reason: string } {
+  const kernel = kernelAvailable();
+  if (!kernel.run) return kernel;
+  const scapy = spawnSync(PYTHON, ['-c', 'import scapy.all'], { stdio: 'ignore' }).status === 0;
+  return requirement('trackers kernel lab', scapy, `${PYTHON} cannot import scapy (apt-get install python3-scapy)`);
+}
 
 export const CT_STATES = ['INVALID', 'NEW', 'ESTABLISHED', 'RELATED', 'UNTRACKED'] as const;
 export type KernelCtState = (typeof CT_STATES)[number];
