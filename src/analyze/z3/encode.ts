@@ -785,7 +785,10 @@ export class Encoder {
       const d = this.inputRouting(st);
       if (stop !== 'PREROUTING') {
         const stIn = st.clone();
-        const input = this.hook('INPUT', stIn, this.and([pre.alive, d.local]), 'src', binding);
+        // The two branches after routing NAT separately (SNAT at INPUT or at POSTROUTING).
+        const inBinding: { dnat?: SymNat; snat?: SymNat } = { ...binding };
+        const fwdBinding: { dnat?: SymNat; snat?: SymNat } = { ...binding };
+        const input = this.hook('INPUT', stIn, this.and([pre.alive, d.local]), 'src', inBinding);
         local = input.alive;
         let stFwd = st.clone();
         stFwd.oif = d.oif;
@@ -793,12 +796,13 @@ export class Encoder {
         const ttlOk = this.ctx.UGE(ttl, this.lit(2, 8));
         stFwd.vals.set('ttl', ttl.sub(this.lit(1, 8)) as Z3BV);
         if (stop !== 'INPUT') {
-          const fwd = this.hook('FORWARD', stFwd, this.and([pre.alive, d.forward, ttlOk]), 'src', binding);
+          const fwd = this.hook('FORWARD', stFwd, this.and([pre.alive, d.forward, ttlOk]), 'src', fwdBinding);
           stFwd = fwd.st;
-          const post = stop === 'FORWARD' ? fwd : this.hook('POSTROUTING', stFwd, fwd.alive, 'src', binding);
+          const post = stop === 'FORWARD' ? fwd : this.hook('POSTROUTING', stFwd, fwd.alive, 'src', fwdBinding);
           forwarded = post.alive;
-          st = post.st;
+          st = this.mergeStates(d.local, input.st, post.st);
         } else st = input.st;
+        binding.snat = this.mergeNat(d.local, inBinding.snat, fwdBinding.snat);
         egress = this.ite(forwarded, d.oif, this.ifaceIndex(''));
       }
     } else {
@@ -845,6 +849,28 @@ export class Encoder {
       egress,
       binding: { dnat: binding.dnat ?? none(), snat: binding.snat ?? none() },
       ctNew: this.ctNew,
+    };
+  }
+
+  /** Field by field: the state of the branch the packet took. */
+  private mergeStates(cond: Z3Bool, a: SymState, b: SymState): SymState {
+    const out = b.clone();
+    for (const f of new Set([...a.vals.keys(), ...b.vals.keys()])) {
+      out.vals.set(f, this.ite(cond, this.val(a, f), this.val(b, f)));
+    }
+    out.oif = this.ite(cond, a.oif, b.oif);
+    return out;
+  }
+
+  private mergeNat(cond: Z3Bool, a: SymNat | undefined, b: SymNat | undefined): SymNat | undefined {
+    if (!a) return b && { ...b, applied: this.and([this.not(cond), b.applied]) };
+    if (!b) return { ...a, applied: this.and([cond, a.applied]) };
+    return {
+      applied: this.or([this.and([cond, a.applied]), this.and([this.not(cond), b.applied])]),
+      fromAddr: this.ite(cond, a.fromAddr, b.fromAddr),
+      toAddr: this.ite(cond, a.toAddr, b.toAddr),
+      fromPort: this.ite(cond, a.fromPort, b.fromPort),
+      toPort: this.ite(cond, a.toPort, b.toPort),
     };
   }
 
