@@ -236,6 +236,13 @@ describe('stateful matches in the simulator (evaluate)', () => {
     expect(shared.run(2, { saddr: '10.0.0.1', ttl: 64 })).toBe(true);
     expect(shared.run(2, { saddr: '10.0.0.2', ttl: 64 })).toBe(false);
   });
+  it('hashlimit: one bucket per group; above matches once the group is over its rate', () => {
+    const e = new Evaluator('hashlimit name h above 1/second burst 2 mode srcip');
+    const a = { saddr: '10.0.0.1' };
+    const b = { saddr: '10.0.0.2' };
+    expect([e.run(0, a), e.run(0, a), e.run(0, a), e.run(0, b)]).toEqual([false, false, true, false]);
+    expect(e.run(1, a)).toBe(false);
+  });
   it('recent check on an unknown address is false; negated, true', () => {
     expect(new Evaluator('recent check name x').run(0, { saddr: '1.2.3.4', ttl: 64 })).toBe(false);
     expect(new Evaluator('recent != check name x').run(0, { saddr: '1.2.3.4', ttl: 64 })).toBe(true);

@@ -226,6 +226,33 @@ export const hashlimitKind: MatchKind<HashlimitMatch> = {
     return opaque(instanceKey('hashlimit', m, m.name), `hashlimit ${m.name} ${m.above ? 'above' : 'up to'} ${rateText(m.rate)}: depends on earlier packets of the same flow group`);
   },
 
+  evaluate(m, _c, ctx) {
+    // One bucket per group (xt_hashlimit.c hashlimit_mt_common): credit is spent whenever
+    // there is enough, in both modes; `above` matches when there was not.
+    if (m.rate.type !== 'packets' || m.rateMatch) return undefined;
+    const p = ctx.packet;
+    const bits = p.family === 'ipv4' ? 32 : 128;
+    const cut = (v: bigint | undefined, len: number | undefined) => (v === undefined ? '' : (v >> BigInt(bits - (len ?? bits))).toString(16));
+    const key = [
+      m.mode.includes('srcip') ? cut(p.num('saddr'), m.srcmask) : '',
+      m.mode.includes('srcport') ? String(p.num('sport') ?? '') : '',
+      m.mode.includes('dstip') ? cut(p.num('daddr'), m.dstmask) : '',
+      m.mode.includes('dstport') ? String(p.num('dport') ?? '') : '',
+    ].join('/');
+    const burst = typeof m.burst === 'number' ? m.burst : 5;
+    const perSecond = m.rate.rate.count / UNIT_SECONDS[m.rate.rate.unit];
+    const buckets = ctx.shared(`hashlimit:${p.family}:${m.name}`, () => new Map<string, { tokens: number; at: number }>());
+    const b = buckets.get(key) ?? { tokens: burst, at: ctx.now };
+    b.tokens = Math.min(burst, b.tokens + (ctx.now - b.at) * perSecond);
+    b.at = ctx.now;
+    buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return !m.above;
+    }
+    return m.above;
+  },
+
   iptables: {
     emit(m, ctx) {
       const c = canonical(m);

@@ -87,6 +87,10 @@ export const protoKind: MatchKind<ProtoMatch> = {
     const protos: number[] = [];
     for (const x of words) {
       const n = x?.type === 'atom' ? parseProtoName(x.text) : undefined;
+      if (n === 0) {
+        ctx.report(diag('error', 'E-bad-protocol', x!.span, 'protocol 0 means "any protocol" to iptables', 'leave the proto clause out to match every protocol'));
+        return undefined;
+      }
       if (n === undefined) {
         ctx.report(diag('error', 'E-bad-protocol', x?.span ?? cur.endSpan, 'expected a protocol name or number', `e.g. tcp, udp, icmp, icmpv6, sctp, gre or 0-255`));
         return undefined;
@@ -145,9 +149,10 @@ export const protoKind: MatchKind<ProtoMatch> = {
     fromIptables(_module, options, ctx) {
       const out: ProtoMatch[] = [];
       for (const o of options) {
-        const n = parseProtoName(o.args[0] ?? '');
-        if (n === undefined || o.args[0] === 'all') {
-          if (o.args[0] !== 'all') ctx.report(diag('error', 'E-import-protocol', o.span, `unknown protocol \`${o.args[0] ?? ''}\``));
+        const n = o.args[0] === 'all' ? 0 : parseProtoName(o.args[0] ?? '');
+        if (n === undefined || n === 0) {
+          // `-p all` / `-p 0` is no test at all (iptables-save prints nothing for it).
+          if (n === undefined) ctx.report(diag('error', 'E-import-protocol', o.span, `unknown protocol \`${o.args[0] ?? ''}\``));
           continue;
         }
         out.push({ kind: 'proto', negated: o.negated, protos: [n], span: o.span });

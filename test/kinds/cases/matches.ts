@@ -109,6 +109,8 @@ export const OTHER_MATCH_CASES = [
     ['length != 100', '-m length ! --length 100'],
     ['ct helper "ftp"', '-m helper --helper ftp'],
     ['ct helper != ftp-21', '-m helper ! --helper ftp-21', 'ct helper != "ftp-21"'],
+    ['ct helper "Q.931"', '-m helper --helper "Q.931"'],
+    ['ct helper ""', '-m helper --helper ""'],
     ['fragment', '-f'],
     ['fragment no', '! -f'],
     ['ttl < 5', '-m ttl --ttl-lt 5'],

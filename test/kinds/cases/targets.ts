@@ -16,6 +16,7 @@ export const FILTER_TARGET_CASES = [
     ['log prefix "drop: " level info', '-j LOG --log-prefix "drop: " --log-level 6'],
     ['log level warn', '-j LOG', 'log level warn', 'log'],
     ['log prefix "abc"', '-j LOG --log-prefix abc'],
+    ['log prefix "a\'b."', '-j LOG --log-prefix "a\\\'b."'],
     ['log prefix "say \\"hi\\"" level emerg tcp-sequence tcp-options ip-options uid macdecode', '-j LOG --log-prefix "say \\"hi\\"" --log-level 0 --log-tcp-sequence --log-tcp-options --log-ip-options --log-uid --log-macdecode'],
     ['nflog', '-j NFLOG'],
     // (`range` is not here: iptables-nft drops --nflog-range, which the kernel never used.)
@@ -57,6 +58,7 @@ export const MANGLE_RAW_TARGET_CASES = [
     ['ct notrack', '-j CT --notrack'],
     ['tcp dport 21 ct helper set ftp', '-p tcp -m tcp --dport 21 -j CT --helper ftp'],
     ['udp ct helper set tftp zone set 3', '-p udp -j CT --helper tftp --zone 3'],
+    ['tcp ct helper set Q.931', '-p tcp -j CT --helper Q.931'],
     ['ct zone set 3 reply', '-j CT --zone-reply 3'],
     ['ct zone set 3 original', '-j CT --zone-orig 3'],
     ['ct event set new,related', '-j CT --ctevents new,related'],
