@@ -151,6 +151,17 @@ describe('link layer, address types, owner', () => {
     expect(m('saddr type != local', { srctype: ADDRTYPE.UNICAST })).toBe(true);
     expect(m('saddr type != local', { srctype: ADDRTYPE.LOCAL })).toBe(false);
   });
+  it('addrtype on IPv6: listed classes must all hold, route types any (match_type6)', () => {
+    const v6 = (dsttype: number) => ({ family: 'ipv6' as const, dsttype });
+    const { MULTICAST, UNICAST, LOCAL, ANYCAST } = ADDRTYPE;
+    expect(m('daddr type local', v6(UNICAST | LOCAL))).toBe(true);
+    expect(m('daddr type local', v6(UNICAST))).toBe(false);
+    // multicast,local: a multicast address AND a local route — unlike IPv4's "either".
+    expect(m('daddr type multicast,local', v6(MULTICAST))).toBe(false);
+    expect(m('daddr type multicast,local', v6(MULTICAST | LOCAL))).toBe(true);
+    expect(m('daddr type local,anycast', v6(UNICAST | ANYCAST))).toBe(true);
+    expect(m('daddr type != local', v6(UNICAST))).toBe(true);
+  });
   it('owner: without a socket only negated tests match (xt_owner.c: (match ^ invert) == 0)', () => {
     expect(m('owner uid 1000', { uid: 1000, gid: 100 })).toBe(true);
     expect(m('owner uid 1000', {})).toBe(false);

@@ -14,7 +14,12 @@ import { readKeywordList } from '../values.js';
  * With `on iif` / `on oif` the lookup is restricted to that interface, which nfproof's fields
  * do not describe: that variant is an opaque constraint.
  *
- * IPv6 (ip6tables) knows fewer types: no broadcast, blackhole, prohibit, throw, nat, xresolve.
+ * IPv6 (ip6tables) knows fewer types: no broadcast, blackhole, prohibit, throw, nat, xresolve,
+ * and tests them differently (xt_addrtype.c match_type6): every listed class among multicast,
+ * unicast and unspec must hold, and if local, anycast or unreachable are listed, the route
+ * lookup must give one of them. For IPv6 the fields therefore hold every bit that applies
+ * (MULTICAST/UNICAST/UNSPEC from the address, LOCAL/ANYCAST/UNREACHABLE from the route); for
+ * IPv4 exactly one bit, 1 << inet_addr_type().
  */
 export const ADDRTYPE = {
   UNSPEC: 1 << 0,
@@ -108,11 +113,18 @@ export const addrtypeKind: MatchKind<AddrTypeMatch> = {
     return { ...m, types: kept };
   },
 
-  constraint(m): Constraint {
+  constraint(m, family): Constraint {
     const field = m.dir === 'src' ? 'srctype' : 'dsttype';
     if (m.limitIface) {
       const text = `${m.dir === 'src' ? 'saddr' : 'daddr'} type ${m.negated ? '!= ' : ''}${sorted(m.types).join(',').toLowerCase()} on ${m.limitIface === 'in' ? 'iif' : 'oif'}`;
       return opaque(`addrtype ${text}`, `\`${text}\`: the address type on one interface is not modelled`);
+    }
+    if (family === 'ipv6') {
+      const classes = (['MULTICAST', 'UNICAST', 'UNSPEC'] as const).filter((t) => m.types.includes(t)).map((t) => masked(field, ADDRTYPE[t], ADDRTYPE[t]));
+      const routeBits = maskOf(m.types.filter((t) => t === 'LOCAL' || t === 'ANYCAST' || t === 'UNREACHABLE'));
+      const route = routeBits ? [not(masked(field, routeBits, 0))] : [];
+      const test = and(present(field), ...classes, ...route);
+      return m.negated ? and(present(field), not(test)) : test;
     }
     const none = masked(field, maskOf(m.types), 0);
     return m.negated ? none : and(present(field), not(none));

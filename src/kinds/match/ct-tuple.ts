@@ -229,7 +229,8 @@ export const ctTupleKind: MatchKind<CtTupleMatch> = {
   },
 
   forFamily(m, family) {
-    if ((m.field === 'saddr' || m.field === 'daddr') && m.family !== family) return 'never';
+    // An address of the other family: no connection of this family has it (negated: all do).
+    if ('addr' in m && m.family !== family) return m.negated ? 'always' : 'never';
     return m;
   },
 
