@@ -112,7 +112,12 @@ export const ctStateKind: MatchKind<CtStateMatch> = {
     if (!m.also) return m;
     // A joined address of the other family can never match: the whole match cannot.
     const parts = m.also.map((t) => (t.kind === 'ct-tuple' ? ctTupleKind.forFamily(t, family) : t));
-    return parts.includes('never') ? 'never' : m;
+    if (parts.includes('never')) return 'never';
+    // A test that holds for every connection of this family is left out of the match here.
+    const kept = parts.filter((p): p is CtJoinedTest => p !== 'always');
+    if (kept.length === m.also.length) return m;
+    const { also: _dropped, ...rest } = m;
+    return kept.length ? { ...rest, also: kept } : rest;
   },
 
   constraint(m, family): Constraint {
