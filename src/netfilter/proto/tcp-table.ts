@@ -107,7 +107,8 @@ export function nextState(dir: 0 | 1, seg: SegClass, state: TcpState): TcpTransi
  * Anything else (a lone FIN, SYN+FIN, SYN+RST, no flags, SYN/ACK+URG, …) is INVALID before
  * any lookup of state.
  */
-const VALID_FLAGS: ReadonlySet<number> = new Set([
+const VALID_FLAGS = new Uint8Array(256);
+for (const f of [
   TCP_FLAG.SYN,
   TCP_FLAG.SYN | TCP_FLAG.URG,
   TCP_FLAG.SYN | TCP_FLAG.ACK,
@@ -117,10 +118,12 @@ const VALID_FLAGS: ReadonlySet<number> = new Set([
   TCP_FLAG.FIN | TCP_FLAG.ACK | TCP_FLAG.URG,
   TCP_FLAG.ACK,
   TCP_FLAG.ACK | TCP_FLAG.URG,
-]);
+]) {
+  VALID_FLAGS[f] = 1;
+}
 
 export function validFlagCombination(flags: number): boolean {
-  return VALID_FLAGS.has(flags & ~(TCP_FLAG.PSH | TCP_FLAG.ECE | TCP_FLAG.CWR) & 0xff);
+  return VALID_FLAGS[flags & ~(TCP_FLAG.PSH | TCP_FLAG.ECE | TCP_FLAG.CWR) & 0xff] === 1;
 }
 
 /**
@@ -150,9 +153,12 @@ const TIMEOUT_SYSCTL: readonly (string | undefined)[] = [
 const TIMEOUT_BUILTIN: readonly number[] = [120, 120, 60, 432000, 120, 60, 30, 120, 10, 120, 0, 0, 300, 300];
 
 const timeoutCache = new WeakMap<Readonly<Record<string, number>>, Float64Array>();
+let lastTimeouts: Readonly<Record<string, number>> | undefined;
+let lastTable: Float64Array | undefined;
 
 /** Timeouts in seconds indexed by slot, for one sysctl set (cached: the hot path reads it per packet). */
 export function tcpTimeouts(timeouts: Readonly<Record<string, number>>): Float64Array {
+  if (timeouts === lastTimeouts) return lastTable!;
   let t = timeoutCache.get(timeouts);
   if (!t) {
     t = new Float64Array(TIMEOUT_BUILTIN.length);
@@ -163,5 +169,7 @@ export function tcpTimeouts(timeouts: Readonly<Record<string, number>>): Float64
     }
     timeoutCache.set(timeouts, t);
   }
+  lastTimeouts = timeouts;
+  lastTable = t;
   return t;
 }

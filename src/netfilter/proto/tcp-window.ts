@@ -158,22 +158,21 @@ function failed(sender: TcpPeer, beLiberal: boolean, verdict: 'ignore' | 'invali
   return { verdict, reason };
 }
 
-export interface WindowInput {
-  readonly th: TcpHeader;
-  readonly payloadLength: number;
-  readonly dir: Direction;
-  readonly seg: SegClass;
-  readonly beLiberal: boolean;
-  /** nf_ct_seq_offset() for the other direction: NAT helpers that resized a payload shift its ACKs. */
-  readonly receiverOffset: (seq: number) => number;
-}
-
 /**
  * tcp_in_window(). `w.state` is still the state before this segment. Mutates the window data
  * even on some failures, as the kernel does (e.g. data beyond the window still moves `end`).
+ * `seqOffset` is nf_ct_seq_offset(): NAT helpers that resized a payload shift the ACKs of the
+ * other direction.
  */
-export function tcpInWindow(w: TcpWork, input: WindowInput): WindowResult {
-  const { th, dir } = input;
+export function tcpInWindow(
+  w: TcpWork,
+  th: TcpHeader,
+  payloadLength: number,
+  dir: Direction,
+  seg: SegClass,
+  beLiberal: boolean,
+  seqOffset: ((dir: Direction, seq: number) => number) | undefined,
+): WindowResult {
   const sender = w.seen[dir];
   const receiver = w.seen[dir === 0 ? 1 : 0];
   const syn = (th.flags & TCP_FLAG.SYN) !== 0;
@@ -185,13 +184,15 @@ export function tcpInWindow(w: TcpWork, input: WindowInput): WindowResult {
   let sack = ack;
   const winRaw = th.window & 0xffff;
   let win = winRaw;
-  let end = segmentEnd(th, input.payloadLength);
+  let end = segmentEnd(th, payloadLength);
 
   if (receiver.flags & PEER_FLAG.SACK_PERM) sack = highestSackEdge(th, sack);
 
-  const offset = input.receiverOffset(sub32(ack, 1));
-  ack = sub32(ack, offset);
-  sack = sub32(sack, offset);
+  if (seqOffset) {
+    const offset = seqOffset(dir === 0 ? 1 : 0, sub32(ack, 1));
+    ack = sub32(ack, offset);
+    sack = sub32(sack, offset);
+  }
 
   if (sender.maxwin === 0) {
     // First segment from this side.
@@ -238,25 +239,25 @@ export function tcpInWindow(w: TcpWork, input: WindowInput): WindowResult {
       // A sender that overshoots the window a little: remember the data so its ACK passes later.
       sender.end = end;
       sender.flags |= PEER_FLAG.DATA_UNACKNOWLEDGED;
-      return failed(sender, input.beLiberal, 'ignore', `${overshot} bytes more than the receiver's window`);
+      return failed(sender, beLiberal, 'ignore', `${overshot} bytes more than the receiver's window`);
     }
-    return failed(sender, input.beLiberal, 'invalid', `SEQ is over the upper bound ${add32(sender.maxend, 1)} (beyond the receiver's window)`);
+    return failed(sender, beLiberal, 'invalid', `SEQ is over the upper bound ${add32(sender.maxend, 1)} (beyond the receiver's window)`);
   }
 
   // III. The ACK must not acknowledge data that was never seen.
   if (!before(sack, add32(receiver.end, 1))) {
-    return failed(sender, input.beLiberal, 'invalid', `ACK is over the upper bound ${add32(receiver.end, 1)} (ACKed data not seen yet)`);
+    return failed(sender, beLiberal, 'invalid', `ACK is over the upper bound ${add32(receiver.end, 1)} (ACKed data not seen yet)`);
   }
 
   // II. The data must end inside what the receiver could still accept: else a retransmission.
   const inRecvWin = receiver.maxwin === 0 || after(end, sub32(sub32(sender.end, receiver.maxwin), 1));
   if (!inRecvWin) {
-    return failed(sender, input.beLiberal, 'ignore', 'SEQ is under the lower bound (already ACKed data retransmitted)');
+    return failed(sender, beLiberal, 'ignore', 'SEQ is under the lower bound (already ACKed data retransmitted)');
   }
 
   // IV. The ACK must not be too old.
   if (!after(sack, sub32(sub32(receiver.end, maxAckWindow(sender)), 1))) {
-    return failed(sender, input.beLiberal, 'ignore', 'ACK is under the lower bound (possibly overly delayed)');
+    return failed(sender, beLiberal, 'ignore', 'ACK is under the lower bound (possibly overly delayed)');
   }
 
   // The segment is in window: update both sides.
@@ -286,7 +287,7 @@ export function tcpInWindow(w: TcpWork, input: WindowInput): WindowResult {
   if (ack === receiver.end) receiver.flags &= ~PEER_FLAG.DATA_UNACKNOWLEDGED;
 
   // Count identical ACK segments in a row: a peer that keeps retransmitting gets a shorter timer.
-  if (input.seg === SEG.ACK) {
+  if (seg === SEG.ACK) {
     if (w.lastDir === dir && w.lastSeq === seq && w.lastAck === ack && w.lastEnd === end && w.lastWin === winRaw) {
       w.retrans = (w.retrans + 1) & 0xff;
     } else {

@@ -79,7 +79,8 @@ function load(c: TcpConn, w: TcpWork): void {
   w.lastWscale = (m >>> 16) & 0xf;
   w.lastFlags = (m >>> 20) & 0xff;
   const pm = c.peerMeta;
-  const [s0, s1] = w.seen;
+  const s0 = w.seen[0];
+  const s1 = w.seen[1];
   s0.scale = pm & 0xf;
   s0.flags = (pm >>> 4) & 0xff;
   s1.scale = (pm >>> 12) & 0xf;
@@ -100,7 +101,8 @@ function load(c: TcpConn, w: TcpWork): void {
 
 function store(w: TcpWork, c: TcpConn): void {
   c.meta = w.state | (w.lastDir << 4) | (w.lastIndex << 5) | (w.retrans << 8) | (w.lastWscale << 16) | (w.lastFlags << 20);
-  const [s0, s1] = w.seen;
+  const s0 = w.seen[0];
+  const s1 = w.seen[1];
   c.peerMeta = s0.scale | (s0.flags << 4) | (s1.scale << 12) | (s1.flags << 16);
   c.end0 = s0.end | 0;
   c.maxend0 = s0.maxend | 0;
@@ -147,11 +149,23 @@ function closing(state: TcpState): boolean {
 
 const dirName = (dir: Direction): string => (dir === 0 ? 'original' : 'reply');
 
+/**
+ * Accept results are immutable and few (one per timeout value): reuse them instead of
+ * allocating one per segment on the hot path.
+ */
+const acceptResults = new Map<number, TrackResult>();
+function acceptWith(timeout: number): TrackResult {
+  let r = acceptResults.get(timeout);
+  if (!r) {
+    r = Object.freeze({ verdict: 'accept', timeout });
+    if (acceptResults.size < 64) acceptResults.set(timeout, r);
+  }
+  return r;
+}
+
 function invalid(reason: string): TrackResult {
   return { verdict: 'invalid', reason };
 }
-
-const NO_OFFSET = (): number => 0;
 
 /**
  * nf_tcp_handle_invalid(): an out-of-window FIN or RST on an ASSURED connection, answered by
@@ -302,14 +316,7 @@ function trackSegment(w: TcpWork, pkt: Packet, th: TcpHeader, dir: Direction, ct
   }
 
   if (checkWindow) {
-    const win = tcpInWindow(w, {
-      th,
-      payloadLength,
-      dir,
-      seg,
-      beLiberal: sys.tcpBeLiberal,
-      receiverOffset: ctx.seqOffset ? (seq) => ctx.seqOffset!(other, seq) : NO_OFFSET,
-    });
+    const win = tcpInWindow(w, th, payloadLength, dir, seg, sys.tcpBeLiberal, ctx.seqOffset);
     if (win.verdict === 'ignore') return { verdict: 'accept', ignored: true, reason: win.reason };
     if (win.verdict === 'invalid') {
       const lowered = lowerTimeoutOnInvalid(w, dir, seg, ctx, timeouts);
@@ -343,7 +350,7 @@ function trackSegment(w: TcpWork, pkt: Packet, th: TcpHeader, dir: Direction, ct
     // The handshake completed (or a picked-up connection got a valid answer).
     return { verdict: 'accept', timeout, assured: true };
   }
-  return { verdict: 'accept', timeout };
+  return acceptWith(timeout);
 }
 
 /** tcp_error() checks that do not depend on the connection. */
