@@ -54,6 +54,16 @@ const DOTTED_QUAD = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[
 /** Parses a plain address (no prefix, no brackets). IPv4-mapped IPv6 stays IPv6. */
 export function parseAddress(text: string): IpAddress | undefined {
   if (text.includes(':')) {
+    // ipaddr.js reads an embedded dotted quad as IPv4-mapped whatever precedes it ("::1.2.3.4"
+    // became ::ffff:1.2.3.4), yet iptables-save prints ::/96 addresses that way: spell the
+    // quad as two hex groups first.
+    const embedded = /^(.*:)(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text);
+    if (embedded) {
+      const v4 = parseAddress(embedded[2]);
+      if (!v4) return undefined;
+      const n = Number(v4.value);
+      text = `${embedded[1]}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+    }
     if (!ipaddr.IPv6.isValid(text)) return undefined;
     const a = ipaddr.IPv6.parse(text);
     if (a.zoneId) return undefined;
