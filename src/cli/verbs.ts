@@ -3,6 +3,7 @@ import { checkVerb } from './verbs/check.js';
 import { compileVerb } from './verbs/compile.js';
 import { importVerb } from './verbs/import.js';
 import { queryVerb } from './verbs/query.js';
+import { simulateVerb } from './verbs/simulate.js';
 
 /** Every verb, in the order `--help` lists them. Each lives in its own module under verbs/. */
-export const VERBS: readonly Verb[] = [compileVerb, importVerb, checkVerb, queryVerb];
+export const VERBS: readonly Verb[] = [compileVerb, importVerb, checkVerb, queryVerb, simulateVerb];

@@ -25,6 +25,12 @@ export interface SimInput {
    * the completed packet (the kernel harness sends that one).
    */
   readonly fill?: { readonly seq?: boolean; readonly ack?: boolean; readonly src?: boolean };
+  /**
+   * Routing decided by the caller instead of the host model: delivered locally, or sent out of
+   * a device. Needed for policies without a host model (imported iptables-save dumps); the
+   * analyzer uses it to replay a witness along the path its model chose.
+   */
+  readonly route?: { readonly kind: 'local' } | { readonly kind: 'forward'; readonly device: string };
   /** Socket owner of a locally generated packet (-m owner). */
   readonly uid?: number;
   readonly gid?: number;
@@ -75,6 +81,13 @@ export interface TraceStep {
   readonly span?: Span;
   /** What happened: `ACCEPT`, `DROP`, `jump X`, `SNAT to …`, `LOG`, `policy DROP`, `return`… */
   readonly action: string;
+  /**
+   * Set for steps that are not a chain's doing but an event of the stack on the way:
+   * conntrack (INVALID, RELATED, confirmed…), NAT (null binding moved a port), routing, a
+   * helper, or the walk of an answer the host sent (REJECT). `table`/`chain` then only
+   * place it near the table it happened next to.
+   */
+  readonly event?: 'conntrack' | 'nat' | 'routing' | 'helper' | 'answer' | 'unknown';
 }
 
 export type SimVerdict =

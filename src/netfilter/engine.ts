@@ -3,9 +3,10 @@ import { CT_STATE, type CtStateName, PROTO } from '../ir/fields.js';
 import { type Hook, HOOKS, type TableName, TABLES } from '../ir/netfilter.js';
 import type { SimInput, SimOutcome, SimVerdict, TraceStep } from './api.js';
 import { confirm, conntrackIn } from './conntrack/core.js';
-import { CTINFO, type Frame, NO_CT, TEMPLATE_CT } from './frame.js';
+import { CTINFO, type Frame, NO_CT, TEMPLATE_CT, traceEvent } from './frame.js';
 import { runHelper } from './helper.js';
 import { hookManip, icmpReplyTranslation, natFirstPacket, natInitialized, natPacket, natTarget, nullBinding } from './nat/core.js';
+import type { InputRoute } from './host.js';
 import type { Packet } from './packet.js';
 import { tcpSetClosing } from './proto/tcp.js';
 import type { TcpConn } from './proto/tcp.js';
@@ -96,7 +97,9 @@ export class FamilyEngine implements TargetHost {
     f.autoAck = input.fill?.ack === true;
     f.uid = input.uid;
     f.gid = input.gid;
+    this.forced = input.route;
     const res = input.ingress.kind === 'local' ? this.outputPath(f, input.fill?.src === true) : this.inputPath(f, input.ingress.device);
+    this.forced = undefined;
     const stateSeen = f.seenState;
     this.finish(f);
     const dropped = res.verdict === 'dropped';
@@ -169,14 +172,14 @@ export class FamilyEngine implements TargetHost {
     if (!this.track(f)) return this.dropped(f);
     if (!this.table(f, 'mangle')) return this.dropped(f);
     if (!this.natStage(f)) return this.dropped(f);
-    const rt = host.routeInput(S.family, device, f.pkt.src, f.pkt.dst);
+    const rt = this.forced ? this.forcedInput(f) : host.routeInput(S.family, device, f.pkt.src, f.pkt.dst);
     switch (rt.kind) {
       case 'martian':
         f.dropReason = rt.reason;
         this.step(f, 'routing', rt.reason);
         return this.dropped(f);
       case 'unreachable':
-        f.dropReason = 'no-route';
+        f.dropReason = host.hasModel ? 'no-route' : 'no-route (the policy has no host model; give the packet a route)';
         this.step(f, 'routing', 'no route to the destination');
         if (this.opts.ipForward) this.answerIcmp(f, S.family === 'ipv4' ? 3 : 1, 0, device);
         return this.dropped(f);
@@ -228,7 +231,13 @@ export class FamilyEngine implements TargetHost {
   private outputPath(f: Frame, pickSource: boolean): PathResult {
     const S = this.S;
     const host = S.host;
-    const route = host.routeOutput(S.family, f.pkt.dst);
+    const forced = this.forced;
+    const route =
+      forced?.kind === 'forward'
+        ? { device: forced.device, nexthop: f.pkt.dst, prefsrc: host.selectSource(S.family, forced.device, f.pkt.dst) }
+        : forced?.kind === 'local'
+          ? { device: 'lo', nexthop: f.pkt.dst, prefsrc: f.pkt.dst }
+          : host.routeOutput(S.family, f.pkt.dst);
     if (!route) {
       f.dropReason = 'no-route';
       this.step(f, 'routing', 'no route to the destination (the sending socket gets an error)');
@@ -271,6 +280,15 @@ export class FamilyEngine implements TargetHost {
     return local.verdict === 'dropped' ? local : { verdict: 'sent', egress: 'lo', delivered: true };
   }
 
+  /** Routing the caller fixed for the packet being processed (SimInput.route). */
+  private forced: SimInput['route'];
+
+  private forcedInput(f: Frame): InputRoute {
+    const r = this.forced!;
+    if (r.kind === 'local') return { kind: 'local', cast: 'unicast' };
+    return { kind: 'forward', route: { device: r.device, nexthop: f.pkt.dst } };
+  }
+
   private castOf(f: Frame): number {
     const host = this.S.host;
     if (this.S.family === 'ipv4') return host.castOf4(f.dstN);
@@ -285,7 +303,7 @@ export class FamilyEngine implements TargetHost {
   // ---------------------------------------------------------------- stages
 
   private step(f: Frame, chain: string, action: string, table: TableName = 'raw'): void {
-    f.trace?.push({ hook: f.hook, table, chain, action });
+    f.trace?.push({ hook: f.hook, table, chain, action, event: chain === 'routing' ? 'routing' : 'nat' });
   }
 
   /** Runs a table's built-in chain for the current hook, if the policy has one. */
@@ -448,7 +466,7 @@ export class FamilyEngine implements TargetHost {
     if (src === undefined) src = back.prefsrc;
     if (src === undefined) return;
     if (back.device !== 'lo' && icmpRateLimited(S.family, type) && !this.icmpLimiter.allow(p.src, f.now, this.opts.icmpRateLimit)) {
-      f.trace?.push({ hook: f.hook, table: 'filter', chain: 'icmp', action: 'ICMP error suppressed by the rate limit' });
+      traceEvent(f, 'routing', 'ICMP error suppressed by the rate limit');
       return;
     }
     this.sendFromHost(f, icmpError(p, type, code, src, S.cfg.defaultTtl), undefined);
@@ -469,7 +487,7 @@ export class FamilyEngine implements TargetHost {
     const res = this.outputPath(f, false);
     this.finish(f);
     this.depth--;
-    if (parent.trace && f.trace) for (const s of f.trace) parent.trace.push({ ...s, action: `[answer] ${s.action}` } as TraceStep);
+    if (parent.trace && f.trace) for (const s of f.trace) parent.trace.push({ ...s, action: `[answer] ${s.action}`, event: 'answer' });
     if (res.verdict !== 'dropped' && res.egress) (parent.responses ??= []).push({ device: res.egress, packet: f.pkt });
   }
 }

@@ -92,8 +92,8 @@ export function formatCounters(counters: readonly ChainCounters[], how: CounterL
   let current = '';
   for (const c of counters) {
     const key = `${c.family} ${c.table}`;
+    if (out.length > 0) out.push('');
     if (key !== current) {
-      if (out.length > 0) out.push('');
       out.push(`# ${c.family === 'ipv4' ? 'iptables' : 'ip6tables'} -t ${c.table} -L -v -x -n`);
       current = key;
     }
@@ -106,8 +106,45 @@ export function formatCounters(counters: readonly ChainCounters[], how: CounterL
     c.rules.forEach(([p, b], i) => {
       out.push(`${String(p).padStart(8)} ${String(b).padStart(10)} ${how.describe(c, i)}`);
     });
-    out.push('');
   }
-  while (out.length > 0 && out[out.length - 1] === '') out.pop();
   return out;
+}
+
+const FLAG_ORDER: readonly [number, string][] = [
+  [0x02, 'S'],
+  [0x01, 'F'],
+  [0x04, 'R'],
+  [0x08, 'P'],
+  [0x10, 'A'],
+  [0x20, 'U'],
+  [0x40, 'E'],
+  [0x80, 'C'],
+];
+
+function endpoint(family: Family, a: bigint, port: number | undefined): string {
+  const text = formatAddress(family, a);
+  if (port === undefined) return text;
+  return family === 'ipv6' ? `[${text}]:${port}` : `${text}:${port}`;
+}
+
+/** One line for a packet, tcpdump-like: `tcp 10.0.0.5:1000 → 192.0.2.80:80 [S] seq=1000`. */
+export function describePacket(p: import('./packet.js').Packet): string {
+  const name = l4Name(p.proto);
+  const head = `${name === 'unknown' ? `proto ${p.proto}` : name} ${endpoint(p.family, p.src, p.sport)} → ${endpoint(p.family, p.dst, p.dport)}`;
+  const parts = [head];
+  if (p.tcp) {
+    const flags = FLAG_ORDER.filter(([bit]) => p.tcp!.flags & bit)
+      .map(([, l]) => l)
+      .join('');
+    parts.push(`[${flags || '.'}]`, `seq=${p.tcp.seq}`);
+    if (p.tcp.flags & 0x10) parts.push(`ack=${p.tcp.ack}`);
+  }
+  if (p.icmp) {
+    parts.push(`type=${p.icmp.type} code=${p.icmp.code}`);
+    if (p.icmp.id !== undefined) parts.push(`id=${p.icmp.id}`);
+    if (p.icmp.inner) parts.push(`(quoting ${describePacket(p.icmp.inner)})`);
+  }
+  if (p.payload.length > 0) parts.push(`len=${p.payload.length}`);
+  parts.push(`ttl=${p.ttl}`);
+  return parts.join(' ');
 }

@@ -230,3 +230,8 @@ export function frameView(f: Frame): PacketView {
     num: (field) => readField(f, field),
   };
 }
+
+/** Records a stack event (not a rule) in the frame's trace. */
+export function traceEvent(f: Frame, event: NonNullable<TraceStep['event']>, action: string): void {
+  f.trace?.push({ hook: f.hook, table: 'raw', chain: event, action, event });
+}

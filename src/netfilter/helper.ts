@@ -1,6 +1,6 @@
 import { IPS_NAT_MASK } from './conntrack/status.js';
 import { Tuple, addrToWords, wordsToAddr } from './conntrack/tuple.js';
-import { CTINFO, type Frame } from './frame.js';
+import { CTINFO, type Frame, traceEvent } from './frame.js';
 import { FTP_EXPECT_POLICY, type FtpHelperState, type FtpTuples, ftpHelp, ftpNatAddress, ftpNatRewrite, newFtpHelperState } from './helpers/ftp.js';
 import { ACCEPT, DROP } from './rules/exec.js';
 import { seqadjSet } from './seqadj.js';
@@ -25,7 +25,7 @@ export function runHelper(S: FamilyState, f: Frame): number {
 }
 
 function note(f: Frame, action: string): void {
-  f.trace?.push({ hook: f.hook, table: 'raw', chain: 'helper', action });
+  traceEvent(f, 'helper', action);
 }
 
 function masterTuples(S: FamilyState, i: number): FtpTuples {

@@ -6,7 +6,7 @@ import type { ChainCounters, CtEntrySnapshot, SimInput, SimOptions, SimOutcome, 
 import { IPS } from './conntrack/status.js';
 import { tupleSnapshot } from './conntrack/tuple.js';
 import { FamilyEngine } from './engine.js';
-import { type Frame, frameView } from './frame.js';
+import { type Frame, frameView, traceEvent } from './frame.js';
 import { Host } from './host.js';
 import { parseTrackerSysctls, trackerFor, trackerSysctlName } from './proto/registry.js';
 import { type CompileOptions, compileRuleset, type OpaqueEnv } from './rules/compile.js';
@@ -113,7 +113,7 @@ class OpaqueState implements OpaqueEnv {
 
   private unknown(f: Frame, c: Extract<Constraint, { op: 'opaque' }>): boolean {
     (f.unknowns ??= []).push(`${c.key}: ${c.reason} (assumed not to match)`);
-    f.trace?.push({ hook: f.hook, table: 'filter', chain: '?', action: `unknown match ${c.key} (${c.reason}): assumed not to match` });
+    traceEvent(f, 'unknown', `unknown match ${c.key} (${c.reason}): assumed not to match`);
     return false;
   }
 }
@@ -159,7 +159,7 @@ class PolicySimulator implements Simulator {
     if (!Number.isFinite(input.t)) throw new SimulationError('packet time must be a finite number of seconds', input.line);
     if (input.t < this.clock) throw new SimulationError(`packet time ${input.t} s is earlier than the previous packet (${this.clock} s)`, input.line);
     this.clock = input.t;
-    if (input.ingress.kind === 'iface' && !this.host.devices.has(input.ingress.device)) {
+    if (input.ingress.kind === 'iface' && this.host.hasModel && !this.host.devices.has(input.ingress.device)) {
       const known = [...this.host.devices].join(', ');
       throw new SimulationError(`unknown interface "${input.ingress.device}" (the host has: ${known})`, input.line);
     }

@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
  * each goes to a temporary file in the same directory (same filesystem, so rename is atomic),
  * is flushed to disk, and only when every write succeeded are they renamed into place.
  */
-export function writeFilesAtomically(files: ReadonlyArray<{ readonly path: string; readonly content: string }>): void {
+export function writeFilesAtomically(files: ReadonlyArray<{ readonly path: string; readonly content: string | Uint8Array }>): void {
   const temps: { tmp: string; path: string }[] = [];
   try {
     for (const f of files) {
@@ -14,7 +14,8 @@ export function writeFilesAtomically(files: ReadonlyArray<{ readonly path: strin
       const fd = openSync(tmp, 'w', 0o644);
       temps.push({ tmp, path: f.path });
       try {
-        writeSync(fd, f.content);
+        if (typeof f.content === 'string') writeSync(fd, f.content);
+        else writeSync(fd, f.content);
         fsyncSync(fd);
       } finally {
         closeSync(fd);
@@ -27,6 +28,6 @@ export function writeFilesAtomically(files: ReadonlyArray<{ readonly path: strin
   for (const t of temps) renameSync(t.tmp, t.path);
 }
 
-export function writeFileAtomically(path: string, content: string): void {
+export function writeFileAtomically(path: string, content: string | Uint8Array): void {
   writeFilesAtomically([{ path, content }]);
 }

@@ -1,5 +1,5 @@
 import { PROTO, TCP_FLAG } from '../../ir/fields.js';
-import { CTINFO, type Frame, NO_CT, TEMPLATE_CT } from '../frame.js';
+import { CTINFO, type Frame, NO_CT, TEMPLATE_CT, traceEvent } from '../frame.js';
 import { natFollowMaster } from '../nat/core.js';
 import { icmpKind } from '../proto/icmp.js';
 import { trackerFor } from '../proto/registry.js';
@@ -54,13 +54,13 @@ export function packetTuple(S: FamilyState, p: Frame['pkt'], out: Tuple, f?: Fra
 function invalid(f: Frame, why: string): number {
   f.ct = NO_CT;
   f.ctinfo = CTINFO.NEW;
-  if (f.trace) f.trace.push({ hook: f.hook, table: 'raw', chain: 'conntrack', action: `INVALID: ${why}` });
+  traceEvent(f, 'conntrack', `INVALID: ${why}`);
   f.invalidReason = why;
   return ACCEPT;
 }
 
 function ctStep(f: Frame, action: string): void {
-  f.trace?.push({ hook: f.hook, table: 'raw', chain: 'conntrack', action });
+  traceEvent(f, 'conntrack', action);
 }
 
 /** The ICMP protocol of this family (ICMP in IPv4, ICMPv6 in IPv6). */
