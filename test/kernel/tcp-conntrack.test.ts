@@ -123,7 +123,7 @@ describe.skipIf(!env.run)('TCP conntrack: nfproof tracker vs the Linux kernel', 
 
   for (const [index, sc] of TCP_SCENARIOS.entries()) {
     it(sc.name, async () => {
-      const ep = { ...DEFAULT_ENDPOINTS, cport: 41000 + index };
+      const ep = { ...DEFAULT_ENDPOINTS, cport: 41000 + index, ...(sc.ipv6 ? { client: 'fd00:1::2', server: 'fd00:2::2' } : {}) };
       const { kernel, sim } = await play(sc, ep);
       if (process.env.NFPROOF_VERBOSE || JSON.stringify(kernel) !== JSON.stringify(sim)) {
         console.log(`\n${sc.name}\n` + kernel.map((k, i) => `  ${k.seg}\n    kernel: ${k.ct} ${k.entry}\n    nfproof: ${sim[i].ct} ${sim[i].entry}`).join('\n'));

@@ -5,11 +5,11 @@ JSON line on stdout. All packet decisions are made in TypeScript; this only puts
 described packet on the wire (scapy, raw IP socket) and captures what arrives.
 
 Commands:
-  {"op": "send", "proto": "tcp"|"udp"|"icmp", "src", "dst", "ttl"?, ...fields}
+  {"op": "send", "proto": "tcp"|"udp"|"icmp", "src", "dst", "ttl"?, ...fields}   (IPv6 when dst has ':')
       tcp: sport, dport, flags ("SA", "R", ...), seq, ack, win, mss?, wscale?, sackok?,
            sack? [[left, right], ...], payload? (hex)
       udp: sport, dport, payload? (hex)
-      icmp: type, code, id, seq, payload? (hex)
+      icmp: type, code, id, seq, payload? (hex); over IPv6 the ICMPv6 type (128/129 echo, else opaque)
   {"op": "sniff_start", "iface": "s0"}   start capturing IPv4 packets that arrive on iface
   {"op": "sniff_stop"}                   stop and return {"packets": [...]} in arrival order
   {"op": "quit"}
@@ -18,15 +18,34 @@ import json
 import sys
 import threading
 
-from scapy.all import ICMP, IP, TCP, UDP, AsyncSniffer, L3RawSocket, Raw, conf  # noqa: E402
+from scapy.all import (  # noqa: E402
+    ICMP,
+    IP,
+    TCP,
+    UDP,
+    AsyncSniffer,
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6Unknown,
+    IPv6,
+    L3RawSocket,
+    L3RawSocket6,
+    Raw,
+    conf,
+)
 
 conf.verb = 0
 _sock = L3RawSocket()
+_sock6 = L3RawSocket6()
 _sniffer = None
 
 
 def build(cmd):
-    ip = IP(src=cmd["src"], dst=cmd["dst"], ttl=cmd.get("ttl", 64))
+    v6 = ":" in cmd["dst"]
+    if v6:
+        ip = IPv6(src=cmd["src"], dst=cmd["dst"], hlim=cmd.get("ttl", 64))
+    else:
+        ip = IP(src=cmd["src"], dst=cmd["dst"], ttl=cmd.get("ttl", 64))
     payload = bytes.fromhex(cmd.get("payload", ""))
     proto = cmd.get("proto", "tcp")
     if proto == "tcp":
@@ -50,8 +69,13 @@ def build(cmd):
         )
     elif proto == "udp":
         l4 = UDP(sport=cmd["sport"], dport=cmd["dport"])
-    elif proto == "icmp":
+    elif proto == "icmp" and not v6:
         l4 = ICMP(type=cmd["type"], code=cmd.get("code", 0), id=cmd.get("id", 0), seq=cmd.get("seq", 0))
+    elif proto == "icmp" and cmd["type"] in (128, 129):
+        cls = ICMPv6EchoRequest if cmd["type"] == 128 else ICMPv6EchoReply
+        l4 = cls(code=cmd.get("code", 0), id=cmd.get("id", 0), seq=cmd.get("seq", 0))
+    elif proto == "icmp":
+        l4 = ICMPv6Unknown(type=cmd["type"], code=cmd.get("code", 0), msgbody=bytes(20))
     else:
         raise ValueError("unknown proto " + proto)
     pkt = ip / l4
@@ -61,8 +85,8 @@ def build(cmd):
 
 
 def describe(pkt):
-    ip = pkt[IP]
-    out = {"src": ip.src, "dst": ip.dst, "proto": ip.proto}
+    ip = pkt[IP] if IP in pkt else pkt[IPv6]
+    out = {"src": ip.src, "dst": ip.dst, "proto": ip.proto if IP in pkt else ip.nh}
     if TCP in pkt:
         t = pkt[TCP]
         out.update(
@@ -87,12 +111,12 @@ def handle(cmd):
     global _sniffer
     op = cmd["op"]
     if op == "send":
-        _sock.send(build(cmd))
+        (_sock6 if ":" in cmd["dst"] else _sock).send(build(cmd))
         return {}
     if op == "sniff_start":
         started = threading.Event()
         _sniffer = AsyncSniffer(
-            iface=cmd["iface"], store=True, lfilter=lambda p: IP in p, started_callback=started.set
+            iface=cmd["iface"], store=True, lfilter=lambda p: IP in p or IPv6 in p, started_callback=started.set
         )
         _sniffer.start()
         # The capture socket must be open before the caller sends anything.
@@ -103,7 +127,7 @@ def handle(cmd):
         if _sniffer is None:
             return {"packets": []}
         _sniffer.stop()
-        pkts = [describe(p) for p in (_sniffer.results or []) if IP in p]
+        pkts = [describe(p) for p in (_sniffer.results or []) if IP in p or IPv6 in p]
         _sniffer = None
         return {"packets": pkts}
     raise ValueError("unknown op " + op)

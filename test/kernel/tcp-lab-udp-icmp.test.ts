@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from '../../src/netfilter/packet.js';
+import { icmpReplyType } from '../../src/netfilter/proto/icmp.js';
 import { parseTrackerSysctls } from '../../src/netfilter/proto/registry.js';
 import { parseAddress } from '../../src/util/ip.js';
 import { CtDriver, type Observation } from '../netfilter/proto/ct-driver.js';
 import { labAvailable, type KernelEntry, TcpLab } from './tcp-lab.js';
 
 /**
- * The UDP and ICMP trackers against the kernel, in the same lab as the TCP tests: each datagram
+ * The UDP, ICMP and ICMPv6 trackers against the kernel, in the same lab as the TCP tests: each datagram
  * goes through the firewall and through nfproof's tracker; the state the rules saw and the
  * entry (`conntrack -L`: timeout, [ASSURED], [UNREPLIED]) must agree. Timer-dependent cases
  * (the UDP "stream" rule needs the flow to be 2 s old) wait on the real clock. Runtime: ~8 s.
@@ -15,6 +16,8 @@ import { labAvailable, type KernelEntry, TcpLab } from './tcp-lab.js';
 const env = labAvailable();
 const CLIENT = '10.0.1.2';
 const SERVER = '10.0.2.2';
+const CLIENT6 = 'fd00:1::2';
+const SERVER6 = 'fd00:2::2';
 
 interface Datagram {
   readonly from: 'c' | 's';
@@ -26,31 +29,50 @@ interface Datagram {
   readonly id?: number;
   /** Seconds to wait before sending. */
   readonly pause?: number;
+  /** IPv6 (ICMPv6 types for icmp). */
+  readonly v6?: boolean;
 }
 
 const udp = (from: 'c' | 's', cport: number, pause = 0): Datagram => ({ from, proto: 'udp', cport, pause });
 const icmp = (from: 'c' | 's', type: number, id: number, code = 0): Datagram => ({ from, proto: 'icmp', type, id, code });
+const icmp6 = (from: 'c' | 's', type: number, id: number): Datagram => ({ from, proto: 'icmp', type, id, v6: true });
+const addrs = (d: Datagram): [string, string] => {
+  const [c, s] = d.v6 ? [CLIENT6, SERVER6] : [CLIENT, SERVER];
+  return d.from === 'c' ? [c, s] : [s, c];
+};
 
 function packetOf(d: Datagram): Packet {
   const fromClient = d.from === 'c';
-  const src = parseAddress(fromClient ? CLIENT : SERVER)!.value;
-  const dst = parseAddress(fromClient ? SERVER : CLIENT)!.value;
+  const [s, t] = addrs(d);
+  const src = parseAddress(s)!.value;
+  const dst = parseAddress(t)!.value;
+  const family = d.v6 ? 'ipv6' : 'ipv4';
   if (d.proto === 'udp') {
-    return { family: 'ipv4', src, dst, proto: 17, ttl: 64, sport: fromClient ? d.cport : 53, dport: fromClient ? 53 : d.cport, payload: new Uint8Array(4) };
+    return { family, src, dst, proto: 17, ttl: 64, sport: fromClient ? d.cport : 53, dport: fromClient ? 53 : d.cport, payload: new Uint8Array(4) };
   }
-  return { family: 'ipv4', src, dst, proto: 1, ttl: 64, icmp: { type: d.type!, code: d.code ?? 0, id: d.id, seq: 1 }, payload: new Uint8Array(8) };
+  // The agent sends ICMPv6 types other than echo with a zeroed body: identifier 0.
+  const id = d.v6 && d.type !== 128 && d.type !== 129 ? 0 : d.id;
+  return { family, src, dst, proto: d.v6 ? 58 : 1, ttl: 64, icmp: { type: d.type!, code: d.code ?? 0, id, seq: 1 }, payload: new Uint8Array(8) };
 }
 
 function agentCommand(d: Datagram): Record<string, unknown> {
   const fromClient = d.from === 'c';
-  const base = { src: fromClient ? CLIENT : SERVER, dst: fromClient ? SERVER : CLIENT, payload: '00'.repeat(d.proto === 'udp' ? 4 : 8) };
+  const [src, dst] = addrs(d);
+  const base = { src, dst, payload: '00'.repeat(d.proto === 'udp' ? 4 : 8) };
   if (d.proto === 'udp') return { ...base, proto: 'udp', sport: fromClient ? d.cport : 53, dport: fromClient ? 53 : d.cport };
   return { ...base, proto: 'icmp', type: d.type, code: d.code ?? 0, id: d.id, seq: 1 };
 }
 
 function entryOf(entries: readonly KernelEntry[], d: Datagram): KernelEntry | undefined {
   if (d.proto === 'udp') return entries.find((e) => e.proto === 'udp' && (e.sport === d.cport || e.dport === d.cport));
-  return entries.find((e) => e.proto === 'icmp' && e.id === d.id);
+  const family = d.v6 ? 'ipv6' : 'ipv4';
+  return entries.find(
+    (e) =>
+      e.proto === (d.v6 ? 'icmpv6' : 'icmp') &&
+      e.id === packetOf(d).icmp?.id &&
+      e.type !== undefined &&
+      (e.type === d.type || icmpReplyType(family, e.type) === d.type),
+  );
 }
 
 const show = (ct: string, e: { timeout: number; assured: boolean; unreplied: boolean } | undefined): string =>
@@ -80,6 +102,10 @@ const CASES: readonly Case[] = [
   {
     name: 'ICMP: timestamp and address-mask requests are tracked; other non-error types are INVALID',
     datagrams: [icmp('c', 13, 20), icmp('s', 14, 20), icmp('c', 17, 21), icmp('c', 9, 22), icmp('c', 10, 23), icmp('c', 42, 24), icmp('c', 3, 25, 3)],
+  },
+  {
+    name: 'ICMPv6: echo tracked like ICMP; MLD is UNTRACKED; node information query tracked; unknown types INVALID',
+    datagrams: [icmp6('c', 128, 30), icmp6('s', 129, 30), icmp6('s', 129, 31), icmp6('c', 130, 0), icmp6('c', 139, 0), icmp6('c', 200, 0), icmp6('c', 1, 0)],
   },
 ];
 

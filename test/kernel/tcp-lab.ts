@@ -8,8 +8,8 @@ import { Netns } from '../support/netns.js';
 import { DEFAULT_ENDPOINTS, type Endpoints, payloadOf, type Seg } from '../netfilter/proto/tcp-script.js';
 
 /**
- * A three-namespace lab for the trackers' kernel tests: client — firewall — server, IPv4,
- * joined by veth pairs. The firewall forwards and tracks; its mangle FORWARD chain has one
+ * A three-namespace lab for the trackers' kernel tests: client — firewall — server, IPv4
+ * (10.0.1.0/24, 10.0.2.0/24) and IPv6 (fd00:1::/64, fd00:2::/64), joined by veth pairs. The firewall forwards and tracks; its mangle FORWARD chain has one
  * counting rule per conntrack state, so after each injected packet we know which state the
  * kernel gave it. Client and server drop all incoming TCP/UDP/ICMP in their own INPUT chain, so their
  * stacks never answer the crafted segments: every packet on the wire is one the test wrote.
@@ -53,8 +53,9 @@ export interface KernelEntry {
   readonly assured: boolean;
   readonly unreplied: boolean;
   readonly helper?: string;
-  /** ICMP identifier (original tuple). */
+  /** ICMP identifier and type (original tuple). */
   readonly id?: number;
+  readonly type?: number;
   readonly line: string;
 }
 
@@ -69,6 +70,7 @@ export function parseConntrackLine(line: string): KernelEntry | undefined {
   const dports = [...rest.matchAll(/\bdport=(\d+)/g)].map((x) => Number(x[1]));
   const helper = /\bhelper=(\S+)/.exec(rest)?.[1];
   const id = /\bid=(\d+)/.exec(rest)?.[1];
+  const type = /\btype=(\d+)/.exec(rest)?.[1];
   return {
     proto: m[1],
     timeout: Number(m[2]),
@@ -85,6 +87,7 @@ export function parseConntrackLine(line: string): KernelEntry | undefined {
     unreplied: rest.includes('[UNREPLIED]'),
     ...(helper ? { helper } : {}),
     ...(id !== undefined ? { id: Number(id) } : {}),
+    ...(type !== undefined ? { type: Number(type) } : {}),
     line: line.trim(),
   };
 }
@@ -180,12 +183,27 @@ export class TcpLab {
       server.run('ip', ['addr', 'add', '10.0.2.2/24', 'dev', 's0']);
       server.run('ip', ['link', 'set', 's0', 'up']);
       server.run('ip', ['route', 'add', 'default', 'via', '10.0.2.1']);
+      // IPv6 beside IPv4 (no duplicate address detection: addresses are usable at once).
+      fw.run('ip', ['-6', 'addr', 'add', 'fd00:1::1/64', 'dev', 'f0', 'nodad']);
+      fw.run('ip', ['-6', 'addr', 'add', 'fd00:2::1/64', 'dev', 'f1', 'nodad']);
+      client.run('ip', ['-6', 'addr', 'add', 'fd00:1::2/64', 'dev', 'c0', 'nodad']);
+      client.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:1::1']);
+      server.run('ip', ['-6', 'addr', 'add', 'fd00:2::2/64', 'dev', 's0', 'nodad']);
+      server.run('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:2::1']);
       if (!fw.sysctl('net.ipv4.ip_forward', '1')) throw new Error('cannot enable forwarding in the firewall namespace');
-      // The peers' own stacks must stay silent: no RST, no port unreachable for crafted packets.
+      if (!fw.sysctl('net.ipv6.conf.all.forwarding', '1')) throw new Error('cannot enable IPv6 forwarding in the firewall namespace');
+      // The peers' own stacks must stay silent: no RST, no port unreachable, no echo reply for
+      // crafted packets (neighbour discovery stays allowed).
       for (const peer of [client, server]) {
         peer.run('iptables-restore', [], '*filter\n:INPUT ACCEPT\n-A INPUT -p tcp -j DROP\n-A INPUT -p udp -j DROP\n-A INPUT -p icmp -j DROP\nCOMMIT\n');
+        peer.run(
+          'ip6tables-restore',
+          [],
+          '*filter\n:INPUT ACCEPT\n-A INPUT -p tcp -j DROP\n-A INPUT -p udp -j DROP\n-A INPUT -p ipv6-icmp --icmpv6-type 128 -j DROP\n-A INPUT -p ipv6-icmp --icmpv6-type 129 -j DROP\n-A INPUT -p ipv6-icmp --icmpv6-type 130 -j DROP\nCOMMIT\n',
+        );
       }
       fw.run('iptables-restore', [], `*mangle\n:FORWARD ACCEPT\n${COUNTING_RULES}\nCOMMIT\n${extraRules}`);
+      fw.run('ip6tables-restore', [], `*mangle\n:FORWARD ACCEPT\n${COUNTING_RULES}\nCOMMIT\n`);
       return new TcpLab(client, fw, server);
     } catch (e) {
       for (const ns of [client, fw, server]) ns.dispose();
@@ -208,15 +226,16 @@ export class TcpLab {
   reset(): void {
     this.fw.exec('conntrack', ['-F']);
     this.fw.run('iptables', ['-t', 'mangle', '-Z']);
+    this.fw.run('ip6tables', ['-t', 'mangle', '-Z']);
   }
 
-  /** Packet counts of the per-state rules. */
+  /** Packet counts of the per-state rules (IPv4 and IPv6 together). */
   stateCounters(): Record<KernelCtState, number> {
-    const out = this.fw.run('iptables-save', ['-c', '-t', 'mangle']);
+    const out = this.fw.run('iptables-save', ['-c', '-t', 'mangle']) + this.fw.run('ip6tables-save', ['-c', '-t', 'mangle']);
     const counts = Object.fromEntries(CT_STATES.map((s) => [s, 0])) as Record<KernelCtState, number>;
     for (const line of out.split('\n')) {
       const m = /^\[(\d+):\d+\] -A FORWARD -m conntrack --ctstate (\w+)$/.exec(line.trim());
-      if (m && (CT_STATES as readonly string[]).includes(m[2])) counts[m[2] as KernelCtState] = Number(m[1]);
+      if (m && (CT_STATES as readonly string[]).includes(m[2])) counts[m[2] as KernelCtState] += Number(m[1]);
     }
     return counts;
   }

@@ -14,6 +14,8 @@ export interface TcpScenario {
   readonly segs: readonly Seg[];
   /** Seconds to wait before each segment (index → seconds), for timer-dependent cases. */
   readonly pauses?: Readonly<Record<number, number>>;
+  /** Run over IPv6 (the lab's fd00:1::2 → fd00:2::2) instead of IPv4. */
+  readonly ipv6?: boolean;
 }
 
 const WS = { mss: 1460, wscale: 7, sackok: true } as const;
@@ -255,6 +257,19 @@ export const TCP_SCENARIOS: readonly TcpScenario[] = [
     name: 'be_liberal: out-of-window data passes',
     sysctls: { 'net.netfilter.nf_conntrack_tcp_be_liberal': '1' },
     segs: [...plainHandshake(300, 400), s('PA', 401 + 200_000, 301, { len: 50 })],
+  },
+  {
+    name: 'IPv6: handshake, data, RST out of window, orderly close',
+    ipv6: true,
+    segs: [
+      ...handshake(1000, 5000),
+      c('PA', 1001, 5001, { len: 100, win: 502 }),
+      s('A', 5001, 1101),
+      s('R', 5001 + 1_000_000, 0),
+      c('FA', 1101, 5001, { win: 502 }),
+      s('FA', 5001, 1102),
+      c('A', 1102, 5002, { win: 502 }),
+    ],
   },
   {
     name: 'sequence numbers wrapping around 2^32',
