@@ -41,7 +41,8 @@ export function toSimPacket(input: PacketInput): Packet {
     tos: Number(f.tos ?? (f.dscp ?? 0n) << 2n),
     payload: new Uint8Array(payloadLen),
     ...(fragment ? { fragment: true } : {}),
-    ...(f.macsrc !== undefined && input.ingress.kind === 'iface' ? { macSrc: f.macsrc } : {}),
+    // lo has no Ethernet header: no source MAC there.
+    ...(f.macsrc !== undefined && input.ingress.kind === 'iface' && input.ingress.device !== 'lo' ? { macSrc: f.macsrc } : {}),
   };
   if (ports) {
     p.sport = Number(f.sport ?? 0n);
@@ -71,14 +72,15 @@ export function replayHost(model: FamilyModel, input: PacketInput, out: Concrete
     const ingress = x.input.ingress.kind === 'iface' ? x.input.ingress.device : undefined;
     dev(ingress);
     dev(x.out.oif || undefined);
-    if (x.out.hooks.includes('INPUT')) {
+    if (ingress && x.out.routeChoice === 'local') {
       // Delivered here: the (translated) destination is one of this host's addresses.
-      if (ingress) ifs.get(ingress)?.add(x.out.final.daddr);
-    } else if (x.out.hooks.includes('FORWARD')) route(x.out.final.daddr, x.out.oif);
+      ifs.get(ingress)?.add(x.out.final.daddr);
+    } else if (ingress && x.out.routeChoice === 'forward') route(x.out.final.daddr, x.out.oif);
     if (x.input.ingress.kind === 'local') {
+      if (x.input.fields.daddr !== undefined) route(x.input.fields.daddr, x.out.firstOif);
       route(x.out.final.daddr, x.out.oif);
-      const src = x.input.fields.saddr;
-      if (src !== undefined && x.out.oif && x.out.oif !== 'lo') ifs.get(x.out.oif)?.add(src);
+      // Sent over lo: the destination is one of this host's own addresses.
+      if (x.out.oif === 'lo') dev('lo') && ifs.get('lo')?.add(x.out.final.daddr);
     }
     // Replies go back the way the request came.
     if (ingress && x.input.fields.saddr !== undefined) route(x.input.fields.saddr, ingress);
@@ -124,7 +126,8 @@ export function compareOutcome(model: FamilyModel, mine: ConcreteOutcome, sim: S
     return `model sends it out of ${mine.egress}, simulator out of ${sim.egress.device}`;
   }
   const mineRules = mine.fired.map((id) => model.rules[id]).map((r) => `${r.table}/${r.chain}#${r.index}`);
-  const simRules = sim.trace.filter((s) => s.rule !== undefined).map((s) => `${s.table}/${s.chain}#${s.rule}`);
+  // Steps marked [answer] belong to packets the host sent in response (REJECT, ICMP errors).
+  const simRules = sim.trace.filter((s) => s.rule !== undefined && !s.action.startsWith('[answer]')).map((s) => `${s.table}/${s.chain}#${s.rule}`);
   if (mineRules.join(' ') !== simRules.join(' ')) return `rules matched differ: model [${mineRules.join(', ')}], simulator [${simRules.join(', ')}]`;
   const leaving = sim.egress?.packet ?? sim.delivered;
   if (leaving && mine.verdict !== 'dropped') {

@@ -1,6 +1,6 @@
 import { PORT_PROTOS, PROTO, type NumericField, TCP_FLAG } from '../ir/fields.js';
 import { formatAddress } from '../util/ip.js';
-import { type ConcreteOutcome, runPacket } from './concrete/interp.js';
+import { ADDRTYPE_UNKNOWN, type ConcreteOutcome, runPacket } from './concrete/interp.js';
 import type { PacketInput } from './concrete/input.js';
 import type { FamilyModel, ModelRule } from './model/build.js';
 import { icmpProto } from './model/fields.js';
@@ -66,6 +66,7 @@ export function makeWitness(model: FamilyModel, input: PacketInput, outcome: Con
 }
 
 function describeOpaque(model: FamilyModel, key: string): string {
+  if (key === ADDRTYPE_UNKNOWN) return 'address types (which addresses are this host’s): unknown without a host model';
   const m = /^target(\d+)$/.exec(key);
   if (m) {
     const r = model.rules[Number(m[1])];

@@ -2,7 +2,7 @@ import { evaluateConstraint } from '../../ir/constraint.js';
 import type { NatAction, SideEffect } from '../../ir/effect.js';
 import { CT_STATE, CT_STATUS, type CtStateName, type NumericField } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
-import { maxOf } from '../../util/intervals.js';
+import { contains, maxOf } from '../../util/intervals.js';
 import { FIELDS, absentValue, fieldMax } from '../model/fields.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
 import type { NatBinding, PacketInput } from './input.js';
@@ -29,6 +29,9 @@ export const CHOICE = {
   /** An unmodelled target: 0 = goes on with the next rule, 1 = accepts, 2 = drops. */
   target: (ruleId: number) => `target${ruleId}`,
 } as const;
+
+/** The unknown behind address-type tests when there is no host model. */
+export const ADDRTYPE_UNKNOWN = 'addrtype:no-host-model';
 
 /** Address MASQUERADE takes on a device when there is no host model to tell (TEST-NET-1/3849). */
 export const UNKNOWN_ADDR = { ipv4: 0xc0000201n, ipv6: 0x20010db8000000000000000000000001n } as const;
@@ -68,6 +71,10 @@ export interface ConcreteOutcome {
   readonly ctState: CtStateName;
   readonly iif: string;
   readonly oif: string;
+  /** The routing decision taken (also when the packet was then dropped). */
+  readonly routeChoice?: 'local' | 'forward';
+  /** A locally generated packet's first route (before NAT rerouted it). */
+  readonly firstOif?: string;
 }
 
 type ChainResult =
@@ -90,6 +97,11 @@ class Run {
   drop?: { readonly reason: DropReason; readonly ruleId?: number; readonly policy?: string };
   notracked = false;
   private ctDone = false;
+  /** NAT of each manip type is set up once per connection (a looped-back packet skips it). */
+  private readonly natDone = { dst: false, src: false };
+  /** The routing decision, and the device chosen first (for replay hosts). */
+  routeChoice?: 'local' | 'forward';
+  firstOif?: string;
 
   constructor(
     readonly model: FamilyModel,
@@ -277,6 +289,8 @@ class Run {
   /** The nat table: consulted for a connection's first packet; replies get the binding undone. */
   natStage(stage: Stage, st: PacketState, natHook: 'dst' | 'src'): boolean {
     const state = Number(st.get('ctstate'));
+    if (this.natDone[natHook]) return true;
+    this.natDone[natHook] = true;
     if (state === CT_STATE.NEW) {
       const r = this.walk(stage.chain, st, [stage.chain]);
       if (r.kind === 'drop') return false;
@@ -329,8 +343,9 @@ class Run {
         break;
       }
       case 'redirect': {
+        // lo always has the loopback address; other devices need the host model to know theirs.
         const a =
-          st.hook === 'OUTPUT'
+          st.hook === 'OUTPUT' || st.iif === 'lo'
             ? this.model.routing.primaryAddress('lo')
             : this.model.routing.hasHost
               ? this.model.routing.primaryAddress(st.iif)
@@ -416,6 +431,12 @@ function describeSideEffect(a: SideEffect): string {
   }
 }
 
+/** Without a host model, packets leave by the first real device unless the input says otherwise. */
+function defaultOif(model: FamilyModel): bigint {
+  const i = model.ifaces.names.findIndex((n) => n !== '' && n !== 'lo');
+  return BigInt(i > 0 ? i : 1);
+}
+
 /** Field values of an input at ingress, with the conntrack view not yet applied. */
 export function initialValues(model: FamilyModel, input: PacketInput): bigint[] {
   const f = input.fields;
@@ -444,6 +465,18 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   const local = input.ingress.kind === 'local';
   const iif = input.ingress.kind === 'iface' ? input.ingress.device : '';
   const st = new PacketState(model.family, initialValues(model, input), iif, '', local ? 'OUTPUT' : 'PREROUTING', local);
+  // The receive/send path sets the packet type from the destination the packet arrives with.
+  st.set('pkttype', BigInt(routing.pktType(st.get('daddr'))));
+  st.derive = (f, s) => {
+    if (f !== 'srctype' && f !== 'dsttype') return undefined;
+    if (!routing.hasHost) {
+      // Which addresses are this host's is unknown without a host model: the input's value
+      // stands, and the outcome is marked as depending on it.
+      if (!run.opaqueUsed.includes(ADDRTYPE_UNKNOWN)) run.opaqueUsed.push(ADDRTYPE_UNKNOWN);
+      return undefined;
+    }
+    return 1n << BigInt(routing.addrType(s.get(f === 'srctype' ? 'saddr' : 'daddr')));
+  };
   // ct fields other than for NEW come from the input as given.
   const done = (verdict: Verdict, extra: { dropReason?: DropReason; egress?: string } = {}): ConcreteOutcome => {
     const d = run.drop;
@@ -472,6 +505,8 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
       ctState: STATE_NAME[Number(st.get('ctstate'))] ?? 'INVALID',
       iif: st.iif,
       oif: st.oif,
+      ...(run.routeChoice ? { routeChoice: run.routeChoice } : {}),
+      ...(run.firstOif !== undefined ? { firstOif: run.firstOif } : {}),
     };
   };
   const dropped = (): ConcreteOutcome => done('dropped');
@@ -483,13 +518,17 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
     let oif = '';
     if (decision === undefined) {
       toLocal = run.choice(CHOICE.route, 0n) === 0n;
-      oif = toLocal ? '' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, 1n)));
+      run.routeChoice = toLocal ? 'local' : 'forward';
+      // Delivered here means the destination is ours; a source equal to it is then ours too.
+      if (model.family === 'ipv4' && toLocal && iif !== 'lo' && st.get('saddr') === st.get('daddr')) return done('dropped', { dropReason: 'martian' });
+      oif = toLocal ? '' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, defaultOif(model))));
     } else if (decision.kind === 'martian') {
       return done('dropped', { dropReason: 'martian' });
     } else if (decision.kind === 'unreachable') {
       return done('dropped', { dropReason: 'unreachable' });
     } else {
       toLocal = decision.kind === 'local';
+      run.routeChoice = toLocal ? 'local' : 'forward';
       if (decision.kind === 'forward') oif = decision.route.device;
     }
     if (toLocal) {
@@ -508,7 +547,8 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   // Locally generated: routed before OUTPUT, rerouted after mangle and nat changed it.
   const reroute = (): boolean => {
     if (!routing.hasHost) {
-      st.oif = model.ifaces.nameOf(Number(run.choice(CHOICE.oif, 1n)));
+      // Loopback destinations always leave by lo; anything else by the device the input chose.
+      st.oif = contains(routing.loopback, st.get('daddr')) ? 'lo' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, defaultOif(model))));
       return true;
     }
     const r = routing.outputRoute(st.get('daddr'));
@@ -517,6 +557,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
     return true;
   };
   if (!reroute()) return done('dropped', { dropReason: 'unreachable' });
+  run.firstOif = st.oif;
   let unroutable = false;
   const ok = run.hook('OUTPUT', st, 'dst', (t) => {
     if (t === 'mangle' || t === 'nat') {
@@ -530,5 +571,13 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   if (unroutable) return done('dropped', { dropReason: 'unreachable' });
   if (!ok) return dropped();
   if (!run.hook('POSTROUTING', st, 'src')) return dropped();
+  if (st.oif === 'lo') {
+    // Looped back: in again by lo, through PREROUTING and INPUT (conntrack and NAT are done).
+    const egress = st.oif;
+    st.iif = 'lo';
+    st.oif = '';
+    if (!run.hook('PREROUTING', st, 'dst') || !run.hook('INPUT', st, 'src')) return dropped();
+    st.oif = egress;
+  }
   return done('sent', { egress: st.oif });
 }

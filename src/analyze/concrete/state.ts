@@ -45,8 +45,13 @@ export class PacketState implements PacketView {
     });
   }
 
+  /** Fields computed from others at the moment a rule reads them (address types). */
+  derive?: (f: NumericField, st: PacketState) => bigint | undefined;
+
   num(f: NumericField): bigint | undefined {
-    return this.has(f) ? this.get(f) : undefined;
+    if (!this.has(f)) return undefined;
+    const d = this.derive?.(f, this);
+    return d !== undefined ? d : this.get(f);
   }
 
   get tracked(): boolean {

@@ -72,7 +72,7 @@ export class RoutingView {
     if (host) devices.add('lo');
     const entries: { addr: bigint; len: number; via?: bigint; device: string; metric: number; order: number }[] = [];
     let order = 0;
-    const bcast: [bigint, bigint][] = family === 'ipv4' && host ? [[V4.limitedBroadcast, V4.limitedBroadcast]] : [];
+    const bcast: [bigint, bigint][] = family === 'ipv4' ? [[V4.limitedBroadcast, V4.limitedBroadcast]] : [];
     for (const itf of host?.interfaces ?? []) {
       devices.add(itf.device);
       for (const a of itf.addresses) {
@@ -234,6 +234,50 @@ export class RoutingView {
     let bad: IntervalSet = this.family === 'ipv4' ? V4.zeroNet : [];
     if (device !== 'lo') bad = union(bad, this.loopback);
     return subtract([[0n, max]], bad, max);
+  }
+
+  /**
+   * Route type of an address as xt_addrtype sees it (RTN_*: 1 unicast, 2 local, 3 broadcast,
+   * 5 multicast, 7 unreachable), as the simulator's Host.addrType. Only meaningful with a host.
+   */
+  addrType(addr: bigint): number {
+    if (this.family === 'ipv4') {
+      if (contains(V4.zeroNet, addr) || addr === V4.limitedBroadcast) return 3;
+      if (contains(V4.multicast, addr)) return 5;
+      if (this.isLocal(addr)) return 2;
+      if (contains(this.broadcast, addr)) return 3;
+      return 1;
+    }
+    if (contains(V6.multicast, addr)) return 5;
+    if (this.isLocal(addr)) return 2;
+    return this.lookup(addr) ? 1 : 7;
+  }
+
+  /** Link-layer packet type the receive path gives a destination: 1 broadcast, 2 multicast, 0 unicast. */
+  pktType(dst: bigint): number {
+    if (this.family === 'ipv4' && (dst === V4.limitedBroadcast || contains(this.broadcast, dst))) return 1;
+    return contains(this.multicast, dst) ? 2 : 0;
+  }
+
+  /** Address classes as interval sets, for the Z3 encoding of addrType. */
+  addrTypeClasses(): { type: number; set: IntervalSet }[] {
+    const max = familyMax(this.family);
+    if (this.family === 'ipv4') {
+      return [
+        { type: 3, set: union(V4.zeroNet, [[V4.limitedBroadcast, V4.limitedBroadcast]]) },
+        { type: 5, set: V4.multicast },
+        { type: 2, set: this.local },
+        { type: 3, set: this.broadcast },
+        { type: 1, set: [[0n, max]] },
+      ];
+    }
+    const routed = this.routes.reduce<IntervalSet>((acc, r) => union(acc, r.region), []);
+    return [
+      { type: 5, set: V6.multicast },
+      { type: 2, set: this.local },
+      { type: 1, set: routed },
+      { type: 7, set: [[0n, max]] },
+    ];
   }
 
   /** Output routing for a locally generated packet (Host.routeOutput). */

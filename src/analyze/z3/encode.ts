@@ -234,6 +234,16 @@ export class Encoder {
 
   private val(st: SymState, f: NumericField): Z3BV {
     if (f === 'dscp') return this.ctx.Extract(7, 2, this.val(st, 'tos')) as Z3BV;
+    if ((f === 'srctype' || f === 'dsttype') && this.model.routing.hasHost) {
+      // 1 << route type of the current address (Host.addrType), first class that holds it.
+      const addr = this.val(st, f === 'srctype' ? 'saddr' : 'daddr');
+      const bits = this.bits('saddr');
+      let t: Z3BV = this.lit(0, 12);
+      for (const c of [...this.model.routing.addrTypeClasses()].reverse()) {
+        t = this.ite(this.inSet(addr, c.set, bits), this.lit(1 << c.type, 12), t);
+      }
+      return t;
+    }
     const v = st.vals.get(f);
     if (v) return v;
     const fresh = this.fieldVar(f);
@@ -511,11 +521,14 @@ export class Encoder {
     natHook: 'dst' | 'src',
     binding: { dnat?: SymNat; snat?: SymNat },
     afterTable?: (t: TableName, st: SymState) => SymState,
+    /** A looped-back packet: its connection's NAT is already set up, the nat chains are skipped. */
+    skipNat = false,
   ): { alive: Z3Bool; st: SymState } {
     let st = st0.clone();
     st.hook = hook;
     let alive = alive0;
-    this.atHook.set(hook, alive0);
+    const prevAt = this.atHook.get(hook);
+    this.atHook.set(hook, prevAt ? this.or([prevAt, alive0]) : alive0);
     const natPriority = TABLE_PRIORITY.nat[hook];
     let natDone = natPriority === undefined;
     let ctDone = false;
@@ -527,10 +540,11 @@ export class Encoder {
       }
       if (!natDone && natPriority !== undefined && prio > natPriority) {
         natDone = true;
-        st = this.undoNat(st, natHook);
+        if (!skipNat) st = this.undoNat(st, natHook);
       }
       if (stage.table === 'nat') {
         natDone = true;
+        if (skipNat) continue;
         const r = this.natStage(stage, st, alive, natHook, binding);
         alive = r.alive;
         st = r.st;
@@ -542,7 +556,7 @@ export class Encoder {
       if (afterTable) st = afterTable(stage.table, st);
     }
     if (!ctDone && (hook === 'PREROUTING' || hook === 'OUTPUT')) st = this.conntrack(st);
-    if (!natDone) st = this.undoNat(st, natHook);
+    if (!natDone && !skipNat) st = this.undoNat(st, natHook);
     return { alive, st };
   }
 
@@ -660,9 +674,10 @@ export class Encoder {
       case 'redirect': {
         if (natHook === 'dst' && st.hook === 'OUTPUT') return { addr: this.lit(routing.primaryAddress('lo')!, bits) };
         if (!routing.hasHost) {
+          // lo always has the loopback address; other devices' addresses are unknown.
           const c = this.choiceVar(CHOICE.natAddr(rule.id), bits);
           this.assumptions.push(c.eq(this.lit(UNKNOWN_ADDR[fam], bits)));
-          return { addr: c };
+          return { addr: this.ite(st.iif.eq(this.ifaceIndex('lo')), this.lit(routing.primaryAddress('lo')!, bits), c) };
         }
         let addr: Z3BV = this.lit(0, bits);
         const have: Z3Bool[] = [];
@@ -718,6 +733,15 @@ export class Encoder {
     }
     vals.set('mark', this.lit(0, 32));
     vals.set('ctstate', this.lit(CT_STATE.INVALID, 8));
+    // Packet type from the destination the packet arrives with (broadcast, multicast, else unicast).
+    {
+      const dst = vals.get('daddr') ?? this.fieldVar('daddr');
+      vals.set('daddr', dst);
+      const bits = this.bits('daddr');
+      const r = this.model.routing;
+      const bcast = this.model.family === 'ipv4' ? r.broadcast : [];
+      vals.set('pkttype', this.ite(this.inSet(dst, bcast, bits), this.lit(1, 2), this.ite(this.inSet(dst, r.multicast, bits), this.lit(2, 2), this.lit(0, 2))));
+    }
     const local = this.opts.ingress === 'local';
     let iif: Z3BV;
     if (local) iif = this.ifaceIndex('');
@@ -824,8 +848,18 @@ export class Encoder {
       st = out.st;
       if (stop !== 'OUTPUT') {
         const post = this.hook('POSTROUTING', st, this.and([out.alive, routeOk]), 'src', binding);
-        sent = post.alive;
-        st = post.st;
+        // Sent over lo: in again through PREROUTING and INPUT, NAT already set up.
+        const isLo = post.st.oif.eq(this.ifaceIndex('lo'));
+        const back = post.st.clone();
+        back.iif = this.ifaceIndex('lo');
+        back.oif = this.ifaceIndex('');
+        const pre = this.hook('PREROUTING', back, this.and([post.alive, isLo]), 'dst', binding, undefined, true);
+        const inp = this.hook('INPUT', pre.st, pre.alive, 'src', binding, undefined, true);
+        sent = this.or([this.and([post.alive, this.not(isLo)]), inp.alive]);
+        const merged = this.mergeStates(isLo, inp.st, post.st);
+        merged.oif = post.st.oif;
+        merged.iif = post.st.iif;
+        st = merged;
       } else sent = this.and([out.alive, routeOk]);
       egress = st.oif;
     }
@@ -905,7 +939,10 @@ export class Encoder {
       const oif = this.choiceVar(CHOICE.oif, this.ifBits);
       this.assumptions.push(this.ifaceIn(oif, this.model.ifaces.nonEmpty()));
       const toLocal = this.or([castLocal, route.eq(this.lit(0, 1))]);
-      return { local: this.and([sane, toLocal]), forward: this.and([sane, this.not(toLocal)]), oif };
+      // Delivered here means the destination is ours; a source equal to it is then ours too.
+      const selfSource = fam === 'ipv4' ? this.and([this.not(castLocal), route.eq(this.lit(0, 1)), notLo, src.eq(dst)]) : this.f();
+      const ok = this.and([sane, this.not(selfSource)]);
+      return { local: this.and([ok, toLocal]), forward: this.and([ok, this.not(toLocal)]), oif };
     }
     const isLocal = this.or([castLocal, inS(dst, routing.local)]);
     let oif: Z3BV = this.ifaceIndex('');
@@ -925,7 +962,8 @@ export class Encoder {
     if (!routing.hasHost) {
       const oif = this.choiceVar(CHOICE.oif, this.ifBits);
       this.assumptions.push(this.ifaceIn(oif, this.model.ifaces.nonEmpty()));
-      return { oif, ok: this.t() };
+      // Loopback destinations always leave by lo.
+      return { oif: this.ite(this.inSet(dst, routing.loopback, bits), this.ifaceIndex('lo'), oif), ok: this.t() };
     }
     let oif: Z3BV = this.ifaceIndex('');
     const ok: Z3Bool[] = [];
