@@ -65,6 +65,10 @@ export function ctstate(...states: ('NEW' | 'ESTABLISHED' | 'RELATED' | 'INVALID
   return { kind: 'ct-state', negated: false, states, span: span() };
 }
 
+export function mark(value: number, mask = 0xffffffff, field: 'mark' | 'ctmark' = 'mark'): Match {
+  return { kind: 'mark', field, negated: false, value: BigInt(value), mask: BigInt(mask), span: span() };
+}
+
 // ---------------------------------------------------------------- targets
 
 /**
