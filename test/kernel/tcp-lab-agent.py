@@ -69,6 +69,24 @@ def build(cmd):
         )
     elif proto == "udp":
         l4 = UDP(sport=cmd["sport"], dport=cmd["dport"])
+    elif proto == "raw":
+        # Any other IP protocol: the payload is the whole transport part.
+        ip.proto = cmd["ipproto"]
+        return ip / Raw(bytes.fromhex(cmd.get("payload", "")))
+    elif proto == "udplite":
+        # UDP-Lite (RFC 3828): like UDP, but length = checksum coverage (0 = all); checksum mandatory.
+        import struct
+
+        from scapy.utils import checksum
+
+        body = bytes.fromhex(cmd.get("payload", ""))
+        hdr = struct.pack("!HHHH", cmd["sport"], cmd["dport"], 0, 0)
+        src = bytes(map(int, cmd["src"].split("."))) if not v6 else b""
+        dst = bytes(map(int, cmd["dst"].split("."))) if not v6 else b""
+        pseudo = src + dst + struct.pack("!BBH", 0, 136, len(hdr) + len(body))
+        ck = checksum(pseudo + hdr + body) or 0xFFFF
+        ip.proto = 136
+        return ip / Raw(hdr[:6] + struct.pack("!H", ck) + body)
     elif proto == "icmp" and not v6:
         l4 = ICMP(type=cmd["type"], code=cmd.get("code", 0), id=cmd.get("id", 0), seq=cmd.get("seq", 0))
     elif proto == "icmp" and cmd["type"] in (128, 129):

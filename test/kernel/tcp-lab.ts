@@ -11,8 +11,8 @@ import { DEFAULT_ENDPOINTS, type Endpoints, payloadOf, type Seg } from '../netfi
  * A three-namespace lab for the trackers' kernel tests: client — firewall — server, IPv4
  * (10.0.1.0/24, 10.0.2.0/24) and IPv6 (fd00:1::/64, fd00:2::/64), joined by veth pairs. The firewall forwards and tracks; its mangle FORWARD chain has one
  * counting rule per conntrack state, so after each injected packet we know which state the
- * kernel gave it. Client and server drop all incoming TCP/UDP/ICMP in their own INPUT chain, so their
- * stacks never answer the crafted segments: every packet on the wire is one the test wrote.
+ * kernel gave it. Client and server drop everything but neighbour discovery in their own INPUT chain, so
+ * their stacks never answer the crafted packets: every packet on the wire is one the test wrote.
  * Packets are crafted by a small scapy agent per peer (tcp-lab-agent.py); all decisions stay
  * here. Everything is removed by dispose(), which the tests call in afterAll.
  *
@@ -195,11 +195,12 @@ export class TcpLab {
       // The peers' own stacks must stay silent: no RST, no port unreachable, no echo reply for
       // crafted packets (neighbour discovery stays allowed).
       for (const peer of [client, server]) {
-        peer.run('iptables-restore', [], '*filter\n:INPUT ACCEPT\n-A INPUT -p tcp -j DROP\n-A INPUT -p udp -j DROP\n-A INPUT -p icmp -j DROP\nCOMMIT\n');
+        // IPv4: nothing reaches the stack (ARP is not filtered here). IPv6: only neighbour discovery.
+        peer.run('iptables-restore', [], '*filter\n:INPUT DROP\nCOMMIT\n');
         peer.run(
           'ip6tables-restore',
           [],
-          '*filter\n:INPUT ACCEPT\n-A INPUT -p tcp -j DROP\n-A INPUT -p udp -j DROP\n-A INPUT -p ipv6-icmp --icmpv6-type 128 -j DROP\n-A INPUT -p ipv6-icmp --icmpv6-type 129 -j DROP\n-A INPUT -p ipv6-icmp --icmpv6-type 130 -j DROP\nCOMMIT\n',
+          '*filter\n:INPUT DROP\n' + [133, 134, 135, 136].map((t) => `-A INPUT -p ipv6-icmp --icmpv6-type ${t} -j ACCEPT\n`).join('') + 'COMMIT\n',
         );
       }
       fw.run('iptables-restore', [], `*mangle\n:FORWARD ACCEPT\n${COUNTING_RULES}\nCOMMIT\n${extraRules}`);
