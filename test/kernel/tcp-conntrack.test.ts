@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTrackerSysctls } from '../../src/netfilter/proto/registry.js';
-import { CtDriver, type Observation } from '../netfilter/proto/ct-driver.js';
+import { CtDriver, type EntryView, type Observation } from '../netfilter/proto/ct-driver.js';
 import { TCP_SCENARIOS, type TcpScenario } from '../netfilter/proto/tcp-scenarios.js';
 import { c, DEFAULT_ENDPOINTS, describeSeg, type Endpoints, s as sv, type Seg, segPacket } from '../netfilter/proto/tcp-script.js';
 import { labAvailable, type KernelCtState, type KernelEntry, TcpLab } from './tcp-lab.js';
@@ -28,11 +28,11 @@ function kernelRow(seg: string, ct: KernelCtState, e: KernelEntry | undefined): 
   return { seg, ct, entry: e ? `${e.state} ${e.assured ? 'ASSURED' : ''}${e.unreplied ? 'UNREPLIED' : ''} t=${e.timeout}` : 'none' };
 }
 
-function simRow(seg: string, o: Observation, kernelTimeout: number | undefined): Row {
-  const e = o.entry;
+function simRow(seg: string, o: Observation, e: EntryView | undefined, kernelTimeout: number | undefined): Row {
   if (!e) return { seg, ct: o.ctState, entry: 'none' };
-  // Timeouts agree when the kernel's (rounded down, read a little later) is within 2 s below ours.
-  const t = kernelTimeout !== undefined && kernelTimeout <= e.timeout && kernelTimeout >= e.timeout - 2 ? kernelTimeout : e.timeout;
+  // Both are read at (about) the same moment; each side rounds down and the packet times are
+  // estimates: timeouts agree within 2 s.
+  const t = kernelTimeout !== undefined && Math.abs(kernelTimeout - e.timeout) <= 2 ? kernelTimeout : e.timeout;
   return { seg, ct: o.ctState, entry: `${e.state} ${e.assured ? 'ASSURED' : ''}${e.unreplied ? 'UNREPLIED' : ''} t=${t}` };
 }
 
@@ -69,11 +69,14 @@ describe.skipIf(!env.run)('TCP conntrack: nfproof tracker vs the Linux kernel', 
         const sent = performance.now();
         const ct = await lab.inject(() => lab.sendSeg(seg, ep));
         const t = ((sent + performance.now()) / 2 - t0) / 1000; // the kernel saw it in between
-        const k = flowEntry(lab.conntrack(), ep);
         const o = driver.process(segPacket(seg, ep), t);
+        const k = flowEntry(lab.conntrack(), ep);
+        // nfproof's entry as it stands now, when the kernel's was read.
+        const now = (performance.now() - t0) / 1000;
+        const view = o.entry ? driver.entryOf(segPacket(seg, ep), now) : undefined;
         const label = `${i}: ${describeSeg(seg)}`;
         kernel.push(kernelRow(label, ct, k));
-        sim.push(simRow(label, o, k?.timeout));
+        sim.push(simRow(label, o, view, k?.timeout));
       }
     } finally {
       for (const [k, v] of saved) lab.sysctl(k, v);

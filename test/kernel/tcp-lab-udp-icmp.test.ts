@@ -159,12 +159,12 @@ describe.skipIf(!env.run)('UDP and ICMP conntrack: nfproof trackers vs the Linux
           const sent = performance.now();
           const ct = await lab.inject(() => lab.sendRaw(d.from === 'c' ? 'client' : 'server', agentCommand(d)));
           const t = ((sent + performance.now()) / 2 - t0) / 1000;
-          const k = entryOf(lab.conntrack(), d);
           const o: Observation = driver.process(packetOf(d), t);
+          const k = entryOf(lab.conntrack(), d);
           kernel.push(show(ct, k));
-          // The kernel's timeout is read a little later and rounded down: allow it up to 2 s lower.
-          const e = o.entry;
-          const near = e && k && k.timeout <= e.timeout && k.timeout >= e.timeout - 2 ? { ...e, timeout: k.timeout } : e;
+          // nfproof's entry when the kernel's was read; both round down: agree within 2 s.
+          const e = o.entry ? driver.entryOf(packetOf(d), (performance.now() - t0) / 1000) : undefined;
+          const near = e && k && Math.abs(k.timeout - e.timeout) <= 2 ? { ...e, timeout: k.timeout } : e;
           sim.push(show(o.ctState, near));
         }
       } finally {
