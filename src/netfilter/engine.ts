@@ -10,10 +10,11 @@ import type { InputRoute } from './host.js';
 import type { Packet } from './packet.js';
 import { tcpSetClosing } from './proto/tcp.js';
 import type { TcpConn } from './proto/tcp.js';
-import { IcmpRateLimiter, icmpError, icmpRateLimited, mayAnswerWithIcmp, rejectIcmp, tcpReset } from './responses.js';
+import { IcmpRateLimiter, icmpError, mayAnswerWithIcmp, rejectIcmp, tcpReset } from './responses.js';
 import type { CompiledChain, CompiledRule } from './rules/compile.js';
 import { ACCEPT, DROP, runChain, type TargetHost } from './rules/exec.js';
 import { seqAdjust } from './seqadj.js';
+import type { HostSettings } from './simulator.js';
 import type { FamilyState } from './state.js';
 
 /**
@@ -82,7 +83,7 @@ export class FamilyEngine implements TargetHost {
 
   constructor(
     readonly S: FamilyState,
-    private readonly opts: { readonly ipForward: boolean; readonly icmpRateLimit: number },
+    private readonly opts: Pick<HostSettings, 'ipForward' | 'icmpRateLimit' | 'icmpRateMask'>,
   ) {
     this.chains = HOOKS.map((h) => TABLES.map((t) => S.rs.builtin(t, h)));
   }
@@ -465,7 +466,9 @@ export class FamilyEngine implements TargetHost {
     if (!back) return;
     if (src === undefined) src = back.prefsrc;
     if (src === undefined) return;
-    if (back.device !== 'lo' && icmpRateLimited(S.family, type) && !this.icmpLimiter.allow(p.src, f.now, this.opts.icmpRateLimit)) {
+    const mask = this.opts.icmpRateMask;
+    const limited = S.family === 'ipv4' ? type < 32 && (mask.ipv4 & (1 << type)) !== 0 : mask.ipv6.has(type);
+    if (back.device !== 'lo' && limited && !this.icmpLimiter.allow(p.src, f.now, this.opts.icmpRateLimit)) {
       traceEvent(f, 'routing', 'ICMP error suppressed by the rate limit');
       return;
     }

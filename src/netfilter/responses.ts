@@ -111,10 +111,3 @@ export class IcmpRateLimiter {
     return ok;
   }
 }
-
-/** ICMP types rate limited by default (icmp_ratemask 0x1818: unreachable, source quench, time exceeded, parameter problem). */
-export function icmpRateLimited(family: Family, type: number): boolean {
-  if (family === 'ipv4') return type === 3 || type === 4 || type === 11 || type === 12;
-  // icmpv6_ratemask default: every error except "packet too big" (type 2).
-  return type < 128 && type !== 2;
-}

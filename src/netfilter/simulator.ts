@@ -49,6 +49,9 @@ function intSysctl(all: Readonly<Record<string, string>>, fallback: number, ...n
 
 /** Non-tracker sysctls nfproof understands (everything else is refused with a clear message). */
 const HOST_SYSCTLS = [
+  'icmp_ratemask',
+  'icmp.ratemask',
+  'icmp.ratelimit',
   'nf_conntrack_max',
   'nf_conntrack_buckets',
   'ip_forward',
@@ -60,7 +63,31 @@ const HOST_SYSCTLS = [
   'nf_conntrack_helper',
 ];
 
-export function resolveConfig(policy: Policy, options: SimOptions): { cfg: SimConfig; ipForward: boolean; icmpRateLimit: number } {
+/**
+ * net.ipv6.icmp.ratemask: a list of ICMPv6 types and ranges ("0-1,3-127", the default: every
+ * error but "packet too big"); empty means none is limited.
+ */
+function parseV6RateMask(v: string | undefined): ReadonlySet<number> {
+  const text = v ?? '0-1,3-127';
+  const out = new Set<number>();
+  for (const part of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new SimulationError(`net.ipv6.icmp.ratemask: "${part}" is not a type or a range`);
+    for (let t = Number(m[1]); t <= Number(m[2] ?? m[1]) && t <= 255; t++) out.add(t);
+  }
+  return out;
+}
+
+export interface HostSettings {
+  readonly cfg: SimConfig;
+  readonly ipForward: boolean;
+  /** Seconds per token of the per-destination ICMP error limiter (icmp_ratelimit ms / 1000). */
+  readonly icmpRateLimit: number;
+  /** Which ICMP types the limiter applies to: icmp_ratemask (IPv4 bits) and net.ipv6.icmp.ratemask. */
+  readonly icmpRateMask: { readonly ipv4: number; readonly ipv6: ReadonlySet<number> };
+}
+
+export function resolveConfig(policy: Policy, options: SimOptions): HostSettings {
   const all: Record<string, string> = { ...(policy.host?.sysctls ?? {}), ...(options.sysctls ?? {}) };
   const tracker = parseTrackerSysctls(all);
   if (tracker.errors.length > 0) throw new SimulationError(tracker.errors.join('; '));
@@ -81,7 +108,11 @@ export function resolveConfig(policy: Policy, options: SimOptions): { cfg: SimCo
       seed: options.seed ?? 0,
     },
     ipForward: intSysctl(all, 1, 'ip_forward', 'forwarding') !== 0,
-    icmpRateLimit: intSysctl(all, 1000, 'icmp_ratelimit') / 1000,
+    icmpRateLimit: intSysctl(all, 1000, 'icmp_ratelimit', 'icmp.ratelimit') / 1000,
+    icmpRateMask: {
+      ipv4: intSysctl(all, 0x1818, 'icmp_ratemask'),
+      ipv6: parseV6RateMask(sysctlValue(all, 'icmp.ratemask')),
+    },
   };
 }
 
@@ -125,7 +156,8 @@ class PolicySimulator implements Simulator {
   readonly max: number;
 
   constructor(policy: Policy, options: SimOptions, compileOpts: CompileOptions) {
-    const { cfg, ipForward, icmpRateLimit } = resolveConfig(policy, options);
+    const settings = resolveConfig(policy, options);
+    const { cfg } = settings;
     this.max = cfg.maxEntries;
     const host = new Host(policy.host);
     const opaque = new OpaqueState();
@@ -133,7 +165,7 @@ class PolicySimulator implements Simulator {
       const rs = compileRuleset(policy.rulesets[family], opaque, compileOpts);
       const st = new FamilyState(family, rs, host, cfg, () => this.totalCount());
       this.states.set(family, st);
-      this.engines.set(family, new FamilyEngine(st, { ipForward, icmpRateLimit }));
+      this.engines.set(family, new FamilyEngine(st, settings));
     }
     this.host = host;
   }

@@ -117,4 +117,10 @@ describe('REJECT', () => {
     expect(sent).toEqual([1, 1, 1, 1, 1, 1, 0, 0, 0, 1]);
     void saddr;
   });
+
+  it('icmp_ratemask 0 (as the kernel harness sets it) turns the limit off', () => {
+    const sim = simulate(filter([chain('FORWARD', [rule([proto('udp')], rejectIcmp(3))])]), { sysctls: { 'net.ipv4.icmp_ratemask': '0', 'net.ipv6.icmp.ratemask': '' } });
+    const sent = [0, 0, 0, 0, 0, 0, 0, 0].map((t, i) => sim.process(at(t, 'eth0', udp({ src: '10.0.0.5', sport: 5000 + i, dst: '192.0.2.53', dport: 53 }))).responses.length);
+    expect(sent).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+  });
 });
