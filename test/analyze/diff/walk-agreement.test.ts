@@ -38,21 +38,31 @@ function check(policy: Policy, family: 'ipv4' | 'ipv6', run: number, mode: 'whol
   let located = 0;
   for (let k = 0; k < packets.length; k++) {
     const base = pointOf(ctx.space, ctx.a, packets[k]);
-    // Random answers for unmodelled tests and random environment choices, within their domains.
-    const point = base.map((v, slot) => {
-      if (slot < SLOT_COUNT) return v;
-      const x = ctx.space.extraAt(slot)!;
-      const r = rand[k][slot % 64];
-      if (x.kind === 'opaque') return r & 1n;
-      const [lo, hi] = x.domain[Number(r % BigInt(x.domain.length))];
-      return lo + (r % (hi - lo + 1n));
-    });
-    let holders: Leaf[];
+    // Random answers for unmodelled tests and random environment choices, within their domains
+    // (relations follow from the values they relate). A focused walk may add slots: extend and rerun.
+    const extend = (p: readonly bigint[]) =>
+      Array.from({ length: ctx.space.size }, (_, slot) => {
+        if (slot < p.length && slot < SLOT_COUNT) return p[slot];
+        if (slot < p.length && ctx.space.extraAt(slot)?.kind !== 'relation') return p[slot];
+        const x = ctx.space.extraAt(slot)!;
+        const r = rand[k][slot % 64];
+        if (x.kind === 'opaque') return r & 1n;
+        if (x.kind === 'relation') return p[x.a] === p[x.b] ? 1n : 0n;
+        const [lo, hi] = x.domain[Number(r % BigInt(x.domain.length))];
+        return lo + (r % (hi - lo + 1n));
+      });
+    let point = extend(base);
+    let holders: Leaf[] = [];
     if (leaves) holders = leaves.filter((l) => boxHas(ctx.space, l.piece.box, point));
     else {
       const from = start.find((p) => boxHas(ctx.space, p.box, point));
-      const l = from && ctx.a.walker.runFocused(from, point);
-      holders = l ? [l] : [];
+      for (let tries = 0; from && tries < 5; tries++) {
+        const size = ctx.space.size;
+        const l = ctx.a.walker.runFocused(from, point);
+        holders = l ? [l] : [];
+        if (ctx.space.size === size) break;
+        point = extend(point);
+      }
     }
     if (holders.length === 0) continue;
     if (holders.length > 1) return `pieces overlap at ${JSON.stringify(point.map(String))}`;

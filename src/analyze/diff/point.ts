@@ -1,0 +1,220 @@
+import { opaqueParts } from '../../ir/constraint.js';
+import { CT_STATE, type CtStateName, type NumericField, PORT_PROTOS, PROTO } from '../../ir/fields.js';
+import { type IntervalSet, contains, intersect } from '../../util/intervals.js';
+import { DEFAULT_FIELDS } from '../box/candidates.js';
+import { CHOICE } from '../concrete/interp.js';
+import type { PacketInput } from '../concrete/input.js';
+import type { FamilyModel, ModelRule } from '../model/build.js';
+import { FIELDS, FIELD_SLOT, IIF_SLOT, SLOT_COUNT, absentValue, icmpProto, presenceOf } from '../model/fields.js';
+import type { Box, Point, Space } from './space.js';
+import type { Val } from './sym.js';
+import { natDescriptor, natHookOf } from './walk.js';
+
+/**
+ * Concrete points of the diff's space, and what each side makes of them: a point is one
+ * arriving packet together with the environment's choices and the answers of unmodelled tests;
+ * `inputFor` turns it into the analyzer's PacketInput for one side (its own rule ids and keys),
+ * so the concrete interpreter and the simulator can run it.
+ */
+export type { Point } from './space.js';
+export { boxHas } from './space.js';
+
+/** How one side names the shared extra slots. */
+export interface SideNames {
+  readonly model: FamilyModel;
+  /** This side's opaque key → the space's key. */
+  opaqueKey(key: string): string;
+  /** The space key of a rule's unmodelled target. */
+  targetKey(rule: ModelRule): string;
+}
+
+const STATE_BY_VALUE: Readonly<Record<number, CtStateName>> = Object.fromEntries(Object.entries(CT_STATE).map(([k, v]) => [v, k as CtStateName]));
+
+/** A value of a set, preferring `prefer`, else one just inside the first interval. */
+function pick(set: IntervalSet, prefer?: bigint): bigint {
+  if (prefer !== undefined && contains(set, prefer)) return prefer;
+  const [lo, hi] = set[0];
+  return lo < hi ? lo + 1n : lo;
+}
+
+/** A natural-looking point of a box (TCP SYN to port 80, documentation addresses…). */
+export function pointIn(space: Space, box: Box, prefer: Partial<Record<NumericField, bigint>> = {}): Point {
+  const fam = space.family;
+  const defaults: Partial<Record<NumericField, bigint>> = { ...DEFAULT_FIELDS[fam], ctstate: BigInt(CT_STATE.NEW), ...prefer };
+  const out: bigint[] = [];
+  for (let slot = 0; slot < space.size; slot++) {
+    const set = space.values(box, slot);
+    if (slot < FIELDS.length) out.push(pick(set, defaults[FIELDS[slot]]));
+    else if (slot === IIF_SLOT) {
+      // A real device rather than lo when there is a choice.
+      const lo = BigInt(space.ifaces.classOf('lo'));
+      const other = set.flatMap(([a, b]) => (a === lo && b === lo ? [] : [[a === lo ? a + 1n : a, b] as const]));
+      out.push(pick(other.length ? other : set));
+    } else {
+      const x = space.extraAt(slot);
+      if (x?.kind === 'opaque' || x?.kind === 'relation') out.push(pick(set, x.kind === 'opaque' ? 1n : 0n));
+      else if (x?.kind === 'choice') {
+        const inDomain = set.flatMap(([a, b]) => x.domain.flatMap(([c, d]) => (a > d || c > b ? [] : [[a > c ? a : c, b < d ? b : d] as const])));
+        out.push(pick(inDomain.length ? inDomain : set, x.key === CHOICE.route ? 1n : undefined));
+      } else out.push(pick(set, 0n));
+    }
+  }
+  return honourRelations(space, box, out) ?? out;
+}
+
+/**
+ * Adjusts a point so that its relation slots hold (`a = b` when 1, `a ≠ b` when 0), or
+ * undefined when the box allows no such point (then the box is empty).
+ */
+export function honourRelations(space: Space, box: Box, p0: Point): Point | undefined {
+  const p = [...p0];
+  for (let slot = SLOT_COUNT; slot < space.size; slot++) {
+    const x = space.extraAt(slot);
+    if (x?.kind !== 'relation') continue;
+    const sa = space.values(box, x.a);
+    const sb = space.values(box, x.b);
+    if (p[slot] === 1n) {
+      if (p[x.a] === p[x.b]) continue;
+      const both = intersect(sa, sb);
+      if (both.length === 0) return undefined;
+      const v = contains(both, p[x.a]) ? p[x.a] : contains(both, p[x.b]) ? p[x.b] : both[0][0];
+      p[x.a] = v;
+      p[x.b] = v;
+    } else if (p[x.a] === p[x.b]) {
+      // Move one of them to another value of its set.
+      const other = (set: IntervalSet, not: bigint) => set.flatMap(([lo, hi]) => (lo === not && hi === not ? [] : [lo === not ? lo + 1n : lo]))[0];
+      const vb = other(sb, p[x.a]);
+      if (vb !== undefined) p[x.b] = vb;
+      else {
+        const va = other(sa, p[x.b]);
+        if (va === undefined) return undefined;
+        p[x.a] = va;
+      }
+    }
+  }
+  return p;
+}
+
+export function valAt(v: Val, p: Point): bigint {
+  return v.k === 'const' ? v.v : (p[v.slot] ?? 0n) + v.off;
+}
+
+/** The PacketInput one side reads from a point. */
+export function inputFor(space: Space, side: SideNames, p: Point): PacketInput {
+  const fam = space.family;
+  const fields: Partial<Record<NumericField, bigint>> = {};
+  FIELDS.forEach((f, i) => {
+    if (f === 'dscp' || f === 'ctstate') return;
+    const v = p[i];
+    if (v !== absentValue(f, fam) || f === 'cthelper') fields[f] = v;
+  });
+  const iif = space.ifaces.nameOf(Number(p[IIF_SLOT]));
+  const state = STATE_BY_VALUE[Number(p[FIELD_SLOT.ctstate])] ?? 'NEW';
+  const at = (kind: 'opaque' | 'choice', key: string): bigint | undefined => {
+    const slot = space.slotOfExtra(kind, key);
+    return slot === undefined ? undefined : p[slot];
+  };
+  const opaque: Record<string, boolean> = {};
+  const choices: Record<string, bigint> = {};
+  for (const key of [CHOICE.route, CHOICE.oif]) {
+    const v = at('choice', key);
+    if (v !== undefined) choices[key] = v;
+  }
+  for (const r of side.model.rules) {
+    for (const o of opaqueParts(r.constraint)) opaque[o.key] = (at('opaque', side.opaqueKey(o.key)) ?? 0n) === 1n;
+    const e = r.effect;
+    if (e.type === 'opaque') {
+      const v = at('choice', `target:${side.targetKey(r)}`);
+      if (v !== undefined) choices[CHOICE.target(r.id)] = v;
+    }
+    if (e.type === 'nat') {
+      const hook = natHookOf(side.model, r);
+      if (!hook) continue;
+      const desc = natDescriptor(e.nat, hook);
+      // Only SNAT/DNAT over a range read an address choice (MASQUERADE/REDIRECT without a host keep the default).
+      const a = e.nat.type === 'snat' || e.nat.type === 'dnat' ? at('choice', `nat.addr ${desc}`) : undefined;
+      if (a !== undefined) choices[CHOICE.natAddr(r.id)] = a;
+      const port = at('choice', `nat.port ${desc}`);
+      if (port !== undefined) choices[CHOICE.natPort(r.id)] = port;
+    }
+  }
+  return {
+    family: fam,
+    ingress: iif === '' ? { kind: 'local' } : { kind: 'iface', device: iif },
+    fields,
+    ctState: state === 'UNTRACKED' ? 'NEW' : state,
+    ...(Object.keys(opaque).length ? { opaque } : {}),
+    ...(Object.keys(choices).length ? { choices } : {}),
+  };
+}
+
+/** The interpreter's default egress without a host model: the first real device. */
+function defaultOif(space: Space): bigint {
+  const i = space.ifaces.names.findIndex((n) => n !== '' && n !== 'lo');
+  return BigInt(i > 0 ? i : 1);
+}
+
+/** The point of a PacketInput (for tests: a random packet, located among the pieces). */
+export function pointOf(space: Space, side: SideNames, input: PacketInput): Point {
+  const fam = space.family;
+  const out: bigint[] = [];
+  const proto = Number(input.fields.proto ?? 0n);
+  const unfragmented = (input.fields.fragment ?? 0n) === 0n;
+  const trackedState = input.ctState === 'ESTABLISHED' || input.ctState === 'RELATED';
+  const lo = input.ingress.kind === 'iface' && input.ingress.device === 'lo';
+  // Fields the packet does not have read as ABSENT, as the class boxes pin them.
+  const has = (f: NumericField): boolean => {
+    switch (presenceOf(f)) {
+      case 'always':
+        return true;
+      case 'ports':
+        return unfragmented && PORT_PROTOS.includes(proto);
+      case 'tcp':
+        return unfragmented && proto === PROTO.tcp;
+      case 'icmp':
+        return unfragmented && proto === icmpProto(fam);
+      case 'ct':
+      case 'helper':
+        return trackedState;
+      case 'mac':
+        return input.ingress.kind === 'iface' && !lo;
+      case 'socket':
+        return input.ingress.kind === 'local';
+    }
+  };
+  FIELDS.forEach((f, i) => {
+    if (f === 'ctstate') out[i] = BigInt(CT_STATE[input.ctState]);
+    else if (f === 'dscp') out[i] = 0n;
+    else if (f === 'mark') out[i] = 0n;
+    else if (f === 'tos') out[i] = input.fields.tos ?? (input.fields.dscp ?? 0n) << 2n;
+    else if (!has(f)) out[i] = absentValue(f, fam);
+    else out[i] = input.fields[f] ?? (f === 'cthelper' ? absentValue(f, fam) : 0n);
+  });
+  out[IIF_SLOT] = input.ingress.kind === 'local' ? 0n : BigInt(space.ifaces.classOf(input.ingress.device));
+  out[SLOT_COUNT - 1] = 0n;
+  for (let slot = SLOT_COUNT; slot < space.size; slot++) {
+    const x = space.extraAt(slot)!;
+    if (x.kind === 'opaque') {
+      const own = side.model.rules.flatMap((r) => opaqueParts(r.constraint)).find((o) => side.opaqueKey(o.key) === x.key);
+      out[slot] = own && input.opaque?.[own.key] ? 1n : 0n;
+    } else if (x.kind === 'relation') out[slot] = out[x.a] === out[x.b] ? 1n : 0n;
+    else if (x.key === CHOICE.route || x.key === CHOICE.oif) out[slot] = input.choices?.[x.key] ?? (x.key === CHOICE.oif ? defaultOif(space) : 0n);
+    else {
+      // NAT and target choices: the first rule of this side that reads the slot.
+      let v: bigint | undefined;
+      for (const r of side.model.rules) {
+        const e = r.effect;
+        if (e.type === 'opaque' && x.key === `target:${side.targetKey(r)}`) v ??= input.choices?.[CHOICE.target(r.id)];
+        if (e.type === 'nat') {
+          const hook = natHookOf(side.model, r);
+          if (!hook) continue;
+          const desc = natDescriptor(e.nat, hook);
+          if (x.key === `nat.addr ${desc}`) v ??= input.choices?.[CHOICE.natAddr(r.id)];
+          if (x.key === `nat.port ${desc}`) v ??= input.choices?.[CHOICE.natPort(r.id)];
+        }
+      }
+      out[slot] = v ?? x.domain[0][0];
+    }
+  }
+  return out;
+}

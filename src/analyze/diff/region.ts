@@ -1,0 +1,201 @@
+import { type Constraint, ifaceMatches } from '../../ir/constraint.js';
+import type { NumericField } from '../../ir/fields.js';
+import { type IntervalSet, contains, intersect, normalize, subtract, union } from '../../util/intervals.js';
+import { type Family, familyMax } from '../../util/ip.js';
+import { bitsOf, fieldMax } from '../model/fields.js';
+import type { RoutingView } from '../model/routing.js';
+import { type Box, Inexact, type Space } from './space.js';
+import { type Piece, type Val, getVal, present } from './sym.js';
+
+/**
+ * Where a rule's constraint holds within a piece of header space, exactly, as disjoint boxes.
+ * The constraint speaks of the packet as it is at the rule; the piece says how each field
+ * relates to the arriving packet (a slot, or a constant), so each test becomes a condition on
+ * one slot. `and` refines, `or` adds disjoint parts, `not` subtracts.
+ *
+ * Unmodelled tests become slots of their own (the same unknown answer on both sides when the
+ * alignment pairs the rules that hold them). A test with no exact box form (a scattered mask
+ * on a wide field whose value is not known) throws Inexact.
+ */
+export class Matcher {
+  /** Addresses of each route type (RTN_*), disjoint, when the host model tells them. */
+  private readonly addrTypes?: ReadonlyMap<number, IntervalSet>;
+
+  constructor(
+    readonly space: Space,
+    readonly family: Family,
+    /** This side's name for an unmodelled test (paired keys share one slot). */
+    private readonly opaqueKey: (key: string) => string,
+    routing?: RoutingView,
+  ) {
+    if (routing?.hasHost) {
+      const max = familyMax(family);
+      const types = new Map<number, IntervalSet>();
+      let taken: IntervalSet = [];
+      // First class that holds an address gives its type (as RoutingView.addrType).
+      for (const { type, set } of routing.addrTypeClasses()) {
+        const mine = subtract(set, taken, max);
+        taken = union(taken, set);
+        types.set(type, union(types.get(type) ?? [], mine));
+      }
+      this.addrTypes = types;
+    }
+  }
+
+  region(c: Constraint, p: Piece, box: Box = p.box): Box[] {
+    switch (c.op) {
+      case 'true':
+        return [box];
+      case 'false':
+        return [];
+      case 'and': {
+        let acc: Box[] = [box];
+        for (const x of c.of) {
+          acc = acc.flatMap((b) => this.region(x, p, b));
+          if (acc.length === 0) break;
+        }
+        return acc;
+      }
+      case 'or': {
+        const out: Box[] = [];
+        let rest: Box[] = [box];
+        for (const x of c.of) {
+          if (rest.length === 0) break;
+          const hit = rest.flatMap((b) => this.region(x, p, b));
+          if (hit.length === 0) continue;
+          out.push(...hit);
+          rest = this.space.minus(rest, hit);
+        }
+        return out;
+      }
+      case 'not':
+        return this.space.minus([box], this.region(c.of, p, box));
+      case 'in':
+        this.statusKnown(p, c.field);
+        return this.test(p, box, c.field, c.set);
+      case 'masked':
+        this.statusKnown(p, c.field);
+        return this.masked(p, box, c.field, c.mask, c.value);
+      case 'present': {
+        if (!present(p, c.field)) return [];
+        const v = getVal(p.sym, c.field);
+        if (v.k === 'const') return v.v <= fieldMax(c.field, this.family) ? [box] : [];
+        return this.onSlot(box, v, [[0n, fieldMax(c.field, this.family)]]);
+      }
+      case 'iface': {
+        const classes = this.space.ifaces.matching(c.name, c.wildcard);
+        const v = c.field === 'iif' ? p.sym.iif : p.sym.oif;
+        if (v.k === 'const') return ifaceMatches(this.space.ifaces.nameOf(Number(v.v)), c.name, c.wildcard) ? [box] : [];
+        return this.onSlot(box, v, classes);
+      }
+      case 'opaque': {
+        const slot = this.space.extra({ kind: 'opaque', key: this.opaqueKey(c.key), reason: c.reason });
+        const b = this.space.restrict(box, slot, [[1n, 1n]]);
+        return b ? [b] : [];
+      }
+      default: {
+        const never: never = c;
+        throw new Error(`unhandled constraint ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** ct status after NAT that the walk could not tell as a value (see walk.ts applyNat). */
+  private statusKnown(p: Piece, f: NumericField): void {
+    if (f === 'ctstatus' && p.sym.ctstatusUnknown) throw new Inexact('whether NAT changed the connection (ct status snat/dnat) is not known here');
+  }
+
+  /** The part of `box` where `v` takes a value of `set`. */
+  onSlot(box: Box, v: Val, set: IntervalSet): Box[] {
+    if (v.k === 'const') return contains(set, v.v) ? [box] : [];
+    const shifted = v.off === 0n ? set : shift(set, -v.off, this.space.top(v.slot));
+    const b = this.space.restrict(box, v.slot, shifted);
+    return b ? [b] : [];
+  }
+
+  /** An address-type test with a host model: the addresses whose type passes `ok`. */
+  private addrTypeTest(p: Piece, box: Box, f: 'srctype' | 'dsttype', ok: (bits: bigint) => boolean): Box[] {
+    const types = this.addrTypes!;
+    const sets: IntervalSet[] = [];
+    for (const [t, addrs] of types) if (ok(1n << BigInt(t))) sets.push(addrs);
+    const addrs = sets.reduce<IntervalSet>((a, b) => union(a, b), []);
+    return this.onSlot(box, getVal(p.sym, f === 'srctype' ? 'saddr' : 'daddr'), addrs);
+  }
+
+  private test(p: Piece, box: Box, f: NumericField, set: IntervalSet): Box[] {
+    if (!present(p, f)) return [];
+    if ((f === 'srctype' || f === 'dsttype') && this.addrTypes) return this.addrTypeTest(p, box, f, (b) => contains(set, b));
+    const real = intersect(set, [[0n, fieldMax(f, this.family)]]);
+    if (f === 'dscp') return this.onSlot(box, getVal(p.sym, 'tos'), dscpToTos(real));
+    return this.onSlot(box, getVal(p.sym, f), real);
+  }
+
+  private masked(p: Piece, box: Box, f: NumericField, mask: bigint, value: bigint): Box[] {
+    if (!present(p, f)) return [];
+    const bits = bitsOf(f, this.family);
+    const max = fieldMax(f, this.family);
+    const m = mask & max;
+    if ((value & m) !== value) return [];
+    if ((f === 'srctype' || f === 'dsttype') && this.addrTypes) return this.addrTypeTest(p, box, f, (b) => (b & m) === value);
+    if (f === 'dscp') {
+      const ok: [bigint, bigint][] = [];
+      for (let d = 0n; d <= 63n; d++) if ((d & m) === value) ok.push([d, d]);
+      return this.onSlot(box, getVal(p.sym, 'tos'), dscpToTos(normalize(ok)));
+    }
+    const v = getVal(p.sym, f);
+    if (v.k === 'const') return (v.v & m) === value ? [box] : [];
+    const set = maskedSet(bits, m, value);
+    if (set && v.off === 0n) return this.onSlot(box, v, set);
+    // Few values possible here: test them one by one.
+    const here = this.space.values(box, v.slot);
+    const count = here.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n);
+    if (count <= 256n) {
+      const ok: [bigint, bigint][] = [];
+      for (const [lo, hi] of here) for (let x = lo; x <= hi; x++) if (((x + v.off) & m) === value) ok.push([x, x]);
+      const b = this.space.restrict(box, v.slot, normalize(ok));
+      return b ? [b] : [];
+    }
+    throw new Inexact(`a test of ${f} under the mask 0x${m.toString(16)} has no exact box form`, v.slot);
+  }
+}
+
+/** {v : (v & mask) == value} over `bits`-bit values as intervals, when there are not too many. */
+export function maskedSet(bits: number, mask: bigint, value: bigint): IntervalSet | undefined {
+  const max = (1n << BigInt(bits)) - 1n;
+  // Free low bits (below the lowest mask bit) make each allowed high pattern one interval.
+  let low = 0;
+  while (low < bits && ((mask >> BigInt(low)) & 1n) === 0n) low++;
+  if (low === bits) return [[0n, max]];
+  let freeHigh = 0;
+  for (let i = low; i < bits; i++) if (((mask >> BigInt(i)) & 1n) === 0n) freeHigh++;
+  if (freeHigh > 12) return undefined;
+  const freePositions: number[] = [];
+  for (let i = low; i < bits; i++) if (((mask >> BigInt(i)) & 1n) === 0n) freePositions.push(i);
+  const out: [bigint, bigint][] = [];
+  const span = (1n << BigInt(low)) - 1n;
+  for (let k = 0; k < 1 << freeHigh; k++) {
+    let base = value;
+    freePositions.forEach((pos, j) => {
+      if ((k >> j) & 1) base |= 1n << BigInt(pos);
+    });
+    out.push([base, base + span]);
+  }
+  return normalize(out);
+}
+
+/** DSCP values as the TOS bytes that carry them (DSCP is the top six bits). */
+export function dscpToTos(set: IntervalSet): IntervalSet {
+  return normalize(set.map(([lo, hi]) => [lo << 2n, (hi << 2n) | 3n] as const));
+}
+
+/** {x : x + by ∈ set} clipped to [0, top]. */
+export function shift(set: IntervalSet, by: bigint, top: bigint): IntervalSet {
+  const out: [bigint, bigint][] = [];
+  for (const [lo, hi] of set) {
+    const a = lo + by;
+    const b = hi + by;
+    if (b < 0n || a > top) continue;
+    out.push([a < 0n ? 0n : a, b > top ? top : b]);
+  }
+  return out;
+}
