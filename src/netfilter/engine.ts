@@ -316,6 +316,12 @@ export class FamilyEngine implements TargetHost {
 
   private track(f: Frame): boolean {
     const S = this.S;
+    if (!S.rs.tracking) {
+      // No rule of this family needs conntrack: the kernel never registered its hooks.
+      if (f.trace && f.hook !== 'OUTPUT') traceEvent(f, 'conntrack', 'not active: no rule of this family uses conntrack');
+      f.seenState = f.ctStateBit;
+      return true;
+    }
     const before = f.ct;
     const v = conntrackIn(S, f);
     if (v !== ACCEPT) return false;
@@ -472,7 +478,10 @@ export class FamilyEngine implements TargetHost {
       traceEvent(f, 'routing', 'ICMP error suppressed by the rate limit');
       return;
     }
-    this.sendFromHost(f, icmpError(p, type, code, src, S.cfg.defaultTtl), undefined);
+    // icmp_glue_bits / icmpv6_getfrag attach the offending packet's connection to the error
+    // (nf_ct_attach), so it is RELATED in OUTPUT even when that connection is not confirmed yet.
+    const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
+    this.sendFromHost(f, icmpError(p, type, code, src, S.cfg.defaultTtl), attach);
   }
 
   /** Sends a packet the host makes while handling `parent`, through OUTPUT and POSTROUTING. */

@@ -34,7 +34,33 @@ const gw = host({
   routes: [{ dest: 'default', via: '198.51.100.254', device: 'eth1' }],
 });
 
-const open = () => policy(gw, []);
+/**
+ * Everything passes, and conntrack is on: the kernel only tracks when some rule needs it (see
+ * needs-conntrack.ts), so the open policy has one `ct state` rule matching every state.
+ */
+const open = () =>
+  policy(gw, [table('filter', [chain('INPUT', []), chain('FORWARD', [rule([ctstate('NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'UNTRACKED')], ACCEPT())]), chain('OUTPUT', [])])]);
+
+describe('conntrack is on only when a rule needs it', () => {
+  it('a ruleset without conntrack matches or targets tracks nothing (checked on the kernel)', () => {
+    const sim = simulate(policy(gw, [table('filter', [chain('INPUT', []), chain('FORWARD', [rule([proto('tcp')], ACCEPT())]), chain('OUTPUT', [])])]));
+    const o = sim.process(at(0, 'eth0', tcp({ src: '10.0.0.5', dst: '192.0.2.80' })));
+    expect(o.verdict).toBe('forwarded');
+    expect(o.trace.some((s) => s.event === 'conntrack' && s.action.startsWith('not active'))).toBe(true);
+    expect(sim.count()).toBe(0);
+  });
+
+  it('an empty nat table does not turn it on either; a NAT rule does', () => {
+    const empty = table('nat', [chain('PREROUTING', []), chain('INPUT', []), chain('OUTPUT', []), chain('POSTROUTING', [])]);
+    const off = simulate(policy(gw, [empty]));
+    off.process(at(0, 'eth0', tcp({ src: '10.0.0.5', dst: '192.0.2.80' })));
+    expect(off.count()).toBe(0);
+    const withNat = table('nat', [chain('PREROUTING', []), chain('INPUT', []), chain('OUTPUT', []), chain('POSTROUTING', [rule([oif('eth1')], masquerade())])]);
+    const on = simulate(policy(gw, [withNat]));
+    on.process(at(0, 'eth0', tcp({ src: '10.0.0.5', dst: '192.0.2.80' })));
+    expect(on.count()).toBe(1);
+  });
+});
 
 describe('UDP', () => {
   it('is UNREPLIED with udp_timeout, then a stream (ASSURED, udp_timeout_stream) once traffic went both ways after 2 s', () => {

@@ -7,6 +7,7 @@ import type { Family } from '../../util/ip.js';
 import type { Span } from '../../util/span.js';
 import { type Frame, frameView } from '../frame.js';
 import { buildDispatch, type Dispatch } from './dispatch.js';
+import { rulesetUsesConntrack } from './needs-conntrack.js';
 import { compileConstraint, type Pred } from './predicate.js';
 
 /**
@@ -58,6 +59,8 @@ export interface CompiledRuleset {
   builtin(table: TableName, hook: Hook): CompiledChain | undefined;
   /** A nat table exists: the kernel's NAT hooks are registered (null bindings happen). */
   readonly hasNat: boolean;
+  /** Some rule needs conntrack, so the kernel tracks this family at all (needs-conntrack.ts). */
+  readonly tracking: boolean;
 }
 
 /** What opaque matches need from the simulator (kinds' evaluate hooks with their state). */
@@ -73,6 +76,8 @@ export interface CompileOptions {
   readonly effectOf?: (rule: Rule, family: Family) => TargetEffect;
   readonly labelOf?: (rule: Rule) => string | undefined;
   readonly dispatchThreshold?: number;
+  /** Force conntrack on or off (default: on when a rule needs it, as the kernel does). */
+  readonly tracking?: boolean;
 }
 
 function compileRule(
@@ -165,6 +170,7 @@ export function compileRuleset(rs: Ruleset, env: OpaqueEnv, opts: CompileOptions
     tables,
     builtin: (table, hook) => builtins[table][hook],
     hasNat: tables.has('nat'),
+    tracking: opts.tracking ?? rulesetUsesConntrack(rs, opts.effectOf ? (r) => opts.effectOf!(r, family) : undefined),
   };
 }
 
