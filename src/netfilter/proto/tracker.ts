@@ -123,8 +123,10 @@ export interface ProtoTracker<S> {
   /** Deep copy, for snapshots. */
   clone(state: S): S;
   /**
-   * Whether early_drop() may evict this entry when the table is full even though it is ASSURED
-   * (l4proto->can_early_drop; TCP: connections that are closing). Absent: never.
+   * l4proto->can_early_drop (TCP: connections that are closing). Used by the conntrack GC
+   * worker (gc_worker_can_early_drop) once the table holds 95% of nf_conntrack_max: it evicts
+   * entries that are not ASSURED or for which this returns true. Not used by the early_drop()
+   * of the allocation path, which only takes non-ASSURED entries. Absent: never.
    */
   canEarlyDrop?(state: S): boolean;
 }
