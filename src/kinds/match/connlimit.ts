@@ -1,9 +1,12 @@
 import { type Constraint, opaque } from '../../ir/constraint.js';
 import { diag } from '../../util/diagnostics.js';
-import type { Family } from '../../util/ip.js';
+import { type Family, parsePrefix, parseRange } from '../../util/ip.js';
 import type { Span } from '../../util/span.js';
 import { clauseSpan, instanceKey, optionsSpan } from '../helpers.js';
 import type { MatchKind } from '../kind.js';
+
+/** Words of `saddr type …` (addrtype), to tell it from an icmp `type` after `connlimit … daddr`. */
+const ADDRTYPE_WORDS = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve'];
 
 /**
  * Number of tracked connections per address group: `connlimit above 10 mask 24` (iptables
@@ -48,7 +51,19 @@ export const connlimitKind: MatchKind<ConnlimitMatch> = {
         return undefined;
       }
     }
-    const by = (cur.accept('saddr', 'daddr')?.text ?? 'saddr') as 'saddr' | 'daddr';
+    // A trailing `saddr`/`daddr` is ours only when it does not start an address clause of
+    // its own (`saddr 10.0.0.1`, `saddr type local`, `saddr @x`, `saddr != …`), which follows
+    // when the default (saddr) was left out.
+    const after = cur.peek(1);
+    const negation = cur.peek(2)?.type === 'neq' || cur.peek(2)?.type === 'bang';
+    const typeWord = cur.peek(negation ? 3 : 2);
+    const addrtype =
+      after?.type === 'atom' &&
+      after.text === 'type' &&
+      (typeWord?.type !== 'atom' || ADDRTYPE_WORDS.includes(typeWord.text.split(',')[0].toLowerCase()));
+    const startsAddrClause =
+      after !== undefined && (after.type !== 'atom' || addrtype || parsePrefix(after.text) !== undefined || parseRange(after.text) !== undefined);
+    const by = ((startsAddrClause ? undefined : cur.accept('saddr', 'daddr')?.text) ?? 'saddr') as 'saddr' | 'daddr';
     return { kind: 'connlimit', above: op.text === 'above', count, ...(mask !== undefined ? { mask } : {}), by, span: clauseSpan(kw.span, cur) };
   },
 
