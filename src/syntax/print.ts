@@ -77,40 +77,59 @@ function atomOrString(v: string): string {
 
 type RefValue = { kind: 'addr'; value: AddrValue } | { kind: 'port'; value: PortValue };
 
-/** The define behind each `@name` met while printing, as the text of its value per family. */
+/**
+ * The define behind each `@name` met while printing. An address define may hold items of both
+ * families while each use in a rule holds only its family's (lowering restricts it), so the
+ * define is assembled family by family; uses must agree within a family.
+ */
 class DefineTable {
   private readonly order: string[] = [];
   private readonly kinds = new Map<string, 'addr' | 'port'>();
-  private readonly perFamily = new Map<string, Map<Family | 'any', string>>();
-  private readonly addrItems = new Map<string, { items: AddrItem[]; excluded: AddrItem[] }>();
+  /** Text of the items of each family (ports: one entry under 'any'), as first met. */
+  private readonly seen = new Map<string, Map<Family | 'any', string>>();
+  private readonly addrItems = new Map<string, Partial<Record<Family, { items: AddrItem[]; excluded: AddrItem[] }>>>();
+  /** A use with items of both families fixes the written order (lowering keeps it in such uses). */
+  private readonly wholeOrder = new Map<string, { items: readonly AddrItem[]; excluded: readonly AddrItem[] }>();
   private readonly portItems = new Map<string, PortItem[]>();
 
   /**
-   * Registers a use; returns false when it disagrees with an earlier use of the same name in
-   * the same family (the caller then prints the value inline).
+   * Registers a use; returns false when it disagrees with an earlier use of the same name
+   * (the caller then prints the value inline).
    */
-  use(name: string, v: RefValue, family: Family | 'any'): boolean {
-    const text = v.kind === 'addr' ? formatAddrValue({ items: v.value.items, excluded: v.value.excluded }) : formatPortValue({ items: v.value.items });
+  use(name: string, v: RefValue): boolean {
     const kind = this.kinds.get(name);
     if (kind !== undefined && kind !== v.kind) return false;
-    const fam = v.kind === 'port' ? 'any' : family;
-    let known = this.perFamily.get(name);
-    if (!known) {
-      known = new Map();
-      this.perFamily.set(name, known);
+    const known = this.seen.get(name) ?? new Map<Family | 'any', string>();
+    const parts: { key: Family | 'any'; text: string; add: () => void }[] = [];
+    if (v.kind === 'port') {
+      parts.push({ key: 'any', text: formatPortValue({ items: v.value.items }), add: () => this.portItems.set(name, [...v.value.items]) });
+    } else {
+      for (const f of FAMILIES) {
+        const items = v.value.items.filter((i) => i.family === f);
+        const excluded = v.value.excluded.filter((i) => i.family === f);
+        if (items.length === 0 && excluded.length === 0) continue;
+        parts.push({
+          key: f,
+          text: formatAddrValue({ items, excluded }),
+          add: () => {
+            const acc = this.addrItems.get(name) ?? {};
+            acc[f] = { items, excluded };
+            this.addrItems.set(name, acc);
+          },
+        });
+      }
+    }
+    if (parts.some((p) => known.has(p.key) && known.get(p.key) !== p.text)) return false;
+    if (v.kind === 'addr' && parts.length > 1 && !this.wholeOrder.has(name)) this.wholeOrder.set(name, { items: v.value.items, excluded: v.value.excluded });
+    if (!this.seen.has(name)) {
+      this.seen.set(name, known);
       this.kinds.set(name, v.kind);
       this.order.push(name);
     }
-    const earlier = known.get(fam);
-    if (earlier !== undefined) return earlier === text;
-    known.set(fam, text);
-    if (v.kind === 'addr') {
-      const acc = this.addrItems.get(name) ?? { items: [], excluded: [] };
-      acc.items.push(...v.value.items);
-      acc.excluded.push(...v.value.excluded);
-      this.addrItems.set(name, acc);
-    } else {
-      this.portItems.set(name, [...v.value.items]);
+    for (const p of parts) {
+      if (known.has(p.key)) continue;
+      known.set(p.key, p.text);
+      p.add();
     }
     return true;
   }
@@ -119,8 +138,12 @@ class DefineTable {
     return this.order
       .map((name) => {
         if (this.kinds.get(name) === 'port') return `define ${name} = ${setOf(formatPortValue({ items: this.portItems.get(name)! }))}`;
-        const a = this.addrItems.get(name)!;
-        return `define ${name} = ${setOf(formatAddrValue({ items: a.items, excluded: a.excluded }))}`;
+        const perFamily = this.addrItems.get(name) ?? {};
+        const a = this.wholeOrder.get(name) ?? {
+          items: FAMILIES.flatMap((f) => perFamily[f]?.items ?? []),
+          excluded: FAMILIES.flatMap((f) => perFamily[f]?.excluded ?? []),
+        };
+        return `define ${name} = ${setOf(formatAddrValue(a))}`;
       })
       .join('\n');
   }
@@ -143,13 +166,13 @@ function isPortValue(v: unknown): v is PortValue {
  * Registers the defines a match refers to, and returns the match to print: the same one, or
  * a copy whose disagreeing value is inlined (its `ref` removed).
  */
-function withDefines<N extends Match>(m: N, family: Family | 'any', defines: DefineTable): N {
+function withDefines<N extends Match>(m: N, defines: DefineTable): N {
   let out: N = m;
   for (const [key, v] of Object.entries(m)) {
     if (typeof v !== 'object' || v === null || typeof (v as { ref?: unknown }).ref !== 'string') continue;
     const ref = (v as { ref: string }).ref;
     const rv: RefValue | undefined = isAddrValue(v) ? { kind: 'addr', value: v } : isPortValue(v) ? { kind: 'port', value: v } : undefined;
-    if (rv && defines.use(ref, rv, family)) continue;
+    if (rv && defines.use(ref, rv)) continue;
     const { ref: _dropped, ...inline } = v as { ref: string };
     void _dropped;
     out = { ...out, [key]: inline };
@@ -163,7 +186,7 @@ function withDefines<N extends Match>(m: N, family: Family | 'any', defines: Def
 const FAMILY_WORD: Record<Family, string> = { ipv4: 'ip', ipv6: 'ip6' };
 
 function ruleText(r: Rule, family: Family, defines: DefineTable | undefined): string {
-  const ms = defines ? r.matches.map((m) => withDefines(m, family, defines)) : r.matches;
+  const ms = defines ? r.matches.map((m) => withDefines(m, defines)) : r.matches;
   const parts = [...ms.map(printMatch), printTarget(r.target as Target)];
   if (r.comment !== undefined) parts.push(`comment ${JSON.stringify(r.comment)}`);
   return parts.join(' ');
@@ -273,8 +296,10 @@ function mergeTables(t4: Table, t6: Table, defines: DefineTable): { header: stri
 
 export function printFlow(f: Flow, defines?: DefineTable): string {
   const possible = FAMILIES.filter((fam) => restrictMatches(f.matches, fam) !== undefined);
-  const prefix = f.family && !(possible.length === 1 && possible[0] === f.family) ? `${FAMILY_WORD[f.family]} ` : '';
-  const ms = defines ? f.matches.map((m) => withDefines(m, f.family ?? 'any', defines)) : f.matches;
+  // A @define may bring items of the other family back when parsed, so a flow with one keeps its family word.
+  const refs = f.matches.some((m) => Object.values(m).some((v) => typeof v === 'object' && v !== null && typeof (v as { ref?: unknown }).ref === 'string'));
+  const prefix = f.family && (refs || !(possible.length === 1 && possible[0] === f.family)) ? `${FAMILY_WORD[f.family]} ` : '';
+  const ms = defines ? f.matches.map((m) => withDefines(m, defines)) : f.matches;
   return prefix + ms.map(printMatch).join(' ');
 }
 
