@@ -354,9 +354,9 @@ export function icmpReplyTranslation(S: FamilyState, f: Frame, m: Manip): number
   manipPacket(S, inner, other, m === 'src' ? 'dst' : 'src');
   const target = S.t3;
   invertTuple(other, target, S.words);
-  // The outer header is ICMP: the kernel's manip writes the target's "id" (the inverted
-  // tuple's source port) into the error's id field (IPv4 only), then the address.
-  if (S.family === 'ipv4' && p.icmp) p.icmp.id = target.sport;
+  // The kernel runs the outer rewrite with an ICMP tuple, so icmp_manip_pkt also writes the
+  // inverted tuple's port into bytes 4-5 of the error (its unused field). nfproof's packet
+  // model has no such field for errors (wire.ts sends it as zero); only the address changes here.
   if (m === 'src') p.src = wordsToAddr(S.family, target.src);
   else p.dst = wordsToAddr(S.family, target.dst);
   f.refresh();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Packet } from '../../../src/netfilter/packet.js';
 import { harnessAvailable } from '../../kernel/harness/env.js';
 import { GATEWAY, type KernelRun, type Scenario, addr, at, checkScenario, restore, tcp, udp } from '../../kernel/harness/index.js';
 
@@ -9,6 +10,12 @@ import { GATEWAY, type KernelRun, type Scenario, addr, at, checkScenario, restor
  */
 const env = harnessAvailable();
 const A = (s: string): bigint => addr(s).value;
+
+/**
+ * Locally generated packets get an explicit IP id: the harness sends them through a raw socket,
+ * and the kernel picks an id of its own (ip_select_ident) for a header whose id is 0.
+ */
+const withId = (p: Packet): Packet => ({ ...p, ipId: 4242 });
 
 const ACCEPT_STATE = '-A FORWARD -m state --state INVALID,NEW,RELATED,ESTABLISHED,UNTRACKED -j ACCEPT';
 
@@ -115,6 +122,62 @@ const scenarios: Scenario[] = [
       expect(icmp.packet).toMatchObject({ src: A('192.168.18.1'), dst: A('192.168.18.2'), icmp: { type: 11, code: 0 } });
       const fwd = run.final.chains.find((c) => c.table === 'filter' && c.chain === 'FORWARD')!;
       expect(fwd.rules[0].packets).toBe(0);
+    },
+  },
+  {
+    // Locally generated: OUTPUT (raw, conntrack, mangle, nat DNAT, filter) then POSTROUTING
+    // (nat SNAT); MASQUERADE takes the address of the outgoing interface.
+    name: 'a locally generated SYN is masqueraded on the way out',
+    host: GATEWAY,
+    rules: { ipv4: restore({ nat: ['-A POSTROUTING -o eth1 -p tcp -j MASQUERADE --to-ports 20000-20010'] }) },
+    inputs: [at(0, 'local', withId(tcp('192.168.18.1:3333', '198.51.100.9:80', 'S', { seq: 7 })))],
+    expectKernel(run: KernelRun) {
+      const [out] = run.steps[0].emitted;
+      expect(out.device).toBe('eth1');
+      expect(out.packet.src).toBe(A('192.168.20.1'));
+      expect(out.packet.sport).toBeGreaterThanOrEqual(20000);
+      expect(out.packet.sport).toBeLessThanOrEqual(20010);
+      expect(run.final.entries).toHaveLength(1);
+    },
+  },
+  {
+    // DNAT in OUTPUT reroutes (ip_route_me_harder): the packet leaves by the interface of the
+    // new destination.
+    name: 'DNAT in OUTPUT sends the packet where the new destination routes',
+    host: GATEWAY,
+    rules: { ipv4: restore({ nat: ['-A OUTPUT -d 198.51.100.9/32 -p udp -j DNAT --to-destination 192.168.18.50:5353'] }) },
+    inputs: [at(0, 'local', udp('192.168.20.1:4000', '198.51.100.9:53', '', { ipId: 4242 }))],
+    expectKernel(run: KernelRun) {
+      const [out] = run.steps[0].emitted;
+      expect(out.device).toBe('eth0');
+      expect(out.packet).toMatchObject({ dst: A('192.168.18.50'), dport: 5353, src: A('192.168.20.1'), sport: 4000 });
+    },
+  },
+  {
+    // REDIRECT in OUTPUT goes to 127.0.0.1 (nf_nat_redirect_ipv4) and is delivered over lo.
+    name: 'REDIRECT in OUTPUT delivers to 127.0.0.1 over loopback',
+    host: GATEWAY,
+    rules: { ipv4: restore({ nat: ['-A OUTPUT -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 3128'] }) },
+    inputs: [at(0, 'local', withId(tcp('192.168.18.1:40000', '93.184.216.34:80', 'S', { seq: 1 })))],
+    expectKernel(run: KernelRun) {
+      expect(run.steps[0].emitted).toEqual([]);
+      expect(run.steps[0].delivered).toHaveLength(1);
+      expect(run.steps[0].delivered[0].packet).toMatchObject({ dst: A('127.0.0.1'), dport: 3128 });
+    },
+  },
+  {
+    // An answer from a TCP connection that only saw a SYN: the reply RST kills the entry at
+    // once (nf_conntrack_tcp_packet: no reply seen yet, so the RST-to-SYN entry is deleted).
+    name: 'a RST answering a forwarded SYN removes the entry',
+    host: GATEWAY,
+    rules: { ipv4: restore({ filter: [ACCEPT_STATE] }) },
+    inputs: [
+      at(0, 'eth0', tcp('192.168.18.2:1000', '198.51.100.9:81', 'S', { seq: 100 })),
+      at(0, 'eth1', tcp('198.51.100.9:81', '192.168.18.2:1000', 'RA', { seq: 0, ack: 101 })),
+    ],
+    expectKernel(run: KernelRun) {
+      expect(run.steps[1].emitted.map((e) => e.device)).toEqual(['eth0']);
+      expect(run.final.entries).toEqual([]);
     },
   },
 ];
