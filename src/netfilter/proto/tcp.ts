@@ -26,7 +26,7 @@ import type { Direction, ProtoTracker, TrackContext, TrackerSysctls, TrackResult
  * whether it belongs to the connection (and the new state and timer), must be reported INVALID,
  * is let through unchanged ("ignored"), destroys the entry, or reopens it as a new connection.
  *
- * Storage: a connection's state is a TcpConn (14 small integers, ~140 bytes on the V8 heap).
+ * Storage: a connection's state is a TcpConn (14 small integers, 128 bytes on the V8 heap).
  * The logic runs on one scratch TcpWork with readable fields, loaded before and stored after
  * each segment, so the hot path allocates nothing.
  */
