@@ -235,9 +235,9 @@ export class FamilyEngine implements TargetHost {
     const forced = this.forced;
     const route =
       forced?.kind === 'forward'
-        ? { device: forced.device, nexthop: f.pkt.dst, prefsrc: host.selectSource(S.family, forced.device, f.pkt.dst) }
+        ? { device: forced.device, prefsrc: host.selectSource(S.family, forced.device, f.pkt.dst) }
         : forced?.kind === 'local'
-          ? { device: 'lo', nexthop: f.pkt.dst, prefsrc: f.pkt.dst }
+          ? { device: 'lo', prefsrc: f.pkt.dst }
           : host.routeOutput(S.family, f.pkt.dst);
     if (!route) {
       f.dropReason = 'no-route';
@@ -287,7 +287,7 @@ export class FamilyEngine implements TargetHost {
   private forcedInput(f: Frame): InputRoute {
     const r = this.forced!;
     if (r.kind === 'local') return { kind: 'local', cast: 'unicast' };
-    return { kind: 'forward', route: { device: r.device, nexthop: f.pkt.dst } };
+    return { kind: 'forward', route: { device: r.device } };
   }
 
   private castOf(f: Frame): number {

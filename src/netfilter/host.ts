@@ -29,8 +29,8 @@ export const RTN = {
 
 export interface RouteResult {
   readonly device: string;
-  /** Next hop address (the gateway, or the destination on a connected route). */
-  readonly nexthop: bigint;
+  /** Next hop address: the gateway; absent on a connected route (the destination itself). */
+  readonly nexthop?: bigint;
   /** Preferred source address for packets this host sends on this route, if it has one. */
   readonly prefsrc?: bigint;
 }
@@ -44,10 +44,10 @@ export type InputRoute =
 interface SortedRoute extends RouteEntry {
   readonly net4: number;
   readonly mask4: number;
-  /** The whole result when it does not depend on the destination (routes via a gateway). */
+  /** The whole result when it does not depend on the destination (most routes). */
   readonly fixed?: RouteResult;
-  /** Source for on-link routes, when known in advance (the address that made the route). */
-  readonly prefsrc?: bigint;
+  /** The same as the input routing decision. */
+  readonly fixedInput?: InputRoute;
 }
 
 interface RouteEntry {
@@ -149,15 +149,20 @@ export class Host {
     const ordered = [...this.routes].sort((a, b) => b.len - a.len || a.metric - b.metric || a.order - b.order);
     for (const r of ordered) {
       const own = this.locals.find((l) => l.family === r.family && l.device === r.device && ((l.addr ^ r.addr) & r.mask) === 0n && l.prefixLen === r.len);
-      const fixedSrc = r.via !== undefined ? this.selectSource(r.family, r.device, r.via) : undefined;
+      let fixed: RouteResult | undefined;
+      if (r.via !== undefined) {
+        const src = this.selectSource(r.family, r.device, r.via);
+        fixed = src === undefined ? { device: r.device, nexthop: r.via } : { device: r.device, nexthop: r.via, prefsrc: src };
+      } else if (own) {
+        fixed = { device: r.device, prefsrc: own.addr };
+      } else if (!this.locals.some((l) => l.family === r.family && l.device === r.device)) {
+        fixed = { device: r.device };
+      }
       const sorted: SortedRoute = {
         ...r,
         net4: r.family === 'ipv4' ? Number(r.addr) : 0,
         mask4: r.family === 'ipv4' ? Number(r.mask) : 0,
-        ...(r.via !== undefined
-          ? { fixed: fixedSrc === undefined ? { device: r.device, nexthop: r.via } : { device: r.device, nexthop: r.via, prefsrc: fixedSrc } }
-          : {}),
-        ...(own && r.via === undefined ? { prefsrc: own.addr } : {}),
+        ...(fixed ? { fixed, fixedInput: { kind: 'forward', route: fixed } } : {}),
       };
       (r.family === 'ipv4' ? this.sorted4 : this.sorted6).push(sorted);
     }
@@ -220,8 +225,21 @@ export class Host {
 
   private result(r: SortedRoute, dst: bigint): RouteResult {
     if (r.fixed) return r.fixed;
-    const prefsrc = r.prefsrc ?? this.selectSource(r.family, r.device, dst, dst);
-    return prefsrc === undefined ? { device: r.device, nexthop: dst } : { device: r.device, nexthop: dst, prefsrc };
+    const prefsrc = this.selectSource(r.family, r.device, dst, dst);
+    return prefsrc === undefined ? { device: r.device } : { device: r.device, prefsrc };
+  }
+
+  /** The input routing decision for a forwarded destination (no allocation for fixed routes). */
+  private forwardTo(family: Family, dst: bigint): InputRoute {
+    if (family === 'ipv4') {
+      const d = Number(dst);
+      for (const r of this.sorted4) {
+        if ((d & r.mask4) >>> 0 === r.net4) return r.fixedInput ?? { kind: 'forward', route: this.result(r, dst) };
+      }
+      return UNREACHABLE;
+    }
+    const route = this.lookup(family, dst);
+    return route ? { kind: 'forward', route } : UNREACHABLE;
   }
 
   /**
@@ -249,8 +267,7 @@ export class Host {
       if (isV6Multicast(dst)) return LOCAL_MULTICAST;
       if (this.isLocal(family, dst)) return LOCAL_UNICAST;
     }
-    const route = this.lookup(family, dst);
-    return route ? { kind: 'forward', route } : UNREACHABLE;
+    return this.forwardTo(family, dst);
   }
 
   /**
@@ -259,11 +276,11 @@ export class Host {
    */
   routeOutput(family: Family, dst: bigint): RouteResult | undefined {
     if (this.isLocal(family, dst)) {
-      return { device: 'lo', nexthop: dst, prefsrc: dst };
+      return { device: 'lo', prefsrc: dst };
     }
     if (this.isBroadcast(family, dst)) {
       const dev = this.locals.find((l) => l.family === family && this.broadcasts.has(dst) && ((l.addr ^ dst) & prefixMask(family, l.prefixLen)) === 0n);
-      if (dev) return { device: dev.device, nexthop: dst, prefsrc: dev.addr };
+      if (dev) return { device: dev.device, prefsrc: dev.addr };
     }
     return this.lookup(family, dst);
   }
