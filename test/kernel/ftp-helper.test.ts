@@ -15,6 +15,12 @@ import { labAvailable, type CapturedPacket, TcpLab } from './tcp-lab.js';
 
 const env = labAvailable();
 
+const RULES6 = `*raw
+:PREROUTING ACCEPT
+-A PREROUTING -p tcp --dport 21 -j CT --helper ftp
+COMMIT
+`;
+
 const RULES = `*raw
 :PREROUTING ACCEPT
 -A PREROUTING -p tcp --dport 21 -j CT --helper ftp
@@ -41,6 +47,8 @@ interface FtpCase {
   readonly dnat?: boolean;
   /** Client port in 46000:46999: SNAT to 10.0.2.100. */
   readonly lines: readonly Line[];
+  /** Over IPv6 (fd00:1::2 → fd00:2::2), no NAT. */
+  readonly ipv6?: boolean;
   /** The data connection to open at the end: who opens it, to which port. */
   readonly data: { readonly from: 'c' | 's'; readonly port: number };
 }
@@ -96,6 +104,20 @@ const CASES: readonly FtpCase[] = [
     data: { from: 's', port: 40009 },
   },
   {
+    name: 'IPv6: EPRT |2| creates an expectation (AF_INET6 helper)',
+    cport: 45009,
+    ipv6: true,
+    lines: [S('220 ready\r\n'), C('USER a\r\n'), C('EPRT |2|fd00:1::2|40011|\r\n'), C('EPRT |1|10.0.1.2|40012|\r\n')],
+    data: { from: 's', port: 40011 },
+  },
+  {
+    name: 'IPv6: 229 reply',
+    cport: 45010,
+    ipv6: true,
+    lines: [S('220 ready\r\n'), C('EPSV\r\n'), S('229 Entering Extended Passive Mode (|||50011|)\r\n')],
+    data: { from: 'c', port: 50011 },
+  },
+  {
     name: 'behind DNAT the 227 reply is rewritten to the address the client connected to',
     cport: 45008,
     dnat: true,
@@ -105,12 +127,11 @@ const CASES: readonly FtpCase[] = [
 ];
 
 const addr = (t: string): bigint => parseAddress(t)!.value;
-const v4 = (v: bigint): string => formatAddress('ipv4', v);
 
 describe.skipIf(!env.run)('FTP helper: nfproof vs the Linux kernel', () => {
   let lab: TcpLab;
   beforeAll(() => {
-    lab = TcpLab.create(RULES, [['10.0.2.100/24', 'f1']]);
+    lab = TcpLab.create(RULES, [['10.0.2.100/24', 'f1']], RULES6);
   });
   afterAll(() => lab?.dispose());
 
@@ -120,13 +141,16 @@ describe.skipIf(!env.run)('FTP helper: nfproof vs the Linux kernel', () => {
       const snat = fc.cport >= 46000 && fc.cport <= 46999;
       const ep: Endpoints = {
         ...DEFAULT_ENDPOINTS,
+        ...(fc.ipv6 ? { client: 'fd00:1::2', server: 'fd00:2::2' } : {}),
         cport: fc.cport,
         sport: 21,
         ...(fc.dnat ? { serverSeenByClient: '10.0.1.1' } : {}),
         ...(snat ? { clientSeenByServer: '10.0.2.100' } : {}),
       };
+      const family = fc.ipv6 ? 'ipv6' : 'ipv4';
+      const show = (v: bigint): string => formatAddress(family, v);
       const tuples: FtpTuples = {
-        family: 'ipv4',
+        family,
         origSrc: addr(ep.client),
         origDst: addr(ep.serverSeenByClient ?? ep.server),
         replySrc: addr(ep.server),
@@ -169,7 +193,7 @@ describe.skipIf(!env.run)('FTP helper: nfproof vs the Linux kernel', () => {
         // The kernel's expectation table after this line.
         const kernelExp = lab.expectations();
         expect(kernelExp.map((e) => `${e.src}>${e.dst}:${e.dport}`), `after ${JSON.stringify(line.text)}`).toEqual(
-          expectation ? [`${v4(expectation.src)}>${v4(expectation.dst)}:${expectation.dport}`] : [],
+          expectation ? [`${show(expectation.src)}>${show(expectation.dst)}:${expectation.dport}`] : [],
         );
       }
 

@@ -162,10 +162,11 @@ export class TcpLab {
 
   /**
    * Builds the namespaces. `extraRules` is iptables-restore text for the firewall loaded after
-   * the counting rules (e.g. raw CT --helper ftp, nat rules); `extraFwAddresses` are more
-   * [cidr, device] addresses for the firewall (NAT addresses its neighbours must reach).
+   * the counting rules (e.g. raw CT --helper ftp, nat rules), `extraRules6` the same for
+   * ip6tables; `extraFwAddresses` are more [cidr, device] addresses for the firewall (NAT
+   * addresses its neighbours must reach).
    */
-  static create(extraRules = '', extraFwAddresses: readonly (readonly [string, string])[] = []): TcpLab {
+  static create(extraRules = '', extraFwAddresses: readonly (readonly [string, string])[] = [], extraRules6 = ''): TcpLab {
     const client = Netns.create('cli');
     const fw = Netns.create('fw');
     const server = Netns.create('srv');
@@ -204,7 +205,7 @@ export class TcpLab {
         );
       }
       fw.run('iptables-restore', [], `*mangle\n:FORWARD ACCEPT\n${COUNTING_RULES}\nCOMMIT\n${extraRules}`);
-      fw.run('ip6tables-restore', [], `*mangle\n:FORWARD ACCEPT\n${COUNTING_RULES}\nCOMMIT\n`);
+      fw.run('ip6tables-restore', [], `*mangle\n:FORWARD ACCEPT\n${COUNTING_RULES}\nCOMMIT\n${extraRules6}`);
       return new TcpLab(client, fw, server);
     } catch (e) {
       for (const ns of [client, fw, server]) ns.dispose();
@@ -250,10 +251,13 @@ export class TcpLab {
       .filter((e): e is KernelEntry => e !== undefined);
   }
 
-  /** `conntrack -L expect` in the firewall: the expected connections (first tuple only). */
+  /**
+   * `conntrack -L expect` in the firewall: the expected connections (first tuple only). Without
+   * `-f` conntrack-tools lists IPv4 expectations only, so both families are asked for.
+   */
   expectations(): { readonly src: string; readonly dst: string; readonly dport: number; readonly line: string }[] {
-    const r = this.fw.exec('conntrack', ['-L', 'expect']);
-    return r.stdout
+    const out = ['ipv4', 'ipv6'].map((f) => this.fw.exec('conntrack', ['-L', 'expect', '-f', f]).stdout).join('\n');
+    return out
       .split('\n')
       .map((line) => /^\d+\s+proto=\d+\s+src=(\S+)\s+dst=(\S+)\s+sport=\d+\s+dport=(\d+)/.exec(line.trim()))
       .filter((m): m is RegExpExecArray => m !== null)
