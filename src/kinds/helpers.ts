@@ -179,3 +179,25 @@ export function optionsSpan(options: readonly { readonly span: Span }[], section
   const last = options[options.length - 1]?.span ?? first;
   return last.file === first.file && last.end.offset >= first.start.offset ? { ...first, end: last.end } : first;
 }
+
+/**
+ * A name taken from iptables (recent list, hashlimit table, ipset …) as DSL text: a bare word
+ * when the lexer reads it back as one atom, else a "string".
+ */
+export function printName(name: string): string {
+  return /^[A-Za-z0-9_.:%+\/-]+$/.test(name) ? name : JSON.stringify(name);
+}
+
+/** Reads a name written bare or as a string; undefined (nothing consumed) otherwise. */
+export function readName(cur: WordCursor): { text: string; span: Span } | undefined {
+  const w = cur.peek();
+  if (w?.type === 'atom') {
+    cur.next();
+    return { text: w.text, span: w.span };
+  }
+  if (w?.type === 'string') {
+    cur.next();
+    return { text: w.value, span: w.span };
+  }
+  return undefined;
+}

@@ -2,7 +2,7 @@ import { type Constraint, opaque } from '../../ir/constraint.js';
 import { diag } from '../../util/diagnostics.js';
 import type { Family } from '../../util/ip.js';
 import type { Span } from '../../util/span.js';
-import { clauseSpan, instanceKey, optionsSpan } from '../helpers.js';
+import { clauseSpan, instanceKey, optionsSpan, printName, readName } from '../helpers.js';
 import type { ImportedOption } from '../iptables.js';
 import type { MatchKind } from '../kind.js';
 import { type Rate, UNIT_SECONDS, formatRate, parseRate, printPeriod, ratePeriod } from '../rate.js';
@@ -46,7 +46,8 @@ const SCALE = 1000000n; // XT_HASHLIMIT_SCALE_v2
 const U32 = 0xffffffffn;
 const BYTE_SHIFT = 4n; // XT_HASHLIMIT_BYTE_SHIFT
 const FACTOR = { b: 1n, kb: 1024n, mb: 1024n * 1024n } as const;
-const NAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+/** The kernel's limit is 15 bytes (XT_HASHLIMIT name, a /proc file name: no `/`). */
+const NAME_RE = /^[^\s"'\\/]{1,15}$/;
 
 function bytesToCost(bytes: bigint): bigint {
   return U32 / ((bytes >> BYTE_SHIFT) + 1n);
@@ -120,8 +121,8 @@ export const hashlimitKind: MatchKind<HashlimitMatch> = {
       return undefined;
     };
     if (!cur.accept('name')) return fail('`hashlimit` needs `name NAME` first');
-    const nameW = cur.next();
-    if (nameW?.type !== 'atom' || !NAME_RE.test(nameW.text)) return fail('the hashlimit name is 1-15 letters, digits, `_`, `.` or `-`');
+    const nameW = readName(cur);
+    if (!nameW || !NAME_RE.test(nameW.text)) return fail('the hashlimit name is 1-15 characters, no blanks or `/`');
     const dir = cur.accept('upto', 'above');
     if (!dir) return fail('expected `upto RATE` or `above RATE`');
     const rw = cur.next();
@@ -203,7 +204,7 @@ export const hashlimitKind: MatchKind<HashlimitMatch> = {
   },
 
   print(m) {
-    const w = [`hashlimit name ${m.name} ${m.above ? 'above' : 'upto'} ${rateText(m.rate)}`];
+    const w = [`hashlimit name ${printName(m.name)} ${m.above ? 'above' : 'upto'} ${rateText(m.rate)}`];
     if (m.burst !== undefined) w.push(`burst ${typeof m.burst === 'number' ? m.burst : `${m.burst.amount}${m.burst.unit}`}`);
     if (m.mode.length) w.push(`mode ${m.mode.join(',')}`);
     if (m.srcmask !== undefined) w.push(`srcmask ${m.srcmask}`);

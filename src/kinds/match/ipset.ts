@@ -1,7 +1,7 @@
 import { type Constraint, not, opaque } from '../../ir/constraint.js';
 import { diag } from '../../util/diagnostics.js';
 import type { Span } from '../../util/span.js';
-import { clauseSpan, instanceKey } from '../helpers.js';
+import { clauseSpan, instanceKey, printName, readName } from '../helpers.js';
 import type { MatchKind } from '../kind.js';
 
 /**
@@ -32,7 +32,8 @@ export interface CounterTest {
   readonly value: bigint;
 }
 
-const NAME_RE = /^[A-Za-z0-9_.:-]{1,31}$/;
+/** IPSET_MAXNAMELEN is 32 with the NUL. */
+const NAME_RE = /^[^\s"'\\]{1,31}$/;
 const OPS = ['==', '!=', '<', '>'] as const;
 const IPT_OP = { '==': 'eq', '!=': 'eq', '<': 'lt', '>': 'gt' } as const;
 
@@ -50,12 +51,12 @@ export const ipsetKind: MatchKind<IpsetMatch> = {
   parse(cur, ctx) {
     const kw = cur.next()!;
     const negated = cur.acceptNegation();
-    const n = cur.next();
+    const n = readName(cur);
     const fail = (message: string) => {
       ctx.report(diag('error', 'E-ipset', cur.here(), message, 'e.g. ipset blocklist src, ipset svc dst,dst'));
       return undefined;
     };
-    if (n?.type !== 'atom' || !NAME_RE.test(n.text)) return fail('`ipset` needs a set name');
+    if (!n || !NAME_RE.test(n.text)) return fail('`ipset` needs a set name');
     const d = cur.next();
     const dirs: string[] = d?.type === 'atom' ? d.text.split(',') : [];
     while (cur.peek()?.type === 'comma' && (cur.peekAtom(1) === 'src' || cur.peekAtom(1) === 'dst')) {
@@ -82,7 +83,7 @@ export const ipsetKind: MatchKind<IpsetMatch> = {
   },
 
   print(m) {
-    const w = ['ipset', ...(m.negated ? ['!='] : []), m.name, m.dirs.join(',')];
+    const w = ['ipset', ...(m.negated ? ['!='] : []), printName(m.name), m.dirs.join(',')];
     if (m.returnNomatch) w.push('return-nomatch');
     if (m.noCounters) w.push('no-counters');
     if (m.noSubcounters) w.push('no-subcounters');

@@ -2,7 +2,7 @@ import { type Constraint, opaque } from '../../ir/constraint.js';
 import { diag } from '../../util/diagnostics.js';
 import { type Family, familyMax, formatAddress, parseAddress } from '../../util/ip.js';
 import type { Span } from '../../util/span.js';
-import { clauseSpan, instanceKey, optionsSpan } from '../helpers.js';
+import { clauseSpan, instanceKey, optionsSpan, printName, readName } from '../helpers.js';
 import type { MatchKind } from '../kind.js';
 
 /**
@@ -36,7 +36,8 @@ export interface RecentMatch {
 }
 
 const OPTION_OF: Readonly<Record<RecentOp, string>> = { set: '--set', check: '--rcheck', update: '--update', remove: '--remove' };
-const NAME_RE = /^[A-Za-z0-9_.:-]{1,199}$/;
+/** xt_recent takes any non-empty name shorter than 200 bytes (`%CURRENTTIME` is in the corpus). */
+const NAME_RE = /^[^\s"'\\]{1,199}$/;
 /** ip_pkt_list_tot: stamps kept per address. */
 const MAX_STAMPS = 20;
 
@@ -64,8 +65,8 @@ export const recentKind: MatchKind<RecentMatch> = {
       const w = cur.peekAtom();
       if (w === 'name') {
         cur.next();
-        const n = cur.next();
-        if (n?.type !== 'atom' || !NAME_RE.test(n.text)) return fail('`name` needs a list name', 'letters, digits, `_ . : -`');
+        const n = readName(cur);
+        if (!n || !NAME_RE.test(n.text)) return fail('`name` needs a list name', 'a word or a "string", without blanks');
         node.name = n.text;
       } else if (w === 'seconds' || w === 'hitcount') {
         cur.next();
@@ -98,7 +99,7 @@ export const recentKind: MatchKind<RecentMatch> = {
 
   print(m) {
     const w = ['recent', ...(m.negated ? ['!='] : []), m.op];
-    if (m.name !== 'DEFAULT') w.push('name', m.name);
+    if (m.name !== 'DEFAULT') w.push('name', printName(m.name));
     if (m.seconds !== undefined) w.push('seconds', String(m.seconds));
     if (m.reap) w.push('reap');
     if (m.hitcount !== undefined) w.push('hitcount', String(m.hitcount));

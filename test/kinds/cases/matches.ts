@@ -83,6 +83,8 @@ export const STATEFUL_MATCH_CASES = [
       '-m recent ! --update --seconds 30 --reap --hitcount 3 --rttl --name foo --mask 255.255.0.0 --rdest',
     ],
     ['recent remove name x', '-m recent --remove --name x --mask 255.255.255.255 --rsource'],
+    ['recent set name %NOW', '-m recent --set --name %NOW --mask 255.255.255.255 --rsource'],
+    ['recent check name "a,b"', '-m recent --rcheck --name a,b --mask 255.255.255.255 --rsource'],
     ['daddr type local', '-m addrtype --dst-type LOCAL'],
     ['daddr type broadcast,local', '-m addrtype --dst-type LOCAL,BROADCAST', 'daddr type local,broadcast'],
     ['saddr type != local', '-m addrtype ! --src-type LOCAL'],
