@@ -4,7 +4,7 @@ import { type Diagnostic, diag } from '../../util/diagnostics.js';
 import type { Family } from '../../util/ip.js';
 import type { SourceFiles } from '../../util/sources.js';
 import { type Span, joinSpans } from '../../util/span.js';
-import { type ImportStats, importRule, newStats } from './rule.js';
+import { type ImportStats, type SectionCache, importRule, newStats } from './rule.js';
 import { parseRuleSpec } from './rule-spec.js';
 import { TableState, orderedTables } from './tables.js';
 import { type SourceLine, lineSpan, splitLines, spanOf } from './text.js';
@@ -37,6 +37,8 @@ export interface ImportResult {
 export interface ImportOptions {
   /** Family of an iptables-save dump; detected when absent (see detectFamily). */
   readonly family?: Family;
+  /** Reuse the reading of identical sections (default true; a test compares both ways). */
+  readonly sectionCache?: boolean;
 }
 
 const SCRIPT_COMMAND = /^(?:\S*\/)?(ip6?tables)(?:-legacy|-nft)?$/;
@@ -72,6 +74,7 @@ class Importer {
   readonly stats = newStats();
   readonly tables: Record<Family, Map<TableName, TableState>> = { ipv4: new Map(), ipv6: new Map() };
   readonly interfaces = new Set<string>();
+  readonly sections: SectionCache = new Map();
   /** Repeated warnings: the first occurrence and how many rules had it. */
   readonly repeated = new Map<string, { d: Diagnostic; n: number }>();
   /** The table block of iptables-save being read, if any. */
@@ -82,6 +85,7 @@ class Importer {
   constructor(
     readonly file: string,
     readonly saveFamily: Family,
+    readonly useCache: boolean,
   ) {}
 
   private errors = 0;
@@ -299,7 +303,7 @@ class Importer {
         const spec = parseRuleSpec(body, this.report);
         if (counters && !spec.counters) spec.counters = counters;
         for (const o of spec.builtins) if ((o.name === '-i' || o.name === '-o') && o.args[0]) this.interfaces.add(o.args[0]);
-        const rule = importRule(spec, line, { family, table, report: this.report, once: this.once, stats: this.stats, errorCount: this.errorCount });
+        const rule = importRule(spec, line, { family, table, report: this.report, once: this.once, stats: this.stats, errorCount: this.errorCount, ...(this.useCache ? { cache: this.sections } : {}) });
         if (!rule) return;
         if (position === undefined) chain.rules.push(rule);
         else if (position < 1 || position > chain.rules.length + 1) {
@@ -363,7 +367,7 @@ class Importer {
 export function importIptablesSave(text: string, file: string, sources?: SourceFiles, options: ImportOptions = {}): ImportResult {
   sources?.add(file, text);
   const detected = options.family ? { family: options.family, why: 'given' } : detectFamily(text, file);
-  const imp = new Importer(file, detected.family);
+  const imp = new Importer(file, detected.family, options.sectionCache ?? true);
   imp.run(splitLines(text));
   imp.flushRepeated();
   const format = imp.sawScript && !imp.sawSave ? 'iptables-script' : 'iptables-save';

@@ -47,6 +47,8 @@ export interface RuleImportContext {
   readonly table: { readonly chains: ReadonlyMap<string, unknown> };
   /** Errors reported so far (a rule with a new one is not kept). */
   errorCount(): number;
+  /** Sections already read in this import (see SectionCache). */
+  readonly cache?: SectionCache;
   report(d: Diagnostic): void;
   /**
    * Reports a warning that repeats across rules (the same unmodelled module in 1,600 rules)
@@ -144,9 +146,56 @@ function placeLooseOptions(spec: RuleSpec, proto: number | undefined, report: (d
   return sections;
 }
 
+/**
+ * Large dumps repeat the same sections thousands of times (`-m state --state NEW`, one MAC per
+ * rule of a host list…). A section the kinds read without a word of complaint is remembered by
+ * its text; the next identical one reuses the nodes with their spans moved to the new place.
+ * A node's span is re-anchored on the section or option it started and ended at; a section
+ * whose nodes cannot be anchored that way is simply not remembered.
+ */
+export type SectionCache = Map<string, { readonly matches: readonly Match[]; readonly anchors: readonly (readonly [number, number])[] }>;
+
+function sectionKey(s: ModuleSection, base: Omit<ImportContext, 'report'>): string {
+  let k = `${base.family}|${base.proto ?? ''}|${s.module}`;
+  for (const o of s.options) k += `\u0000${o.negated ? '!' : ''}${o.name}\u0001${o.args.join('\u0001')}`;
+  return k;
+}
+
+/** Whether a node holds spans below its own (nested nodes, whose spans a cache hit would not move). */
+function hasInnerSpans(x: unknown, top = true): boolean {
+  if (Array.isArray(x)) return x.some((v) => hasInnerSpans(v, false));
+  if (x === null || typeof x !== 'object') return false;
+  return Object.entries(x).some(([k, v]) => (k === 'span' ? !top : hasInnerSpans(v, false)));
+}
+
+/** Index of the option (or -1 for the section words) where a node's span starts and ends. */
+function anchorsOf(matches: readonly Match[], s: ModuleSection): (readonly [number, number])[] | undefined {
+  const out: (readonly [number, number])[] = [];
+  for (const m of matches) {
+    if (hasInnerSpans(m)) return undefined;
+    const start = m.span.start.offset === s.span.start.offset ? -1 : s.options.findIndex((o) => o.span.start.offset === m.span.start.offset);
+    const end = m.span.end.offset === s.span.end.offset ? -1 : s.options.findIndex((o) => o.span.end.offset === m.span.end.offset);
+    if ((start < 0 && m.span.start.offset !== s.span.start.offset) || (end < 0 && m.span.end.offset !== s.span.end.offset)) return undefined;
+    out.push([start, end]);
+  }
+  return out;
+}
+
+function reanchor(cached: { readonly matches: readonly Match[]; readonly anchors: readonly (readonly [number, number])[] }, s: ModuleSection): Match[] {
+  return cached.matches.map((m, i) => {
+    const [a, b] = cached.anchors[i];
+    const from = a < 0 ? s.span : s.options[a].span;
+    const to = b < 0 ? s.span : s.options[b].span;
+    return { ...m, span: { file: from.file, start: from.start, end: to.end } };
+  });
+}
+
 function importSection(s: ModuleSection, base: Omit<ImportContext, 'report'>, ctx: RuleImportContext): { matches: Match[]; opaque: boolean } {
   const own = CLAIMS.get(s.module);
   const modelled = own !== undefined && s.options.length > 0 && s.options.every((o) => own.has(o.name));
+  const key = modelled && ctx.cache ? sectionKey(s, base) : undefined;
+  const hit = key !== undefined ? ctx.cache?.get(key) : undefined;
+  if (hit) return { matches: reanchor(hit, s), opaque: false };
   if (modelled) {
     const byKind = new Map<AnyMatchKind, ImportedOption[]>();
     for (const o of s.options) {
@@ -156,6 +205,10 @@ function importSection(s: ModuleSection, base: Omit<ImportContext, 'report'>, ct
     const run = tryKind((report) => [...byKind].flatMap(([k, opts]) => [...k.iptables.fromIptables(s.module, opts, { ...base, sectionSpan: s.span, report })]));
     if (run.errors.length === 0) {
       run.others.forEach(ctx.report);
+      if (key !== undefined && run.others.length === 0) {
+        const anchors = anchorsOf(run.value, s);
+        if (anchors) ctx.cache?.set(key, { matches: run.value, anchors });
+      }
       return { matches: run.value, opaque: false };
     }
     const first = run.errors[0];
