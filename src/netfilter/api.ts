@@ -71,6 +71,18 @@ export interface CtEntrySnapshot {
   readonly randomized?: readonly ('sport' | 'dport' | 'icmpId')[];
 }
 
+/** A pending expectation (`conntrack -L expect`): a data connection a helper announced. */
+export interface CtExpectationSnapshot {
+  readonly family: Family;
+  /** The expected connection's tuple; its source port is a wildcard (printed as 0). */
+  readonly tuple: CtTuple;
+  /** The master connection's ORIGINAL tuple. */
+  readonly master: CtTuple;
+  /** Seconds left. */
+  readonly timeout: number;
+  readonly helper: string;
+}
+
 /** One step of a packet's walk, for traces: a rule that matched, or a chain's policy/end. */
 export interface TraceStep {
   readonly hook: Hook;
@@ -158,4 +170,6 @@ export interface Simulator {
   readonly max: number;
   /** Rule and policy counters of every chain. */
   counters(): ChainCounters[];
+  /** Pending expectations (helpers), oldest first. */
+  expectations(): CtExpectationSnapshot[];
 }

@@ -1,6 +1,6 @@
 import { PROTO } from '../ir/fields.js';
 import { type Family, formatAddress } from '../util/ip.js';
-import type { ChainCounters, CtEntrySnapshot, CtTuple } from './api.js';
+import type { ChainCounters, CtEntrySnapshot, CtExpectationSnapshot, CtTuple } from './api.js';
 import { IPS } from './conntrack/status.js';
 
 /**
@@ -147,4 +147,30 @@ export function describePacket(p: import('./packet.js').Packet): string {
   if (p.payload.length > 0) parts.push(`len=${p.payload.length}`);
   parts.push(`ttl=${p.ttl}`);
   return parts.join(' ');
+}
+
+/**
+ * One `conntrack -L expect` line: timeout, the expected tuple with its mask (the source port
+ * is a wildcard), the master's original tuple, class and helper.
+ */
+export function expectationLine(e: CtExpectationSnapshot): string {
+  const f = e.family;
+  const all = f === 'ipv4' ? '255.255.255.255' : 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
+  const t = e.tuple;
+  const m = e.master;
+  return [
+    String(e.timeout),
+    `proto=${t.proto}`,
+    `src=${formatAddress(f, t.src)}`,
+    `dst=${formatAddress(f, t.dst)}`,
+    `sport=0 dport=${t.dport ?? 0}`,
+    `mask-src=${all}`,
+    `mask-dst=${all}`,
+    'sport=0 dport=65535',
+    `master-src=${formatAddress(f, m.src)}`,
+    `master-dst=${formatAddress(f, m.dst)}`,
+    `sport=${m.sport ?? 0} dport=${m.dport ?? 0}`,
+    'class=0',
+    `helper=${e.helper}`,
+  ].join(' ');
 }

@@ -2,7 +2,7 @@ import type { Constraint } from '../ir/constraint.js';
 import type { Policy } from '../ir/policy.js';
 import { type Match, matchKind } from '../kinds/index.js';
 import { type Family, FAMILIES } from '../util/ip.js';
-import type { ChainCounters, CtEntrySnapshot, SimInput, SimOptions, SimOutcome, Simulator } from './api.js';
+import type { ChainCounters, CtEntrySnapshot, CtExpectationSnapshot, SimInput, SimOptions, SimOutcome, Simulator } from './api.js';
 import { IPS } from './conntrack/status.js';
 import { tupleSnapshot } from './conntrack/tuple.js';
 import { FamilyEngine } from './engine.js';
@@ -225,6 +225,22 @@ class PolicySimulator implements Simulator {
           zone: t.zone[i],
           ...(helper ? { helper } : {}),
           ...(ext?.randomized ? { randomized: [...ext.randomized] } : {}),
+        });
+      }
+    }
+    return out;
+  }
+
+  expectations(): CtExpectationSnapshot[] {
+    const out: CtExpectationSnapshot[] = [];
+    for (const [family, st] of this.states) {
+      for (const e of st.expect.all(this.now)) {
+        out.push({
+          family,
+          tuple: tupleSnapshot(family, e.tuple),
+          master: tupleSnapshot(family, st.table.getTuple(e.master, 0, st.t1)),
+          timeout: Math.floor(e.expires - this.now + 1e-9),
+          helper: e.helper,
         });
       }
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CT_STATUS } from '../../src/ir/fields.js';
+import { expectationLine } from '../../src/netfilter/format.js';
 import { addr, at, chain, ctHelper, dnat, dport, host, iif, masquerade, oif, policy, proto, rule, simulate, table, tcp } from './support/build.js';
 
 /**
@@ -59,6 +60,12 @@ describe('FTP helper behind DNAT (passive mode)', () => {
     expect(r.egress!.packet.payload.length).toBe(reply227.length + 2);
     const [control] = sim.entries();
     expect(control.status & CT_STATUS.SEQ_ADJUST).toBeTruthy();
+
+    // The expectation: from the client (any port) to the public address, port 50000 (the
+    // announced one, free), for 300 s (the ftp helper's expect policy).
+    expect(sim.expectations().map(expectationLine)).toEqual([
+      `300 proto=6 src=${CLIENT} dst=${PUBLIC} sport=0 dport=50000 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 master-src=${CLIENT} master-dst=${PUBLIC} sport=40000 dport=21 class=0 helper=ftp`,
+    ]);
 
     // The client acknowledges what it received (2 bytes more); the gateway shifts the ack back.
     const ackAfter = 5001 + banner.length + reply227.length + 2;

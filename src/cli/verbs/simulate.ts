@@ -3,7 +3,7 @@ import { Option } from 'commander';
 import type { Policy, Rule } from '../../ir/policy.js';
 import { printMatch, printTarget } from '../../kinds/index.js';
 import type { ChainCounters, CtEntrySnapshot, SimInput, SimOutcome, TraceStep } from '../../netfilter/api.js';
-import { describePacket, formatConntrackList, formatCount, formatCounters, formatProc } from '../../netfilter/format.js';
+import { describePacket, expectationLine, formatConntrackList, formatCount, formatCounters, formatProc } from '../../netfilter/format.js';
 import { PacketFileError, packetToJson, parsePacketFile } from '../../netfilter/packet-file.js';
 import { type CaptureOut, readCapture, writePcapng } from '../../netfilter/pcap.js';
 import { SimulationError, createSimulator } from '../../netfilter/simulator.js';
@@ -273,6 +273,7 @@ export const simulateVerb: Verb = {
       if (opts.conntrack) tables.push(formatConntrackList(sim.entries()).lines);
     }
     const entries = sim.entries();
+    const expectations = sim.expectations();
     const count = sim.count();
     const counters = sim.counters();
 
@@ -295,6 +296,7 @@ export const simulateVerb: Verb = {
         conntrack: entries.map(entryJson),
         conntrackList: formatConntrackList(entries).lines,
         procNfConntrack: formatProc(entries),
+        expectations: expectations.map(expectationLine),
         count,
         max: sim.max,
         counters: counters.map((c) => ({ family: c.family, table: c.table, chain: c.chain, ...(c.policy ? { policy: { packets: c.policy[0], bytes: c.policy[1] } } : {}), rules: c.rules.map(([p, b]) => ({ packets: p, bytes: b })) })),
@@ -312,6 +314,7 @@ export const simulateVerb: Verb = {
     const list = formatConntrackList(entries);
     lines.push('# conntrack -L', ...list.lines, `# ${list.summary}`, '');
     lines.push('# cat /proc/net/nf_conntrack', ...formatProc(entries), '');
+    if (expectations.length > 0) lines.push('# conntrack -L expect', ...expectations.map(expectationLine), '');
     lines.push(...formatCount(count, sim.max), '');
     lines.push(...formatCounters(counters, { describe: ruleTexts(policy), references: references(policy), policyOf: policies(policy) }));
     ctx.stdout.write(`${lines.join('\n')}\n`);
