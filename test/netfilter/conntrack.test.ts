@@ -215,3 +215,43 @@ describe('state for the rules', () => {
     expect(sim.entries()[0].tcpState).toBe('ESTABLISHED');
   });
 });
+
+describe('IPv6', () => {
+  const gw6 = host({
+    interfaces: [
+      { name: 'lan', device: 'eth0', addrs: ['fd00:18::1/64'] },
+      { name: 'wan', device: 'eth1', addrs: ['2001:db8:20::1/64'] },
+    ],
+    routes: [{ dest: '::/0', via: '2001:db8:20::fe', device: 'eth1' }],
+  });
+  const tracked = (extra: ReturnType<typeof table>[] = []) =>
+    policy(gw6, [], [table('filter', [chain('INPUT', []), chain('FORWARD', [rule([ctstate('NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'UNTRACKED')], ACCEPT())]), chain('OUTPUT', [])]), ...extra]);
+
+  it('neighbour discovery is never tracked (UNTRACKED), echo is', () => {
+    const sim = simulate(tracked());
+    const ns = sim.process(at(0, 'eth0', icmp({ src: 'fd00:18::5', dst: 'ff02::1:ff00:1', icmp: { type: 135 } })));
+    expect(ns.ctState).toBe('UNTRACKED');
+    const echo = sim.process(at(0, 'eth0', icmp({ src: 'fd00:18::5', dst: '2001:db8:99::1', icmp: { type: 128, id: 3 } })));
+    expect(echo.ctState).toBe('NEW');
+    expect(echo.egress?.device).toBe('eth1');
+    expect(echo.egress!.packet.ttl).toBe(63);
+    expect(sim.count()).toBe(1);
+  });
+
+  it('MASQUERADE picks the outgoing interface address, replies come back (128-bit tuples)', () => {
+    const nat = table('nat', [chain('PREROUTING', []), chain('INPUT', []), chain('OUTPUT', []), chain('POSTROUTING', [rule([oif('eth1')], masquerade())])]);
+    const sim = simulate(tracked([nat]));
+    const out = sim.process(at(0, 'eth0', udp({ src: 'fd00:18::5', sport: 5353, dst: '2001:db8:99::1', dport: 53 })));
+    expect(out.egress!.packet.src).toBe(addr('2001:db8:20::1'));
+    const back = sim.process(at(0.1, 'eth1', udp({ src: '2001:db8:99::1', sport: 53, dst: '2001:db8:20::1', dport: 5353 })));
+    expect(back.ctState).toBe('ESTABLISHED');
+    expect(back.egress!.packet.dst).toBe(addr('fd00:18::5'));
+  });
+
+  it('hop limit 1 on a forwarded packet: ICMPv6 time exceeded (type 3) from the lan address', () => {
+    const sim = simulate(tracked());
+    const o = sim.process(at(0, 'eth0', udp({ src: 'fd00:18::5', dst: '2001:db8:99::1', ttl: 1 })));
+    expect(o.verdict).toBe('dropped');
+    expect(o.responses[0].packet).toMatchObject({ src: addr('fd00:18::1'), dst: addr('fd00:18::5'), icmp: { type: 3, code: 0 } });
+  });
+});
