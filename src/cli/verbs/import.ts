@@ -28,16 +28,16 @@ export const importVerb: Verb = {
   summary: 'Turn an iptables-save dump or iptables script into a .nfp policy',
   configure(cmd) {
     cmd
-      .argument('<file>', 'iptables-save / ip6tables-save output, or a script of iptables commands')
+      .argument('<file>', 'iptables-save / ip6tables-save output, or a script of iptables commands (- reads stdin)')
       .option('-o, --output <policy>', 'write the policy to this file instead of stdout')
       .addOption(new Option('--family <family>', 'family of a dump (default: detected)').choices([...FAMILIES]))
       .option('--literal', 'one .nfp rule per iptables rule: no folding into sets and defines');
   },
   async run(ctx, args, opts) {
-    const file = args[0];
+    const file = args[0] === '-' ? '<stdin>' : args[0];
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readFileSync(args[0] === '-' ? 0 : file, 'utf8');
     } catch (e) {
       const span = { file, start: { line: 0, col: 0, offset: 0 }, end: { line: 0, col: 0, offset: 0 } };
       printDiagnostics(ctx, [diag('error', 'E-read', span, `cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`)]);
