@@ -92,16 +92,19 @@ describe('every match kind: DSL and iptables round trips of generated IR', () =>
 
 describe('every target kind: DSL and iptables round trips of generated IR', () => {
   for (const kind of Object.keys(TARGET_KINDS) as Target['kind'][]) {
-    if (kind === 'tcpmss') continue; // needs a SYN flags test in the rule; covered by the table cases
     it(kind, () => {
-      const usable = CONTEXTS.map(
-        (ctx) => [ctx, (TARGET_ARBITRARIES[kind] as (c: GenContext & { chains: readonly string[] }) => fc.Arbitrary<Target> | undefined)({ ...ctx, chains: ['svc'] })] as const,
-      ).filter(([, a]) => a);
+      // A SYN flags test in tcp rules, for the targets that need one (tcpmss).
+      const syn: Match = { kind: 'tcp-flags', negated: false, flags: 0x02, mask: 0x06, span: NO_SPAN };
+      const usable = CONTEXTS.map((c) => (c.proto === PROTO.tcp ? { ...c, matches: [protoMatch(PROTO.tcp), syn] } : c))
+        .map(
+          (ctx) => [ctx, (TARGET_ARBITRARIES[kind] as (c: GenContext & { chains: readonly string[] }) => fc.Arbitrary<Target> | undefined)({ ...ctx, chains: ['svc'] })] as const,
+        )
+        .filter(([, a]) => a);
       const RUNS = Math.max(3, Math.ceil(PER_KIND / usable.length));
       const generated = usable.length;
       for (const [ctx, arb] of usable) {
         if (!arb) continue;
-        const pre = ctx.proto !== undefined ? [protoMatch(ctx.proto)] : [];
+        const pre = ctx.matches ? [...ctx.matches] : ctx.proto !== undefined ? [protoMatch(ctx.proto)] : [];
         fc.assert(
           fc.property(arb, (t) => checkRule(ctx, pre, t)),
           { seed, numRuns: RUNS },

@@ -27,6 +27,8 @@ export interface GenContext {
    * allowed; absent means "unknown", and those kinds then generate nothing.
    */
   readonly hooks?: readonly Hook[];
+  /** Matches the rule already has (targets such as tcpmss need a SYN flags test). */
+  readonly matches?: readonly Match[];
 }
 
 /** True when every hook of the context is among `allowed` (and the context says which hooks). */
@@ -415,8 +417,15 @@ export const TARGET_ARBITRARIES: TargetArbs = {
       ),
       span: fc.constant(span),
     }).filter((t) => t.field === 'ctmark' || t.op.type === 'xmark'),
-  // TCPMSS needs a SYN flags test in the rule: rule generators add one when they pick it.
-  tcpmss: () => undefined,
+  // TCPMSS needs tcp and a flags test requiring SYN already in the rule (ctx.matches).
+  tcpmss: (ctx) => {
+    const syn = ctx.matches?.some((m) => m.kind === 'tcp-flags' && !m.negated && (m.flags & 0x02) !== 0);
+    if (ctx.proto !== PROTO.tcp || !syn) return undefined;
+    const clampOk = onlyHooks(ctx, ['FORWARD', 'OUTPUT', 'POSTROUTING']);
+    return fc
+      .record({ kind: fc.constant('tcpmss' as const), mss: clampOk ? fc.option(fc.integer({ min: 536, max: 1460 }), { nil: undefined }) : fc.integer({ min: 536, max: 1460 }), span: fc.constant(span) })
+      .map((t) => (t.mss === undefined ? { kind: t.kind, span: t.span } : t));
+  },
   checksum: (ctx) => (!hasTable(ctx, 'mangle') ? undefined : fc.record({ kind: fc.constant('checksum' as const), span: fc.constant(span) })),
   'dscp-set': (ctx) =>
     !hasTable(ctx, 'mangle')
