@@ -17,6 +17,12 @@ for (let c = 0x21; c < 0x7f; c++) {
   if (!'{},;#"=!@'.includes(ch)) ATOM_START.push(ch);
 }
 
+/**
+ * Category of every token that is one word of a line by itself (all but braces, commas and
+ * separators): the parser consumes it with one CONSUME and builds the word from its type.
+ */
+export const WordTok = createToken({ name: 'WordTok', pattern: Lexer.NA, label: 'a word' });
+
 /** Anything that is not punctuation, whitespace, a quote or a comment. */
 export const Atom = createToken({
   name: 'Atom',
@@ -24,6 +30,7 @@ export const Atom = createToken({
   // The lexer's first-character optimisation cannot see through a negated class; list the
   // printable ASCII characters an Atom may start with (other first characters are reported).
   start_chars_hint: ATOM_START,
+  categories: [WordTok],
 });
 
 function keyword(word: string): TokenType {
@@ -51,19 +58,19 @@ export const Semicolon = createToken({ name: 'Semicolon', pattern: /;/, label: '
 export const LBrace = createToken({ name: 'LBrace', pattern: /\{/, label: '`{`' });
 export const RBrace = createToken({ name: 'RBrace', pattern: /\}/, label: '`}`' });
 export const Comma = createToken({ name: 'Comma', pattern: /,/, label: '`,`' });
-export const Neq = createToken({ name: 'Neq', pattern: /!=/, label: '`!=`' });
-export const Bang = createToken({ name: 'Bang', pattern: /!/, label: '`!`' });
-export const Equals = createToken({ name: 'Equals', pattern: /=/, label: '`=`' });
-export const Ref = createToken({ name: 'Ref', pattern: /@[A-Za-z0-9_][A-Za-z0-9_.-]*/, label: '@name' });
+export const Neq = createToken({ name: 'Neq', pattern: /!=/, label: '`!=`', categories: [WordTok] });
+export const Bang = createToken({ name: 'Bang', pattern: /!/, label: '`!`', categories: [WordTok] });
+export const Equals = createToken({ name: 'Equals', pattern: /=/, label: '`=`', categories: [WordTok] });
+export const Ref = createToken({ name: 'Ref', pattern: /@[A-Za-z0-9_][A-Za-z0-9_.-]*/, label: '@name', categories: [WordTok] });
 /** A double-quoted string with JSON escapes (\" \\ \n \t \uXXXX); it may not span lines. */
-export const Str = createToken({ name: 'String', pattern: /"(?:[^"\\\n]|\\.)*"/, label: 'a "string"' });
+export const Str = createToken({ name: 'String', pattern: /"(?:[^"\\\n]|\\.)*"/, label: 'a "string"', categories: [WordTok] });
 /** A string whose closing quote is missing on its line: lexed so the parser can report it precisely. */
-export const OpenStr = createToken({ name: 'OpenString', pattern: /"(?:[^"\\\n]|\\.)*/, label: 'an unterminated string' });
+export const OpenStr = createToken({ name: 'OpenString', pattern: /"(?:[^"\\\n]|\\.)*/, label: 'an unterminated string', categories: [WordTok] });
 /** `#` to the end of the line; kept aside (not skipped) so the formatter can put comments back. */
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n]*/, group: 'comments' });
 export const Whitespace = createToken({ name: 'Whitespace', pattern: /[ \t\r\f\v]+/, group: Lexer.SKIPPED });
 /** A `@` not followed by a name. */
-export const BadRef = createToken({ name: 'BadRef', pattern: /@/, label: '`@`' });
+export const BadRef = createToken({ name: 'BadRef', pattern: /@/, label: '`@`', categories: [WordTok] });
 
 export const KEYWORDS = [Include, Host, Define, Service, Table, Chain, Policy, Expect];
 
@@ -85,6 +92,7 @@ export const ALL_TOKENS: TokenType[] = [
   OpenStr,
   ...KEYWORDS,
   Atom,
+  WordTok,
 ];
 
 export const NfpLexer = new Lexer(ALL_TOKENS, {

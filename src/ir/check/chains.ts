@@ -1,10 +1,11 @@
 import { type Diagnostic, diag } from '../../util/diagnostics.js';
 import { isHook } from '../netfilter.js';
+import type { Chain } from '../policy.js';
 import { type ChainGraph, edgeSpan } from './graph.js';
 import { closest } from './suggest.js';
 
 /** Jumps to missing or built-in chains, loops, and user chains that nothing reaches. */
-export function checkChains(g: ChainGraph, report: (d: Diagnostic) => void): void {
+export function checkChains(g: ChainGraph, report: (d: Diagnostic) => void, reachedElsewhere: (c: Chain) => boolean = () => false): void {
   const userNames = [...g.chains.values()].filter((c) => !c.hook).map((c) => c.name);
   for (const e of g.edges) {
     const target = g.chains.get(e.to);
@@ -53,7 +54,7 @@ export function checkChains(g: ChainGraph, report: (d: Diagnostic) => void): voi
 
   for (const c of g.chains.values()) {
     if (c.hook) continue;
-    if ((g.hooks.get(c.name) ?? []).length > 0) continue;
+    if ((g.hooks.get(c.name) ?? []).length > 0 || reachedElsewhere(c)) continue;
     const callers = g.edges.filter((e) => e.to === c.name);
     report(
       diag(

@@ -1,5 +1,6 @@
 import type { Diagnostic } from '../../util/diagnostics.js';
 import { FAMILIES } from '../../util/ip.js';
+import type { Span } from '../../util/span.js';
 import type { Policy } from '../policy.js';
 import { checkChains } from './chains.js';
 import { buildChainGraph } from './graph.js';
@@ -22,14 +23,21 @@ export function checkPolicy(policy: Policy): Diagnostic[] {
     seen.add(key);
     out.push(d);
   };
-  for (const family of FAMILIES) {
-    for (const table of policy.rulesets[family].tables) {
-      const graph = buildChainGraph(table, family);
-      checkChains(graph, report);
-      checkPlacement(graph, family, report);
-    }
+  const graphs = FAMILIES.flatMap((family) => policy.rulesets[family].tables.map((table) => ({ family, graph: buildChainGraph(table, family) })));
+  // A chain of an inet table reached only by IPv4 rules is still in use: warn only when no family reaches it.
+  const reached = new Set<string>();
+  for (const { graph } of graphs) {
+    for (const [name, hooks] of graph.hooks) if (hooks.length) reached.add(chainKey(graph.table.name, name, graph.chains.get(name)!.span));
+  }
+  for (const { family, graph } of graphs) {
+    checkChains(graph, report, (c) => reached.has(chainKey(graph.table.name, c.name, c.span)));
+    checkPlacement(graph, family, report);
   }
   return out;
+}
+
+function chainKey(table: string, chain: string, span: Span): string {
+  return `${table}\u0000${chain}\u0000${span.file}\u0000${span.start.offset}`;
 }
 
 export { buildChainGraph, type ChainGraph, type JumpEdge } from './graph.js';
