@@ -168,6 +168,10 @@ class PolicySimulator implements Simulator {
       this.engines.set(family, new FamilyEngine(st, settings));
     }
     this.host = host;
+    const v4 = this.states.get('ipv4')!;
+    const v6 = this.states.get('ipv6')!;
+    v4.peer = v6;
+    v6.peer = v4;
   }
 
   private readonly host: Host;

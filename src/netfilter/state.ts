@@ -58,6 +58,8 @@ export class FamilyState {
   readonly trackCtx: { -readonly [K in keyof TrackContext]: TrackContext[K] };
   /** Entry the tracker context currently describes (for seqOffset). */
   trackEntry = -1;
+  /** The other family's state (nf_conntrack_max and early drop span both). */
+  peer: FamilyState | undefined;
 
   constructor(
     readonly family: Family,

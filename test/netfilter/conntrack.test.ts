@@ -255,3 +255,15 @@ describe('IPv6', () => {
     expect(o.responses[0].packet).toMatchObject({ src: addr('fd00:18::1'), dst: addr('fd00:18::5'), icmp: { type: 3, code: 0 } });
   });
 });
+
+describe('one nf_conntrack_max for both families', () => {
+  it('an IPv6 connection can evict an unassured IPv4 entry when the table is full', () => {
+    const h = host({ interfaces: [{ name: 'lan', device: 'eth0', addrs: ['10.0.0.1/24', 'fd00::1/64'] }, { name: 'wan', device: 'eth1', addrs: ['198.51.100.1/24', '2001:db8::1/64'] }], routes: [{ dest: 'default', via: '198.51.100.254', device: 'eth1' }, { dest: '::/0', via: '2001:db8::fe', device: 'eth1' }] });
+    const f = () => table('filter', [chain('INPUT', []), chain('FORWARD', [rule([ctstate('NEW', 'ESTABLISHED')], ACCEPT())]), chain('OUTPUT', [])]);
+    const sim = simulate(policy(h, [f()], [f()]), { maxEntries: 1, sysctls: { nf_conntrack_buckets: '1' } });
+    sim.process(at(0, 'eth0', udp({ src: '10.0.0.5', dst: '192.0.2.53', dport: 53 })));
+    const v6 = sim.process(at(0, 'eth0', udp({ src: 'fd00::5', dst: '2001:db8:99::53', dport: 53 })));
+    expect(v6.verdict).toBe('forwarded');
+    expect(sim.entries().map((e) => e.family)).toEqual(['ipv6']);
+  });
+});

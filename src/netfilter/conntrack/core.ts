@@ -209,7 +209,10 @@ function newConnection(S: FamilyState, f: Frame, t: Tuple, zone: number, helper:
   if (f.autoSeq || f.autoAck) fillSeqAck(S, f, -1, 0, t);
   // __nf_conntrack_alloc: the table is full when this entry would exceed nf_conntrack_max.
   if (S.totalCount() + 1 > S.cfg.maxEntries) {
-    const dropped = table.earlyDrop(t, zone, f.now);
+    // The kernel has one table for both families; nfproof keeps one per family, so when this
+    // family has nothing to evict near the new tuple's bucket the other family's table is tried.
+    let dropped = table.earlyDrop(t, zone, f.now);
+    if (dropped.length === 0 && S.peer) dropped = S.peer.table.earlyDropFrom(table.hashOf(t, zone), f.now);
     if (dropped.length === 0) {
       f.dropReason = 'table-full';
       if (f.trace) ctStep(f, 'nf_conntrack: table full, dropping packet');

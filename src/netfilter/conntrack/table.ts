@@ -400,7 +400,12 @@ export class CtTable {
    * something was dropped. Expired entries met on the way are reaped (not counted as drops).
    */
   earlyDrop(t: Tuple, zone: number, now: number): number[] {
-    let b = this.bucketOf(t, zone);
+    return this.earlyDropFrom(this.hashOf(t, zone), now);
+  }
+
+  /** early_drop starting at the bucket of a hash value (also used across the two families' tables). */
+  earlyDropFrom(hash: number, now: number): number[] {
+    let b = reciprocalScale(hash, this.buckets);
     for (let n = 0; n < 8; n++) {
       const victims: number[] = [];
       let node = this.heads[b];
