@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type ImportAssumptions, importIptablesSave, looksLikeIptables } from '../backends/import/index.js';
 import type { Policy } from '../ir/policy.js';
+import { loadPolicy } from '../syntax/index.js';
 import { type Diagnostic, diag } from '../util/diagnostics.js';
 import type { Family } from '../util/ip.js';
 import type { SourceFiles } from '../util/sources.js';
@@ -28,16 +29,6 @@ export interface LoadOptions {
   readonly family?: Family;
 }
 
-interface SyntaxApi {
-  loadPolicy(path: string, sources: SourceFiles): { policy?: Policy; diagnostics: readonly Diagnostic[] };
-}
-
-/** The DSL front end, loaded when first needed (the importer alone does not need it). */
-async function syntax(): Promise<SyntaxApi> {
-  const path = '../syntax/index.js';
-  return (await import(path)) as SyntaxApi;
-}
-
 function unreadable(path: string, e: unknown): LoadedPolicy {
   const reason = e instanceof Error && 'code' in e && e.code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message : String(e);
   const span = { file: path, start: { line: 0, col: 0, offset: 0 }, end: { line: 0, col: 0, offset: 0 } };
@@ -57,6 +48,6 @@ export async function loadAnyPolicy(path: string, sources: SourceFiles, opts: Lo
     return { ...(r.policy ? { policy: r.policy } : {}), diagnostics: r.diagnostics, format, assumptions: r.assumptions };
   }
   sources.add(path, text);
-  const r = (await syntax()).loadPolicy(path, sources);
+  const r = loadPolicy(path, sources);
   return { ...(r.policy ? { policy: r.policy } : {}), diagnostics: r.diagnostics, format };
 }

@@ -2,21 +2,12 @@ import { readFileSync } from 'node:fs';
 import { Option } from 'commander';
 import { idiomatic } from '../../backends/import/idiom.js';
 import { importIptablesSave } from '../../backends/import/index.js';
-import type { Policy } from '../../ir/policy.js';
+import { printPolicy } from '../../syntax/index.js';
 import { writeFileAtomically } from '../../util/atomic-write.js';
 import { diag, sortDiagnostics } from '../../util/diagnostics.js';
 import { FAMILIES, type Family } from '../../util/ip.js';
 import { EXIT, printDiagnostics } from '../context.js';
 import type { Verb } from '../verb.js';
-
-interface PrinterApi {
-  printPolicy(policy: Policy): string;
-}
-
-async function printer(): Promise<PrinterApi> {
-  const path = '../../syntax/index.js';
-  return (await import(path)) as PrinterApi;
-}
 
 /**
  * `nfproof import FILE [-o POLICY.nfp]`: an iptables-save dump or iptables script as an
@@ -55,14 +46,7 @@ export const importVerb: Verb = {
       ...(r.assumptions.interfaces.length ? [`# No host model: interfaces assumed from -i/-o: ${r.assumptions.interfaces.join(', ')}.`] : []),
       '',
     ].join('\n');
-    let api: PrinterApi;
-    try {
-      api = await printer();
-    } catch {
-      ctx.stderr.write('nfproof: the .nfp printer (src/syntax) is not part of this build yet; nothing written\n');
-      return EXIT.internal;
-    }
-    const out = header + api.printPolicy(policy);
+    const out = header + printPolicy(policy);
     if (typeof opts.output === 'string') {
       try {
         writeFileAtomically(opts.output, out);
