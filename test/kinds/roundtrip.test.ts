@@ -46,7 +46,7 @@ const CONTEXTS: readonly GenContext[] = (['ipv4', 'ipv6'] as Family[]).flatMap((
         ['mangle', ['PREROUTING']],
         ['mangle', ['POSTROUTING']],
       ] as [TableName, Hook[]][]
-    ).map(([table, hooks]) => ({ family, ...(proto !== undefined ? { proto } : {}), table, hooks })),
+    ).map(([table, hooks]) => ({ family, ...(proto !== undefined ? { proto } : {}), table, hooks, ipsets: ['blocklist'] })),
   ),
 );
 

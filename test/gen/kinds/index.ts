@@ -29,6 +29,12 @@ export interface GenContext {
   readonly hooks?: readonly Hook[];
   /** Matches the rule already has (targets such as tcpmss need a SYN flags test). */
   readonly matches?: readonly Match[];
+  /**
+   * ipsets that exist where the rules will be loaded (the kernel refuses `-m set` naming a
+   * missing set). Absent: the ipset kind generates nothing. Kernel tests create them with
+   * `ipset create NAME hash:ip [family inet6]` in their namespace.
+   */
+  readonly ipsets?: readonly string[];
 }
 
 /** True when every hook of the context is among `allowed` (and the context says which hooks). */
@@ -254,9 +260,10 @@ export const MATCH_ARBITRARIES: MatchArbs = {
             span: fc.constant(span),
           }),
         ),
-  // ipset needs the set to exist in the kernel: rule generators for kernel tests create `blocklist` / `blocklist6`.
-  ipset: ({ family }) =>
-    fc.record({ kind: fc.constant('ipset' as const), negated: fc.boolean(), name: fc.constant(family === 'ipv4' ? 'blocklist' : 'blocklist6'), dirs: fc.constantFrom(['src'] as const, ['dst'] as const), span: fc.constant(span) }),
+  ipset: ({ ipsets }) =>
+    !ipsets?.length
+      ? undefined
+      : fc.record({ kind: fc.constant('ipset' as const), negated: fc.boolean(), name: fc.constantFrom(...ipsets), dirs: fc.constantFrom(['src'] as const, ['dst'] as const), span: fc.constant(span) }),
   ipsec: (ctx) => {
     const dirs = (['in', 'out'] as const).filter((d) => onlyHooks(ctx, d === 'in' ? ['PREROUTING', 'INPUT', 'FORWARD'] : ['FORWARD', 'OUTPUT', 'POSTROUTING']));
     if (dirs.length === 0) return undefined;
