@@ -150,17 +150,17 @@ function closing(state: TcpState): boolean {
 const dirName = (dir: Direction): string => (dir === 0 ? 'original' : 'reply');
 
 /**
- * Accept results are immutable and few (one per timeout value): reuse them instead of
- * allocating one per segment on the hot path.
+ * Accept results are immutable and few (one per timeout slot of a sysctl set): reuse them
+ * instead of allocating one per segment on the hot path.
  */
-const acceptResults = new Map<number, TrackResult>();
-function acceptWith(timeout: number): TrackResult {
-  let r = acceptResults.get(timeout);
-  if (!r) {
-    r = Object.freeze({ verdict: 'accept', timeout });
-    if (acceptResults.size < 64) acceptResults.set(timeout, r);
+let acceptFor: Float64Array | undefined;
+let acceptBySlot: (TrackResult | undefined)[] = [];
+function acceptWith(timeouts: Float64Array, slot: number): TrackResult {
+  if (timeouts !== acceptFor) {
+    acceptFor = timeouts;
+    acceptBySlot = [];
   }
-  return r;
+  return (acceptBySlot[slot] ??= Object.freeze({ verdict: 'accept', timeout: timeouts[slot] }));
 }
 
 function invalid(reason: string): TrackResult {
@@ -331,13 +331,13 @@ function trackSegment(w: TcpWork, pkt: Packet, th: TcpHeader, dir: Direction, ct
   w.state = state;
   if (oldState !== state && state === TCP_STATE.FIN_WAIT) w.seen[dir].flags |= PEER_FLAG.CLOSE_INIT;
 
-  let timeout: number;
-  if (w.retrans >= sys.tcpMaxRetrans && timeouts[state] > timeouts[TIMEOUT_RETRANS]) timeout = timeouts[TIMEOUT_RETRANS];
-  else if (seg === SEG.RST) timeout = timeouts[TCP_STATE.CLOSE];
-  else if ((w.seen[0].flags | w.seen[1].flags) & PEER_FLAG.DATA_UNACKNOWLEDGED && timeouts[state] > timeouts[TIMEOUT_UNACK]) {
-    timeout = timeouts[TIMEOUT_UNACK];
-  } else if (w.lastWin === 0 && timeouts[state] > timeouts[TIMEOUT_RETRANS]) timeout = timeouts[TIMEOUT_RETRANS];
-  else timeout = timeouts[state];
+  // Which timeout slot applies (the kernel's choice of timeouts[]).
+  let slot: number;
+  if (w.retrans >= sys.tcpMaxRetrans && timeouts[state] > timeouts[TIMEOUT_RETRANS]) slot = TIMEOUT_RETRANS;
+  else if (seg === SEG.RST) slot = TCP_STATE.CLOSE;
+  else if ((w.seen[0].flags | w.seen[1].flags) & PEER_FLAG.DATA_UNACKNOWLEDGED && timeouts[state] > timeouts[TIMEOUT_UNACK]) slot = TIMEOUT_UNACK;
+  else if (w.lastWin === 0 && timeouts[state] > timeouts[TIMEOUT_RETRANS]) slot = TIMEOUT_RETRANS;
+  else slot = state;
 
   if (!ctx.seenReply) {
     // Nothing came back yet. A RST is the only answer: drop the entry at once.
@@ -345,12 +345,12 @@ function trackSegment(w: TcpWork, pkt: Packet, th: TcpHeader, dir: Direction, ct
     // A retransmitted SYN must not keep a dead entry (and its NAT binding) alive forever.
     if (seg === SEG.SYN && oldState === TCP_STATE.SYN_SENT) return { verdict: 'accept', reason: 'retransmitted SYN: timer not renewed' };
     // Picked up mid-stream and never answered: no five-day timer.
-    if (state === TCP_STATE.ESTABLISHED && timeout > timeouts[TIMEOUT_UNACK]) timeout = timeouts[TIMEOUT_UNACK];
+    if (state === TCP_STATE.ESTABLISHED && timeouts[slot] > timeouts[TIMEOUT_UNACK]) slot = TIMEOUT_UNACK;
   } else if (!ctx.assured && (oldState === TCP_STATE.SYN_RECV || oldState === TCP_STATE.ESTABLISHED) && state === TCP_STATE.ESTABLISHED) {
     // The handshake completed (or a picked-up connection got a valid answer).
-    return { verdict: 'accept', timeout, assured: true };
+    return { verdict: 'accept', timeout: timeouts[slot], assured: true };
   }
-  return acceptWith(timeout);
+  return acceptWith(timeouts, slot);
 }
 
 /** tcp_error() checks that do not depend on the connection. */
