@@ -24,8 +24,10 @@ const SHORTHANDS = ['tcp', 'udp', 'icmp', 'icmpv6', 'sctp', 'udplite', 'dccp', '
 
 /** The DSL name of a protocol: nfproof's short names, else the iptables name, else the number. */
 export function protoName(n: number): string {
-  return Object.entries(PROTO_NAMES).find(([, v]) => v === n)?.[0] ?? IPTABLES_PROTO_NAMES[n] ?? String(n);
+  return SHORT_NAME.get(n) ?? IPTABLES_PROTO_NAMES[n] ?? String(n);
 }
+
+const SHORT_NAME: ReadonlyMap<number, string> = new Map(Object.entries(PROTO).map(([name, n]) => [n, name]));
 
 /**
  * How iptables-save and ip6tables-save print a protocol number: a few names of their own
