@@ -210,7 +210,9 @@ function viaLevels(rule: Rule, groups: readonly Match[][], ctx: RuleEmitContext)
     const last = i === groups.length - 1;
     const target: Rule['target'] = last ? rule.target : { kind: 'jump', mode: i === 0 ? 'jump' : 'goto', chain: names[i], span: rule.span };
     const chain = i === 0 ? ctx.chain : names[i - 1];
-    const out = emitRule({ ...rule, matches: groups[i], target }, { ...ctx, chain, ruleIndex: i === 0 ? ctx.ruleIndex : 1, levelsDone: true });
+    // Every level carries the rule's comment; say what is wrong with it once.
+    const report = i === 0 ? ctx.report : (d: Diagnostic) => (d.code.startsWith('W-comment') ? undefined : ctx.report(d));
+    const out = emitRule({ ...rule, matches: groups[i], target }, { ...ctx, chain, ruleIndex: i === 0 ? ctx.ruleIndex : 1, levelsDone: true, report });
     if (out.lines.length === 0) return EMPTY;
     if (i === 0) lines.push(...out.lines);
     else aux.push({ name: chain, lines: out.lines });
