@@ -168,6 +168,8 @@ class PolicySimulator implements Simulator {
       this.engines.set(family, new FamilyEngine(st, settings));
     }
     this.host = host;
+    this.v4 = this.engines.get('ipv4')!;
+    this.v6 = this.engines.get('ipv6')!;
     const v4 = this.states.get('ipv4')!;
     const v6 = this.states.get('ipv6')!;
     v4.peer = v6;
@@ -175,6 +177,8 @@ class PolicySimulator implements Simulator {
   }
 
   private readonly host: Host;
+  private readonly v4: FamilyEngine;
+  private readonly v6: FamilyEngine;
 
   get now(): number {
     return this.clock === Number.NEGATIVE_INFINITY ? 0 : this.clock;
@@ -199,9 +203,7 @@ class PolicySimulator implements Simulator {
       const known = [...this.host.devices].join(', ');
       throw new SimulationError(`unknown interface "${input.ingress.device}" (the host has: ${known})`, input.line);
     }
-    const engine = this.engines.get(input.packet.family);
-    if (!engine) throw new SimulationError(`no ${input.packet.family} pipeline`, input.line);
-    return engine.process(input);
+    return (input.packet.family === 'ipv4' ? this.v4 : this.v6).process(input);
   }
 
   entries(family?: Family): CtEntrySnapshot[] {
