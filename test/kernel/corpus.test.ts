@@ -17,8 +17,9 @@ import { withNetns } from '../support/netns.js';
  * The emitted file carries only the dump's own comments (sourceComments off), so that a
  * faithful import gives exactly the original rules. Lines the importer skips as prose around
  * the dump (W-import-ignored) are left out of what the kernel gets as "original" too.
- * A file the kernel itself refuses is reported with the kernel's reason and counted; the
- * importer must then have refused or at least the kernel must refuse our output the same way.
+ * A file the kernel itself refuses is reported with the kernel's reason and counted (nfproof
+ * may still read it — it accepts the old `-d ! X` negation iptables 1.8 refuses — and then
+ * whether its output loads is reported too).
  * The kernel's own `iptables-save -c` output of each variant is imported back as well.
  * Runtime ≈ 10 s on an idle machine (most of it iptables-nft-restore of the two 5,000-rule files).
  */
