@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { TABLE_HOOKS, type TableName, TABLES } from '../../src/ir/netfilter.js';
 import type { Family } from '../../src/util/ip.js';
 import { ALL_CASES } from '../kinds/cases/index.js';
+import { REFUSED_CASES } from '../kinds/cases/refused.js';
+import { parseRule } from '../kinds/support/dsl.js';
+import { emitRule } from '../kinds/support/iptables.js';
 import type { KindCase } from '../kinds/support/cases.js';
 import { kernelAvailable, requirement } from '../support/env.js';
 import { type Netns, withNetns } from '../support/netns.js';
@@ -110,5 +113,28 @@ describe.skipIf(!env.run)('kind cases on the kernel', () => {
         });
       });
     }
+  }
+});
+
+/**
+ * The other direction: each rule the kinds declare out of place (test/kinds/cases/refused.ts)
+ * is refused by iptables-legacy-restore or by the kernel. (iptables-nft is laxer in places —
+ * it loads a TCPMSS rule without a SYN test — so the strict legacy path is the reference.)
+ */
+describe.skipIf(!env.run)('restrictions the kinds declare are the kernel\'s', () => {
+  for (const family of ['ipv4', 'ipv6'] as Family[]) {
+    it(`${family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy-restore refuses every misplaced rule`, async () => {
+      const tool = `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy-restore`;
+      await withNetns(['refused'], (ns) => {
+        const accepted: string[] = [];
+        for (const c of REFUSED_CASES.filter((x) => x.family === family)) {
+          const r = parseRule(c.dsl, { family });
+          const lines = emitRule(r.matches, r.target, family);
+          const text = [`*${c.table}`, ...TABLE_HOOKS[c.table].map((h) => `:${h} ACCEPT [0:0]`), ...lines.map((l) => `-A ${c.chain} ${l}`), 'COMMIT', ''].join('\n');
+          if (ns.exec(tool, [], text).status === 0) accepted.push(`${c.table}/${c.chain}: ${lines.join(' | ')}  (${c.dsl})`);
+        }
+        expect(accepted, 'rules the kinds flag but the kernel accepted').toEqual([]);
+      });
+    });
   }
 });
