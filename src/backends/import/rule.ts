@@ -255,9 +255,11 @@ function importTarget(t: TargetSpec | undefined, lineSpan: Span, base: Omit<Impo
     ctx.report(diag('error', 'E-import-unknown-chain', t.span, `\`-g ${t.name}\`: there is no chain ${t.name} in this table`, `declare it with \`:${t.name} - [0:0]\` (or \`-N ${t.name}\`) before the rules`));
     return { opaque: false };
   } else {
-    ctx.once(`t:${t.name}`, () =>
-      diag('warning', 'W-import-opaque-target', t.span, `\`${t.name}\` is neither a target nfproof models nor a chain of this table; kept verbatim`, "if it is meant to be a chain, declare it; otherwise the analyzer treats this rule's outcome as unknown"),
-    );
+    const upper = t.name.toUpperCase();
+    const hint = TARGET_BY_NAME.has(upper) || upper === 'RETURN'
+      ? `targets are written in capitals: -j ${upper}`
+      : "if it is meant to be a chain, declare it; otherwise the analyzer treats this rule's outcome as unknown";
+    ctx.once(`t:${t.name}`, () => diag('warning', 'W-import-opaque-target', t.span, `\`${t.name}\` is neither a target nfproof models nor a chain of this table; kept verbatim`, hint));
   }
   bump(ctx.stats.opaqueTargets, t.name);
   return { target: OPAQUE_TARGET_FALLBACK.iptables.fromIptables(t.name, t.options, { ...tctx, report: ctx.report }), opaque: true };
