@@ -1,6 +1,6 @@
 import { TABLES, TABLE_HOOKS } from '../../ir/netfilter.js';
 import type { Chain, Policy, Table } from '../../ir/policy.js';
-import type { Diagnostic } from '../../util/diagnostics.js';
+import { type Diagnostic, diag } from '../../util/diagnostics.js';
 import type { Family } from '../../util/ip.js';
 import { emitRule } from './rule.js';
 
@@ -81,7 +81,12 @@ function emitTable(table: Table, family: Family, opts: Required<EmitOptions>, re
   const out = new Map<string, ChainOut>([...builtins, ...users].map((c) => [c.name, c]));
 
   for (const chain of table.chains) {
-    const target = out.get(chain.hook ?? chain.name) as ChainOut;
+    const target = out.get(chain.hook ?? chain.name);
+    if (!target) {
+      // Lowering refuses this; an IR built by other means gets an error, not a crash.
+      report(diag('error', 'E-emit-chain', chain.span, `the ${table.name} table has no built-in chain ${chain.hook}`, `its built-in chains are ${TABLE_HOOKS[table.name].join(', ')}`));
+      continue;
+    }
     chain.rules.forEach((rule, i) => {
       stats.rules++;
       const emitted = emitRule(rule, {
