@@ -1,6 +1,6 @@
 import type { ImportedOption } from '../../kinds/iptables.js';
 import { type Diagnostic, diag } from '../../util/diagnostics.js';
-import { type Span, joinSpans } from '../../util/span.js';
+import type { Span } from '../../util/span.js';
 import type { Token } from './tokenize.js';
 
 /**
@@ -68,7 +68,7 @@ function looksLikeOption(t: Token | undefined): boolean {
 }
 
 function optionSpan(name: Token, args: readonly Token[]): Span {
-  return args.length ? joinSpans(name.span, args[args.length - 1].span) : name.span;
+  return args.length ? name.spanTo(args[args.length - 1]) : name.span;
 }
 
 /**
@@ -122,7 +122,7 @@ export function parseRuleSpec(tokens: readonly Token[], report: (d: Diagnostic) 
         i++;
         continue;
       }
-      const section: ModuleSection = { module: mod.text, span: joinSpans(tk.span, mod.span), options: [] };
+      const section: ModuleSection = { module: mod.text, span: tk.spanTo(mod), options: [] };
       spec.sections.push(section);
       current = section;
       i += 2;
@@ -140,7 +140,7 @@ export function parseRuleSpec(tokens: readonly Token[], report: (d: Diagnostic) 
       if (spec.target) {
         report(diag('error', 'E-import-two-targets', tk.span, 'a rule has one target; this is the second', 'split it into two rules'));
       }
-      const target: TargetSpec = { name: name.text, isGoto: tk.text === '-g' || tk.text === '--goto', span: joinSpans(tk.span, name.span), options: [] };
+      const target: TargetSpec = { name: name.text, isGoto: tk.text === '-g' || tk.text === '--goto', span: tk.spanTo(name), options: [] };
       spec.target ??= target;
       current = target;
       i += 2;

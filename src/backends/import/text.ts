@@ -41,7 +41,10 @@ export function spanOf(file: string, l: SourceLine, start: number, end: number):
 
 /** Span of the whole line, leading and trailing blanks left out. */
 export function lineSpan(file: string, l: SourceLine): Span {
-  const start = l.text.length - l.text.trimStart().length;
-  const end = l.text.trimEnd().length;
-  return spanOf(file, l, start, Math.max(start, end));
+  const t = l.text;
+  let start = 0;
+  let end = t.length;
+  while (start < end && (t[start] === ' ' || t[start] === '\t')) start++;
+  while (end > start && (t[end - 1] === ' ' || t[end - 1] === '\t')) end--;
+  return spanOf(file, l, start, end);
 }

@@ -2,12 +2,33 @@ import { type Diagnostic, diag } from '../../util/diagnostics.js';
 import type { Span } from '../../util/span.js';
 import { type SourceLine, spanOf } from './text.js';
 
-/** One word of a rule line, unquoted, with where it stood. */
-export interface Token {
-  readonly text: string;
-  /** It was written in quotes: never an option name or `!`, whatever it says. */
-  readonly quoted: boolean;
-  readonly span: Span;
+/**
+ * One word of a rule line, unquoted, with where it stood. The span is made only when asked
+ * for: a large dump has tens of thousands of words, and most need no span of their own (an
+ * option's span runs from its name to its last argument, see spanTo).
+ */
+export class Token {
+  private made?: Span;
+
+  constructor(
+    readonly text: string,
+    /** It was written in quotes: never an option name or `!`, whatever it says. */
+    readonly quoted: boolean,
+    private readonly file: string,
+    private readonly line: SourceLine,
+    private readonly start: number,
+    private readonly end: number,
+  ) {}
+
+  get span(): Span {
+    this.made ??= spanOf(this.file, this.line, this.start, this.end);
+    return this.made;
+  }
+
+  /** From this word to the end of `last` (a later word of the same line). */
+  spanTo(last: Token): Span {
+    return last === this ? this.span : spanOf(this.file, this.line, this.start, last.end);
+  }
 }
 
 /**
@@ -55,7 +76,7 @@ export function tokenizeRestoreLine(file: string, l: SourceLine, from: number, r
       }
       break; // the closing quote ends the word
     }
-    out.push({ text, quoted, span: spanOf(file, l, start, i) });
+    out.push(new Token(text, quoted, file, l, start, i));
   }
   return out;
 }
@@ -135,7 +156,7 @@ export function tokenizeShellLine(file: string, l: SourceLine, report: (d: Diagn
         i++;
       }
     }
-    if (text !== '' || quoted) out.push({ text, quoted, span: spanOf(file, l, start, i) });
+    if (text !== '' || quoted) out.push(new Token(text, quoted, file, l, start, i));
   }
   return { tokens: out, continues };
 }
