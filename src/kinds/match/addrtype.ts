@@ -63,15 +63,19 @@ function maskOf(types: readonly AddrTypeName[]): number {
 export const addrtypeKind: MatchKind<AddrTypeMatch> = {
   kind: 'addrtype',
   doc: 'Route type of the source or destination address (local, unicast, broadcast, multicast …).',
-  syntax: ['saddr type [!=] TYPE[,TYPE…] [on iif|oif]', 'daddr type [!=] TYPE[,TYPE…] [on iif|oif]'],
-  keywords: ['saddr', 'daddr'],
+  syntax: ['saddr type [!=] TYPE[,TYPE…] [on iif|oif]', 'daddr type [!=] TYPE[,TYPE…] [on iif|oif]', '(fib saddr|daddr type … is the same)'],
+  keywords: ['saddr', 'daddr', 'fib'],
   inFlows: true,
 
   accepts(cur) {
+    // nftables users write `fib daddr type local`.
+    if (cur.peekAtom() === 'fib') return (cur.peekAtom(1) === 'saddr' || cur.peekAtom(1) === 'daddr') && cur.peekAtom(2) === 'type';
     return cur.peekAtom(1) === 'type';
   },
 
   parse(cur, ctx) {
+    const first = cur.peek()!;
+    if (cur.peekAtom() === 'fib') cur.next();
     const kw = cur.next() as { text: string; span: Span };
     cur.next(); // `type`
     const negated = cur.acceptNegation();
@@ -93,7 +97,7 @@ export const addrtypeKind: MatchKind<AddrTypeMatch> = {
       negated,
       types: sorted(list.map((t) => t.toUpperCase() as AddrTypeName)),
       ...(limitIface ? { limitIface } : {}),
-      span: clauseSpan(kw.span, cur),
+      span: clauseSpan(first.span, cur),
     };
   },
 

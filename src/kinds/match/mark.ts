@@ -32,21 +32,24 @@ export function formatValueMask(value: bigint, mask: bigint): string {
 export const markKind: MatchKind<MarkMatch> = {
   kind: 'mark',
   doc: 'Packet mark (mark) or connection mark (ct mark), optionally under a mask: (mark & MASK) == VALUE.',
-  syntax: ['mark [!=] VALUE[/MASK]', 'ct mark [!=] VALUE[/MASK]'],
-  keywords: ['mark', 'ct'],
+  syntax: ['mark [!=] VALUE[/MASK]   (meta mark … is the same)', 'ct mark [!=] VALUE[/MASK]'],
+  keywords: ['mark', 'ct', 'meta'],
   inFlows: true,
 
   accepts(cur) {
-    const ct = cur.peekAtom() === 'ct';
-    if (ct && cur.peekAtom(1) !== 'mark') return false;
-    const next = cur.peekAtom(ct ? 2 : 1);
+    // `ct mark …` and nftables' `meta mark …` have one word before `mark`.
+    const first = cur.peekAtom();
+    const two = first === 'ct' || first === 'meta';
+    if (two && cur.peekAtom(1) !== 'mark') return false;
+    const next = cur.peekAtom(two ? 2 : 1);
     return !(next !== undefined && MARK_TARGET_WORDS.includes(next));
   },
 
   parse(cur, ctx) {
     const kw = cur.next()!;
-    const field = kw.type === 'atom' && kw.text === 'ct' ? 'ctmark' : 'mark';
-    if (field === 'ctmark') cur.next();
+    const first = kw.type === 'atom' ? kw.text : '';
+    const field = first === 'ct' ? 'ctmark' : 'mark';
+    if (first === 'ct' || first === 'meta') cur.next();
     const negated = cur.acceptNegation();
     const w = cur.next();
     const vm = w?.type === 'atom' ? parseValueMask(w.text, ALL) : undefined;

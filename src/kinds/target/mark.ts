@@ -59,23 +59,25 @@ export const markTargetKind: TargetKind<MarkTarget> = {
   kind: 'mark-set',
   doc: 'Set the packet mark (mark set) or the connection mark (ct mark set/save/restore) and continue.',
   syntax: [
-    'mark set VALUE[/MASK] | mark and|or|xor VALUE',
+    'mark set VALUE[/MASK] | mark and|or|xor VALUE   (meta mark set … is the same)',
     'ct mark set VALUE[/MASK] | ct mark and|or|xor VALUE',
     'ct mark save|restore [nfmask MASK] [ctmask MASK]',
   ],
-  keywords: ['mark', 'ct'],
+  keywords: ['mark', 'ct', 'meta'],
 
   accepts(cur) {
-    const ct = cur.peekAtom() === 'ct';
-    if (ct && cur.peekAtom(1) !== 'mark') return false;
-    const w = cur.peekAtom(ct ? 2 : 1);
+    const first = cur.peekAtom();
+    const ct = first === 'ct';
+    const two = ct || first === 'meta';
+    if (two && cur.peekAtom(1) !== 'mark') return false;
+    const w = cur.peekAtom(two ? 2 : 1);
     return w === 'set' || w === 'and' || w === 'or' || w === 'xor' || (ct && (w === 'save' || w === 'restore'));
   },
 
   parse(cur, ctx) {
     const kw = cur.next() as { text: string; span: Span };
     const field = kw.text === 'ct' ? 'ctmark' : 'mark';
-    if (field === 'ctmark') cur.next(); // `mark`
+    if (kw.text === 'ct' || kw.text === 'meta') cur.next(); // `mark`
     const sr = field === 'ctmark' ? cur.accept('save', 'restore') : undefined;
     if (sr) {
       let nfmask = ALL;

@@ -27,6 +27,7 @@ export const FILTER_TARGET_CASES = [
     ['mark and 0xff', '-j MARK --set-xmark 0x0/0xffffff00', 'mark set 0x0/0xffffff00'],
     ['mark or 0x10', '-j MARK --set-xmark 0x10/0x10', 'mark set 0x10/0x10'],
     ['mark xor 0x10', '-j MARK --set-xmark 0x10/0x0'],
+    ['meta mark set 0x7', '-j MARK --set-xmark 0x7/0xffffffff', 'mark set 0x7'],
     ['ct mark set 1', '-j CONNMARK --set-xmark 0x1/0xffffffff', 'ct mark set 0x1'],
     ['ct mark set 0xa00/0xff00', '-j CONNMARK --set-xmark 0xa00/0xff00'],
     ['ct mark save', '-j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff'],
