@@ -5,7 +5,8 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { CliContext } from '../../src/cli/context.js';
 import { main } from '../../src/cli/main.js';
-import { readCapture } from '../../src/netfilter/pcap.js';
+import { readCapture, writePcapng } from '../../src/netfilter/pcap.js';
+import { tcp } from './support/build.js';
 import { SourceFiles } from '../../src/util/sources.js';
 
 /**
@@ -108,6 +109,18 @@ describe('nfproof simulate', () => {
     expect(cap.ok).toBe(true);
     if (!cap.ok) return;
     expect(cap.records.map((x) => x.iface)).toEqual(['eth1', 'eth0']);
+  });
+
+  it('reads packets from a capture (pcapng interface names say where each arrived)', async () => {
+    const f = files(NFP, 'gw.nfp');
+    const cap = join(f.dir, 'in.pcapng');
+    const syn = tcp({ src: '192.168.18.2', sport: 120, dst: '202.10.10.1', dport: 30, flags: 'S', seq: 1000 });
+    writeFileSync(cap, writePcapng([{ t: 1700000000.5, packet: syn, iface: 'eth0' }]));
+    const r = run(['simulate', f.policy, '--pcap', cap, '--format', 'json']);
+    expect(await r.code).toBe(0);
+    const doc = JSON.parse(r.out());
+    // Times are taken relative to the first packet of the capture.
+    expect(doc.packets[0]).toMatchObject({ t: 0, iface: 'eth0', verdict: 'forwarded', egress: { packet: { src: '192.168.20.1', sport: 450 } } });
   });
 
   it.each([
