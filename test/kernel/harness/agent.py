@@ -26,6 +26,7 @@ caused before it has been queued too. `markers` is a list of stages; each stage 
 [send_tap, see_tap] pairs, and the next stage starts when every marker of the current one is seen.
 """
 import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -160,6 +161,8 @@ def parse_nflog(msg):
         out["indev"] = struct.unpack(">I", attrs[4])[0]
     if 1 in attrs:
         out["hook"] = attrs[1][2]
+    if 10 in attrs:
+        out["prefix"] = attrs[10].rstrip(b"\0").decode(errors="replace")
     return out
 
 
@@ -246,10 +249,16 @@ class Agent:
         send = req["send"]
         ep = self.endpoints[send["via"]]
         data = bytes.fromhex(send["hex"])
-        if isinstance(ep, RawSender):
-            ep.send(data, send["dst"])
-        else:
-            ep.send(data)
+        send_error = None
+        try:
+            if isinstance(ep, RawSender):
+                ep.send(data, send["dst"])
+            else:
+                ep.send(data)
+        except OSError as e:
+            # A locally generated packet the stack refuses before any hook (no route):
+            # that is an outcome, not a harness failure.
+            send_error = errno.errorcode.get(e.errno, str(e.errno))
         deadline = time.monotonic() + float(req.get("timeout", 2.0))
         for stage in req.get("markers", []):
             want = [(see, self.marker(via)) for via, see in stage]
@@ -258,7 +267,10 @@ class Agent:
                 self.reply(rid, ok=False, error=f"marker not seen on {', '.join(m[0] for m in missing)}", events=events)
                 return
         self.collect(events, seen)
-        self.reply(rid, ok=True, events=events)
+        if send_error:
+            self.reply(rid, ok=True, events=events, sendError=send_error)
+        else:
+            self.reply(rid, ok=True, events=events)
 
     def handle(self, req):
         rid = req.get("id")

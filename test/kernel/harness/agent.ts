@@ -14,13 +14,15 @@ export const PYTHON = '/usr/bin/python3';
 /** A capture reported by the agent: a frame received on a tap, or an NFLOG packet copy. */
 export type AgentEvent =
   | { readonly tap: string; readonly hex: string; readonly t: number }
-  | { readonly nflog: string; readonly hex: string; readonly family: number; readonly indev?: number; readonly hook?: number; readonly t: number };
+  | { readonly nflog: string; readonly hex: string; readonly family: number; readonly indev?: number; readonly hook?: number; readonly prefix?: string; readonly t: number };
 
 interface Reply {
   readonly id: number;
   readonly ok: boolean;
   readonly error?: string;
   readonly events?: AgentEvent[];
+  /** The send itself failed (errno name), e.g. ENETUNREACH for a local packet without a route. */
+  readonly sendError?: string;
 }
 
 const liveAgents = new Set<ChildProcessWithoutNullStreams>();
@@ -123,9 +125,9 @@ export class PacketAgent {
    * Sends `hex` through endpoint `via` (a tap, or a raw sender with `dst`), then waits on the
    * marker stages; returns every capture seen until the last marker arrived.
    */
-  async step(send: { via: string; hex: string; dst?: string }, markers: readonly (readonly [string, string])[][], timeoutMs = 2000): Promise<AgentEvent[]> {
+  async step(send: { via: string; hex: string; dst?: string }, markers: readonly (readonly [string, string])[][], timeoutMs = 2000): Promise<{ events: AgentEvent[]; sendError?: string }> {
     const r = await this.request('step', { send, markers, timeout: timeoutMs / 1000 }, timeoutMs + 5000);
-    return r.events ?? [];
+    return { events: r.events ?? [], ...(r.sendError ? { sendError: r.sendError } : {}) };
   }
 
   /** Captures that arrived outside any step (noise, or late frames). */

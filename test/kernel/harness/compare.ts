@@ -163,6 +163,7 @@ interface Sent {
 
 /** What the kernel did with a packet, in the simulator's words (for the report). */
 export function kernelVerdict(input: SimInput, k: KernelStep): string {
+  if (k.sendError) return `dropped (the socket refused it: ${k.sendError})`;
   if (k.delivered.some((d) => d.indev !== 'lo' || input.ingress.kind !== 'local')) return 'local';
   const out = k.emitted.filter((e) => !isAnswerTo(input.packet, e.packet));
   if (input.ingress.kind === 'local' && (out.length || k.delivered.length)) return `sent (${[...out.map((e) => e.device), ...k.delivered.map(() => 'lo')].join(', ')})`;
@@ -202,9 +203,12 @@ export function compareStep(index: number, sim: SimOutcome, k: KernelStep, map: 
 
   const kernelSent = k.emitted.map((e) => ({ device: e.device, packet: map.packet('toSim', e.packet), checksumOk: e.checksumOk }));
   const unmatched = [...kernelSent];
+  // A locally generated IPv4 packet with identification 0 gets one from the kernel (raw
+  // sockets fill it in): that id is the kernel's choice, not compared.
+  const kernelPicksId = sim.input.ingress.kind === 'local' && !sim.input.packet.ipId;
   for (const s of simSent) {
     const candidates = unmatched.filter((x) => x.device === s.device);
-    const scored = candidates.map((c) => ({ c, diffs: packetDifferences(s.packet, c.packet, { ignoreIpId: s.answer }) })).sort((a, b) => a.diffs.length - b.diffs.length);
+    const scored = candidates.map((c) => ({ c, diffs: packetDifferences(s.packet, c.packet, { ignoreIpId: s.answer || kernelPicksId }) })).sort((a, b) => a.diffs.length - b.diffs.length);
     const best = scored[0];
     if (best && best.diffs.length === 0) {
       unmatched.splice(unmatched.indexOf(best.c), 1);

@@ -113,9 +113,12 @@ export function icmpError(from: string, to: string, type: number, code: number, 
   };
 }
 
-/** A simulator input: packet `p` arriving at time `t` on `device` ('local' for locally generated). */
+/**
+ * A simulator input: packet `p` arriving at time `t` on `device` ('local' for locally
+ * generated, which the harness sends from a root-owned raw socket: uid and gid 0).
+ */
 export function at(t: number, device: string, p: Packet): SimInput {
-  return { t, ingress: device === 'local' ? { kind: 'local' } : { kind: 'iface', device }, packet: p };
+  return device === 'local' ? { t, ingress: { kind: 'local' }, packet: p, uid: 0, gid: 0 } : { t, ingress: { kind: 'iface', device }, packet: p };
 }
 
 /** The same packet with some fields changed (e.g. the reply direction). */

@@ -1,7 +1,7 @@
 import type { ChainCounters, CtEntrySnapshot, SimInput, SimOutcome } from '../../../src/netfilter/api.js';
 import type { Family } from '../../../src/util/ip.js';
 import { type Disagreement, PortMap, compareCounters, compareEntries, compareStep, formatDisagreements, inputForKernel } from './compare.js';
-import { type InputContext, type InputSpec, carriedOn, checkSpan, describeEvent, firstTime, type KernelFinal, type KernelStep, resolveInput, snapshot, stepOnKernel, waitUntilDue } from './run.js';
+import { type InputContext, type InputSpec, carriedOn, carriedOnWith, checkSpan, describeEvent, firstTime, type KernelFinal, type KernelStep, resolveInput, snapshot, stepOnKernel, waitUntilDue } from './run.js';
 import type { Topology } from './topology.js';
 
 /**
@@ -56,6 +56,12 @@ export async function differential(topo: Topology, sim: SimulatorLike, specs: re
     out: (i) => {
       const k = steps[i] ? carriedOn(steps[i]) : undefined;
       return k ? map.packet('toSim', k) : (outcomes[i]?.egress?.packet ?? outcomes[i]?.delivered);
+    },
+    outDevice: (i) => {
+      const k = steps[i] ? carriedOnWith(steps[i]) : undefined;
+      if (k) return k.device;
+      const o = outcomes[i];
+      return o?.egress?.device ?? (o?.verdict === 'local' ? 'local' : undefined);
     },
   };
   const t0 = firstTime(specs);

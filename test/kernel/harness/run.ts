@@ -4,7 +4,7 @@ import { type Decoded, decodeEthernet, decodeIp, encodeFrame, encodeIp, fromHex,
 import { type Family, formatAddress } from '../../../src/util/ip.js';
 import type { AgentEvent } from './agent.js';
 import { type ParsedEntry, type SavedChain, parseSave, readConntrack, readExpectations } from './observe.js';
-import { type Topology, fwTap, peerTap } from './topology.js';
+import { NFLOG_PREFIX, type Topology, fwTap, peerTap } from './topology.js';
 
 /**
  * Replays simulator inputs on the kernel and records what happened to each one.
@@ -36,6 +36,8 @@ export interface KernelStep {
   readonly delivered: readonly Delivered[];
   /** Captures that were not IP or could not be decoded, described. */
   readonly other: readonly string[];
+  /** A locally generated packet the socket refused before any hook (errno name, e.g. ENETUNREACH). */
+  readonly sendError?: string;
 }
 
 export interface KernelFinal {
@@ -64,17 +66,37 @@ export type InputSpec = SimInput | ((ctx: InputContext) => SimInput);
 export interface InputContext {
   /** The packet input `i` (0-based) left the host as, if it left. */
   out(i: number): Packet | undefined;
+  /** Where it went: the device it left by, `local` when it was delivered to the host itself. */
+  outDevice(i: number): string | undefined;
 }
 
 export function resolveInput(spec: InputSpec, ctx: InputContext): SimInput {
   return typeof spec === 'function' ? spec(ctx) : spec;
 }
 
-/** The packet an input became on the wire (not an answer such as a reset or an ICMP error). */
-export function carriedOn(step: KernelStep): Packet | undefined {
+/**
+ * The packet an input became on the wire, and where: of what left during its step, the one that
+ * carries the input on (same protocol and payload; not an ICMP message the host made about it,
+ * nor a reset it answered with), or its local delivery.
+ */
+export function carriedOnWith(step: KernelStep): { packet: Packet; device: string } | undefined {
   const p = step.input.packet;
-  const fwd = step.emitted.find((e) => !(e.packet.icmp?.inner && !p.icmp?.inner) && !(e.packet.tcp && e.packet.tcp.flags & 0x04 && !(p.tcp && p.tcp.flags & 0x04)));
-  return fwd?.packet ?? step.delivered[0]?.packet;
+  // TCP payloads may be rewritten on the way (FTP PORT behind NAT): TCP is told by its flags.
+  const same = (q: Packet) =>
+    q.proto === p.proto &&
+    (p.tcp && q.tcp
+      ? q.tcp.flags === p.tcp.flags
+      : p.icmp && q.icmp
+        ? q.icmp.type === p.icmp.type && !q.icmp.inner === !p.icmp.inner
+        : Buffer.compare(Buffer.from(q.payload), Buffer.from(p.payload)) === 0);
+  const fwd = step.emitted.find((e) => same(e.packet));
+  if (fwd) return { packet: fwd.packet, device: fwd.device };
+  const d = step.delivered[0];
+  return d ? { packet: d.packet, device: 'local' } : undefined;
+}
+
+export function carriedOn(step: KernelStep): Packet | undefined {
+  return carriedOnWith(step)?.packet;
 }
 
 export interface ReplayOptions {
@@ -110,7 +132,10 @@ export function checkSpan(specs: readonly InputSpec[], maxSpan = 20): void {
 export async function replay(topo: Topology, specs: readonly InputSpec[], opts: ReplayOptions = {}): Promise<KernelRun> {
   checkSpan(specs, opts.maxSpan);
   const steps: KernelStep[] = [];
-  const ctx: InputContext = { out: (i) => (steps[i] ? carriedOn(steps[i]) : undefined) };
+  const ctx: InputContext = {
+    out: (i) => (steps[i] ? carriedOn(steps[i]) : undefined),
+    outDevice: (i) => (steps[i] ? carriedOnWith(steps[i])?.device : undefined),
+  };
   const t0 = firstTime(specs);
   const stray: string[] = [];
   const noise = await topo.agent.drain();
@@ -127,11 +152,13 @@ export async function replay(topo: Topology, specs: readonly InputSpec[], opts: 
 
 /** Sends one input and returns what it caused, decoded. */
 export async function stepOnKernel(topo: Topology, input: SimInput, timeoutMs = 2000): Promise<KernelStep> {
-  return classify(topo, input, await sendOne(topo, input, timeoutMs));
+  const r = await sendOne(topo, input, timeoutMs);
+  const step = classify(topo, input, r.events);
+  return r.sendError ? { ...step, sendError: r.sendError } : step;
 }
 
 /** Sends one input the way it enters the host and waits until its effects are captured. */
-export async function sendOne(topo: Topology, input: SimInput, timeoutMs = 2000): Promise<AgentEvent[]> {
+export async function sendOne(topo: Topology, input: SimInput, timeoutMs = 2000): Promise<{ events: AgentEvent[]; sendError?: string }> {
   const outward: [string, string][] = [...topo.links.values()].map((l) => [fwTap(l.device), peerTap(l.device)]);
   outward.push([fwTap('lo'), fwTap('lo')]);
   const p = input.packet;
@@ -156,6 +183,11 @@ function classify(topo: Topology, input: SimInput, events: readonly AgentEvent[]
       if (d?.ok) emitted.push({ device, packet: d.packet, checksumOk: d.checksumOk, notes: d.notes });
       else other.push(describeEvent(topo, e));
     } else {
+      // Only our own delivery hook's copies: a policy's NFLOG rule may use a group too.
+      if (e.prefix !== NFLOG_PREFIX) {
+        other.push(`NFLOG copy with prefix ${JSON.stringify(e.prefix ?? '')} (not the harness's)`);
+        continue;
+      }
       const d = decodeIp(fromHex(e.hex));
       const indev = e.indev !== undefined ? topo.deviceOfIndex(e.indev) : undefined;
       if (d.ok) delivered.push({ packet: d.packet, ...(indev ? { indev } : {}) });

@@ -24,12 +24,16 @@ import { PacketAgent } from './agent.js';
  *    for a closed port, no echo reply, no port unreachable), which the simulator does not model.
  *  - output, priority -400 (before raw): drops the IPv6 multicast listener reports and router
  *    solicitations the kernel sends by itself when an interface comes up.
+ * The firewall has only the addresses its model declares (no IPv6 link-local addresses are
+ * generated) and sends no IPv4 redirects.
  * ICMP error rate limits are switched off in the firewall (icmp_ratemask): the simulator sends
  * every REJECT/ICMP answer, so the kernel must not be throttling them. Transmit checksum
  * offload is off on the firewall's veths, so packets the firewall makes itself (a REJECT's
  * reset) carry finished checksums as they would from a real NIC, and every capture is verified.
  */
-export const NFLOG_GROUP = 7;
+/** NFLOG group and prefix of our delivery hook; copies from a policy's own NFLOG rules carry neither. */
+export const NFLOG_GROUP = 65432;
+export const NFLOG_PREFIX = 'nfproof-delivered';
 export const HARNESS_TABLE = 'nfproof_harness';
 
 export type IptablesBackend = 'legacy' | 'nft';
@@ -101,6 +105,13 @@ export class Topology {
         'net.ipv6.icmp.ratemask': '',
         'net.ipv6.conf.default.accept_ra': '0',
         'net.ipv6.conf.default.router_solicitations': '0',
+        // The host is what its model declares: no link-local addresses of its own making
+        // (addr_gen_mode 1 = none), no IPv4 redirects for traffic forwarded back out the
+        // interface it came in by (the simulator does not model redirects; IPv6 has no switch
+        // for them, the traffic generator avoids such hairpins).
+        'net.ipv6.conf.default.addr_gen_mode': '1',
+        'net.ipv4.conf.all.send_redirects': '0',
+        'net.ipv4.conf.default.send_redirects': '0',
       };
       for (const [k, v] of Object.entries(sysctls)) {
         if (!fw.sysctl(k, v)) throw new Error(`could not set ${k}=${v} in the firewall namespace`);
@@ -189,6 +200,31 @@ export class Topology {
     return l;
   }
 
+  /**
+   * Back to a clean state between sequences run on one topology: no conntrack entries or
+   * expectations, all rule and policy counters zero. Waits (bounded) until nf_conntrack_count
+   * reads 0, since entries are freed after the flush returns.
+   */
+  async reset(families: readonly Family[]): Promise<void> {
+    this.fw.run('conntrack', ['-F']);
+    this.fw.exec('conntrack', ['-F', 'expect']);
+    for (const f of families) {
+      const tables = this.saveRules(f)
+        .split('\n')
+        .filter((l) => l.startsWith('*'))
+        .map((l) => l.slice(1));
+      for (const t of tables) this.fw.run(`${f === 'ipv4' ? 'iptables' : 'ip6tables'}-${this.backend}`, ['-t', t, '-Z']);
+    }
+    const deadline = performance.now() + 2000;
+    for (;;) {
+      const count = Number(this.fw.run('cat', ['/proc/sys/net/netfilter/nf_conntrack_count']).trim());
+      if (count === 0) break;
+      if (performance.now() > deadline) throw new Error(`nf_conntrack_count stays ${count} after conntrack -F`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await this.agent.drain();
+  }
+
   /** Device name for an ifindex inside the firewall (NFLOG reports indexes). */
   deviceOfIndex(ifindex: number): string | undefined {
     if (ifindex === this.loIfindex) return 'lo';
@@ -217,7 +253,7 @@ function harnessNft(): string {
     `table inet ${HARNESS_TABLE} {`,
     `  chain delivered {`,
     `    type filter hook input priority 2147483647; policy accept;`,
-    `    log group ${NFLOG_GROUP} drop`,
+    `    log group ${NFLOG_GROUP} prefix "${NFLOG_PREFIX}" drop`,
     `  }`,
     `  chain quiet {`,
     `    type filter hook output priority -400; policy accept;`,
