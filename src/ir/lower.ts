@@ -40,18 +40,21 @@ export function lowerPolicy(s: SurfacePolicy, report: (d: Diagnostic) => void): 
       continue;
     }
     const families = familiesOf(t.family);
-    for (const f of families) {
-      const key = `${f}/${t.name.text}`;
-      const earlier = seen.get(key);
-      if (earlier) {
-        report(
-          diag('error', 'E-duplicate-table', t.name.span, `table ${t.name.text} is declared twice for ${familyLabel(f)}`, 'put all chains of a table in one block', [
-            { span: earlier, message: 'first declared here' },
-          ]),
-        );
-      }
+    const clashes = families.filter((f) => seen.has(`${f}/${t.name.text}`));
+    if (clashes.length) {
+      const earlier = [...new Set(clashes.map((f) => seen.get(`${f}/${t.name.text}`)!))];
+      report(
+        diag(
+          'error',
+          'E-duplicate-table',
+          t.name.span,
+          `table ${t.name.text} is declared twice for ${clashes.map(familyLabel).join(' and ')}`,
+          'put all chains of a table in one block (`table NAME` covers both families, `table ip`/`table ip6` one)',
+          earlier.map((span) => ({ span, message: 'first declared here' })),
+        ),
+      );
+      continue;
     }
-    if (families.some((f) => seen.has(`${f}/${t.name.text}`))) continue;
     families.forEach((f) => seen.set(`${f}/${t.name.text}`, t.name.span));
     const lowered = lowerTable(t, t.name.text, families, ifaces, report);
     for (const f of families) byFamily[f].push(lowered[f]!);

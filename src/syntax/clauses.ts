@@ -11,7 +11,7 @@ import {
 } from '../kinds/index.js';
 import { closest } from '../ir/check/suggest.js';
 import { type Diagnostic, diag } from '../util/diagnostics.js';
-import type { Family } from '../util/ip.js';
+import { type Family, parsePrefix, parseRange } from '../util/ip.js';
 import type { Span } from '../util/span.js';
 
 /**
@@ -30,6 +30,7 @@ import type { Span } from '../util/span.js';
 export interface ServiceDef {
   readonly name: string;
   readonly span: Span;
+  readonly nameSpan?: Span;
   readonly words: readonly Word[];
 }
 
@@ -128,17 +129,21 @@ export function parseClauses(
     report: rep,
   };
 
-  /** After a failed clause: go on at the next word that can start one. */
+  /**
+   * After a failed clause: go on at the next word that can start one. Words of the kinds'
+   * vocabulary and values are skipped as leftovers of the failed clause; a word nobody knows
+   * stops the skip, so that it is reported too.
+   */
   const skip = (from: number) => {
     if (cur.position === from) cur.next();
-    while (!cur.atEnd() && !startsClause(cur.peek())) cur.next();
+    while (!cur.atEnd() && !startsClause(cur.peek()) && !isStrangeWord(cur.peek()!)) cur.next();
   };
 
   while (!cur.atEnd()) {
     const w = cur.peek()!;
     const start = cur.position;
     if (w.type !== 'atom') {
-      rep(unexpectedWord(w, matches, target));
+      rep(unexpectedWord(w));
       skip(start);
       continue;
     }
@@ -243,7 +248,10 @@ export function parseClauses(
       continue;
     }
 
-    rep(unknownWord(w, mode, start === 0));
+    const d = unknownWord(w, mode, start === 0, cur.peek(1));
+    rep(d);
+    if (d.code === 'E-misplaced-block' || d.code === 'E-policy-syntax') break; // the line is not a rule at all
+    if (d.code === 'E-unknown-clause') cur.position = start + 2; // its second word is part of the same report
     skip(start);
   }
 
@@ -268,14 +276,48 @@ export function parseClauses(
   };
 }
 
+/** Every word the kinds' syntax lines use (`rate`, `burst`, `prefix`, `level`…). */
+const VOCABULARY = new Set(
+  [...MATCH_KEYWORDS.values(), ...TARGET_KEYWORDS.values()]
+    .flat()
+    .flatMap((k) => k.syntax)
+    .flatMap((line) => line.toLowerCase().match(/[a-z][a-z0-9-]*/g) ?? []),
+);
+
+/** An identifier-like word that no kind uses: probably a typo, worth its own report. */
+function isStrangeWord(w: Word): boolean {
+  return w.type === 'atom' && /^[A-Za-z][A-Za-z_-]*$/.test(w.text) && !VOCABULARY.has(w.text.toLowerCase());
+}
+
 const MATCH_KEYWORDS_BY_KIND = new Map<string, MatchKind<Match>>(
   [...MATCH_KEYWORDS.values()].flat().map((k) => [k.kind as string, k]),
 );
 
 const ALL_WORDS = [...MATCH_KEYWORDS.keys(), ...TARGET_KEYWORDS.keys(), 'comment', 'service'];
 
-function unknownWord(w: Word & { type: 'atom' }, mode: ClauseMode, atStart: boolean): Diagnostic {
+function unknownWord(w: Word & { type: 'atom' }, mode: ClauseMode, atStart: boolean, next: Word | undefined): Diagnostic {
   const text = w.text;
+  const owners = [...(MATCH_KEYWORDS.get(text) ?? []), ...(TARGET_KEYWORDS.get(text) ?? [])];
+  if (owners.length) {
+    // A keyword several kinds share (`ct …`), none of which took what follows.
+    const forms = owners.flatMap((k) => k.syntax.filter((x) => x.startsWith(`${text} `) || x === text));
+    const seconds = [...new Set(forms.map((f) => f.split(/\s+/)[1]).filter((x): x is string => x !== undefined && /^[a-z-]+$/.test(x)))];
+    const nextText = next?.type === 'atom' ? next.text : undefined;
+    const near = nextText ? closest(nextText, seconds) : undefined;
+    return diag(
+      'error',
+      'E-unknown-clause',
+      next ? { ...w.span, end: next.span.end } : w.span,
+      `\`${text}${nextText ? ` ${nextText}` : ''}\` is not a clause nfproof knows`,
+      near ? `did you mean \`${text} ${near}\`?` : `the ${text} clauses are: ${forms.join('; ')}`,
+    );
+  }
+  if (parsePrefix(text) || parseRange(text)) {
+    return diag('error', 'E-unknown-word', w.span, `an address needs a keyword in front of it`, `write saddr ${text} or daddr ${text}`);
+  }
+  if (/^\d+(-\d+)?$/.test(text)) {
+    return diag('error', 'E-unknown-word', w.span, `a number needs a keyword in front of it`, `for a port write dport ${text} (after tcp or udp)`);
+  }
   if (atStart && (text === 'chain' || text === 'table' || text === 'host')) {
     return diag('error', 'E-misplaced-block', w.span, `\`${text}\` cannot start a rule`, 'a block is not closed: is a `}` missing above?');
   }
@@ -295,8 +337,8 @@ function unknownWord(w: Word & { type: 'atom' }, mode: ClauseMode, atStart: bool
   );
 }
 
-function unexpectedWord(w: Word, matches: readonly Match[], target: Target | undefined): Diagnostic {
-  const what = w.type === 'string' ? 'a string' : w.type === 'set' ? 'a { set }' : w.type === 'ref' ? `@${w.name}` : `\`${wordText(w)}\``;
+function unexpectedWord(w: Word): Diagnostic {
+  const what = w.type === 'string' ? `string ${wordText(w)}` : w.type === 'set' ? '{ set }' : w.type === 'ref' ? `@${w.name}` : `\`${wordText(w)}\``;
   const hint =
     w.type === 'string'
       ? 'a text after a rule goes in `comment "…"`'
@@ -305,7 +347,5 @@ function unexpectedWord(w: Word, matches: readonly Match[], target: Target | und
         : w.type === 'bang' || w.type === 'neq'
           ? 'negation comes after the keyword: saddr != 10.0.0.1'
           : 'a value needs a keyword in front of it, e.g. saddr @inside or dport { 80, 443 }';
-  void matches;
-  void target;
   return diag('error', 'E-unexpected-word', w.span, `unexpected ${what}`, hint);
 }

@@ -156,7 +156,7 @@ class NfpParser extends EmbeddedActionsParser {
         {
           ALT: () => {
             const l = this.SUBRULE(this.line);
-            if (!this.RECORDING_PHASE) words.push(...l.words);
+            if (l && !this.RECORDING_PHASE) words.push(...l.words);
           },
         },
       ]);
@@ -174,7 +174,8 @@ class NfpParser extends EmbeddedActionsParser {
     {
       ALT: () => {
         const l = this.SUBRULE(this.line);
-        if (!this.RECORDING_PHASE) this.bodyLines.push(l);
+        // After error recovery a sub-rule may give back nothing.
+        if (l && !this.RECORDING_PHASE) this.bodyLines.push(l);
       },
     },
   ];
@@ -185,16 +186,21 @@ class NfpParser extends EmbeddedActionsParser {
     this.OR([{ ALT: () => this.CONSUME(Newline) }, { ALT: () => this.CONSUME(Semicolon) }]);
   });
 
+  // The keyword alone picks the statement (one token of lookahead): a malformed `define` is
+  // reported as such by its own rule, not read as some other statement.
   private statement = this.RULE('statement', (): Statement =>
-    this.OR<Statement>([
-      { ALT: () => this.SUBRULE(this.include) },
-      { ALT: () => this.SUBRULE(this.define) },
-      { ALT: () => this.SUBRULE(this.service) },
-      { ALT: () => this.SUBRULE(this.host) },
-      { ALT: () => this.SUBRULE(this.table) },
-      { ALT: () => this.SUBRULE(this.expect) },
-      { ALT: () => this.SUBRULE(this.stray), IGNORE_AMBIGUITIES: true },
-    ]),
+    this.OR<Statement>({
+      MAX_LOOKAHEAD: 1,
+      DEF: [
+        { ALT: () => this.SUBRULE(this.include) },
+        { ALT: () => this.SUBRULE(this.define) },
+        { ALT: () => this.SUBRULE(this.service) },
+        { ALT: () => this.SUBRULE(this.host) },
+        { ALT: () => this.SUBRULE(this.table) },
+        { ALT: () => this.SUBRULE(this.expect) },
+        { ALT: () => this.SUBRULE(this.stray), IGNORE_AMBIGUITIES: true },
+      ],
+    }),
   );
 
   private include = this.RULE('include', (): Statement => {
@@ -229,11 +235,12 @@ class NfpParser extends EmbeddedActionsParser {
     const name = this.CONSUME(Atom);
     this.MANY(() => this.CONSUME(Newline));
     this.CONSUME(LBrace);
+    const open = this.LA(0);
     const outer = this.bodyLines;
     const items: Line[] = (this.bodyLines = []);
     this.MANY2(this.oneBodyLine);
     this.bodyLines = outer;
-    this.CONSUME(RBrace);
+    this.close(open, 'host block');
     return this.ACTION(() => ({ kind: 'host', name: this.name(name), items, span: this.since(this.span(kw)) }));
   });
 
@@ -248,25 +255,29 @@ class NfpParser extends EmbeddedActionsParser {
     const stray: Line[] = [];
     this.MANY(() => this.CONSUME(Newline));
     this.CONSUME(LBrace);
+    const open = this.LA(0);
     this.MANY2(() => {
-      this.OR([
-        { ALT: () => this.SUBRULE(this.separator) },
-        {
-          ALT: () => {
-            const c = this.SUBRULE(this.chain);
-            this.ACTION(() => chains.push(c));
+      this.OR({
+        MAX_LOOKAHEAD: 1,
+        DEF: [
+          { ALT: () => this.SUBRULE(this.separator) },
+          {
+            ALT: () => {
+              const c = this.SUBRULE(this.chain);
+              this.ACTION(() => c && chains.push(c));
+            },
           },
-        },
-        {
-          ALT: () => {
-            const l = this.SUBRULE(this.line);
-            this.ACTION(() => stray.push(l));
+          {
+            ALT: () => {
+              const l = this.SUBRULE(this.line);
+              this.ACTION(() => l && stray.push(l));
+            },
+            IGNORE_AMBIGUITIES: true,
           },
-          IGNORE_AMBIGUITIES: true,
-        },
-      ]);
+        ],
+      });
     });
-    this.CONSUME(RBrace);
+    this.close(open, 'table');
     return this.ACTION(() => ({
       kind: 'table',
       ...(second ? { family: this.name(first) } : {}),
@@ -287,11 +298,12 @@ class NfpParser extends EmbeddedActionsParser {
     });
     this.MANY(() => this.CONSUME(Newline));
     this.CONSUME(LBrace);
+    const open = this.LA(0);
     const outer = this.bodyLines;
     const rules: Line[] = (this.bodyLines = []);
     this.MANY2(this.oneBodyLine);
     this.bodyLines = outer;
-    this.CONSUME(RBrace);
+    this.close(open, 'chain');
     return this.ACTION(() => ({
       name: this.name(name),
       ...(policy ? { policy: this.name(policy) } : {}),
@@ -331,7 +343,13 @@ class NfpParser extends EmbeddedActionsParser {
   private lineWords: Word[] = [];
 
   private readonly wordAlternatives = [
-    { ALT: () => this.push(this.SUBRULE(this.set)) },
+    {
+      ALT: () => {
+        this.push(this.SUBRULE(this.set));
+        // Words an unclosed set took from the rest of its line go back to the line.
+        if (!this.RECORDING_PHASE) for (const w of this.setLeftovers.splice(0)) this.push(w);
+      },
+    },
     { ALT: () => this.push(this.wordOf(this.CONSUME(WordTok))) },
     { ALT: () => this.push(this.wordOf(this.CONSUME(Comma))) },
   ];
@@ -339,7 +357,7 @@ class NfpParser extends EmbeddedActionsParser {
   private readonly oneWord = () => this.OR(this.wordAlternatives);
 
   private push(w: Word | undefined): void {
-    if (w && !this.RECORDING_PHASE) this.lineWords.push(w);
+    if (w && w.type !== undefined && !this.RECORDING_PHASE) this.lineWords.push(w);
   }
 
   private line = this.RULE('line', (): Line => {
@@ -394,11 +412,10 @@ class NfpParser extends EmbeddedActionsParser {
   private setItems: Word[][] = [];
   private setCurrent: Word[] = [];
   private setEmptyAt: Span | undefined;
+  private setLeftovers: Word[] = [];
 
   private readonly setAlternatives = [
     {
-      // Line breaks are allowed after `{`, after `,` and before `}`: anywhere else a missing `}` is reported at the line's end.
-      GATE: () => this.newlineAllowedInSet(),
       ALT: () => {
         this.CONSUME(Newline);
       },
@@ -420,7 +437,14 @@ class NfpParser extends EmbeddedActionsParser {
     },
   ];
 
-  private readonly oneSetPart = () => this.OR(this.setAlternatives);
+  /**
+   * One element, comma or line break of a set. Line breaks are allowed after `{`, after `,`
+   * and before `}`; anywhere else the set ends there and its missing `}` is reported.
+   */
+  private readonly setPart = {
+    GATE: () => this.LA(1).tokenType !== Newline || this.newlineAllowedInSet(),
+    DEF: () => this.OR(this.setAlternatives),
+  };
 
   /** `{ a, !b, @c }`. */
   private set = this.RULE('set', (): Word => {
@@ -428,16 +452,50 @@ class NfpParser extends EmbeddedActionsParser {
     this.setItems = [];
     this.setCurrent = [];
     this.setEmptyAt = undefined;
-    this.MANY(this.oneSetPart);
-    const close = this.CONSUME(RBrace);
+    this.MANY(this.setPart);
+    const close = this.close(open, 'set');
     if (this.RECORDING_PHASE) return { type: 'set', items: [], span: NO_SPAN };
     const items = this.setItems;
+    if (!close && this.setCurrent.length > 1) {
+      // `{ 80, 443 accept`: the set most likely ends after the element's first word.
+      const keep = this.setCurrent[0].type === 'bang' || this.setCurrent[0].type === 'neq' ? 2 : 1;
+      this.setLeftovers = this.setCurrent.slice(keep);
+      this.setCurrent = this.setCurrent.slice(0, keep);
+    }
     if (this.setCurrent.length > 0) items.push(this.setCurrent);
     if (this.setEmptyAt) {
       this.diagnostics.push(diag('error', 'E-empty-set-item', this.setEmptyAt, 'empty element in a set (two commas in a row, or a comma first)', 'remove the extra comma'));
     }
-    return { type: 'set', items, span: this.join(this.span(open), this.span(close)) };
+    const last = items.length ? items[items.length - 1] : undefined;
+    const end = close ? this.span(close) : last ? last[last.length - 1].span : this.span(open);
+    return { type: 'set', items, span: this.join(this.span(open), end) };
   });
+
+  /**
+   * The `}` that closes a block or set. Blocks only end at `}` or at the end of the file, and
+   * sets at a line break, so a missing `}` is reported here, pointing at its `{`, and what was
+   * read so far is kept (chevrotain's recovery would drop the whole block).
+   */
+  private close(open: IToken, what: string): IToken | undefined {
+    let t: IToken | undefined;
+    this.OPTION9(() => {
+      t = this.CONSUME9(RBrace);
+    });
+    if (!t && !this.RECORDING_PHASE) {
+      const at = this.LA(1);
+      const where = at.tokenType.name === 'EOF' ? 'the end of the file' : 'the end of the line';
+      this.diagnostics.push(
+        diag(
+          'error',
+          'E-unclosed',
+          this.span(open),
+          `this \`{\` opens a ${what} that is not closed before ${where}`,
+          what === 'set' ? 'close the set with `}`; a set may continue on the next line only after `{` or `,`' : 'add the missing `}`; is one missing above a `chain` or `table` line?',
+        ),
+      );
+    }
+    return t;
+  }
 
   private newlineAllowedInSet(): boolean {
     const prev = this.LA(0).tokenType;

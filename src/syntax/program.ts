@@ -92,14 +92,14 @@ export function buildProgram(
   for (const d of defines.values()) for (const r of refsIn(d.value)) if (usedDefines.has(d.name)) usedDefines.add(r);
   for (const d of defines.values()) {
     if (!usedDefines.has(d.name) && !isReferencedByDefine(d.name, defines)) {
-      report(diag('warning', 'W-unused-define', d.span, `@${d.name} is defined but never used`, 'remove it, or use it in a rule'));
+      report(diag('warning', 'W-unused-define', defineSpans.get(d.name) ?? d.span, `@${d.name} is defined but never used`, 'remove it, or use it in a rule'));
     }
   }
   // Services that were never used are still read, so their mistakes show.
   for (const s of services.values()) {
     if (!scope.usedServices.has(s.name)) {
       scope.service(s.name, s.span, report, false);
-      report(diag('warning', 'W-unused-service', s.span, `service ${s.name} is defined but never used`, 'remove it, or use it in a rule: service NAME'));
+      report(diag('warning', 'W-unused-service', s.nameSpan ?? s.span, `service ${s.name} is defined but never used`, 'remove it, or use it in a rule: service NAME'));
     }
   }
 
@@ -143,12 +143,10 @@ function include(
   files: string[],
   out: Statement[],
 ): void {
+  // An empty path comes from a missing or unquoted one, already reported by the parser.
+  if (s.path === '') return;
   if (s.extra.length) {
     report(diag('error', 'E-syntax', s.extra[0].span, 'unexpected words after the include path', 'include "FILE.nfp"'));
-  }
-  if (s.path === '') {
-    report(diag('error', 'E-include-syntax', s.pathSpan, '`include` needs a file name', 'include "common.nfp"'));
-    return;
   }
   const from = stack[stack.length - 1].file;
   const target = isAbsolute(s.path) ? normalize(s.path) : normalize(join(dirname(from), s.path));
@@ -221,14 +219,14 @@ function addService(s: ServiceStmt, services: Map<string, ServiceDef>, report: (
   }
   const earlier = services.get(s.name.text);
   if (earlier) {
-    report(diag('error', 'E-duplicate-service', s.name.span, `service ${s.name.text} is defined twice`, 'keep one definition', [{ span: earlier.span, message: 'first defined here' }]));
+    report(diag('error', 'E-duplicate-service', s.name.span, `service ${s.name.text} is defined twice`, 'keep one definition', [{ span: earlier.nameSpan ?? earlier.span, message: 'first defined here' }]));
     return;
   }
   if (s.words.length === 0) {
     report(diag('error', 'E-service-value', s.span, `service ${s.name.text} has no clauses`, 'e.g. service dns = proto { udp, tcp } dport 53'));
     return;
   }
-  services.set(s.name.text, { name: s.name.text, span: s.span, words: s.words });
+  services.set(s.name.text, { name: s.name.text, span: s.span, nameSpan: s.name.span, words: s.words });
 }
 
 function refsIn(words: readonly Word[]): string[] {

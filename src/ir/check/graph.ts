@@ -86,7 +86,8 @@ function findLoops(all: readonly Chain[], out: ReadonlyMap<string, readonly Jump
   const visit = (name: string): void => {
     state.set(name, 'open');
     for (const e of out.get(name) ?? []) {
-      if (!chains.has(e.to)) continue;
+      // Jumps to missing or built-in chains are errors of their own, not loops.
+      if (!chains.has(e.to) || chains.get(e.to)!.hook) continue;
       const s = state.get(e.to);
       if (s === 'open') {
         const start = path.findIndex((p) => p.from.name === e.to);
