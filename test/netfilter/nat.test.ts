@@ -77,6 +77,18 @@ describe('MASQUERADE', () => {
   });
 });
 
+describe('MASQUERADE and a changed route', () => {
+  it('a masqueraded connection whose packets leave by another interface is killed (nf_nat_oif_changed)', () => {
+    const sim = simulate(policy(gw, [natTable([], [rule([oif('eth1')], masquerade())])]));
+    sim.process(at(0, 'eth0', udp({ src: '10.0.0.5', sport: 5000, dst: '203.0.113.9', dport: 53 })));
+    expect(sim.count()).toBe(1);
+    // The route to 203.0.113.9 now goes out of eth2 (forced here, as a routing change would).
+    const later = sim.process({ ...at(1, 'eth0', udp({ src: '10.0.0.5', sport: 5000, dst: '203.0.113.9', dport: 53 })), route: { kind: 'forward', device: 'eth2' } });
+    expect(later.verdict).toBe('dropped');
+    expect(sim.count()).toBe(0);
+  });
+});
+
 describe('REDIRECT', () => {
   it('PREROUTING: to the primary address of the incoming interface (nf_nat_redirect_ipv4)', () => {
     const sim = simulate(policy(gw, [natTable([rule([iif('eth0'), proto('tcp'), dport(80)], redirect('3128'))], [])]));
