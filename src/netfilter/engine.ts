@@ -42,6 +42,12 @@ const STATE_NAMES: Readonly<Record<number, CtStateName>> = {
 const HOOK_INDEX: Readonly<Record<Hook, number>> = { PREROUTING: 0, INPUT: 1, FORWARD: 2, OUTPUT: 3, POSTROUTING: 4 };
 const TABLE_INDEX: Readonly<Record<TableName, number>> = { raw: 0, mangle: 1, nat: 2, filter: 3, security: 4 };
 
+/** Moves the frame to a hook (the name for traces and rules, the index for chain lookups). */
+function enter(f: Frame, hook: Hook): void {
+  f.hook = hook;
+  f.hookIndex = HOOK_INDEX[hook];
+}
+
 const NO_RESPONSES: SimOutcome['responses'] = Object.freeze([]) as SimOutcome['responses'];
 const NO_TRACE: readonly TraceStep[] = Object.freeze([]) as readonly TraceStep[];
 
@@ -124,7 +130,7 @@ export class FamilyEngine implements TargetHost {
     f.pkt = pkt;
     f.now = now;
     f.family = this.S.family;
-    f.hook = 'PREROUTING';
+    enter(f, 'PREROUTING');
     f.iif = '';
     f.oif = '';
     f.mark = 0;
@@ -164,7 +170,7 @@ export class FamilyEngine implements TargetHost {
   private inputPath(f: Frame, device: string): PathResult {
     const S = this.S;
     const host = S.host;
-    f.hook = 'PREROUTING';
+    enter(f, 'PREROUTING');
     f.iif = device;
     f.oif = '';
     const p = f.pkt;
@@ -202,7 +208,7 @@ export class FamilyEngine implements TargetHost {
           return this.dropped(f);
         }
         p.ttl -= 1;
-        f.hook = 'FORWARD';
+        enter(f, 'FORWARD');
         f.oif = rt.route.device;
         f.nexthop = rt.route.nexthop;
         if (!this.table(f, 'mangle') || !this.table(f, 'filter') || !this.table(f, 'security')) return this.dropped(f);
@@ -212,7 +218,7 @@ export class FamilyEngine implements TargetHost {
   }
 
   private localIn(f: Frame): PathResult {
-    f.hook = 'INPUT';
+    enter(f, 'INPUT');
     f.oif = '';
     if (!this.table(f, 'mangle') || !this.table(f, 'filter') || !this.table(f, 'security')) return this.dropped(f);
     if (!this.natStage(f)) return this.dropped(f);
@@ -221,7 +227,7 @@ export class FamilyEngine implements TargetHost {
   }
 
   private postrouting(f: Frame, verdict: SimVerdict): PathResult {
-    f.hook = 'POSTROUTING';
+    enter(f, 'POSTROUTING');
     f.iif = '';
     if (!this.table(f, 'mangle')) return this.dropped(f);
     if (!this.natStage(f)) return this.dropped(f);
@@ -249,7 +255,7 @@ export class FamilyEngine implements TargetHost {
       f.pickedSource = true;
       f.refresh();
     }
-    f.hook = 'OUTPUT';
+    enter(f, 'OUTPUT');
     f.iif = '';
     f.oif = route.device;
     f.nexthop = route.nexthop;
@@ -273,7 +279,7 @@ export class FamilyEngine implements TargetHost {
     const out = this.postrouting(f, 'sent');
     if (out.verdict === 'dropped' || f.oif !== 'lo') return out;
     // Looped back: in again through lo (conntrack keeps the connection it already has).
-    f.hook = 'PREROUTING';
+    enter(f, 'PREROUTING');
     f.iif = 'lo';
     f.oif = '';
     if (!this.table(f, 'raw') || !this.table(f, 'mangle') || !this.natStage(f)) return this.dropped(f);
@@ -309,7 +315,7 @@ export class FamilyEngine implements TargetHost {
 
   /** Runs a table's built-in chain for the current hook, if the policy has one. */
   private table(f: Frame, name: TableName): boolean {
-    const chain = this.chains[HOOK_INDEX[f.hook]][TABLE_INDEX[name]];
+    const chain = this.chains[f.hookIndex][TABLE_INDEX[name]];
     if (chain === undefined) return true;
     return runChain(chain, chain.owner, f, this) === ACCEPT;
   }
@@ -347,7 +353,7 @@ export class FamilyEngine implements TargetHost {
     }
     const i = f.ct;
     if (natFirstPacket(f.ctinfo) && !natInitialized(S, i, m)) {
-      const chain = this.chains[HOOK_INDEX[f.hook]][TABLE_INDEX.nat];
+      const chain = this.chains[f.hookIndex][TABLE_INDEX.nat];
       if (chain) {
         const v = runChain(chain, chain.owner, f, this);
         if (v !== ACCEPT) return false;

@@ -40,6 +40,8 @@ export class Frame {
   family: Family = 'ipv4';
   pkt!: Packet;
   hook: Hook = 'PREROUTING';
+  /** Index of `hook` in HOOKS order (PREROUTING 0 … POSTROUTING 4), for array lookups. */
+  hookIndex = 0;
   iif = '';
   oif = '';
   /** skb->mark */
