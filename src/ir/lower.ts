@@ -2,7 +2,7 @@ import { type Match, type Target, matchKind, printMatch, targetKind } from '../k
 import { CHAIN_NAME_RE } from '../kinds/target/jump.js';
 import type { IfaceMatch } from '../kinds/match/iface.js';
 import { type Diagnostic, diag } from '../util/diagnostics.js';
-import { FAMILIES, type Family, prefixToInterval } from '../util/ip.js';
+import { FAMILIES, type Family, prefixMask, prefixToInterval } from '../util/ip.js';
 import type { Span } from '../util/span.js';
 import type { Named, SurfaceChain, SurfaceHost, SurfacePolicy, SurfaceRule, SurfaceTable, TableFamily } from './lower-types.js';
 import { type ChainPolicy, HOOKS, type Hook, TABLES, TABLE_HOOKS, type TableName, isHook, isTableName } from './netfilter.js';
@@ -126,7 +126,7 @@ function lowerHost(h: SurfaceHost, report: (d: Diagnostic) => void): { model: Ho
       iface = interfaces.find((i) =>
         i.addresses.some((a) => {
           if (a.family !== r.family) return false;
-          const [lo, hi] = prefixToInterval({ family: a.family, addr: a.addr, len: a.prefixLen });
+          const [lo, hi] = prefixToInterval({ family: a.family, addr: a.addr & prefixMask(a.family, a.prefixLen), len: a.prefixLen });
           return a.prefixLen > 0 && via >= lo && via <= hi;
         }),
       );

@@ -63,6 +63,19 @@ export function parsePolicyText(text: string, file: string, sources: SourceFiles
   return { ...(failed ? {} : { policy }), diagnostics: sorted, scope };
 }
 
+/**
+ * The IR of a policy before the semantic checks of src/ir/check (jumps, loops, hooks, kinds'
+ * validation): for tests that ask the kernel about policies nfproof refuses. `policy` is
+ * undefined when parsing or lowering reported an error.
+ */
+export function lowerPolicyText(text: string, file: string, sources: SourceFiles): LoadResult {
+  const diagnostics: Diagnostic[] = [];
+  const { surface, scope } = buildProgram(file, text, sources, (d) => diagnostics.push(d));
+  const policy = lowerPolicy(surface, (d) => diagnostics.push(d));
+  const failed = diagnostics.some((d) => d.severity === 'error');
+  return { ...(failed ? {} : { policy }), diagnostics: sortDiagnostics(diagnostics), scope };
+}
+
 const EMPTY_SCOPE: ClauseScope = {
   defines: new Map<string, Definition>(),
   brokenDefines: new Set(),

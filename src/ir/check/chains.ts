@@ -40,13 +40,18 @@ export function checkChains(g: ChainGraph, report: (d: Diagnostic) => void, reac
   for (const loop of g.loops) {
     const names = [...loop.map((e) => e.from.name), loop[loop.length - 1].to];
     const closing = loop[loop.length - 1];
+    // The kernel looks for loops from the built-in chains only (checked with iptables-restore):
+    // a loop no packet can enter loads, but is still a mistake.
+    const entered = (g.hooks.get(closing.from.name) ?? []).length > 0;
     report(
       diag(
-        'error',
-        'E-jump-loop',
+        entered ? 'error' : 'warning',
+        entered ? 'E-jump-loop' : 'W-jump-loop',
         edgeSpan(closing),
         loop.length === 1 ? `chain ${closing.from.name} jumps to itself` : `jump loop: ${names.join(' → ')}`,
-        'iptables-restore refuses loops between chains (too many levels of links); break the cycle',
+        entered
+          ? 'iptables-restore refuses loops between chains (too many levels of links); break the cycle'
+          : 'no built-in chain reaches this loop, so the kernel loads it; jumping into it from a built-in chain would be refused',
         loop.slice(0, -1).map((e) => ({ span: edgeSpan(e), message: `${e.from.name} ${e.mode}s to ${e.to} here` })),
       ),
     );
