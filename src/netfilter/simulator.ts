@@ -91,7 +91,12 @@ export function resolveConfig(policy: Policy, options: SimOptions): HostSettings
   const all: Record<string, string> = { ...(policy.host?.sysctls ?? {}), ...(options.sysctls ?? {}) };
   const tracker = parseTrackerSysctls(all);
   if (tracker.errors.length > 0) throw new SimulationError(tracker.errors.join('; '));
-  const unknown = tracker.unknown.filter((n) => !HOST_SYSCTLS.includes(n.replace(/^net\.(netfilter|ipv4|ipv6)\./, '').replace(/^conf\.all\./, '')));
+  // Unknown names are a mistake when the user passes them; the policy's host model may list
+  // sysctls the simulator has no use for (rp_filter…), which are left alone.
+  const fromUser = new Set(Object.keys(options.sysctls ?? {}));
+  const unknown = tracker.unknown.filter(
+    (n) => fromUser.has(n) && !HOST_SYSCTLS.includes(n.replace(/^net\.(netfilter|ipv4|ipv6)\./, '').replace(/^conf\.all\./, '')),
+  );
   if (unknown.length > 0) {
     throw new SimulationError(`unknown sysctl ${unknown.map((n) => trackerSysctlName(n)).join(', ')} (known: nf_conntrack_* timeouts, tcp_loose, tcp_be_liberal, tcp_max_retrans, nf_conntrack_max, nf_conntrack_buckets, ip_forward, ip_default_ttl, icmp_ratelimit)`);
   }

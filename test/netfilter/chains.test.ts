@@ -124,3 +124,13 @@ describe('REJECT', () => {
     expect(sent).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
   });
 });
+
+describe('stateful matches run on the virtual clock', () => {
+  it('limit: a bucket of `burst` packets refilled at the rate (the kind evaluates it, per rule)', () => {
+    const limit = { kind: 'limit', rate: { count: 1, unit: 'second' }, burst: 2, span: { file: 'test.nfp', start: { line: 1, col: 1, offset: 0 }, end: { line: 1, col: 2, offset: 1 } } } as const;
+    const sim = simulate(filter([chain('FORWARD', [rule([limit as never], ACCEPT())])]));
+    const verdicts = [0, 0, 0, 0.5, 1.2].map((t, i) => sim.process(at(t, 'eth0', pkt(2000 + i))).verdict);
+    // Two from the full bucket, then empty; 1.2 s after the start one token has come back.
+    expect(verdicts).toEqual(['forwarded', 'forwarded', 'dropped', 'dropped', 'forwarded']);
+  });
+});
