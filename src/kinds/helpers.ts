@@ -107,23 +107,24 @@ export function readList(cur: WordCursor, ctx: DslContext, what: string, hint?: 
   return { items, span: { ...first.span, end: span.end } };
 }
 
-/** A key for an opaque constraint that stands for this one match instance (stateful matches). */
+/**
+ * A key for an opaque constraint that stands for this one match instance: stateful matches
+ * (limit buckets, recent lists, connlimit counts) must never be taken for one another, even
+ * with equal parameters. The key holds a per-node number (first come, first numbered: stable
+ * within a run) and, for reading, where the match was written. Two rules sharing one node
+ * object would share the key, so producers of IR give each rule its own nodes.
+ */
 const instanceIds = new WeakMap<object, number>();
 let nextInstance = 0;
 
 export function instanceKey(kind: string, node: { readonly span: Span }, detail: string): string {
-  let where: string;
-  if (isGenerated(node.span)) {
-    let id = instanceIds.get(node);
-    if (id === undefined) {
-      id = nextInstance++;
-      instanceIds.set(node, id);
-    }
-    where = `#${id}`;
-  } else {
-    where = `@${node.span.file}:${node.span.start.line}:${node.span.start.col}`;
+  let id = instanceIds.get(node);
+  if (id === undefined) {
+    id = nextInstance++;
+    instanceIds.set(node, id);
   }
-  return `${kind}${where} ${detail}`;
+  const where = isGenerated(node.span) ? '' : `@${node.span.file}:${node.span.start.line}:${node.span.start.col}`;
+  return `${kind}#${id}${where} ${detail}`;
 }
 
 /** The words of an imported option as they stood in the line: `! --name arg…`. */
