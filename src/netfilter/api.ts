@@ -31,7 +31,7 @@ export interface SimInput {
    * analyzer uses it to replay a witness along the path its model chose.
    */
   readonly route?: { readonly kind: 'local' } | { readonly kind: 'forward'; readonly device: string };
-  /** Socket owner of a locally generated packet (-m owner). */
+  /** Socket owner of a locally generated packet (-m owner); default root (0) for `local`. */
   readonly uid?: number;
   readonly gid?: number;
 }

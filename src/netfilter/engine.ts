@@ -102,8 +102,11 @@ export class FamilyEngine implements TargetHost {
     this.reset(f, copyPacket(input.packet), input.t);
     f.autoSeq = input.fill?.seq === true;
     f.autoAck = input.fill?.ack === true;
-    f.uid = input.uid;
-    f.gid = input.gid;
+    // A locally generated packet comes from a socket; without an owner given it is root's
+    // (as the kernel harness's raw socket is). Packets from the wire have no socket.
+    const local = input.ingress.kind === 'local';
+    f.uid = input.uid ?? (local ? 0 : undefined);
+    f.gid = input.gid ?? (local ? 0 : undefined);
     this.forced = input.route;
     const res = input.ingress.kind === 'local' ? this.outputPath(f, input.fill?.src === true) : this.inputPath(f, input.ingress.device);
     this.forced = undefined;
