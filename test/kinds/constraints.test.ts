@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { opaqueParts } from '../../src/ir/constraint.js';
 import { CT_HELPER, CT_STATE, CT_STATUS, PROTO, TCP_FLAG } from '../../src/ir/fields.js';
-import { ADDRTYPE } from '../../src/kinds/match/addrtype.js';
+import { ADDRTYPE, ipv6AddrClassBits } from '../../src/kinds/match/addrtype.js';
+import { parseAddress } from '../../src/util/ip.js';
 import { Evaluator, matchesPacket as m, ruleConstraints } from './support/packet.js';
 
 /**
@@ -161,6 +162,15 @@ describe('link layer, address types, owner', () => {
     expect(m('daddr type multicast,local', v6(MULTICAST | LOCAL))).toBe(true);
     expect(m('daddr type local,anycast', v6(UNICAST | ANYCAST))).toBe(true);
     expect(m('daddr type != local', v6(UNICAST))).toBe(true);
+  });
+  it('IPv6 address classes as __ipv6_addr_type() gives them', () => {
+    const cls = (a: string) => ipv6AddrClassBits(parseAddress(a)!.value);
+    expect(cls('ff02::1')).toBe(ADDRTYPE.MULTICAST);
+    expect(cls('::')).toBe(ADDRTYPE.UNSPEC);
+    expect(cls('::ffff:10.0.0.1')).toBe(0);
+    expect(cls('fe80::1')).toBe(ADDRTYPE.UNICAST);
+    expect(cls('::1')).toBe(ADDRTYPE.UNICAST);
+    expect(cls('2001:db8::1')).toBe(ADDRTYPE.UNICAST);
   });
   it('owner: without a socket only negated tests match (xt_owner.c: (match ^ invert) == 0)', () => {
     expect(m('owner uid 1000', { uid: 1000, gid: 100 })).toBe(true);

@@ -38,6 +38,19 @@ export const ADDRTYPE = {
 export type AddrTypeName = keyof typeof ADDRTYPE;
 
 const ORDER = Object.keys(ADDRTYPE) as AddrTypeName[];
+
+/**
+ * The address-class bits of an IPv6 address for the srctype/dsttype fields, as
+ * __ipv6_addr_type() classifies it: multicast (ff00::/8), unspecified (::), IPv4-mapped (no
+ * class), everything else unicast. The simulator ORs in the route bits (LOCAL, ANYCAST,
+ * UNREACHABLE) from its routing lookup.
+ */
+export function ipv6AddrClassBits(addr: bigint): number {
+  if (addr >> 120n === 0xffn) return ADDRTYPE.MULTICAST;
+  if (addr === 0n) return ADDRTYPE.UNSPEC;
+  if (addr >> 32n === 0xffffn) return 0;
+  return ADDRTYPE.UNICAST;
+}
 const DSL_NAMES = ORDER.map((n) => n.toLowerCase());
 /** Types ip6tables' addrtype refuses (xt_addrtype checkentry). */
 const NOT_IPV6: readonly AddrTypeName[] = ['BROADCAST', 'BLACKHOLE', 'PROHIBIT', 'THROW', 'NAT', 'XRESOLVE'];
