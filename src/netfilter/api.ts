@@ -120,8 +120,11 @@ export interface SimOutcome {
   readonly egress?: { readonly device: string; readonly packet: Packet };
   /** The packet as a local socket receives it (after DNAT/REDIRECT). */
   readonly delivered?: Packet;
-  /** Packets the host sends because of this one: REJECT answers, ICMP errors. */
-  readonly responses: readonly { readonly device: string; readonly packet: Packet }[];
+  /**
+   * Packets the host sends because of this one: REJECT answers, ICMP errors. `local` marks an
+   * answer addressed to the host itself: it goes over lo and is delivered, never on a wire.
+   */
+  readonly responses: readonly { readonly device: string; readonly packet: Packet; readonly local?: boolean }[];
   /** The state the rules saw (UNTRACKED for NOTRACK). */
   readonly ctState: CtStateName;
   /** Direction relative to the connection (absent when untracked/invalid). */

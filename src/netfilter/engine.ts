@@ -509,6 +509,9 @@ export class FamilyEngine implements TargetHost {
     this.finish(f);
     this.depth--;
     if (parent.trace && f.trace) for (const s of f.trace) parent.trace.push({ ...s, action: `[answer] ${s.action}`, event: 'answer' });
-    if (res.verdict !== 'dropped' && res.egress) (parent.responses ??= []).push({ device: res.egress, packet: f.pkt });
+    if (res.verdict !== 'dropped' && res.egress) {
+      const local = res.egress === 'lo' && res.delivered === true;
+      (parent.responses ??= []).push(local ? { device: 'lo', packet: f.pkt, local: true } : { device: res.egress, packet: f.pkt });
+    }
   }
 }

@@ -73,7 +73,7 @@ export class Frame {
   seenState = 0;
   seenDir: 0 | 1 | undefined;
   /** Packets the host sent because of this one (REJECT answers, ICMP errors). */
-  responses: { device: string; packet: Packet }[] | undefined;
+  responses: { device: string; packet: Packet; local?: boolean }[] | undefined;
   /** The packet as it arrived, with filled-in seq/ack/source. */
   arrived: Packet | undefined;
   /** The source address of a locally generated packet was chosen by routing. */

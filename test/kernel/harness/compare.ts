@@ -1,8 +1,10 @@
 import { CT_STATUS, type CtStatusName } from '../../../src/ir/fields.js';
 import type { ChainCounters, CtEntrySnapshot, CtTuple, SimInput, SimOutcome } from '../../../src/netfilter/api.js';
+import type { Policy } from '../../../src/ir/policy.js';
 import type { Packet } from '../../../src/netfilter/packet.js';
 import { normalizePacket } from '../../../src/netfilter/wire.js';
 import { type Family, formatAddress } from '../../../src/util/ip.js';
+import { formatFileLine } from '../../../src/util/span.js';
 import { formatEntry, formatPacket, formatTuple } from './format.js';
 import { OBSERVABLE_STATUS, type SavedChain } from './observe.js';
 import type { KernelStep } from './run.js';
@@ -186,7 +188,9 @@ export function compareStep(index: number, sim: SimOutcome, k: KernelStep, map: 
     if (sim.egress.device === 'lo') simLoopback = sim.egress.packet;
     else simSent.push({ device: sim.egress.device, packet: normalizePacket(sim.egress.packet), answer: false });
   }
-  for (const r of sim.responses) simSent.push({ device: r.device, packet: normalizePacket(r.packet), answer: true });
+  for (const r of sim.responses) if (!r.local) simSent.push({ device: r.device, packet: normalizePacket(r.packet), answer: true });
+  // Answers to the host itself (REJECT of a locally generated packet) loop back through lo.
+  const simLocalAnswers = sim.responses.filter((r) => r.local).map((r) => normalizePacket(r.packet));
 
   // Learn the kernel's random port choices from the packet this input became.
   if (sim.egress && sim.egress.device !== 'lo') {
@@ -228,8 +232,8 @@ export function compareStep(index: number, sim: SimOutcome, k: KernelStep, map: 
   const kernelLocal = k.delivered.filter((d) => d.indev !== 'lo').map((d) => map.packet('toSim', d.packet));
   const kernelLoop = k.delivered.filter((d) => d.indev === 'lo').map((d) => map.packet('toSim', d.packet));
   const simLocal = sim.verdict === 'local' ? [normalizePacket(sim.delivered ?? sim.input.packet)] : [];
-  comparePlain('delivered locally', simLocal, kernelLocal, problems);
-  comparePlain('looped back through lo and delivered', simLoopback ? [normalizePacket(simLoopback)] : [], kernelLoop, problems);
+  comparePlain('delivered locally', simLocal, kernelLocal, problems, kernelPicksId);
+  comparePlain('looped back through lo and delivered', [...(simLoopback ? [normalizePacket(simLoopback)] : []), ...simLocalAnswers], kernelLoop, problems, kernelPicksId || simLocalAnswers.length > 0);
 
   if (problems.length === 0) return [];
   const head = `${formatPacket(sim.input.packet)} in ${sim.input.ingress.kind === 'local' ? 'local' : sim.input.ingress.device}: simulator ${sim.verdict}${sim.dropReason ? ` (${sim.dropReason})` : ''}, kernel ${kernelVerdict(sim.input, k)}`;
@@ -237,7 +241,7 @@ export function compareStep(index: number, sim: SimOutcome, k: KernelStep, map: 
   return [{ kind: 'packet', where, detail: [head, ...problems.map((p) => `  - ${p}`), ...(trace ? [`  simulator path: ${trace}`] : [])].join('\n') }];
 }
 
-function comparePlain(what: string, sim: readonly Packet[], kernel: readonly Packet[], problems: string[]): void {
+function comparePlain(what: string, sim: readonly Packet[], kernel: readonly Packet[], problems: string[], ignoreIpId: boolean): void {
   if (sim.length === 0 && kernel.length === 0) return;
   if (sim.length && !kernel.length) {
     problems.push(`the simulator has it ${what}: ${formatPacket(sim[0])}; the kernel does not`);
@@ -247,7 +251,7 @@ function comparePlain(what: string, sim: readonly Packet[], kernel: readonly Pac
     problems.push(`the kernel has it ${what}: ${formatPacket(kernel[0])}; the simulator does not`);
     return;
   }
-  const d = packetDifferences(sim[0], kernel[0]);
+  const d = packetDifferences(sim[0], kernel[0], { ignoreIpId });
   if (d.length) problems.push(`${what}, but differently: ${d.join('; ')}`);
 }
 
@@ -333,27 +337,35 @@ export function compareEntries(sim: readonly CtEntrySnapshot[], kernel: readonly
 // Rule counters
 
 /**
- * Compares the simulator's per-rule counters with iptables-save's. When the emitter wrote one
- * iptables rule per policy rule, counters compare one to one. When it split a rule (one
- * iptables rule per alternative, all tagged with the rule's `file:line` comment), consecutive
- * rules with the same tag are added up. Chains the emitter added (auxiliary chains) have no
- * simulator counterpart and are not compared; they are listed in `notes`.
+ * Compares the simulator's per-rule counters with iptables-save's.
+ *
+ * With the policy at hand and every emitted rule tagged with its source `file:line` (the
+ * emitter's `-m comment`), each policy rule is matched to the iptables rules carrying its tag
+ * and its real target — not the jumps into the auxiliary chains the emitter builds for
+ * multi-valued matches, which count every packet that enters the test — and their counters are
+ * added up: a cross-product split, or the final rule of an auxiliary chain, counts exactly the
+ * packets the policy rule matched. Without usable tags (rules written by hand, or two rules on
+ * one source line) counters compare by position, one iptables rule per policy rule.
  */
-export function compareCounters(sim: readonly ChainCounters[], kernel: readonly SavedChain[], notes: string[] = []): Disagreement[] {
+export function compareCounters(sim: readonly ChainCounters[], kernel: readonly SavedChain[], notes: string[] = [], policy?: Policy): Disagreement[] {
   const out: Disagreement[] = [];
   const simByKey = new Map(sim.map((c) => [`${c.family}/${c.table}/${c.chain}`, c]));
+  const tagged = policy ? tagTotals(policy, kernel, sim) : new Map<string, { packets: number; bytes: number }[]>();
   for (const k of kernel) {
     const key = `${k.family}/${k.table}/${k.chain}`;
     const s = simByKey.get(key);
     const where = `${k.family === 'ipv6' ? 'ip6tables' : 'iptables'} ${k.table} ${k.chain}`;
     if (!s) {
-      if (k.rules.some((r) => r.packets > 0) || (k.policy?.packets ?? 0) > 0) notes.push(`${where}: no simulator counters (a chain the emitter added?)`);
+      if (!tagged.has(`${k.family}/${k.table}`) && (k.rules.some((r) => r.packets > 0) || (k.policy?.packets ?? 0) > 0)) {
+        notes.push(`${where}: no simulator counters (a chain the emitter added?)`);
+      }
       continue;
     }
     if (k.policy && s.policy && (k.policy.packets !== s.policy[0] || k.policy.bytes !== s.policy[1])) {
       out.push({ kind: 'counter', where: `${where} policy`, detail: `sim ${s.policy[0]} packets ${s.policy[1]} bytes, kernel ${k.policy.packets} packets ${k.policy.bytes} bytes` });
     }
-    const groups = groupRules(k, s.rules.length);
+    const byTag = tagged.get(key);
+    const groups = byTag ?? groupRules(k, s.rules.length);
     if (!groups) {
       notes.push(`${where}: ${k.rules.length} iptables rules for ${s.rules.length} policy rules, not compared`);
       continue;
@@ -361,9 +373,54 @@ export function compareCounters(sim: readonly ChainCounters[], kernel: readonly 
     groups.forEach((g, i) => {
       const [sp, sb] = s.rules[i];
       if (g.packets !== sp || g.bytes !== sb) {
-        out.push({ kind: 'counter', where: `${where} rule ${i + 1}`, detail: `sim ${sp} packets ${sb} bytes, kernel ${g.packets} packets ${g.bytes} bytes (${g.text})` });
+        const text = 'text' in g ? ` (${(g as { text: string }).text})` : byTag ? ` (rules tagged ${ruleTag(policy!, k, i)})` : '';
+        out.push({ kind: 'counter', where: `${where} rule ${i + 1}`, detail: `sim ${sp} packets ${sb} bytes, kernel ${g.packets} packets ${g.bytes} bytes${text}` });
       }
     });
+  }
+  return out;
+}
+
+function ruleTag(policy: Policy, k: { family: Family; table: string; chain: string }, i: number): string | undefined {
+  const rule = policy.rulesets[k.family].tables.find((t) => t.name === k.table)?.chains.find((c) => c.name === k.chain)?.rules[i];
+  return rule ? formatFileLine(rule.span) : undefined;
+}
+
+/**
+ * Per policy chain, the kernel counters of each of its rules, found by source tag — or nothing
+ * for a table where the tags cannot tell rules apart.
+ */
+function tagTotals(policy: Policy, kernel: readonly SavedChain[], sim: readonly ChainCounters[]): Map<string, { packets: number; bytes: number }[]> {
+  const out = new Map<string, { packets: number; bytes: number }[]>();
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    for (const table of policy.rulesets[family].tables) {
+      const tags = table.chains.flatMap((c) => c.rules.map((r) => formatFileLine(r.span)));
+      const kernelChains = kernel.filter((k) => k.family === family && k.table === table.name);
+      const kernelRules = kernelChains.flatMap((c) => c.rules);
+      // Tags must name one policy rule each, and every kernel rule must carry one.
+      if (new Set(tags).size !== tags.length || kernelRules.some((r) => r.comment === undefined)) continue;
+      const ownChains = new Set(sim.filter((c) => c.family === family && c.table === table.name).map((c) => c.chain));
+      const aux = new Set(kernelChains.map((c) => c.chain).filter((c) => !ownChains.has(c)));
+      const totals = new Map<string, { packets: number; bytes: number }>();
+      for (const r of kernelRules) {
+        // The target is the last -j/-g (a quoted comment before it may contain anything).
+        const target = [...r.text.matchAll(/\s-[jg]\s+(\S+)/g)].at(-1)?.[1];
+        if (target !== undefined && aux.has(target)) continue;
+        const tag = tags.find((t) => r.comment === t || r.comment!.startsWith(`${t}: `));
+        if (tag === undefined) continue;
+        const sum = totals.get(tag) ?? { packets: 0, bytes: 0 };
+        sum.packets += r.packets;
+        sum.bytes += r.bytes;
+        totals.set(tag, sum);
+      }
+      out.set(`${family}/${table.name}`, []);
+      for (const c of table.chains) {
+        out.set(
+          `${family}/${table.name}/${c.name}`,
+          c.rules.map((r) => totals.get(formatFileLine(r.span)) ?? { packets: 0, bytes: 0 }),
+        );
+      }
+    }
   }
   return out;
 }
