@@ -53,7 +53,7 @@ describe.skipIf(!env.run)('policies/ examples with packet files, kernel vs simul
           topo.loadRules(f, emitted.text);
         }
         const sim = createSimulator(policy, { sysctls: policy.host.sysctls });
-        const diff = await differential(topo, sim, inputs, { families });
+        const diff = await differential(topo, sim, inputs, { families, policy });
         expect(diff.report).toBe('simulator and kernel agree');
       } finally {
         topo.dispose();

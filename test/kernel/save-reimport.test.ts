@@ -9,6 +9,7 @@ import type { Family } from '../../src/util/ip.js';
 import { policyArb } from '../gen/policy.js';
 import { Netns } from '../support/netns.js';
 import { harnessAvailable } from './harness/env.js';
+import { SkipLog, knownRefusal } from './harness/known.js';
 
 /**
  * The emitter check of the kernel differential issue: for random policies, what the kernel
@@ -49,14 +50,7 @@ const EMPTY = ['raw', 'mangle', 'nat', 'filter', 'security']
   })
   .join('\n');
 
-/**
- * Refusals that are not this check's business, counted and printed instead of failing: the
- * generator still draws DROP/REJECT into nat-table chains no built-in chain reaches (a chain
- * without callers has no hooks, so the placement check lets it pass; iptables refuses filtering
- * in the nat table anywhere). Reported to the syntax engineer; anything else fails.
- */
-const KNOWN_REFUSALS: readonly [RegExp, string][] = [[/The "nat" table is not intended for filtering/, 'filtering target in an unreachable nat chain (generator)']];
-const skipped = new Map<string, number>();
+const skipped = new SkipLog();
 
 function roundTrip(ns: Netns, flavour: 'legacy' | 'nft', policy: Policy): void {
   for (const f of ['ipv4', 'ipv6'] as Family[]) {
@@ -66,9 +60,9 @@ function roundTrip(ns: Netns, flavour: 'legacy' | 'nft', policy: Policy): void {
     if (emitted.diagnostics.some((d) => d.severity === 'error')) return;
     ns.run(`${tool}-restore`, [], `${EMPTY}\n`);
     const load = ns.exec(`${tool}-restore`, [], emitted.text);
-    const known = load.status !== 0 ? KNOWN_REFUSALS.find(([re]) => re.test(load.stderr)) : undefined;
+    const known = load.status !== 0 ? knownRefusal(load.stderr) : undefined;
     if (known) {
-      skipped.set(known[1], (skipped.get(known[1]) ?? 0) + 1);
+      skipped.add(known);
       fc.pre(false);
     }
     if (load.status !== 0) throw new Error(`${tool}-restore refused the emitter's output (${load.stderr.trim()}):\n${emitted.text}`);
@@ -99,8 +93,7 @@ describe.skipIf(!env.run)('kernel iptables-save re-imports to the source policy 
         );
       } finally {
         ns.dispose();
-        if (skipped.size) console.info(`save-reimport (${flavour}) skipped: ${[...skipped].map(([k, n]) => `${n}× ${k}`).join(', ')}`);
-        skipped.clear();
+        skipped.report(`save-reimport (${flavour})`);
       }
     }, 300_000);
   }

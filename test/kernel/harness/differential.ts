@@ -1,3 +1,4 @@
+import type { Policy } from '../../../src/ir/policy.js';
 import type { ChainCounters, CtEntrySnapshot, SimInput, SimOutcome } from '../../../src/netfilter/api.js';
 import type { Family } from '../../../src/util/ip.js';
 import { type Disagreement, PortMap, compareCounters, compareEntries, compareStep, formatDisagreements, inputForKernel } from './compare.js';
@@ -25,6 +26,8 @@ export interface DifferentialOptions {
   readonly maxSpan?: number;
   /** Compare rule counters (default true). */
   readonly counters?: boolean;
+  /** The policy the simulator runs: its rules' source tags map emitted rules back (see compareCounters). */
+  readonly policy?: Policy;
 }
 
 export interface DifferentialResult {
@@ -91,7 +94,7 @@ export async function differential(topo: Topology, sim: SimulatorLike, specs: re
   if (simCount !== final.count) {
     disagreements.push({ kind: 'count', where: 'nf_conntrack_count', detail: `simulator ${simCount}, kernel ${final.count}` });
   }
-  if (opts.counters ?? true) disagreements.push(...compareCounters(sim.counters(), final.chains, notes));
+  if (opts.counters ?? true) disagreements.push(...compareCounters(sim.counters(), final.chains, notes, opts.policy));
   return {
     disagreements,
     outcomes,
