@@ -10,7 +10,7 @@ import type { InputRoute } from './host.js';
 import type { Packet } from './packet.js';
 import { tcpSetClosing } from './proto/tcp.js';
 import type { TcpConn } from './proto/tcp.js';
-import { IcmpRateLimiter, icmpError, mayAnswerWithIcmp, rejectIcmp, tcpReset } from './responses.js';
+import { IcmpRateLimiter, RedirectLimiter, icmpError, mayAnswerWithIcmp, rejectIcmp, tcpReset } from './responses.js';
 import type { CompiledChain, CompiledRule } from './rules/compile.js';
 import { ACCEPT, DROP, runChain, type TargetHost } from './rules/exec.js';
 import { seqAdjust } from './seqadj.js';
@@ -66,7 +66,7 @@ export function copyPacket(p: Packet): Packet {
     sport: p.sport,
     dport: p.dport,
     tcp: th ? { flags: th.flags, seq: th.seq, ack: th.ack, window: th.window, wscale: th.wscale, mss: th.mss, sackPerm: th.sackPerm } : undefined,
-    icmp: ic ? { type: ic.type, code: ic.code, id: ic.id, seq: ic.seq, inner: ic.inner ? copyPacket(ic.inner) : undefined, mtu: ic.mtu } : undefined,
+    icmp: ic ? { type: ic.type, code: ic.code, id: ic.id, seq: ic.seq, inner: ic.inner ? copyPacket(ic.inner) : undefined, mtu: ic.mtu, gateway: ic.gateway } : undefined,
     payload: p.payload,
     fragment: p.fragment,
     macSrc: p.macSrc,
@@ -89,7 +89,7 @@ export class FamilyEngine implements TargetHost {
 
   constructor(
     readonly S: FamilyState,
-    private readonly opts: Pick<HostSettings, 'ipForward' | 'icmpRateLimit' | 'icmpRateMask'>,
+    private readonly opts: Pick<HostSettings, 'ipForward' | 'icmpRateLimit' | 'icmpRateMask' | 'sendRedirects'>,
   ) {
     this.chains = HOOKS.map((h) => TABLES.map((t) => S.rs.builtin(t, h)));
   }
@@ -211,6 +211,7 @@ export class FamilyEngine implements TargetHost {
           return this.dropped(f);
         }
         p.ttl -= 1;
+        if (S.family === 'ipv4' && this.opts.sendRedirects && rt.route.device === device) this.maybeRedirect(f, device, rt.route.nexthop);
         enter(f, 'FORWARD');
         f.oif = rt.route.device;
         f.nexthop = rt.route.nexthop;
@@ -492,6 +493,28 @@ export class FamilyEngine implements TargetHost {
     const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
     this.sendFromHost(f, icmpError(p, type, code, src, S.cfg.defaultTtl), attach);
   }
+
+  /**
+   * ip_forward / ip_rt_send_redirect: a packet routed back out of the interface it came in by,
+   * from a sender on that link (and, via a gateway, one on the same link), earns the sender an
+   * ICMP host redirect to the better next hop; the packet itself is still forwarded. Per
+   * sender: the first at once, the n-th only 20 ms << n after the previous, none after 9, and
+   * everything forgotten after 20.48 s without one.
+   */
+  private maybeRedirect(f: Frame, device: string, gw: bigint | undefined): void {
+    const host = this.S.host;
+    const src = f.pkt.src;
+    if (!host.onLink(this.S.family, device, src)) return;
+    if (gw !== undefined && !host.sameLink(this.S.family, device, src, gw)) return;
+    if (!this.redirects.allow(src, f.now)) return;
+    const p = f.pkt;
+    const rd = icmpError(p, 5, 1, host.selectSource(this.S.family, device, src) ?? p.dst, this.S.cfg.defaultTtl);
+    rd.icmp!.gateway = gw ?? p.dst;
+    const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
+    this.sendFromHost(f, rd, attach);
+  }
+
+  private readonly redirects = new RedirectLimiter();
 
   /** Sends a packet the host makes while handling `parent`, through OUTPUT and POSTROUTING. */
   private sendFromHost(parent: Frame, pkt: Packet, attach: { ct: number; ctinfo: number } | undefined): void {

@@ -304,6 +304,20 @@ export class Host {
     return (sameScope ?? mine[0]).addr;
   }
 
+  /** Whether `addr` is in the subnet of an address configured on `device`. */
+  onLink(family: Family, device: string, addr: bigint): boolean {
+    return this.locals.some((l) => l.family === family && l.device === device && ((l.addr ^ addr) & prefixMask(family, l.prefixLen)) === 0n);
+  }
+
+  /** inet_addr_onlink: both addresses in the subnet of one address of `device`. */
+  sameLink(family: Family, device: string, a: bigint, b: bigint): boolean {
+    return this.locals.some((l) => {
+      if (l.family !== family || l.device !== device) return false;
+      const m = prefixMask(family, l.prefixLen);
+      return ((l.addr ^ a) & m) === 0n && ((l.addr ^ b) & m) === 0n;
+    });
+  }
+
   /** Primary (first declared) address of a family on a device: REDIRECT's target. */
   primaryAddress(family: Family, device: string, forDst?: bigint): bigint | undefined {
     if (family === 'ipv6' && forDst !== undefined) return this.selectSource(family, device, forDst, forDst);

@@ -61,6 +61,8 @@ export interface IcmpHeader {
   inner?: Packet;
   /** Next-hop MTU (fragmentation needed / packet too big). */
   mtu?: number;
+  /** The better next hop an ICMP redirect names (IPv4 type 5). */
+  gateway?: bigint;
 }
 
 /** Where a packet enters the simulated host: an interface (by device name) or a local socket. */

@@ -111,3 +111,29 @@ export class IcmpRateLimiter {
     return ok;
   }
 }
+
+/** ip_rt_send_redirect's per-sender backoff (ip_rt_redirect_number 9, load 20 ms, silence 20.48 s). */
+export class RedirectLimiter {
+  private readonly peers = new Map<bigint, { n: number; last: number }>();
+
+  allow(src: bigint, now: number): boolean {
+    const LOAD = 0.02;
+    const SILENCE = LOAD * 1024;
+    let p = this.peers.get(src);
+    if (!p) {
+      p = { n: 0, last: Number.NEGATIVE_INFINITY };
+      this.peers.set(src, p);
+    }
+    if (now > p.last + SILENCE) p.n = 0;
+    if (p.n >= 9) {
+      p.last = now;
+      return false;
+    }
+    if (p.n === 0 || now > p.last + LOAD * 2 ** p.n) {
+      p.last = now;
+      p.n++;
+      return true;
+    }
+    return false;
+  }
+}

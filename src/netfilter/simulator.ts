@@ -49,6 +49,7 @@ function intSysctl(all: Readonly<Record<string, string>>, fallback: number, ...n
 
 /** Non-tracker sysctls nfproof understands (everything else is refused with a clear message). */
 const HOST_SYSCTLS = [
+  'send_redirects',
   'icmp_ratemask',
   'icmp.ratemask',
   'icmp.ratelimit',
@@ -85,6 +86,8 @@ export interface HostSettings {
   readonly icmpRateLimit: number;
   /** Which ICMP types the limiter applies to: icmp_ratemask (IPv4 bits) and net.ipv6.icmp.ratemask. */
   readonly icmpRateMask: { readonly ipv4: number; readonly ipv6: ReadonlySet<number> };
+  /** net.ipv4.conf.all.send_redirects (default 1). */
+  readonly sendRedirects: boolean;
 }
 
 export function resolveConfig(policy: Policy, options: SimOptions): HostSettings {
@@ -114,6 +117,7 @@ export function resolveConfig(policy: Policy, options: SimOptions): HostSettings
     },
     ipForward: intSysctl(all, 1, 'ip_forward', 'forwarding') !== 0,
     icmpRateLimit: intSysctl(all, 1000, 'icmp_ratelimit', 'icmp.ratelimit') / 1000,
+    sendRedirects: intSysctl(all, 1, 'send_redirects') !== 0,
     icmpRateMask: {
       ipv4: intSysctl(all, 0x1818, 'icmp_ratemask'),
       ipv6: parseV6RateMask(sysctlValue(all, 'icmp.ratemask')),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Packet } from '../../../src/netfilter/packet.js';
 import { harnessAvailable } from '../../kernel/harness/env.js';
-import { GATEWAY, type KernelRun, type Scenario, addr, at, checkScenario, restore, tcp, udp } from '../../kernel/harness/index.js';
+import { GATEWAY, type KernelRun, type Scenario, addr, at, checkScenario, hostModel, restore, tcp, udp } from '../../kernel/harness/index.js';
 
 /**
  * Simulator behaviours checked on the real kernel through the differential harness
@@ -178,6 +178,30 @@ const scenarios: Scenario[] = [
     expectKernel(run: KernelRun) {
       expect(run.steps[1].emitted.map((e) => e.device)).toEqual(['eth0']);
       expect(run.final.entries).toEqual([]);
+    },
+  },
+  {
+    // ip_forward: routed back out of the interface it came in by, from a sender on that link:
+    // an ICMP host redirect (type 5 code 1) to the better gateway, and the packet is still
+    // forwarded. The next redirect to the same sender waits 20 ms << 1 (ip_rt_send_redirect).
+    name: 'forwarded back out of the incoming interface: ICMP redirect to the better gateway',
+    host: hostModel({
+      interfaces: { lan: ['eth0', '192.168.18.1/24'], wan: ['eth1', '192.168.20.1/24'] },
+      routes: ['10.99.0.0/16 via 192.168.18.254 dev lan', 'default via 192.168.20.254 dev wan'],
+    }),
+    // The harness switches redirects off in the firewall; this scenario turns them back on.
+    sysctls: { 'net.ipv4.conf.all.send_redirects': '1' },
+    rules: { ipv4: restore({ filter: [ACCEPT_STATE] }) },
+    inputs: [
+      at(0, 'eth0', udp('192.168.18.2:5000', '10.99.0.5:53')),
+      at(0, 'eth0', udp('192.168.18.2:5001', '10.99.0.5:53')),
+    ],
+    expectKernel(run: KernelRun) {
+      const first = run.steps[0].emitted;
+      expect(first.map((e) => [e.device, e.packet.proto])).toEqual(expect.arrayContaining([['eth0', 17], ['eth0', 1]]));
+      const rd = first.find((e) => e.packet.proto === 1)!;
+      expect(rd.packet).toMatchObject({ src: A('192.168.18.1'), dst: A('192.168.18.2'), icmp: { type: 5, code: 1 } });
+      expect(run.steps[1].emitted.map((e) => e.packet.proto)).toEqual([17]);
     },
   },
 ];
