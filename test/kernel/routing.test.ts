@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { harnessAvailable } from './harness/env.js';
-import { GATEWAY, type Scenario, addr, at, checkScenario, restore, udp } from './harness/index.js';
+import { GATEWAY, type Scenario, addr, at, checkScenario, hostModel, restore, udp } from './harness/index.js';
 
 /**
  * Routing decisions that decide a packet's fate before any filter rule: which source and
@@ -41,8 +41,58 @@ const loopbackSource: Scenario = {
   },
 };
 
+/**
+ * ICMP errors the router makes about forwarded packets, when the sender is reached by another
+ * interface than the one the packet came in by. IPv4 (icmp_send, net/ipv4/icmp.c) takes the
+ * source from the route back to the sender (icmp_errors_use_inbound_ifaddr is 0), so the
+ * outgoing interface's address; IPv6 (icmp6_send, net/ipv6/icmp.c) takes the address of the
+ * interface the packet came in by when the route back has no preferred source. Found by the
+ * differential property (the simulator used the outgoing interface's address for IPv6).
+ */
+const errorSource: Scenario = {
+  name: 'time exceeded: IPv4 answers from the outgoing interface, IPv6 from the incoming one',
+  host: GATEWAY,
+  rules: {
+    ipv4: restore({ filter: ['-A FORWARD -m conntrack --ctstate NEW,ESTABLISHED'] }),
+    ipv6: restore({ filter: ['-A FORWARD -m conntrack --ctstate NEW,ESTABLISHED'] }),
+  },
+  inputs: [
+    // Senders beyond the wan default route, arriving on lan with one hop left.
+    at(0, 'eth0', udp('198.51.100.77:4000', '192.168.20.9:53', 'v4', { ttl: 1 })),
+    at(0, 'eth0', udp('[2001:db8:77::5]:4000', '[fd00:20::9]:53', 'v6', { ttl: 1 })),
+  ],
+  expectKernel(run) {
+    const [v4, v6] = run.steps.map((s) => s.emitted);
+    expect(v4.map((e) => [e.device, e.packet.src, e.packet.icmp?.type])).toEqual([['eth1', A('192.168.20.1'), 11]]);
+    expect(v6.map((e) => [e.device, e.packet.src, e.packet.icmp?.type])).toEqual([['eth1', A('fd00:18::1'), 3]]);
+  },
+};
+
+/**
+ * addrtype of an address the host has no route for. IPv4 (inet_dev_addr_type, fib_frontend.c)
+ * starts from RTN_UNICAST and only a route that is found can change it, so no route means
+ * UNICAST, never UNREACHABLE. IPv6 (match_type6, xt_addrtype.c) decides UNICAST by the
+ * address class alone, and UNREACHABLE when the route lookup fails — so both hold at once.
+ * Found by the differential property (the simulator called an unrouted IPv6 source not UNICAST).
+ */
+const unrouted: Scenario = {
+  name: 'addrtype of an unrouted source: IPv4 UNICAST only, IPv6 UNICAST and UNREACHABLE',
+  host: hostModel({ interfaces: { lan: ['eth0', '192.168.18.1/24', 'fd00:18::1/64'], wan: ['eth1', '192.168.20.1/24', 'fd00:20::1/64'] } }),
+  rules: {
+    ipv4: restore({ filter: ['-A FORWARD -m addrtype --src-type UNICAST', '-A FORWARD -m addrtype --src-type UNREACHABLE'] }),
+    ipv6: restore({ filter: ['-A FORWARD -m addrtype --src-type UNICAST', '-A FORWARD -m addrtype --src-type UNREACHABLE'] }),
+  },
+  inputs: [at(0, 'eth1', udp('203.0.113.5:53', '192.168.18.2:5000', 'v4')), at(0, 'eth1', udp('[2001:db8:99::5]:53', '[fd00:18::2]:5000', 'v6'))],
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.emitted.map((e) => e.device))).toEqual([['eth0'], ['eth0']]);
+    const counts = (f: 'ipv4' | 'ipv6') => run.final.chains.find((c) => c.family === f && c.table === 'filter' && c.chain === 'FORWARD')!.rules.map((r) => r.packets);
+    expect(counts('ipv4')).toEqual([1, 0]);
+    expect(counts('ipv6')).toEqual([1, 1]);
+  },
+};
+
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted]) {
     it(s.name, async () => {
       await checkScenario(s);
     });
