@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSourceTag } from '../../src/backends/emit/comment.js';
 import { emitRuleset } from '../../src/backends/emit/index.js';
 import { quoteIptablesString, truncateUtf8 } from '../../src/util/iptables-quote.js';
-import { builtin, chain, m, policyOf, rule, t, table } from './build.js';
+import { at, builtin, chain, m, policyOf, rule, t, table } from './build.js';
 
 /**
  * The emitter's decisions on hand-written IR. Expected lines are written by hand from the
@@ -155,6 +155,22 @@ describe('emitRuleset', () => {
       '-A INPUT~2 -p tcp -m tcp ! --dport 50 -j x',
     ]);
     expect(r.diagnostics.map((d) => `${d.span.start.line} ${d.code}`)).toEqual(['4 E-emit-repeated-option']);
+  });
+
+  it('keeps a goto with disjoint alternatives and a stateful match in its chain, stateful test last', () => {
+    const limit = { kind: 'opaque', module: 'limit', args: ['--limit', '3/min'], span: at(2) } as const;
+    const p = policyOf({
+      ipv4: [
+        table('filter', [
+          builtin('INPUT', [rule(2, [limit, m.saddr(['10.1.0.0/16', '10.2.0.0/16'])], t.goto('x')), rule(3, [limit, m.saddr(['10.0.0.0/8', '10.1.0.0/16'])], t.goto('x'))]),
+          chain('x', []),
+        ]),
+      ],
+    });
+    const r = emitRuleset(p, 'ipv4', { sourceComments: false });
+    expect(rulesOf(r.text).filter((l) => l.startsWith('-A'))).toEqual(['-A INPUT -s 10.1.0.0/16 -m limit --limit 3/min -g x', '-A INPUT -s 10.2.0.0/16 -m limit --limit 3/min -g x']);
+    // Overlapping alternatives: the second line would test the limit again for 10.1.x.x.
+    expect(r.diagnostics.map((d) => `${d.span.start.line} ${d.code}`)).toEqual(['3 E-emit-stateful-return']);
   });
 
   it('writes a rule without a target (counter) with no -j', () => {

@@ -135,6 +135,7 @@ const splitting = policyOf({
         rule(14, [m.proto([6]), m.dport([[1, 100]]), m.dport([[50, 50]], true)], t.jump('svc')),
         rule(15, [m.saddr(['10.9.0.0/16', '10.8.0.0/16']), { kind: 'opaque', module: 'limit', args: ['--limit', '3/min'], span: at(15) }], t.accept()),
         rule(16, [m.daddr(['10.7.0.1', '10.7.0.2'])], { kind: 'counter', span: at(16) }),
+        rule(17, [{ kind: 'opaque', module: 'limit', args: ['--limit', '3/min'], span: at(17) }, m.saddr(['10.6.0.0/16', '10.5.0.0/16'])], t.goto('svc')),
       ]),
       // A user chain whose name is at the 28-character limit gets shortened auxiliary names.
       chain('a-very-long-chain-name-of-28', [rule(11, [m.saddr(['10.0.0.1', '10.0.0.2'])], t.jump('svc'))]),

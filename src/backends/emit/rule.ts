@@ -6,6 +6,7 @@ import { type Match, matchConstraint, matchKind, targetEffect, targetKind } from
 import type { ProtoMatch } from '../../kinds/match/proto.js';
 import { type Diagnostic, diag } from '../../util/diagnostics.js';
 import type { Family } from '../../util/ip.js';
+import { intersect } from '../../util/intervals.js';
 import { commentArgs, ruleCommentText } from './comment.js';
 import { MERGED_MODULES, assembleLine, duplicateOptions, repeatedBuiltins, sectionsOf } from './line.js';
 
@@ -33,7 +34,9 @@ import { MERGED_MODULES, assembleLine, duplicateOptions, repeatedBuiltins, secti
  *
  * RETURN and goto cannot move into an auxiliary chain: RETURN there would return to C instead
  * of from C, and a goto from there returns to C when its chain ends instead of to C's caller.
- * Such rules use the cross product, and are refused when they also have a stateful match.
+ * Such rules use the cross product. With a stateful match as well, that is exact only when no
+ * packet can pass the stateless tests of two lines (the pieces are pairwise disjoint sets):
+ * then the stateful matches go last on each line and run once. Otherwise the rule is refused.
  */
 
 /** More lines than this for one rule is almost certainly a mistake (or a job for ipset). */
@@ -128,6 +131,24 @@ function cross<T>(lists: readonly (readonly T[])[]): T[][] {
 function unique(pieces: readonly Piece[]): Piece[] {
   const seen = new Set<string>();
   return pieces.filter((p) => !seen.has(p.key) && (seen.add(p.key), true));
+}
+
+/**
+ * Whether no packet can match two of the pieces: each piece a plain test of one field (an
+ * address, port or protocol set) and the sets pairwise apart. Anything else counts as overlapping.
+ */
+function pairwiseDisjoint(pieces: readonly Piece[], family: Family): boolean {
+  if (pieces.length < 2) return true;
+  const tests = pieces.map((p) => matchConstraint(p.match, family));
+  for (let i = 0; i < tests.length; i++) {
+    const a = tests[i];
+    if (a.op !== 'in') return false;
+    for (let j = i + 1; j < tests.length; j++) {
+      const b = tests[j];
+      if (b.op !== 'in' || b.field !== a.field || intersect(a.set, b.set).length > 0) return false;
+    }
+  }
+  return true;
 }
 
 function singleProto(pieces: readonly Piece[]): number | undefined {
@@ -315,6 +336,20 @@ export function emitRule(rule: Rule, ctx: RuleEmitContext): EmittedRule {
       return ok ? { lines: ok, aux: [] } : EMPTY;
     }
     if (boundToChain(effect)) {
+      // A RETURN or goto must stay here. If no packet can match two combinations, the cross
+      // product with the stateful matches last on each line is exact: the line whose stateless
+      // tests pass is the only one that ever runs them.
+      if (variants.every((v) => v.pieces.every((ps, i) => stateful[i] || pairwiseDisjoint(ps, family)))) {
+        const lines: (string | undefined)[] = [];
+        for (const v of variants) {
+          for (const combo of cross(v.pieces)) {
+            const ordered = [...combo.filter((_, i) => !stateful[i]), ...combo.filter((_, i) => stateful[i])];
+            lines.push(line(ctx.chain, [...v.protoPieces, ...ordered], targetWords(v.proto)));
+          }
+        }
+        const ok = collect(lines);
+        return ok ? { lines: ok, aux: [] } : EMPTY;
+      }
       return fail(
         'E-emit-stateful-return',
         `a ${effect.type} rule with several values and a stateful match (${others.filter((_, i) => stateful[i]).map((m) => m.kind).join(', ')}) cannot be written for iptables without changing its meaning`,
