@@ -1,9 +1,13 @@
 import { type Match, type Target, printMatch, printTarget } from '../kinds/index.js';
 import { type AddrItem, type AddrValue, type PortItem, type PortValue, formatAddrValue, formatPortValue } from '../kinds/values.js';
-import { restrictMatches, restrictRule } from '../ir/lower.js';
+import { lowerPolicy, restrictMatches, restrictRule } from '../ir/lower.js';
 import type { Chain, Expectation, Flow, HostModel, Policy, Rule, Table } from '../ir/policy.js';
 import { TABLES, type TableName } from '../ir/netfilter.js';
+import type { Diagnostic } from '../util/diagnostics.js';
 import { FAMILIES, type Family, formatAddress } from '../util/ip.js';
+import { SourceFiles } from '../util/sources.js';
+import { isGenerated } from '../util/span.js';
+import { buildProgram } from './program.js';
 
 /**
  * Canonical .nfp text for a policy: host block, defines, tables, expectations. Parsing the
@@ -24,9 +28,19 @@ export interface PrintOptions {
 }
 
 export function printPolicy(policy: Policy, opts: PrintOptions = {}): string {
+  const first = render(policy, opts, new Set());
+  if (first.merged.size === 0) return first.text;
+  // Merging two families into one inet table is decided rule by rule; reading the text back
+  // confirms it, and a table whose families do not come back as they were is printed apart.
+  const bad = mergedMismatches(policy, first.text, first.merged);
+  return bad.size === 0 ? first.text : render(policy, opts, bad).text;
+}
+
+function render(policy: Policy, opts: PrintOptions, noMerge: ReadonlySet<TableName>): { text: string; merged: Set<TableName> } {
   const ind = opts.indent ?? '  ';
   const defines = new DefineTable();
   const sections: string[] = [];
+  const merged = new Set<TableName>();
 
   if (policy.host) sections.push(printHost(policy.host, ind));
 
@@ -34,7 +48,9 @@ export function printPolicy(policy: Policy, opts: PrintOptions = {}): string {
   for (const name of TABLES) {
     const t4 = policy.rulesets.ipv4.tables.find((t) => t.name === name);
     const t6 = policy.rulesets.ipv6.tables.find((t) => t.name === name);
-    tableBlocks.push(...printTables(name, t4, t6, defines, ind));
+    const out = printTables(name, t4, t6, defines, ind, !noMerge.has(name));
+    if (out.merged) merged.add(name);
+    tableBlocks.push(...out.blocks);
   }
   const expects = policy.expectations.map((e) => printExpectation(e, defines));
 
@@ -43,7 +59,49 @@ export function printPolicy(policy: Policy, opts: PrintOptions = {}): string {
   if (defs) sections.push(defs);
   sections.push(...tableBlocks);
   if (expects.length) sections.push(expects.join('\n'));
-  return sections.join('\n\n') + '\n';
+  return { text: sections.join('\n\n') + '\n', merged };
+}
+
+/** Tables printed merged whose rules do not read back as they were, family by family. */
+function mergedMismatches(policy: Policy, text: string, merged: ReadonlySet<TableName>): Set<TableName> {
+  const problems: Diagnostic[] = [];
+  const report = (d: Diagnostic) => problems.push(d);
+  const { surface } = buildProgram('<printed>', text, new SourceFiles(), report);
+  const back = lowerPolicy(surface, report);
+  if (problems.some((d) => d.severity === 'error')) return new Set(merged);
+  const bad = new Set<TableName>();
+  for (const name of merged) {
+    for (const f of FAMILIES) {
+      const a = policy.rulesets[f].tables.find((t) => t.name === name);
+      const b = back.rulesets[f].tables.find((t) => t.name === name);
+      if (!a || !b || tableSignature(a, f) !== tableSignature(b, f)) bad.add(name);
+    }
+  }
+  return bad;
+}
+
+/** The text of a table's chains and rules with every value written out (no @names). */
+function tableSignature(t: Table, f: Family): string {
+  return t.chains
+    .map((c) => `${c.name} ${c.policy ?? ''}\n${c.rules.map((r) => `${[...r.matches.map((m) => printMatch(inlineRefs(m))), printTarget(r.target as Target)].join(' ')} ${JSON.stringify(r.comment ?? null)}`).join('\n')}`)
+    .join('\n') + f;
+}
+
+/** The match with every named value written out (its `ref` removed). */
+function inlineRefs<N extends Match>(m: N): N {
+  let out: N = m;
+  for (const [key, v] of Object.entries(m)) {
+    if (typeof v === 'object' && v !== null && typeof (v as { ref?: unknown }).ref === 'string') {
+      const { ref: _dropped, ...inline } = v as { ref: string };
+      void _dropped;
+      out = { ...out, [key]: inline };
+    }
+  }
+  return out;
+}
+
+function hasRefs(r: Rule): boolean {
+  return r.matches.some((m) => inlineRefs(m) !== m);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,10 +286,17 @@ function block(header: string, chains: readonly { header: string; lines: readonl
   return out.join('\n');
 }
 
-function printTables(name: TableName, t4: Table | undefined, t6: Table | undefined, defines: DefineTable, ind: string): string[] {
-  if (t4 && t6) {
+function printTables(
+  name: TableName,
+  t4: Table | undefined,
+  t6: Table | undefined,
+  defines: DefineTable,
+  ind: string,
+  mayMerge: boolean,
+): { blocks: string[]; merged: boolean } {
+  if (t4 && t6 && mayMerge) {
     const merged = mergeTables(t4, t6, defines);
-    if (merged) return [block(`table ${name} {`, merged, ind)];
+    if (merged) return { blocks: [block(`table ${name} {`, merged, ind)], merged: true };
   }
   const out: string[] = [];
   for (const [t, f] of [
@@ -242,32 +307,48 @@ function printTables(name: TableName, t4: Table | undefined, t6: Table | undefin
     const chains = t.chains.filter((c) => !isImplicit(c)).map((c) => ({ header: chainHeader(c), lines: c.rules.map((r) => ruleText(r, f, defines)) }));
     out.push(block(`table ${FAMILY_WORD[f]} ${name} {`, chains, ind));
   }
-  return out;
+  return { blocks: out, merged: false };
 }
 
-/** One inet table for both families, or undefined when they differ too much to read well. */
+/** Which of two family-specific rules to print first: source order if known, else IPv4 unless it would leak into IPv6. */
+function comesFirst(r4: Rule, r6: Rule): boolean {
+  if (r4.span.file === r6.span.file && !isGenerated(r4.span) && r4.span.start.offset !== r6.span.start.offset) return r4.span.start.offset < r6.span.start.offset;
+  return !leaksInto(r4, 'ipv6') || leaksInto(r6, 'ipv4');
+}
+
+/**
+ * One inet table for both families, or undefined when their chains differ or they share too
+ * little to read well as one. printPolicy confirms the result by reading it back.
+ */
 function mergeTables(t4: Table, t6: Table, defines: DefineTable): { header: string; lines: string[] }[] | undefined {
   if (t4.chains.length !== t6.chains.length) return undefined;
   let shared = 0;
   let single = 0;
-  const plan: { chain: Chain; lines: { rule: Rule; family: Family | 'both' }[] }[] = [];
+  type Planned = { rule: Rule; twin?: Rule; family: Family | 'both' };
+  const plan: { chain: Chain; lines: Planned[] }[] = [];
   for (let k = 0; k < t4.chains.length; k++) {
     const c4 = t4.chains[k];
     const c6 = t6.chains[k];
     if (c4.name !== c6.name || (c4.policy ?? 'ACCEPT') !== (c6.policy ?? 'ACCEPT')) return undefined;
-    const lines: { rule: Rule; family: Family | 'both' }[] = [];
+    const lines: Planned[] = [];
     let i = 0;
     let j = 0;
     const a = c4.rules;
     const b = c6.rules;
     // A greedy walk: any interleaving keeps each family's order, which is all parsing needs.
     while (i < a.length || j < b.length) {
-      if (i < a.length && j < b.length && ruleText(a[i], 'ipv4', undefined) === ruleText(b[j], 'ipv6', undefined) && sharable(a[i], 'ipv4', b[j], 'ipv6')) {
-        lines.push({ rule: a[i], family: 'both' });
+      const same =
+        i < a.length &&
+        j < b.length &&
+        ruleText(a[i], 'ipv4', undefined) === ruleText(b[j], 'ipv6', undefined) &&
+        // A rule with @names holds each family's items of the define: the same text covers both.
+        (hasRefs(a[i]) || sharable(a[i], 'ipv4', b[j], 'ipv6'));
+      if (same) {
+        lines.push({ rule: a[i], twin: b[j], family: 'both' });
         shared++;
         i++;
         j++;
-      } else if (i < a.length && (j >= b.length || !leaksInto(a[i], 'ipv6') || leaksInto(b[j], 'ipv4'))) {
+      } else if (i < a.length && (j >= b.length || comesFirst(a[i], b[j]))) {
         lines.push({ rule: a[i++], family: 'ipv4' });
         single++;
       } else {
@@ -277,17 +358,17 @@ function mergeTables(t4: Table, t6: Table, defines: DefineTable): { header: stri
     }
     plan.push({ chain: c4, lines });
   }
-  if (single > shared) return undefined;
+  // Mostly family-specific rules read better as two tables.
+  if (single > 2 * shared) return undefined;
   return plan
     .filter((p) => !(isImplicit(p.chain) && p.lines.length === 0))
     .map((p) => ({
       header: chainHeader(p.chain),
-      lines: p.lines.map((l) =>
-        l.family === 'both'
-          ? // Register the define uses of both families.
-            (ruleText(l.rule, 'ipv6', defines), ruleText(l.rule, 'ipv4', defines))
-          : `${FAMILY_WORD[l.family]} ${ruleText(l.rule, l.family, defines)}`,
-      ),
+      lines: p.lines.map((l) => {
+        if (l.family !== 'both') return `${FAMILY_WORD[l.family]} ${ruleText(l.rule, l.family, defines)}`;
+        ruleText(l.twin!, 'ipv6', defines); // registers the IPv6 items of its defines
+        return ruleText(l.rule, 'ipv4', defines);
+      }),
     }));
 }
 
