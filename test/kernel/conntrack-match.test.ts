@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { harnessAvailable } from './harness/env.js';
-import { GATEWAY, type KernelRun, type Scenario, at, checkScenario, restore, tcp } from './harness/index.js';
+import { GATEWAY, type KernelRun, type Scenario, at, checkScenario, restore, tcp, udp } from './harness/index.js';
 
 /**
  * What `-m conntrack` tests mean for a packet that has no connection (INVALID or UNTRACKED).
@@ -39,8 +39,50 @@ const noConnection: Scenario = {
   },
 };
 
-describe.skipIf(!env.run)('conntrack match on packets without a connection (kernel)', () => {
-  it(noConnection.name, async () => {
-    await checkScenario(noConnection);
-  });
+/**
+ * --ctexpire and CONFIRMED around the moment of confirmation. Until a connection's first packet
+ * has passed every hook it is unconfirmed, and its timeout is stored relative
+ * (__nf_ct_refresh_acct adds the clock only to confirmed entries), so nf_ct_expires() — the
+ * stored value minus now, clamped at 0 — reads 0 on INPUT for a first packet, and on OUTPUT for
+ * the ICMP error a REJECT sends about it (the answer carries the same, never confirmed, entry as
+ * RELATED). The second packet sees the confirmed entry with its ~30 s of udp_timeout. Found by
+ * the differential property (the simulator gave unconfirmed entries their full timeout).
+ */
+const expiry: Scenario = {
+  name: '--ctexpire reads 0 before confirmation, the seconds left after; CONFIRMED only from the second packet',
+  host: GATEWAY,
+  rules: {
+    ipv4: restore({
+      filter: [
+        '-A INPUT -m conntrack ! --ctstatus CONFIRMED',
+        '-A INPUT -m conntrack --ctexpire 0:0',
+        '-A INPUT -m conntrack --ctexpire 25:35',
+        '-A INPUT -p udp -m udp --dport 69 -j REJECT --reject-with icmp-port-unreachable',
+        '-A OUTPUT -m conntrack --ctstate RELATED',
+        '-A OUTPUT -m conntrack --ctexpire 0:0',
+        '-A OUTPUT -m conntrack ! --ctstatus CONFIRMED',
+      ],
+    }),
+  },
+  inputs: [
+    at(0, 'eth0', udp('192.168.18.2:4000', '192.168.18.1:5000', 'first')),
+    at(0, 'eth0', udp('192.168.18.2:4000', '192.168.18.1:5000', 'second')),
+    at(0, 'eth0', udp('192.168.18.2:4001', '192.168.18.1:69', 'tftp')),
+  ],
+  expectKernel(run) {
+    const c = (chain: string) => run.final.chains.find((x) => x.table === 'filter' && x.chain === chain)!.rules.map((r) => r.packets);
+    // INPUT: unconfirmed first packets (1 and 3) read 0 and lack CONFIRMED; the second reads ~30.
+    expect(c('INPUT')).toEqual([2, 2, 1, 1]);
+    // OUTPUT: the port unreachable about packet 3 is RELATED to an entry never confirmed.
+    expect(c('OUTPUT')).toEqual([1, 1, 1]);
+    expect(run.steps[2].emitted.map((e) => e.packet.icmp?.type)).toEqual([3]);
+  },
+};
+
+describe.skipIf(!env.run)('conntrack match details (kernel)', () => {
+  for (const s of [noConnection, expiry]) {
+    it(s.name, async () => {
+      await checkScenario(s);
+    });
+  }
 });

@@ -84,12 +84,14 @@ function roundTrip(ns: Netns, flavour: 'legacy' | 'nft', policy: Policy): void {
 
 describe.skipIf(!env.run)('kernel iptables-save re-imports to the source policy (property)', () => {
   for (const flavour of ['legacy', 'nft'] as const) {
-    it(`${flavour}: ${RUNS} random policies (seed ${SEED})`, () => {
+    it(`${flavour}: ${RUNS} random policies (seed ${SEED})`, async () => {
       const ns = Netns.create(`ri${flavour}`);
       try {
-        fc.assert(
-          fc.property(policyArb({ expectations: false, host: false, matchKinds: MATCHES }), (p) => roundTrip(ns, flavour, p)),
-          { seed: SEED, numRuns: RUNS, endOnFailure: process.env.NFPROOF_NO_SHRINK === '1' },
+        // Asynchronous so that the event loop turns between runs (signals, timeouts), and bounded
+        // in time: shrinking on the kernel is slow, so a failure reports what it has after 3 min.
+        await fc.assert(
+          fc.asyncProperty(policyArb({ expectations: false, host: false, matchKinds: MATCHES }), async (p) => roundTrip(ns, flavour, p)),
+          { seed: SEED, numRuns: RUNS, endOnFailure: process.env.NFPROOF_NO_SHRINK === '1', interruptAfterTimeLimit: 180_000, markInterruptAsFailure: true },
         );
       } finally {
         ns.dispose();
