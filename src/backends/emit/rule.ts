@@ -76,8 +76,39 @@ export interface EmittedRule {
 interface Piece {
   readonly match: Match;
   readonly fragments: readonly IptablesFragment[];
-  /** Fragments as text, to compare pieces across protocol variants. */
-  readonly key: string;
+  /** Fragments as text, to compare pieces (made when first needed, see keyOf). */
+  key?: string;
+}
+
+function keyOf(p: Piece): string {
+  p.key ??= p.fragments.map((f) => `${f.module ?? ''}:${f.args.join(' ')}`).join('|');
+  return p.key;
+}
+
+function emitPiece(m: Match, family: Family, proto: number | undefined): Piece {
+  return { match: m, fragments: matchKind(m).iptables.emit(m, proto === undefined ? { family } : { family, proto }) };
+}
+
+function splitMatch(m: Match, family: Family, proto: number | undefined): readonly Match[] {
+  const k = matchKind(m);
+  return k.iptables.split ? k.iptables.split(m, proto === undefined ? { family } : { family, proto }) : [m];
+}
+
+/** The pieces of a match, written the same way only once (a set listing a value twice). */
+function piecesOf(m: Match, family: Family, proto: number | undefined): Piece[] {
+  const parts = splitMatch(m, family, proto);
+  if (parts.length === 1) return [emitPiece(parts[0], family, proto)];
+  const seen = new Set<string>();
+  const out: Piece[] = [];
+  for (const x of parts) {
+    const p = emitPiece(x, family, proto);
+    const k = keyOf(p);
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(p);
+    }
+  }
+  return out;
 }
 
 /** The rule for one choice of protocol pieces. */
@@ -118,6 +149,7 @@ function boundToChain(e: TargetEffect): boolean {
 }
 
 function cross<T>(lists: readonly (readonly T[])[]): T[][] {
+  if (lists.every((l) => l.length === 1)) return [lists.map((l) => l[0])];
   let out: T[][] = [[]];
   for (const l of lists) {
     const next: T[][] = [];
@@ -125,12 +157,6 @@ function cross<T>(lists: readonly (readonly T[])[]): T[][] {
     out = next;
   }
   return out;
-}
-
-/** Drops pieces that are written the same as an earlier one (a set listing a value twice). */
-function unique(pieces: readonly Piece[]): Piece[] {
-  const seen = new Set<string>();
-  return pieces.filter((p) => !seen.has(p.key) && (seen.add(p.key), true));
 }
 
 /**
@@ -242,42 +268,55 @@ function viaLevels(rule: Rule, groups: readonly Match[][], ctx: RuleEmitContext)
   return { lines, aux };
 }
 
+/** Whether two matches of the rule write an option that an iptables rule holds once. */
+function conflicting(v: Variant): boolean {
+  const seen = new Set<string>();
+  for (const ps of [...v.protoPieces.map((p) => [p]), ...v.pieces]) {
+    const first = ps[0];
+    if (!first) continue;
+    const mine = new Set<string>();
+    for (const f of first.fragments) {
+      const name = f.args.find((a) => a !== '!');
+      if (name === undefined) continue;
+      if (f.module === null) mine.add(`-${name}`);
+      else if (MERGED_MODULES.has(f.module)) mine.add(`${f.module}${name}`);
+    }
+    for (const k of mine) {
+      if (seen.has(k)) return true;
+      seen.add(k);
+    }
+  }
+  return false;
+}
+
 export function emitRule(rule: Rule, ctx: RuleEmitContext): EmittedRule {
   const { family } = ctx;
-  if (!ctx.levelsDone) {
-    const groups = fitGroups(rule, family);
-    if (groups.length > 1) return viaLevels(rule, groups, ctx);
-  }
   const fail = (code: string, message: string, hint?: string): EmittedRule => {
     ctx.report(diag('error', code, rule.span, message, hint));
     return EMPTY;
   };
 
-  const piece = (m: Match, proto: number | undefined): Piece => {
-    const fragments = matchKind(m).iptables.emit(m, { family, ...(proto !== undefined ? { proto } : {}) });
-    return { match: m, fragments, key: fragments.map((f) => `${f.module ?? ''}:${f.args.join(' ')}`).join('|') };
-  };
-  const split = (m: Match, proto: number | undefined): Match[] => {
-    const k = matchKind(m);
-    return k.iptables.split ? [...k.iptables.split(m, { family, ...(proto !== undefined ? { proto } : {}) })] : [m];
-  };
-
   const protoMatches = rule.matches.filter((m): m is ProtoMatch => m.kind === 'proto');
   const others = rule.matches.filter((m) => m.kind !== 'proto');
-  const stateful = others.map((m) => opaqueParts(matchConstraint(m, family)).length > 0);
-
   let variants: Variant[];
   try {
-    const protoChoices = cross(protoMatches.map((m) => unique(split(m, undefined).map((p) => piece(p, undefined)))));
+    const protoChoices = cross(protoMatches.map((m) => piecesOf(m, family, undefined)));
     variants = protoChoices.map((protoPieces) => {
       const proto = singleProto(protoPieces);
-      return { proto, protoPieces, pieces: others.map((m) => unique(split(m, proto).map((p) => piece(p, proto)))) };
+      return { proto, protoPieces, pieces: others.map((m) => piecesOf(m, family, proto)) };
     });
   } catch (e) {
     return fail('E-emit-kind', `cannot write this rule for iptables: ${e instanceof Error ? e.message : String(e)}`);
   }
 
+  if (!ctx.levelsDone && variants.some(conflicting)) {
+    const groups = fitGroups(rule, family);
+    if (groups.length > 1) return viaLevels(rule, groups, ctx);
+  }
+
   const combos = variants.reduce((n, v) => n + v.pieces.reduce((k, ps) => k * ps.length, 1), 0);
+  // Which matches are stateful matters only when the rule becomes several lines.
+  const stateful = combos > 1 ? others.map((m) => opaqueParts(matchConstraint(m, family)).length > 0) : others.map(() => false);
   if (combos === 0) {
     ctx.report(diag('warning', 'W-emit-never', rule.span, 'this rule can never match, so no iptables rule is written for it', 'a match in it excludes every packet (e.g. a negated full range)'));
     return EMPTY;
@@ -382,7 +421,7 @@ function viaAuxChains(
   const inMain = others.map((_, i) => {
     if (stateful[i]) return false;
     const ps = variants.map((v) => v.pieces[i]);
-    if (ps.some((p) => p.length !== 1) || ps.some((p) => p[0].key !== ps[0][0].key)) return false;
+    if (ps.some((p) => p.length !== 1) || ps.some((p) => keyOf(p[0]) !== keyOf(ps[0][0]))) return false;
     return oneVariant || !dependsOnProto(ps[0]);
   });
   for (let i = 0; i < others.length; i++) {
