@@ -41,6 +41,11 @@ export class BoxDomain {
   private readonly tops: readonly bigint[];
   private readonly portProtos: IntervalSet;
   private readonly absent: readonly bigint[];
+  private readonly tcpSet: IntervalSet;
+  private readonly icmpSet: IntervalSet;
+  private readonly udpLike: IntervalSet;
+  private readonly noL4: IntervalSet;
+  private static readonly COUPLED = [...L4_FIELDS.ports, ...L4_FIELDS.tcp, ...L4_FIELDS.icmp, ...CT_SLOTS, FIELD_SLOT.cthelper];
 
   constructor(
     readonly family: Family,
@@ -49,6 +54,16 @@ export class BoxDomain {
     this.tops = Array.from({ length: SLOT_COUNT }, (_, i) => slotTop(i, family, ifaceCount));
     this.absent = FIELDS.map((f) => absentValue(f, family));
     this.portProtos = normalize(PORT_PROTOS.map((p) => [BigInt(p), BigInt(p)] as const));
+    this.tcpSet = [[BigInt(PROTO.tcp), BigInt(PROTO.tcp)]];
+    this.icmpSet = [[BigInt(icmpProto(family)), BigInt(icmpProto(family))]];
+    this.udpLike = subtract(this.portProtos, this.tcpSet, 255n);
+    this.noL4 = subtract([[0n, 255n]], normalize([...this.portProtos, ...this.icmpSet]), 255n);
+  }
+
+  /** No slot whose presence depends on other fields is constrained: nothing to reconcile. */
+  private uncoupled(b: Box): boolean {
+    for (const s of BoxDomain.COUPLED) if (b[s] !== undefined) return false;
+    return true;
   }
 
   top(slot: number): bigint {
@@ -158,14 +173,11 @@ export class BoxDomain {
     const protos = this.values(b, FIELD_SLOT.proto);
     const frags = this.values(b, FIELD_SLOT.fragment);
     const out: { protos: IntervalSet; fragment: bigint; present: 'ports+tcp' | 'ports' | 'icmp' | 'none' }[] = [];
-    const tcp: IntervalSet = [[BigInt(PROTO.tcp), BigInt(PROTO.tcp)]];
-    const icmp: IntervalSet = [[BigInt(icmpProto(this.family)), BigInt(icmpProto(this.family))]];
-    const max8 = 255n;
     if (contains(frags, 0n)) {
-      out.push({ protos: intersect(protos, tcp), fragment: 0n, present: 'ports+tcp' });
-      out.push({ protos: intersect(protos, subtract(this.portProtos, tcp, max8)), fragment: 0n, present: 'ports' });
-      out.push({ protos: intersect(protos, icmp), fragment: 0n, present: 'icmp' });
-      out.push({ protos: subtract(protos, normalize([...this.portProtos, ...icmp]), max8), fragment: 0n, present: 'none' });
+      out.push({ protos: intersect(protos, this.tcpSet), fragment: 0n, present: 'ports+tcp' });
+      out.push({ protos: intersect(protos, this.udpLike), fragment: 0n, present: 'ports' });
+      out.push({ protos: intersect(protos, this.icmpSet), fragment: 0n, present: 'icmp' });
+      out.push({ protos: intersect(protos, this.noL4), fragment: 0n, present: 'none' });
     }
     if (contains(frags, 1n)) out.push({ protos, fragment: 1n, present: 'none' });
     return out.filter((c) => c.protos.length > 0 && this.l4Fits(b, c.present));
@@ -202,6 +214,7 @@ export class BoxDomain {
   /** Does the box hold at least one real packet? */
   isEmpty(b: Box): boolean {
     for (let i = 0; i < SLOT_COUNT; i++) if (b[i] !== undefined && b[i]!.length === 0) return true;
+    if (this.uncoupled(b)) return false;
     return this.l4Classes(b).length === 0 || this.ctClasses(b).length === 0;
   }
 
@@ -221,7 +234,17 @@ export class BoxDomain {
     const setPresence = (slots: number[], on: boolean) => {
       for (const s of slots) {
         const abs = this.absent[s];
-        out[s] = on ? subtract(this.values(out, s), [[abs, abs]], this.tops[s]) : [[abs, abs]];
+        if (!on) {
+          out[s] = [[abs, abs]];
+          continue;
+        }
+        const cur = out[s];
+        if (cur === undefined) out[s] = [[0n, abs - 1n]];
+        else if (cur[cur.length - 1][1] >= abs) {
+          // Drop ABSENT (the last value of the domain) from the set.
+          const last = cur[cur.length - 1];
+          out[s] = last[0] === abs ? cur.slice(0, -1) : [...cur.slice(0, -1), [last[0], abs - 1n] as const];
+        }
       }
     };
     setPresence(L4_FIELDS.ports, pickL4.present === 'ports+tcp' || pickL4.present === 'ports');

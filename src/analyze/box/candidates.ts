@@ -66,7 +66,11 @@ function pick(set: IntervalSet, prefer: bigint | undefined, variant: number, ran
  * the box describes (the routing choice when there is no host model).
  */
 export function candidates(model: FamilyModel, dom: BoxDomain, box: Box, hook: Hook, count = 3, seed = 1): PacketInput[] {
-  const out: PacketInput[] = [];
+  return [...lazyCandidates(model, dom, box, hook, count, seed)];
+}
+
+/** The same, one at a time: callers that stop at the first good packet build no more. */
+export function* lazyCandidates(model: FamilyModel, dom: BoxDomain, box: Box, hook: Hook, count = 3, seed = 1): Generator<PacketInput> {
   let s = seed >>> 0 || 1;
   const rand = () => {
     // xorshift32: deterministic, good enough for spreading picks.
@@ -78,13 +82,14 @@ export function candidates(model: FamilyModel, dom: BoxDomain, box: Box, hook: H
   for (let variant = 0; variant < count; variant++) {
     const prefer = variant === 1 ? { proto: BigInt(PROTO.tcp), ctstate: BigInt(CT_STATE.ESTABLISHED) } : { proto: BigInt(PROTO.tcp), ctstate: BigInt(CT_STATE.NEW) };
     const b = dom.normalizeForPoint(box, prefer);
-    if (!b) break;
+    if (!b) return;
     const fam = model.family;
     const value = (slot: number): bigint => {
       const f = FIELDS[slot];
-      const set = dom.values(b, slot);
       const pref = f === 'saddr' || f === 'daddr' ? ADDR_PREFERRED[fam][f] : f === 'ctstate' ? prefer.ctstate : PREFERRED[f];
-      return pick(set, pref, variant, rand);
+      const s = b[slot];
+      if (s === undefined && variant < 2) return pref ?? 1n;
+      return pick(s ?? dom.values(b, slot), pref, variant, rand);
     };
     const fields: Partial<Record<NumericField, bigint>> = {};
     FIELDS.forEach((f, i) => {
@@ -94,6 +99,9 @@ export function candidates(model: FamilyModel, dom: BoxDomain, box: Box, hook: H
     const ifaceIndex = (slot: number): number => {
       const set = dom.values(b, slot);
       const lo = model.ifaces.classOf('lo');
+      // Variant 1 prefers a device no rule names (it slips past interface-specific rules).
+      const unnamed = model.ifaces.unnamed();
+      if (variant === 1 && unnamed !== undefined && contains(set, BigInt(unnamed))) return unnamed;
       for (const [a, z] of set) for (let i = a; i <= z; i++) if (Number(i) !== lo || variant === 2) return Number(i);
       return Number(set[0][0]);
     };
@@ -102,13 +110,12 @@ export function candidates(model: FamilyModel, dom: BoxDomain, box: Box, hook: H
     const state = STATE_BY_VALUE[Number(fields.ctstate ?? BigInt(CT_STATE.NEW))] ?? 'NEW';
     const ctState: PacketInput['ctState'] = state === 'UNTRACKED' ? 'NEW' : state;
     const forwarded = hook === 'FORWARD' || (hook === 'POSTROUTING' && iif !== '');
-    out.push({
+    yield {
       family: fam,
       ingress: iif === '' ? { kind: 'local' } : { kind: 'iface', device: iif },
       fields,
       ctState,
       choices: { [CHOICE.route]: forwarded ? 1n : 0n, [CHOICE.oif]: BigInt(oifIndex === 0 ? 1 : oifIndex) },
-    });
+    };
   }
-  return out;
 }

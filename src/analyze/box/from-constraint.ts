@@ -1,5 +1,5 @@
 import type { Constraint } from '../../ir/constraint.js';
-import type { IntervalSet } from '../../util/intervals.js';
+import { type IntervalSet, normalize } from '../../util/intervals.js';
 import { FIELD_SLOT, IIF_SLOT, OIF_SLOT, bitsOf, fieldMax } from '../model/fields.js';
 import type { IfaceDomain } from '../model/ifaces.js';
 import type { Box, BoxDomain } from './box.js';
@@ -42,6 +42,8 @@ export class ConstraintBoxes {
         const mask = c.mask & max;
         if ((c.value & mask) !== c.value) return { over: [], under: [], exact: true }; // can never hold
         if (isPrefixMask(mask, bits)) return this.single(FIELD_SLOT[c.field], [[c.value, c.value | (~mask & max)]]);
+        const exact = maskedSet(mask, c.value, bits);
+        if (exact) return this.single(FIELD_SLOT[c.field], exact);
         const present = [dom.with(dom.full(), FIELD_SLOT[c.field], [[0n, max]])];
         return { over: present, under: [], exact: false };
       }
@@ -137,6 +139,31 @@ export class ConstraintBoxes {
     }
     return { over: o, under: u, exact: e };
   }
+}
+
+/**
+ * {v : v & mask == value} as intervals: the free bits below the lowest masked bit make each
+ * interval, every combination of the other free bits one interval. Undefined when that is more
+ * than MASK_INTERVALS intervals (a sparse mask on a wide field).
+ */
+const MASK_INTERVALS = 4096;
+
+export function maskedSet(mask: bigint, value: bigint, bits: number): IntervalSet | undefined {
+  let low = 0;
+  while (low < bits && ((mask >> BigInt(low)) & 1n) === 0n) low++;
+  const freeHigh: number[] = [];
+  for (let b = low; b < bits; b++) if (((mask >> BigInt(b)) & 1n) === 0n) freeHigh.push(b);
+  if (freeHigh.length > Math.log2(MASK_INTERVALS)) return undefined;
+  const span = (1n << BigInt(low)) - 1n;
+  const out: [bigint, bigint][] = [];
+  for (let combo = 0; combo < 1 << freeHigh.length; combo++) {
+    let base = value;
+    freeHigh.forEach((b, i) => {
+      if ((combo >> i) & 1) base |= 1n << BigInt(b);
+    });
+    out.push([base, base | span]);
+  }
+  return normalize(out);
 }
 
 function isPrefixMask(mask: bigint, bits: number): boolean {

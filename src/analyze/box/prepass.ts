@@ -3,8 +3,10 @@ import type { Hook } from '../../ir/netfilter.js';
 import { type ConcreteOutcome, runPacket } from '../concrete/interp.js';
 import type { PacketInput } from '../concrete/input.js';
 import { type FamilyModel, type ModelChain, type ModelRule, chainKey, lookupChain } from '../model/build.js';
-import { type Box, BoxDomain } from './box.js';
-import { candidates } from './candidates.js';
+import { contains } from '../../util/intervals.js';
+import { FIELDS, FIELD_SLOT, IIF_SLOT, OIF_SLOT, fieldMax } from '../model/fields.js';
+import { type Box, BoxDomain, pickValue } from './box.js';
+import { lazyCandidates } from './candidates.js';
 import { type BoxApprox, ConstraintBoxes, UNION_CAP } from './from-constraint.js';
 import { universe } from './universe.js';
 
@@ -44,6 +46,7 @@ export interface PrepassStats {
 
 /** Per-rule work limit for the subtraction (box operations). */
 const SUBTRACT_BUDGET = 60_000;
+const RETURNED_CAP = 2048;
 const PIECES_CAP = 4096;
 
 export class Prepass {
@@ -52,6 +55,8 @@ export class Prepass {
   /** Hull of each rule's over-approximation, for quick overlap tests. */
   private readonly hulls: readonly (Box | undefined)[];
   readonly entries = new Map<string, Box[]>();
+  /** A few uncapped entry boxes per chain (one per caller), to draw candidate packets from. */
+  private readonly samples = new Map<string, Box[]>();
   private readonly returned = new Map<string, Box[]>();
   /** E(r): packets at the rule that match it (over-approximation). */
   readonly reachMatch: Box[][] = [];
@@ -69,9 +74,14 @@ export class Prepass {
   run(onRule?: (done: number) => void): readonly PrepassResult[] {
     const t0 = performance.now();
     for (const c of this.model.chains.values()) this.entry(c);
-    for (const r of this.model.rules) {
-      this.results[r.id] = this.checkRule(r);
-      onRule?.(r.id + 1);
+    // Callers before callees, so that packets that reach a chain are known when its rules are
+    // checked (they are the best starting points for packets that reach deeper).
+    let done = 0;
+    for (const c of this.chainOrder()) {
+      for (const r of c.rules) {
+        this.results[r.id] = this.checkRule(r);
+        onRule?.(++done);
+      }
     }
     for (const r of this.results) {
       if (r.kind === 'fires') this.stats.fired++;
@@ -81,6 +91,79 @@ export class Prepass {
     this.stats.rules = this.model.rules.length;
     this.stats.ms = performance.now() - t0;
     return this.results;
+  }
+
+  /** Chains in an order where every caller's chain comes first (built-in chains lead). */
+  private chainOrder(): ModelChain[] {
+    const out: ModelChain[] = [];
+    const seen = new Set<ModelChain>();
+    const visit = (c: ModelChain, stack: Set<ModelChain>) => {
+      if (seen.has(c) || stack.has(c)) return;
+      stack.add(c);
+      for (const caller of c.callers) visit(lookupChain(this.model, caller.table, caller.chain)!, stack);
+      stack.delete(c);
+      seen.add(c);
+      out.push(c);
+    };
+    for (const c of this.model.chains.values()) visit(c, new Set());
+    return out;
+  }
+
+  /**
+   * A packet that reached a rule, changed only where this rule's box wants other values: it
+   * probably still reaches the chain, and now matches the rule.
+   */
+  private adapted(r: ModelRule, from: PacketInput): PacketInput | undefined {
+    for (const box of this.boxes[r.id].under.length ? this.boxes[r.id].under : this.boxes[r.id].over) {
+      const fields: Record<string, bigint> = { ...from.fields };
+      let iface = from.ingress;
+      let ok = true;
+      box.forEach((set, slot) => {
+        if (!ok || set === undefined) return;
+        if (slot === IIF_SLOT) {
+          const cur = iface.kind === 'iface' ? this.model.ifaces.classOf(iface.device) : 0;
+          if (!contains(set, BigInt(cur))) {
+            const i = Number(set[0][0]);
+            if (i === 0) ok = false;
+            else iface = { kind: 'iface', device: this.model.ifaces.nameOf(i) };
+          }
+          return;
+        }
+        if (slot === OIF_SLOT) return;
+        const f = FIELDS[slot];
+        const v = fields[f];
+        if (v !== undefined && contains(set, v)) return;
+        if (set[0][0] > fieldMax(f, this.model.family)) {
+          delete fields[f];
+          return;
+        }
+        fields[f] = pickValue(set, undefined);
+      });
+      if (ok) return { ...from, ingress: iface, fields };
+    }
+    return undefined;
+  }
+
+  private tryAdapted(r: ModelRule, chain: ModelChain): PrepassResult | undefined {
+    const seeds: PacketInput[] = [];
+    // The closest earlier live rule of the chain, then the live jumps into the chain.
+    for (let i = r.index - 1; i >= 0 && seeds.length < 2; i--) {
+      const res = this.results[chain.rules[i].id];
+      if (res?.kind === 'fires') seeds.push(res.input);
+    }
+    for (const caller of chain.callers) {
+      const res = this.results[caller.id];
+      if (res?.kind === 'fires') seeds.push(res.input);
+      if (seeds.length >= 6) break;
+    }
+    const own = opaqueParts(r.constraint).map((o) => o.key);
+    for (const seed of seeds) {
+      const input = this.adapted(r, seed);
+      if (!input) continue;
+      const found = this.confirm(r, input, own);
+      if (found) return found;
+    }
+    return undefined;
   }
 
   /** Packets entering a chain (over-approximation), computed top-down from the hooks. */
@@ -103,7 +186,9 @@ export class Prepass {
         const h = this.hooksOfChain.get(chainKey(parent.table, parent.name));
         if (h && !this.hooksOfChain.has(key)) this.hooksOfChain.set(key, h);
       }
-      boxes = this.cap(boxes.filter((b) => !this.dom.isEmpty(b)));
+      boxes = boxes.filter((b) => !this.dom.isEmpty(b));
+      this.samples.set(key, boxes.slice(0, 24));
+      boxes = this.cap(boxes);
     }
     this.entries.set(key, boxes);
     return boxes;
@@ -127,8 +212,9 @@ export class Prepass {
     return capped;
   }
 
-  private cap(boxes: Box[]): Box[] {
-    if (boxes.length <= UNION_CAP) return boxes;
+  private cap(boxes: Box[], limit = UNION_CAP): Box[] {
+    if (boxes.length <= limit) return boxes;
+
     return [boxes.reduce((h, b) => this.dom.hull(h, b))];
   }
 
@@ -148,7 +234,11 @@ export class Prepass {
     }
     const fallOff = this.subtractEarlier(c, c.rules.length, this.entry(c), [...stack, c]);
     out.push(...fallOff.rest);
-    const capped = this.cap(out.filter((b) => !this.dom.isEmpty(b)));
+    // Returned packets may carry rewritten marks/TOS/TTL: leave those slots open.
+    const changed = this.mutates(c, [...stack, c]);
+    if (changed.size) for (let i = 0; i < out.length; i++) out[i] = out[i].map((set, slot) => (changed.has(slot) ? undefined : set));
+    // Returned sets are subtracted from jumps' matches: keep them precise longer than entries.
+    const capped = this.cap(out.filter((b) => !this.dom.isEmpty(b)), RETURNED_CAP);
     this.returned.set(key, capped);
     return capped;
   }
@@ -167,7 +257,17 @@ export class Prepass {
    * (under-approximation): its under-approximated match for terminal rules, minus what comes
    * back for jumps; nothing for rules that may let the packet go on.
    */
+  private readonly decided = new Map<number, readonly Box[]>();
+
   private decides(r: ModelRule, stack: ModelChain[]): readonly Box[] {
+    const known = this.decided.get(r.id);
+    if (known) return known;
+    const d = this.decidesUncached(r, stack);
+    this.decided.set(r.id, d);
+    return d;
+  }
+
+  private decidesUncached(r: ModelRule, stack: ModelChain[]): readonly Box[] {
     const e = r.effect;
     switch (e.type) {
       case 'accept':
@@ -212,6 +312,13 @@ export class Prepass {
     let rest: Box[] = [...from];
     const blame: number[] = [];
     let ops = 0;
+    // Slots rewritten between rule i and rule k: what rule i saw there is not what k sees.
+    const mutAfter: Set<number>[] = new Array(k);
+    const acc = new Set<number>();
+    for (let i = k - 1; i >= 0; i--) {
+      mutAfter[i] = new Set(acc);
+      for (const slot of this.mutatedBy(c.rules[i], stack)) acc.add(slot);
+    }
     for (let i = 0; i < k && rest.length > 0; i++) {
       const r = c.rules[i];
       const hull = this.hulls[r.id];
@@ -219,7 +326,8 @@ export class Prepass {
       const restHull = rest.length === 1 ? rest[0] : undefined;
       if (restHull && !this.dom.overlaps(hull, restHull)) continue;
       if (!rest.some((x) => this.dom.overlaps(hull, x))) continue;
-      const dec = this.decides(r, stack);
+      let dec = this.decides(r, stack);
+      if (mutAfter[i].size) dec = dec.filter((d) => d.every((set, slot) => set === undefined || !mutAfter[i].has(slot)));
       if (dec.length === 0) continue;
       let next: Box[] = [];
       let removed = false;
@@ -249,18 +357,89 @@ export class Prepass {
     return { rest, blame, complete: true };
   }
 
+  private readonly mutatesCache = new Map<ModelChain, Set<number>>();
+
+  /** Slots a rule can rewrite for the packets it matches (through its chain, if it jumps). */
+  private mutatedBy(r: ModelRule, stack: ModelChain[]): Set<number> {
+    const e = r.effect;
+    const out = new Set<number>();
+    if (e.type === 'continue') {
+      for (const a of e.actions) {
+        if (a.type === 'xmark') out.add(FIELD_SLOT[a.field]);
+        else if (a.type === 'copy-mark') out.add(FIELD_SLOT[a.to]);
+        else if (a.type === 'rewrite-tos') out.add(FIELD_SLOT.tos).add(FIELD_SLOT.dscp);
+        else if (a.type === 'rewrite-ttl') out.add(FIELD_SLOT.ttl);
+      }
+    } else if (e.type === 'jump' || e.type === 'goto') {
+      const t = lookupChain(this.model, r.table, e.chain);
+      if (t && !stack.includes(t)) for (const x of this.mutates(t, [...stack, t])) out.add(x);
+    }
+    return out;
+  }
+
+  private mutates(c: ModelChain, stack: ModelChain[]): Set<number> {
+    const known = this.mutatesCache.get(c);
+    if (known) return known;
+    const out = new Set<number>();
+    for (const r of c.rules) for (const x of this.mutatedBy(r, stack)) out.add(x);
+    this.mutatesCache.set(c, out);
+    return out;
+  }
+
+  /**
+   * What is left of `rest` (packets at the entry of user chain `c`) once every caller's earlier
+   * rules took their share: packets of it that can really arrive. Empty means the rule is dead.
+   * Returns undefined when the budget runs out.
+   */
+  private upward(c: ModelChain, rest: readonly Box[], blame: number[], depth = 0): Box[] | undefined {
+    if (c.hook || rest.length === 0) return [...rest];
+    if (depth > 6) return undefined;
+    const out: Box[] = [];
+    for (const caller of c.callers) {
+      const parent = lookupChain(this.model, caller.table, caller.chain)!;
+      const at = this.intersectUnions(rest, this.boxes[caller.id].over);
+      if (at.length === 0) continue;
+      const sub = this.subtractEarlier(parent, caller.index, at, [parent]);
+      if (!sub.complete) return undefined;
+      blame.push(...sub.blame.filter((b) => !blame.includes(b)));
+      const up = this.upward(parent, sub.rest, blame, depth + 1);
+      if (up === undefined) return undefined;
+      out.push(...up);
+    }
+    return out;
+  }
+
   private tryCandidates(r: ModelRule, region: readonly Box[], hook: Hook): PrepassResult | undefined {
-    const keys = opaqueParts(r.constraint).map((o) => o.key);
-    const opaqueOn = keys.length ? Object.fromEntries(keys.map((k) => [k, true])) : undefined;
+    const own = opaqueParts(r.constraint).map((o) => o.key);
     let seed = r.id + 1;
     for (const box of region.slice(0, 4)) {
-      for (const input of candidates(this.model, this.dom, box, hook, 3, seed++)) {
-        for (const inp of opaqueOn ? [{ ...input, opaque: opaqueOn }, input] : [input]) {
-          this.stats.candidatesTried++;
-          const outcome = runPacket(this.model, inp);
-          if (outcome.fired.includes(r.id)) return { kind: 'fires', input: inp, outcome };
-        }
+      for (const input of lazyCandidates(this.model, this.dom, box, hook, 3, seed++)) {
+        const found = this.confirm(r, input, own);
+        if (found) return found;
       }
+    }
+    return undefined;
+  }
+
+  /**
+   * Runs a candidate; when an unmodelled match upstream stops it (its assumed value made an
+   * earlier rule decide the packet), flips that match and tries again, a few times. Unmodelled
+   * matches of the rule itself start out matching.
+   */
+  private confirm(r: ModelRule, input: PacketInput, own: readonly string[]): PrepassResult | undefined {
+    const opaque: Record<string, boolean> = Object.fromEntries(own.map((k) => [k, true]));
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const inp = Object.keys(opaque).length ? { ...input, opaque: { ...opaque } } : input;
+      this.stats.candidatesTried++;
+      const outcome = runPacket(this.model, inp);
+      if (outcome.fired.includes(r.id)) return { kind: 'fires', input: inp, outcome };
+      if (outcome.opaqueUsed.length === 0) return undefined;
+      // The last rule that matched on the way decided the packet: if an unmodelled test made it
+      // match, assume the other answer for that test.
+      const last = outcome.fired[outcome.fired.length - 1];
+      const keys = last === undefined ? [] : opaqueParts(this.model.rules[last].constraint).map((o) => o.key).filter((k) => !own.includes(k));
+      if (keys.length === 0) return undefined;
+      for (const k of keys) opaque[k] = !(opaque[k] ?? false);
     }
     return undefined;
   }
@@ -270,10 +449,22 @@ export class Prepass {
     const e = this.matchAt(r);
     if (e.length === 0) return { kind: 'dead', cause: 'no-entry' };
     const hook = this.hooksOfChain.get(chainKey(chain.table, chain.name)) ?? 'PREROUTING';
-    const quick = this.tryCandidates(r, e, hook);
+    // Packets known to get here, adapted to this rule; then fresh ones from each caller's
+    // packets (the capped entry may be a loose hull), then from the entry itself.
+    const reused = this.tryAdapted(r, chain);
+    if (reused) return reused;
+    const sample = this.samples.get(chainKey(chain.table, chain.name));
+    const fromCallers = sample ? this.intersectUnions(sample, this.boxes[r.id].over) : [];
+    const quick = (fromCallers.length ? this.tryCandidates(r, fromCallers, hook) : undefined) ?? this.tryCandidates(r, e, hook);
     if (quick) return quick;
     const sub = this.subtractEarlier(chain, r.index, e, [chain]);
     if (sub.complete && sub.rest.length === 0) return { kind: 'dead', cause: 'decided-earlier', blame: sub.blame };
+    if (sub.complete && !chain.hook) {
+      // Nothing here decides the rest; maybe the rules before the jumps into this chain do.
+      const upBlame: number[] = [];
+      const up = this.upward(chain, sub.rest, upBlame);
+      if (up !== undefined && up.length === 0) return { kind: 'dead', cause: 'no-entry' };
+    }
     const found = this.tryCandidates(r, sub.rest, hook);
     if (found) return found;
     return {

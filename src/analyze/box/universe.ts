@@ -1,6 +1,6 @@
 import { CT_STATE } from '../../ir/fields.js';
 import type { Hook, TableName } from '../../ir/netfilter.js';
-import { type IntervalSet, normalize, subtract } from '../../util/intervals.js';
+import { type IntervalSet, intersect, normalize, subtract } from '../../util/intervals.js';
 import { familyMax } from '../../util/ip.js';
 import type { FamilyModel } from '../model/build.js';
 import { FIELD_SLOT, IIF_SLOT, OIF_SLOT, absentValue, fieldMax } from '../model/fields.js';
@@ -33,12 +33,21 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
 
   const deviceSet = routing.hasHost ? ifaces.indicesOf(routing.devices) : ifaces.nonEmpty();
   const lo = ifaces.indicesOf(['lo']);
+  // After routing, packets from a device are not martians (checked by ip_route_input).
+  const routed = hook === 'INPUT' || hook === 'FORWARD' || hook === 'POSTROUTING';
+  const sane = (b: Box): Box | undefined => {
+    if (!routed) return b;
+    const src = intersect(dom.values(b, FIELD_SLOT.saddr), routing.saneSources('eth'));
+    const dst = intersect(dom.values(b, FIELD_SLOT.daddr), routing.saneDestinations('eth'));
+    return src.length && dst.length ? dom.with(dom.with(b, FIELD_SLOT.saddr, src), FIELD_SLOT.daddr, dst) : undefined;
+  };
   const withMac = (b: Box): Box[] => {
     // A source MAC exists on the receive side for devices with an Ethernet header (not lo).
     const out: Box[] = [];
     const notLo = subtract(dom.values(b, IIF_SLOT), lo, dom.top(IIF_SLOT));
     const isLo = subtract(dom.values(b, IIF_SLOT), notLo, dom.top(IIF_SLOT));
-    if (notLo.length) out.push(dom.with(dom.with(b, IIF_SLOT, notLo), FIELD_SLOT.macsrc, presentOnly('macsrc')));
+    const other = notLo.length ? sane(dom.with(dom.with(b, IIF_SLOT, notLo), FIELD_SLOT.macsrc, presentOnly('macsrc'))) : undefined;
+    if (other) out.push(other);
     if (isLo.length) out.push(dom.with(dom.with(b, IIF_SLOT, isLo), FIELD_SLOT.macsrc, absent('macsrc')));
     return out;
   };
@@ -49,7 +58,11 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
   const received = (b: Box): Box => dom.with(b, IIF_SLOT, deviceSet);
   const forwardRoutes = (b: Box): Box[] => {
     const ttl = dom.with(b, FIELD_SLOT.ttl, [[1n, 254n]]);
-    if (!routing.hasHost) return [dom.with(ttl, OIF_SLOT, ifaces.nonEmpty())];
+    if (!routing.hasHost) {
+      // Broadcast and multicast destinations are delivered locally, never forwarded.
+      const fwd = subtract([[0n, familyMax(fam)]], routing.localDelivery, familyMax(fam));
+      return [dom.with(dom.with(ttl, OIF_SLOT, ifaces.nonEmpty()), FIELD_SLOT.daddr, fwd)];
+    }
     const max = familyMax(fam);
     return routing.routes
       .map((r) => ({ r, region: subtract(r.region, routing.localDelivery, max) }))
@@ -77,7 +90,10 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
       return outputRoutes(socket(dom.with(dom.with(base, IIF_SLOT, empty), FIELD_SLOT.macsrc, absent('macsrc'))));
     case 'POSTROUTING': {
       const noMac = dom.with(base, FIELD_SLOT.macsrc, absent('macsrc'));
-      const forwarded = forwardRoutes(noSocket(received(noMac)));
+      const forwarded = forwardRoutes(noSocket(received(noMac))).flatMap((b) => {
+        const x = sane(b);
+        return x ? [x] : [];
+      });
       const generated = outputRoutes(socket(dom.with(noMac, IIF_SLOT, empty)));
       return [...forwarded, ...generated];
     }

@@ -1,4 +1,5 @@
-import { evaluateConstraint } from '../../ir/constraint.js';
+import { type Compiled, compileConstraint } from './compile.js';
+import { type ChainIndex, buildIndex, positions } from './dispatch.js';
 import type { NatAction, SideEffect } from '../../ir/effect.js';
 import { CT_STATE, CT_STATUS, type CtStateName, type NumericField } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
@@ -17,6 +18,28 @@ import { PacketState } from './state.js';
  * The box pre-pass uses it to confirm candidate witnesses; every Z3 model is run through it
  * to check the encoding; the replay then compares it with the real simulator.
  */
+
+const COMPILED = new WeakMap<ModelRule, Compiled>();
+const INDEXES = new WeakMap<ModelChain, ChainIndex | null>();
+
+function indexOf(c: ModelChain): ChainIndex | undefined {
+  let x = INDEXES.get(c);
+  if (x === undefined) {
+    x = buildIndex(c) ?? null;
+    INDEXES.set(c, x);
+  }
+  return x ?? undefined;
+}
+
+/** Each rule's constraint compiled once (rules are immutable, so a weak cache is safe). */
+function compiledOf(r: ModelRule): Compiled {
+  let c = COMPILED.get(r);
+  if (!c) {
+    c = compileConstraint(r.constraint);
+    COMPILED.set(r, c);
+  }
+  return c;
+}
 
 /** Keys of the values PacketInput.choices supplies. */
 export const CHOICE = {
@@ -58,8 +81,6 @@ export interface ConcreteOutcome {
   readonly final: Readonly<Record<NumericField, bigint>>;
   /** Rules that matched, in order. */
   readonly fired: readonly number[];
-  /** Rules that were evaluated. */
-  readonly reached: ReadonlySet<number>;
   readonly path: readonly PathStep[];
   /** Chains entered (table/name). */
   readonly chains: ReadonlySet<string>;
@@ -87,7 +108,6 @@ const STATE_NAME: Readonly<Record<number, CtStateName>> = Object.fromEntries(
 
 class Run {
   readonly fired: number[] = [];
-  readonly reached = new Set<number>();
   readonly path: PathStep[] = [];
   readonly chains = new Set<string>();
   readonly hooks: Hook[] = [];
@@ -112,17 +132,21 @@ class Run {
     return this.input.choices?.[key] ?? fallback;
   }
 
+  private readonly decideOpaque = (key: string): boolean => {
+    if (!this.opaqueUsed.includes(key)) this.opaqueUsed.push(key);
+    return this.input.opaque?.[key] ?? false;
+  };
+
   matches(rule: ModelRule, st: PacketState): boolean {
-    return evaluateConstraint(rule.constraint, st, (c) => {
-      if (!this.opaqueUsed.includes(c.key)) this.opaqueUsed.push(c.key);
-      return this.input.opaque?.[c.key] ?? false;
-    });
+    return compiledOf(rule)(st, this.decideOpaque);
   }
 
   walk(chain: ModelChain, st: PacketState, stack: ModelChain[]): ChainResult {
     this.chains.add(`${chain.table}/${chain.name}`);
-    for (const rule of chain.rules) {
-      this.reached.add(rule.id);
+    const index = indexOf(chain);
+    const order: Iterable<number> = index ? positions(index, st.values[index.slot]) : chain.rules.keys();
+    for (const pos of order) {
+      const rule = chain.rules[pos];
       if (!this.matches(rule, st)) continue;
       this.fired.push(rule.id);
       const step = (action: string) => this.path.push({ hook: st.hook, table: chain.table, chain: chain.name, ruleId: rule.id, action });
@@ -478,6 +502,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
     return 1n << BigInt(routing.addrType(s.get(f === 'srctype' ? 'saddr' : 'daddr')));
   };
   // ct fields other than for NEW come from the input as given.
+  let snap: Record<NumericField, bigint> | undefined;
   const done = (verdict: Verdict, extra: { dropReason?: DropReason; egress?: string } = {}): ConcreteOutcome => {
     const d = run.drop;
     const dropReason = verdict === 'dropped' ? (extra.dropReason ?? d?.reason ?? 'policy') : undefined;
@@ -494,9 +519,12 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
       ...(dropReason ? { dropReason } : {}),
       ...(decidedBy ? { decidedBy } : {}),
       ...(extra.egress !== undefined ? { egress: extra.egress } : {}),
-      final: st.snapshot(),
+      // Built on first read: most runs (confirming a candidate) never look at it.
+      get final() {
+        const v = snap ?? (snap = st.snapshot());
+        return v;
+      },
       fired: run.fired,
-      reached: run.reached,
       path: run.path,
       chains: run.chains,
       hooks: run.hooks,

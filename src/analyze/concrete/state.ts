@@ -1,7 +1,11 @@
 import { CT_STATE, type NumericField, type PacketView } from '../../ir/fields.js';
 import type { Hook } from '../../ir/netfilter.js';
 import type { Family } from '../../util/ip.js';
-import { FIELDS, FIELD_SLOT, isPresent } from '../model/fields.js';
+import { FIELDS, FIELD_SLOT, isPresent, presenceOf } from '../model/fields.js';
+
+const PROTO_SLOT = FIELD_SLOT.proto;
+const FRAG_SLOT = FIELD_SLOT.fragment;
+const STATE_SLOT = FIELD_SLOT.ctstate;
 
 /**
  * A packet in the middle of its walk through the model: current field values (rewritten by
@@ -38,11 +42,10 @@ export class PacketState implements PacketView {
   }
 
   has(f: NumericField): boolean {
-    return isPresent(f, this.family, this.get(f), this.get('proto'), this.get('fragment'), this.get('ctstate'), {
-      hook: this.hook,
-      local: this.local,
-      iif: this.iif,
-    });
+    const kind = presenceOf(f);
+    if (kind === 'always') return true;
+    const v = this.values;
+    return isPresent(f, this.family, v[FIELD_SLOT[f]], v[PROTO_SLOT], v[FRAG_SLOT], v[STATE_SLOT], this);
   }
 
   /** Fields computed from others at the moment a rule reads them (address types). */

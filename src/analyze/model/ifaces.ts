@@ -98,6 +98,12 @@ export class IfaceDomain {
     return normalize(out);
   }
 
+  /** The class of names no pattern matches, if there is one. */
+  unnamed(): number | undefined {
+    const i = this.names.findIndex((n) => n !== '' && this.signature(n).indexOf('1') < 0);
+    return i > 0 ? i : undefined;
+  }
+
   /** Every class but "" (a packet that came in on, or goes out of, some device). */
   nonEmpty(): IntervalSet {
     return this.size > 1 ? [[1n, BigInt(this.size - 1)]] : [];

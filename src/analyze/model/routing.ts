@@ -191,6 +191,8 @@ export class RoutingView {
   ): { kind: 'local' } | { kind: 'forward'; route: RouteRegion } | { kind: 'unreachable' } | { kind: 'martian'; reason: string } | undefined {
     const martian = this.martian(device, src, dst);
     if (martian) return { kind: 'martian', reason: martian };
+    // Broadcast and multicast destinations are delivered here, host model or not.
+    if (contains(this.broadcast, dst) || contains(this.multicast, dst)) return { kind: 'local' };
     if (!this.hasHost) return undefined;
     if (this.family === 'ipv4') {
       if (contains(this.broadcast, dst) || contains(this.multicast, dst)) return { kind: 'local' };

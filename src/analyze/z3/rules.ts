@@ -35,6 +35,7 @@ function stopHook(hooks: ReadonlySet<Hook>): Hook | undefined {
   if (hs.length && hs.every((h) => h === 'PREROUTING')) return 'PREROUTING';
   if (hs.length && hs.every((h) => h === 'OUTPUT')) return 'OUTPUT';
   if (hs.length && hs.every((h) => h === 'PREROUTING' || h === 'INPUT')) return 'INPUT';
+  if (hs.length && hs.every((h) => h === 'PREROUTING' || h === 'INPUT' || h === 'FORWARD')) return 'FORWARD';
   return undefined;
 }
 
@@ -48,7 +49,7 @@ export async function decideRule(
   stats: Z3Stats,
 ): Promise<RuleDecision> {
   const chain = lookupChain(model, rule.table, rule.chain)!;
-  const ingress = ingressRegion(model, region);
+  const ingress = ingressRegion(model, region, chain.hooks);
   const relevant = relevanceFilter(prepass, ingress);
   let unknown: string | undefined;
   const deadBy: { cause: 'no-entry' | 'decided-earlier'; blame: number[]; witness?: PacketInput }[] = [];

@@ -36,9 +36,23 @@ const MUTABLE: readonly NumericField[] = [
   'dsttype',
 ];
 
-export function ingressRegion(model: FamilyModel, region: readonly Box[]): Box[] {
+/**
+ * `hooks`: where the packet is when the region applies. Destination NAT (nat PREROUTING and
+ * OUTPUT) rewrites daddr/dport before everything after it; source NAT only matters to a packet
+ * that comes back in over lo (INPUT, PREROUTING) after being sent.
+ */
+export function ingressRegion(model: FamilyModel, region: readonly Box[], hooks?: ReadonlySet<string>): Box[] {
   const drop = new Set<number>([...MUTABLE.map((f) => FIELD_SLOT[f]), OIF_SLOT]);
-  if (model.features.nat) for (const f of ['saddr', 'daddr', 'sport', 'dport'] as const) drop.add(FIELD_SLOT[f]);
+  const natTypes = new Set(model.rules.flatMap((r) => (r.effect.type === 'nat' ? [r.effect.nat.type] : [])));
+  const dnat = natTypes.has('dnat') || natTypes.has('redirect') || natTypes.has('netmap');
+  const snat = natTypes.has('snat') || natTypes.has('masquerade') || natTypes.has('netmap');
+  const all = hooks === undefined;
+  if (dnat && (all || [...hooks].some((h) => h !== 'PREROUTING' || model.stages.PREROUTING.some((s) => s.table === 'nat')))) {
+    drop.add(FIELD_SLOT.daddr).add(FIELD_SLOT.dport);
+  }
+  if (snat && (all || hooks.has('INPUT') || hooks.has('PREROUTING') || hooks.has('POSTROUTING'))) {
+    drop.add(FIELD_SLOT.saddr).add(FIELD_SLOT.sport);
+  }
   return region.map((b) => b.map((s, i) => (drop.has(i) ? undefined : s)));
 }
 
