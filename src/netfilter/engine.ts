@@ -456,7 +456,7 @@ export class FamilyEngine implements TargetHost {
       if (!rst || f.pkttype !== 0) return;
       // nf_send_reset attaches the connection, answering in the opposite direction.
       const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
-      if (f.ct >= 0 && S.table.proto[f.ct] === PROTO.tcp && S.table.isConfirmed(f.ct)) {
+      if (f.ct >= 0 && S.table.protoOf(f.ct) === PROTO.tcp && S.table.isConfirmed(f.ct)) {
         const timeout = tcpSetClosing(S.table.state[f.ct] as TcpConn, S.cfg.sys);
         if (timeout !== undefined) S.table.setExpires(f.ct, f.now + timeout);
       }

@@ -186,7 +186,7 @@ export function readField(f: Frame, field: NumericField): bigint | undefined {
     case 'ctdir':
       return f.ct >= 0 ? BigInt(f.ctDir) : undefined;
     case 'ctproto':
-      return f.ct >= 0 ? BigInt(f.table.proto[f.ct]) : undefined;
+      return f.ct >= 0 ? BigInt(f.table.protoOf(f.ct)) : undefined;
     case 'ctorigsrc':
       return ctTupleField(f, 0, 'src');
     case 'ctorigdst':

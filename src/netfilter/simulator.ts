@@ -225,7 +225,7 @@ class PolicySimulator implements Simulator {
         if (t.expires[i] <= this.now) continue;
         // A UDP entry that lost a NAT clash is only in the reply hash: ctnetlink does not list it.
         if (t.status[i] & IPS.NAT_CLASH) continue;
-        const tracker = trackerFor(t.proto[i]);
+        const tracker = trackerFor(t.protoOf(i));
         const state = tracker.stateName(t.state[i]);
         const ext = t.ext[i];
         const helper = ext?.helper;
@@ -237,7 +237,7 @@ class PolicySimulator implements Simulator {
           timeout: Math.floor(t.expires[i] - this.now + 1e-9),
           status: t.status[i],
           mark: t.mark[i],
-          zone: t.zone[i],
+          zone: t.zoneOf(i),
           ...(helper ? { helper } : {}),
           ...(ext?.randomized ? { randomized: [...ext.randomized] } : {}),
         });

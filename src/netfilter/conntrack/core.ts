@@ -264,7 +264,7 @@ export function confirm(S: FamilyState, f: Frame, helperFn: (S: FamilyState, f: 
 
   const orig = table.getTuple(i, 0, S.t1);
   const reply = table.getTuple(i, 1, S.t2);
-  const zone = table.zone[i];
+  const zone = table.zoneOf(i);
   const clash = table.find(orig, zone, f.now);
   const clashReply = clash < 0 ? table.find(reply, zone, f.now) : -1;
   if (clash >= 0 || clashReply >= 0) return resolveClash(S, f, i, clash >= 0 ? clash >> 1 : clashReply >> 1, clash < 0);
@@ -284,7 +284,7 @@ export function confirm(S: FamilyState, f: Frame, helperFn: (S: FamilyState, f: 
  */
 function resolveClash(S: FamilyState, f: Frame, loser: number, winner: number, replyClash: boolean): number {
   const table = S.table;
-  const proto = table.proto[loser];
+  const proto = table.protoOf(loser);
   const allowClash = proto === PROTO.udp || proto === PROTO.udplite;
   if (allowClash) {
     const same = sameTuples(S, winner, loser);
@@ -294,7 +294,7 @@ function resolveClash(S: FamilyState, f: Frame, loser: number, winner: number, r
       if (f.trace) ctStep(f, 'clash: packet attached to the existing identical entry');
       return ACCEPT;
     }
-    if (!replyClash && table.find(table.getTuple(loser, 1, S.t2), table.zone[loser], f.now) < 0) {
+    if (!replyClash && table.find(table.getTuple(loser, 1, S.t2), table.zoneOf(loser), f.now) < 0) {
       table.status[loser] |= IPS.FIXED_TIMEOUT | IPS.NAT_CLASH;
       table.expires[loser] = f.now + 1;
       table.linkReplyOnly(loser, S.t3);

@@ -3,11 +3,13 @@ import { final32, mix32, reciprocalScale } from './hash.js';
 import { Tuple } from './tuple.js';
 
 /**
- * The conntrack table: struct-of-arrays storage (typed arrays indexed by entry number) and a
- * chained hash with `buckets` heads, like net->ct.hash. Each entry sits in two chains, one per
- * direction: node id = entry * 2 + dir (0 original, 1 reply), as each nf_conn has two
- * tuplehash nodes. No per-entry JS object is allocated on the hot path; rare data (helper
- * state, expectations, NAT details) lives in the sparse `ext` array.
+ * The conntrack table: typed-array storage and a chained hash with `buckets` heads, like
+ * net->ct.hash. Each entry sits in two chains, one per direction: node id = entry * 2 + dir
+ * (0 original, 1 reply), as each nf_conn has two tuplehash nodes. A node's key and chain link
+ * are packed together in one record of `nodes` (ports, source words, destination words,
+ * protocol and zone, next), so walking a chain touches one cache line per step; per-entry data
+ * (status, timer, mark…) lives in parallel arrays, read only once the key matched. No JS object
+ * per entry on the hot path; rare data (helper state, expectations, NAT details) is in `ext`.
  *
  * Entries are allocated unconfirmed (not in the hash, like the kernel's unconfirmed list) and
  * linked into the hash by `confirm`. `count` counts both, as nf_conntrack_count does while a
@@ -40,20 +42,18 @@ export interface SeqAdj {
 
 export class CtTable {
   readonly words: 1 | 4;
+  /** Int32 words per node record: ports, src (words), dst (words), proto|zone<<8, next. */
+  private readonly stride: number;
+  private readonly oSrc = 1;
+  private readonly oDst: number;
+  private readonly oPz: number;
+  private readonly oNext: number;
   private cap = 0;
-  /** Addresses, `words` per tuple side; index (node * words). */
-  src = new Uint32Array(0);
-  dst = new Uint32Array(0);
-  /** Per node (entry * 2 + dir). */
-  sport = new Uint16Array(0);
-  dport = new Uint16Array(0);
-  private next = new Int32Array(0);
+  private nodes = new Int32Array(0);
   /** Per entry. */
-  proto = new Uint8Array(0);
   status = new Uint32Array(0);
   expires = new Float64Array(0);
   mark = new Uint32Array(0);
-  zone = new Uint16Array(0);
   /** Creation order, for stable listings. */
   serial = new Uint32Array(0);
   /** Next sequence number expected from each direction, as seen on arrival (auto seq fill). */
@@ -81,6 +81,10 @@ export class CtTable {
     readonly buckets: number,
   ) {
     this.words = words;
+    this.oDst = 1 + words;
+    this.oPz = 1 + 2 * words;
+    this.oNext = 2 + 2 * words;
+    this.stride = 3 + 2 * words;
     this.heads = new Int32Array(buckets).fill(NONE);
     this.srcHeads = new Int32Array(buckets).fill(NONE);
     this.grow(INITIAL_CAPACITY);
@@ -91,47 +95,19 @@ export class CtTable {
   }
 
   private grow(newCap: number): void {
-    const w = this.words;
-    const g32 = (a: Uint32Array, n: number) => {
-      const b = new Uint32Array(n);
+    const copy = <T extends { set(a: T): void }>(a: T, b: T): T => {
       b.set(a);
       return b;
     };
-    const g16 = (a: Uint16Array, n: number) => {
-      const b = new Uint16Array(n);
-      b.set(a);
-      return b;
-    };
-    const g8 = (a: Uint8Array, n: number) => {
-      const b = new Uint8Array(n);
-      b.set(a);
-      return b;
-    };
-    const gi = (a: Int32Array, n: number) => {
-      const b = new Int32Array(n).fill(NONE);
-      b.set(a);
-      return b;
-    };
-    const gf = (a: Float64Array, n: number) => {
-      const b = new Float64Array(n);
-      b.set(a);
-      return b;
-    };
-    this.src = g32(this.src, newCap * 2 * w);
-    this.dst = g32(this.dst, newCap * 2 * w);
-    this.sport = g16(this.sport, newCap * 2);
-    this.dport = g16(this.dport, newCap * 2);
-    this.next = gi(this.next, newCap * 2);
-    this.proto = g8(this.proto, newCap);
-    this.status = g32(this.status, newCap);
-    this.expires = gf(this.expires, newCap);
-    this.mark = g32(this.mark, newCap);
-    this.zone = g16(this.zone, newCap);
-    this.serial = g32(this.serial, newCap);
-    this.nextSeq = g32(this.nextSeq, newCap * 2);
-    this.live = g8(this.live, newCap);
-    this.srcNext = gi(this.srcNext, newCap);
-    this.inBySource = g8(this.inBySource, newCap);
+    this.nodes = copy(this.nodes, new Int32Array(newCap * 2 * this.stride));
+    this.status = copy(this.status, new Uint32Array(newCap));
+    this.expires = copy(this.expires, new Float64Array(newCap));
+    this.mark = copy(this.mark, new Uint32Array(newCap));
+    this.serial = copy(this.serial, new Uint32Array(newCap));
+    this.nextSeq = copy(this.nextSeq, new Uint32Array(newCap * 2));
+    this.live = copy(this.live, new Uint8Array(newCap));
+    this.srcNext = copy(this.srcNext, new Int32Array(newCap).fill(NONE));
+    this.inBySource = copy(this.inBySource, new Uint8Array(newCap));
     this.cap = newCap;
   }
 
@@ -150,6 +126,15 @@ export class CtTable {
     return final32(h);
   }
 
+  /** Protocol and zone of an entry (kept in its nodes). */
+  protoOf(i: number): number {
+    return this.nodes[2 * i * this.stride + this.oPz] & 0xff;
+  }
+
+  zoneOf(i: number): number {
+    return this.nodes[2 * i * this.stride + this.oPz] >>> 8;
+  }
+
   /** Allocates an unconfirmed entry with both tuples; the caller fills the rest. */
   alloc(orig: Tuple, reply: Tuple, zone: number): number {
     let i: number;
@@ -159,54 +144,69 @@ export class CtTable {
       i = this.highWater++;
     }
     this.live[i] = 1;
-    this.proto[i] = orig.proto;
     this.status[i] = 0;
     this.expires[i] = 0;
     this.mark[i] = 0;
-    this.zone[i] = zone;
     this.serial[i] = this.serialCounter++;
     this.nextSeq[2 * i] = 0;
     this.nextSeq[2 * i + 1] = 0;
     this.state[i] = undefined;
     this.ext[i] = undefined;
-    this.setTuple(i, 0, orig);
-    this.setTuple(i, 1, reply);
+    this.writeNode(2 * i, orig, zone);
+    this.writeNode(2 * i + 1, reply, zone);
     this.count++;
     return i;
   }
 
-  setTuple(i: number, dir: 0 | 1, t: Tuple): void {
-    const node = 2 * i + dir;
-    const w = this.words;
-    for (let k = 0; k < w; k++) {
-      this.src[node * w + k] = t.src[k];
-      this.dst[node * w + k] = t.dst[k];
+  private writeNode(node: number, t: Tuple, zone: number): void {
+    const n = this.nodes;
+    const base = node * this.stride;
+    n[base] = (t.sport << 16) | t.dport;
+    for (let k = 0; k < this.words; k++) {
+      n[base + this.oSrc + k] = t.src[k];
+      n[base + this.oDst + k] = t.dst[k];
     }
-    this.sport[node] = t.sport;
-    this.dport[node] = t.dport;
+    n[base + this.oPz] = t.proto | (zone << 8);
+    n[base + this.oNext] = NONE;
+  }
+
+  /** Replaces a tuple of an unconfirmed entry (NAT alters the reply tuple before insertion). */
+  setTuple(i: number, dir: 0 | 1, t: Tuple): void {
+    this.writeNode(2 * i + dir, t, this.zoneOf(i));
   }
 
   getTuple(i: number, dir: 0 | 1, out: Tuple): Tuple {
-    const node = 2 * i + dir;
-    const w = this.words;
-    for (let k = 0; k < w; k++) {
-      out.src[k] = this.src[node * w + k];
-      out.dst[k] = this.dst[node * w + k];
+    const n = this.nodes;
+    const base = (2 * i + dir) * this.stride;
+    const ports = n[base];
+    out.sport = ports >>> 16;
+    out.dport = ports & 0xffff;
+    for (let k = 0; k < this.words; k++) {
+      out.src[k] = n[base + this.oSrc + k];
+      out.dst[k] = n[base + this.oDst + k];
     }
-    out.sport = this.sport[node];
-    out.dport = this.dport[node];
-    out.proto = this.proto[i];
+    out.proto = n[base + this.oPz] & 0xff;
     return out;
   }
 
-  private nodeEquals(node: number, t: Tuple): boolean {
-    if (this.sport[node] !== t.sport || this.dport[node] !== t.dport || this.proto[node >> 1] !== t.proto) return false;
-    const w = this.words;
-    const base = node * w;
-    for (let k = 0; k < w; k++) {
-      if (this.src[base + k] !== t.src[k] || this.dst[base + k] !== t.dst[k]) return false;
+  /** Does node `node` hold tuple `t` in zone `zone`? */
+  private nodeIs(node: number, t: Tuple, zone: number): boolean {
+    const n = this.nodes;
+    const base = node * this.stride;
+    if (n[base] !== ((t.sport << 16) | t.dport)) return false;
+    if (n[base + this.oPz] !== (t.proto | (zone << 8))) return false;
+    for (let k = 0; k < this.words; k++) {
+      if (n[base + this.oSrc + k] !== (t.src[k] | 0) || n[base + this.oDst + k] !== (t.dst[k] | 0)) return false;
     }
     return true;
+  }
+
+  private nextOf(node: number): number {
+    return this.nodes[node * this.stride + this.oNext];
+  }
+
+  private setNext(node: number, next: number): void {
+    this.nodes[node * this.stride + this.oNext] = next;
   }
 
   isConfirmed(i: number): boolean {
@@ -219,23 +219,19 @@ export class CtTable {
 
   /**
    * Finds the confirmed entry holding tuple `t` in either direction (____nf_conntrack_find).
-   * Expired entries met on the way are removed, as the kernel reaps them during lookups.
+   * An expired entry is not found (and is removed, as the kernel reaps it during lookups).
    * Returns the node id (entry * 2 + dir) or -1.
    */
   find(t: Tuple, zone: number, now: number): number {
     const b = this.bucketOf(t, zone);
-    let node = this.heads[b];
-    while (node !== NONE) {
+    for (let node = this.heads[b]; node !== NONE; node = this.nextOf(node)) {
+      if (!this.nodeIs(node, t, zone)) continue;
       const i = node >> 1;
-      const nxt = this.next[node];
       if (this.expires[i] <= now) {
-        // Removing unlinks both of the entry's nodes; walk the bucket again from its head.
         this.remove(i);
-        node = this.heads[b];
-        continue;
+        return NONE;
       }
-      if (this.zone[i] === zone && this.nodeEquals(node, t)) return node;
-      node = nxt;
+      return node;
     }
     return NONE;
   }
@@ -246,33 +242,36 @@ export class CtTable {
    * kernel leaves that case to clash resolution).
    */
   isTaken(t: Tuple, ignore: number, now: number, scratch: Tuple): boolean {
-    const b = this.bucketOf(t, this.zone[ignore]);
-    let node = this.heads[b];
+    const zone = this.zoneOf(ignore);
+    const b = this.bucketOf(t, zone);
     const ignoredOrig = this.getTuple(ignore, 0, scratch);
+    let node = this.heads[b];
     while (node !== NONE) {
       const i = node >> 1;
-      const nxt = this.next[node];
-      if (i !== ignore) {
+      if (i !== ignore && this.nodeIs(node, t, zone)) {
         if (this.expires[i] <= now) {
           this.remove(i);
           node = this.heads[b];
           continue;
         }
-        if (this.zone[i] === this.zone[ignore] && this.nodeEquals(node, t) && !this.nodeEquals(2 * i, ignoredOrig)) return true;
+        if (!this.nodeIs(2 * i, ignoredOrig, zone)) return true;
       }
-      node = nxt;
+      node = this.nextOf(node);
     }
     return false;
   }
 
+  private linkNode(node: number, scratch: Tuple): void {
+    const i = node >> 1;
+    const b = this.bucketOf(this.getTuple(i, (node & 1) as 0 | 1, scratch), this.zoneOf(i));
+    this.setNext(node, this.heads[b]);
+    this.heads[b] = node;
+  }
+
   /** Links an unconfirmed entry into the hash (the insertion part of __nf_conntrack_confirm). */
   link(i: number, scratch: Tuple): void {
-    for (const dir of [0, 1] as const) {
-      const node = 2 * i + dir;
-      const b = this.bucketOf(this.getTuple(i, dir, scratch), this.zone[i]);
-      this.next[node] = this.heads[b];
-      this.heads[b] = node;
-    }
+    this.linkNode(2 * i, scratch);
+    this.linkNode(2 * i + 1, scratch);
     this.status[i] |= CT_STATUS.CONFIRMED;
     if (this.expires[i] < this.minExpiry) this.minExpiry = this.expires[i];
   }
@@ -282,10 +281,7 @@ export class CtTable {
    * direction keep finding the winner, replies reach this one).
    */
   linkReplyOnly(i: number, scratch: Tuple): void {
-    const node = 2 * i + 1;
-    const b = this.bucketOf(this.getTuple(i, 1, scratch), this.zone[i]);
-    this.next[node] = this.heads[b];
-    this.heads[b] = node;
+    this.linkNode(2 * i + 1, scratch);
     this.status[i] |= CT_STATUS.CONFIRMED;
     if (this.expires[i] < this.minExpiry) this.minExpiry = this.expires[i];
   }
@@ -298,17 +294,17 @@ export class CtTable {
 
   private unlinkNode(node: number, scratch: Tuple): void {
     const i = node >> 1;
-    const b = this.bucketOf(this.getTuple(i, (node & 1) as 0 | 1, scratch), this.zone[i]);
+    const b = this.bucketOf(this.getTuple(i, (node & 1) as 0 | 1, scratch), this.zoneOf(i));
     let cur = this.heads[b];
     let prev = NONE;
     while (cur !== NONE && cur !== node) {
       prev = cur;
-      cur = this.next[cur];
+      cur = this.nextOf(cur);
     }
     if (cur === NONE) return;
-    if (prev === NONE) this.heads[b] = this.next[node];
-    else this.next[prev] = this.next[node];
-    this.next[node] = NONE;
+    if (prev === NONE) this.heads[b] = this.nextOf(node);
+    else this.setNext(prev, this.nextOf(node));
+    this.setNext(node, NONE);
   }
 
   private readonly unlinkScratch = new Tuple();
@@ -333,18 +329,19 @@ export class CtTable {
   /** Called after an entry is removed (expectation cleanup). */
   onRemove?: (i: number) => void;
 
-  /** NAT bysource index: entries by (proto, original source address, source port). */
-  private srcBucket(i: number): number {
-    const w = this.words;
-    let h = mix32(0x27d4eb2f ^ this.zone[i], this.proto[i]);
-    h = mix32(h, this.sport[2 * i]);
-    for (let k = 0; k < w; k++) h = mix32(h, this.src[2 * i * w + k]);
+  /** Hash of an original source (address, port, protocol, zone): the NAT bysource index. */
+  private srcHash(t: Tuple, zone: number): number {
+    let h = mix32(0x27d4eb2f ^ zone, t.proto);
+    h = mix32(h, t.sport);
+    for (let k = 0; k < this.words; k++) h = mix32(h, t.src[k]);
     return reciprocalScale(final32(h), this.buckets);
   }
 
+  private readonly srcScratch = new Tuple();
+
   addBySource(i: number): void {
     if (this.inBySource[i]) return;
-    const b = this.srcBucket(i);
+    const b = this.srcHash(this.getTuple(i, 0, this.srcScratch), this.zoneOf(i));
     this.srcNext[i] = this.srcHeads[b];
     this.srcHeads[b] = i;
     this.inBySource[i] = 1;
@@ -352,7 +349,7 @@ export class CtTable {
 
   private removeBySource(i: number): void {
     if (!this.inBySource[i]) return;
-    const b = this.srcBucket(i);
+    const b = this.srcHash(this.getTuple(i, 0, this.srcScratch), this.zoneOf(i));
     let cur = this.srcHeads[b];
     let prev = NONE;
     while (cur !== NONE && cur !== i) {
@@ -373,20 +370,13 @@ export class CtTable {
    * previous result. Returns -1 at the end.
    */
   nextBySource(orig: Tuple, zone: number, from: number): number {
-    const w = this.words;
-    let cur: number;
-    if (from < 0) {
-      let h = mix32(0x27d4eb2f ^ zone, orig.proto);
-      h = mix32(h, orig.sport);
-      for (let k = 0; k < w; k++) h = mix32(h, orig.src[k]);
-      cur = this.srcHeads[reciprocalScale(final32(h), this.buckets)];
-    } else {
-      cur = this.srcNext[from];
-    }
+    let cur = from < 0 ? this.srcHeads[this.srcHash(orig, zone)] : this.srcNext[from];
+    const n = this.nodes;
     while (cur !== NONE) {
-      if (this.proto[cur] === orig.proto && this.sport[2 * cur] === orig.sport && this.zone[cur] === zone) {
+      const base = 2 * cur * this.stride;
+      if ((n[base] >>> 16) === orig.sport && n[base + this.oPz] === (orig.proto | (zone << 8))) {
         let same = true;
-        for (let k = 0; k < w; k++) if (this.src[2 * cur * w + k] !== orig.src[k]) same = false;
+        for (let k = 0; k < this.words; k++) if (n[base + this.oSrc + k] !== (orig.src[k] | 0)) same = false;
         if (same) return cur;
       }
       cur = this.srcNext[cur];
@@ -396,8 +386,8 @@ export class CtTable {
 
   /**
    * early_drop: looks at up to 8 hash buckets starting at the new tuple's bucket and deletes
-   * every confirmed, non-assured entry of the first bucket that has any. Returns whether
-   * something was dropped. Expired entries met on the way are reaped (not counted as drops).
+   * every confirmed, non-assured entry of the first bucket that has any. Returns the entries
+   * dropped. Expired entries met on the way are reaped (not counted as drops).
    */
   earlyDrop(t: Tuple, zone: number, now: number): number[] {
     return this.earlyDropFrom(this.hashOf(t, zone), now);
@@ -411,7 +401,6 @@ export class CtTable {
       let node = this.heads[b];
       while (node !== NONE) {
         const i = node >> 1;
-        const nxt = this.next[node];
         if (this.expires[i] <= now) {
           this.remove(i);
           victims.length = 0;
@@ -419,7 +408,7 @@ export class CtTable {
           continue;
         }
         if ((this.status[i] & CT_STATUS.ASSURED) === 0 && this.isConfirmed(i) && !victims.includes(i)) victims.push(i);
-        node = nxt;
+        node = this.nextOf(node);
       }
       if (victims.length > 0) {
         for (const i of victims) this.remove(i);

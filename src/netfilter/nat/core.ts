@@ -229,7 +229,7 @@ function uniqueL4(S: FamilyState, t: Tuple, r: NatRange2, m: Manip, ct: number, 
 
 /** get_unique_tuple; returns whether the l4 part was drawn at random. */
 function uniqueTuple(S: FamilyState, out: Tuple, orig: Tuple, r: NatRange2, ct: number, m: Manip, now: number): boolean {
-  const zone = S.table.zone[ct];
+  const zone = S.table.zoneOf(ct);
   if (m === 'src' && !(r.flags & RANDOM_ALL)) {
     if (inRange(S, orig, r)) {
       if (!usedTuple(S, orig, ct, now)) {

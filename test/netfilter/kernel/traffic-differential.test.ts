@@ -20,8 +20,11 @@ const env = harnessAvailable();
 const SEED = Number(process.env.NFPROOF_SEED ?? 42);
 const SEQUENCES = Number(process.env.NFPROOF_SIM_SEQUENCES ?? 8);
 
-/** The harness turns the kernel's ICMP error rate limit off; the simulator is told the same. */
-const QUIET = { 'net.ipv4.icmp_ratemask': '0', 'net.ipv6.icmp.ratemask': '' };
+/**
+ * The harness turns the kernel's ICMP error rate limit and IPv4 redirects off in the firewall
+ * (test/kernel/harness/topology.ts); the simulator is told the same.
+ */
+const QUIET = { 'net.ipv4.icmp_ratemask': '0', 'net.ipv6.icmp.ratemask': '', 'net.ipv4.conf.all.send_redirects': '0' };
 
 interface Firewall {
   readonly name: string;
