@@ -159,7 +159,8 @@ export function resolveSequence(host: HostModel, sessions: readonly SessionSpec[
     }
     if (v.addr === c.addr && v.ingress !== 'local') v = { ...v, addr: v.addr + 1n };
     const first = out.length;
-    firsts.push(first);
+    // ICMP errors are about the first packet of an earlier session that starts with a fixed packet.
+    if (s.kind !== 'icmp-error') firsts.push(first);
     /** The answering side's input: back the way request `i` went (or as if it had not been NATed). */
     const back = (i: number, make: (req: Packet) => Packet) => (ctx: InputContext): SimInput => {
       const req = ctx.out(i);
@@ -186,7 +187,7 @@ export function resolveSequence(host: HostModel, sessions: readonly SessionSpec[
         break;
       }
       case 'icmp-error': {
-        const about = firsts.length > 1 ? firsts[s.about % (firsts.length - 1)] : undefined;
+        const about = firsts.length > 0 ? firsts[s.about % firsts.length] : undefined;
         if (about === undefined) {
           // Nothing to complain about yet: an error quoting a packet nobody sent (INVALID).
           const fake: Packet = { family, src: c.addr, dst: v.addr, proto: PROTO.udp, ttl: 63, sport: 1234, dport: 53, payload: bytes('x') };
@@ -244,18 +245,19 @@ function tcpSession(family: Family, c: Resolved, v: Resolved, s: Extract<Session
     fromClient('S', ci + 100000, 0),
   ];
   let steps = script.slice(0, s.steps);
-  const last = steps.length - 1;
+  // A reset replaces the last step, but never the SYN: every other step refers back to it.
+  const withReset = (rst: InputSpec) => (steps.length > 1 ? [...steps.slice(0, -1), rst] : [...steps, rst]);
   switch (s.mutation) {
     case 'none':
       break;
     case 'rst-client':
-      steps = [...steps.slice(0, last), fromClient('R', ci + 1, 0)];
+      steps = withReset(fromClient('R', ci + 1, 0));
       break;
     case 'rst-server':
-      steps = [...steps.slice(0, last), fromServer('RA', si + 1, ci + 1)];
+      steps = withReset(fromServer('RA', si + 1, ci + 1));
       break;
     case 'retransmit':
-      steps = [...steps, steps[last]];
+      steps = [...steps, steps[steps.length - 1]];
       break;
     case 'skip-synack':
       steps = steps.filter((_, k) => k !== 1);
