@@ -52,4 +52,8 @@ describe.skipIf(!env.run)('seed scenario: SNAT reply tuple (kernel)', () => {
   it(SEED.name, async () => {
     await checkScenario(SEED);
   });
+
+  it('the same with the rules loaded by iptables-nft (nf_tables) instead of iptables-legacy', async () => {
+    await checkScenario({ ...SEED, topology: { backend: 'nft' } });
+  });
 });
