@@ -1,4 +1,4 @@
-import type { IptablesFragment } from '../../kinds/iptables.js';
+import { type IptablesFragment, MERGEABLE_MODULES } from '../../kinds/iptables.js';
 import { quoteIptablesString } from '../../util/iptables-quote.js';
 
 /**
@@ -8,14 +8,17 @@ import { quoteIptablesString } from '../../util/iptables-quote.js';
  * - built-in options first (-s -d -i -o -p -f, whatever order the matches came in);
  * - then one `-m MODULE` section per match, in the rule's match order, options sorted by the
  *   module's print order;
- * - sections of `tcp` and `udp` are merged into the first one: iptables-nft turns their
- *   options into native payload expressions and prints them back as a single match (checked
- *   on the kernel: `-m tcp --sport 1 -m state … -m tcp --dport 2` comes back from
- *   iptables-nft-save as `-m tcp --sport 1 --dport 2 -m state …`, from legacy unchanged).
- *   Every other module keeps one section per match in both variants;
+ * - sections of `tcp`, `udp`, `sctp` and `dccp` (MERGEABLE_MODULES, declared by the kinds) are
+ *   merged into the first one: iptables-nft turns tcp/udp options into native payload
+ *   expressions and prints them back as a single match (checked on the kernel: `-m tcp
+ *   --sport 1 -m state … -m tcp --dport 2` comes back from iptables-nft-save as `-m tcp
+ *   --sport 1 --dport 2 -m state …`, from legacy unchanged), and an sctp/dccp section read
+ *   from iptables-save (`-m sctp --dport 5 --chunk-types …`) must be written back as one.
+ *   Every other module keeps one section per match in both variants, unless a fragment asks
+ *   for a new section (newSection);
  * - then `-m comment`, then the target.
  */
-export const MERGED_MODULES: ReadonlySet<string> = new Set(['tcp', 'udp']);
+export const MERGED_MODULES: ReadonlySet<string> = MERGEABLE_MODULES;
 
 export interface Section {
   readonly module: string;
@@ -37,7 +40,7 @@ export function sectionsOf(matchFragments: readonly (readonly IptablesFragment[]
         builtins.push(f);
         continue;
       }
-      const into = MERGED_MODULES.has(f.module) ? merged.get(f.module) : last?.module === f.module ? last : undefined;
+      const into = f.newSection ? undefined : MERGED_MODULES.has(f.module) ? merged.get(f.module) : last?.module === f.module ? last : undefined;
       if (into) {
         into.fragments.push(f);
         last = into;
