@@ -22,6 +22,11 @@ export interface IptablesFragment {
    * the same module are merged into one `-m` section when the module allows it.
    */
   readonly order: number;
+  /**
+   * Start a new `-m` section even when the previous fragment of this match has the same module
+   * (a negated ICMP type set is one `-m icmp ! --icmp-type T` section per type).
+   */
+  readonly newSection?: boolean;
 }
 
 export const BUILTIN_ORDER = { '-s': 0, '-d': 1, '-i': 2, '-o': 3, '-p': 4, '-f': 5 } as const;

@@ -1,4 +1,4 @@
-import { type Constraint, and, eq, not, present } from '../../ir/constraint.js';
+import { type Constraint, and, eq, not, or, present } from '../../ir/constraint.js';
 import { PROTO } from '../../ir/fields.js';
 import { diag } from '../../util/diagnostics.js';
 import type { Span } from '../../util/span.js';
@@ -12,15 +12,25 @@ import type { MatchKind } from '../kind.js';
  * a code every code matches. `!=` inverts the whole test but still needs an ICMP header: a
  * non-first fragment never matches (xt_icmp / ip6t_icmp6).
  */
+/** One ICMP type, with one code or (absent) every code; `any` is every type. */
+export interface IcmpTypeSpec {
+  /** 0-254, or 'any'. */
+  readonly type: number | 'any';
+  /** Exactly this code; absent: every code. */
+  readonly code?: number;
+}
+
 export interface IcmpMatch {
   readonly kind: 'icmp';
   /** ICMPv6 (ip6tables -m icmp6) rather than ICMP. */
   readonly v6: boolean;
   readonly negated: boolean;
-  /** 0-254, or 'any'. */
-  readonly type: number | 'any';
-  /** Exactly this code; absent: every code. */
-  readonly code?: number;
+  /**
+   * The types written, in order: `type echo-request` has one, `type { echo-request, 3/4 }`
+   * several (the packet matches if it has any of them). iptables takes one per `-m icmp`, so the
+   * emitter writes one rule per type, or for `!=` one negated `-m icmp` section per type.
+   */
+  readonly types: readonly IcmpTypeSpec[];
   readonly span: Span;
 }
 
@@ -102,6 +112,17 @@ export const ICMPV6_NAMES: readonly Named[] = [
   ['redirect', 137],
 ];
 
+/** One type as a set element: its name when it has one, else TYPE or TYPE/CODE. */
+function specText(v6: boolean, t: IcmpTypeSpec): string {
+  if (t.type === 'any') return 'any';
+  return nameOf(v6, t.type, t.code) ?? (t.code === undefined ? String(t.type) : `${t.type}/${t.code}`);
+}
+
+function specConstraint(t: IcmpTypeSpec): Constraint {
+  if (t.type === 'any') return present('icmptype');
+  return and(eq('icmptype', t.type), ...(t.code !== undefined ? [eq('icmpcode', t.code)] : []));
+}
+
 function nameOf(v6: boolean, type: number, code: number | undefined): string | undefined {
   return (v6 ? ICMPV6_NAMES : ICMP_NAMES).find(([, t, c]) => t === type && c === code)?.[0];
 }
@@ -130,7 +151,7 @@ function whichIcmp(previous: readonly { kind: string; negated?: boolean; protos?
 export const icmpKind: MatchKind<IcmpMatch> = {
   kind: 'icmp',
   doc: 'ICMP or ICMPv6 type (and code), by iptables name or number, after `icmp` / `icmpv6`.',
-  syntax: ['type [!=] NAME|TYPE|any [code CODE]   (after icmp or icmpv6)'],
+  syntax: ['type [!=] NAME|TYPE|any [code CODE]   (after icmp or icmpv6)', 'type [!=] { NAME|TYPE[/CODE]|any, … }'],
   keywords: ['type'],
   inFlows: true,
 
@@ -143,11 +164,24 @@ export const icmpKind: MatchKind<IcmpMatch> = {
     }
     const negated = cur.acceptNegation();
     const w = cur.next();
+    const what = `${v6 ? 'ICMPv6' : 'ICMP'} type`;
+    const hint = `a name such as ${v6 ? 'echo-request, neighbour-solicitation, packet-too-big' : 'echo-request, destination-unreachable, port-unreachable'}, TYPE/CODE, a number 0-254, any, or a set { … } of them`;
+    if (w?.type === 'set') {
+      // A set: each element one type (a name, TYPE or TYPE/CODE); `code` is for single types.
+      const types: IcmpTypeSpec[] = [];
+      for (const item of w.items) {
+        const one = item.length === 1 && item[0].type === 'atom' ? lookup(v6, item[0].text) : undefined;
+        if (!one) {
+          ctx.report(diag('error', 'E-icmp-type', (item[0] ?? w).span, `expected an ${what} as a set element`, hint));
+          return undefined;
+        }
+        types.push(one);
+      }
+      return { kind: 'icmp', v6, negated, types, span: clauseSpan(kw.span, cur) };
+    }
     const found = w?.type === 'atom' ? lookup(v6, w.text) : undefined;
     if (!found) {
-      ctx.report(
-        diag('error', 'E-icmp-type', w?.span ?? cur.endSpan, `expected an ${v6 ? 'ICMPv6' : 'ICMP'} type`, `a name such as ${v6 ? 'echo-request, neighbour-solicitation, packet-too-big' : 'echo-request, destination-unreachable, port-unreachable'}, a number 0-254 or any`),
-      );
+      ctx.report(diag('error', 'E-icmp-type', w?.span ?? cur.endSpan, `expected an ${what}`, hint));
       return undefined;
     }
     let code = found.code;
@@ -161,16 +195,20 @@ export const icmpKind: MatchKind<IcmpMatch> = {
       }
       code = n;
     }
-    return { kind: 'icmp', v6, negated, type: found.type, ...(code !== undefined ? { code } : {}), span: clauseSpan(kw.span, cur) };
+    return { kind: 'icmp', v6, negated, types: [{ type: found.type, ...(code !== undefined ? { code } : {}) }], span: clauseSpan(kw.span, cur) };
   },
 
   print(m) {
     const neg = m.negated ? '!= ' : '';
-    if (m.type === 'any') return `type ${neg}any`;
-    const name = nameOf(m.v6, m.type, m.code);
-    if (name) return `type ${neg}${name}`;
-    const typeName = nameOf(m.v6, m.type, undefined) ?? String(m.type);
-    return `type ${neg}${typeName}${m.code !== undefined ? ` code ${m.code}` : ''}`;
+    if (m.types.length === 1) {
+      const t = m.types[0];
+      if (t.type === 'any') return `type ${neg}any`;
+      const name = nameOf(m.v6, t.type, t.code);
+      if (name) return `type ${neg}${name}`;
+      const typeName = nameOf(m.v6, t.type, undefined) ?? String(t.type);
+      return `type ${neg}${typeName}${t.code !== undefined ? ` code ${t.code}` : ''}`;
+    }
+    return `type ${neg}{ ${m.types.map((t) => specText(m.v6, t)).join(', ')} }`;
   },
 
   forFamily(m, family) {
@@ -178,7 +216,7 @@ export const icmpKind: MatchKind<IcmpMatch> = {
   },
 
   constraint(m): Constraint {
-    const test = m.type === 'any' ? present('icmptype') : and(eq('icmptype', m.type), ...(m.code !== undefined ? [eq('icmpcode', m.code)] : []));
+    const test = or(...m.types.map(specConstraint));
     return m.negated ? and(present('icmptype'), not(test)) : test;
   },
 
@@ -190,9 +228,17 @@ export const icmpKind: MatchKind<IcmpMatch> = {
   },
 
   iptables: {
+    split(m) {
+      // Any of several types: one rule per type. `!=` a set stays one rule (see emit).
+      return m.negated || m.types.length === 1 ? [m] : m.types.map((t) => ({ ...m, types: [t] }));
+    },
     emit(m) {
-      const value = m.type === 'any' ? 'any' : `${m.type}${m.code !== undefined ? `/${m.code}` : ''}`;
-      return [{ module: m.v6 ? 'icmp6' : 'icmp', args: [...(m.negated ? ['!'] : []), m.v6 ? '--icmpv6-type' : '--icmp-type', value], order: 0 }];
+      // A negated set is "none of these": one `! --icmp-type` section per type, all in the rule.
+      return m.types.map((t, i) => {
+        const value = t.type === 'any' ? 'any' : `${t.type}${t.code !== undefined ? `/${t.code}` : ''}`;
+        const args = [...(m.negated ? ['!'] : []), m.v6 ? '--icmpv6-type' : '--icmp-type', value];
+        return { module: m.v6 ? 'icmp6' : 'icmp', args, order: 0, ...(i > 0 ? { newSection: true } : {}) };
+      });
     },
     claims: [
       { module: 'icmp', options: ['--icmp-type'] },
@@ -207,7 +253,7 @@ export const icmpKind: MatchKind<IcmpMatch> = {
           ctx.report(diag('error', 'E-import-option', o.span, `\`${o.name} ${o.args[0] ?? ''}\` is not an ${v6 ? 'ICMPv6' : 'ICMP'} type`));
           continue;
         }
-        out.push({ kind: 'icmp', v6, negated: o.negated, type: found.type, ...(found.code !== undefined ? { code: found.code } : {}), span: o.span });
+        out.push({ kind: 'icmp', v6, negated: o.negated, types: [found], span: o.span });
       }
       return out;
     },

@@ -163,14 +163,16 @@ export const MATCH_ARBITRARIES: MatchArbs = {
   icmp: ({ family, proto }) => {
     const v6 = family === 'ipv6';
     if (proto !== (v6 ? PROTO.icmpv6 : PROTO.icmp)) return undefined;
+    const spec = fc
+      .record({ type: fc.oneof(fc.constant('any' as const), fc.integer({ min: 0, max: 254 })), code: fc.option(fc.integer({ min: 0, max: 255 }), { nil: undefined }) })
+      .map((t) => (t.type === 'any' || t.code === undefined ? { type: t.type } : t));
     return fc.record({
       kind: fc.constant('icmp' as const),
       v6: fc.constant(v6),
       negated: fc.boolean(),
-      type: fc.oneof(fc.constant('any' as const), fc.integer({ min: 0, max: 254 })),
-      code: fc.option(fc.integer({ min: 0, max: 255 }), { nil: undefined }),
+      types: fc.array(spec, { minLength: 1, maxLength: 3 }),
       span: fc.constant(span),
-    }).map((m) => (m.type === 'any' || m.code === undefined ? { kind: m.kind, v6: m.v6, negated: m.negated, type: m.type, span: m.span } : m));
+    });
   },
   mac: (ctx) =>
     !onlyHooks(ctx, ['PREROUTING', 'INPUT', 'FORWARD'])

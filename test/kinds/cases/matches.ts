@@ -19,6 +19,13 @@ export const TCP_ICMP_CASES = [
     ['icmp type != any', '-p icmp -m icmp ! --icmp-type any'],
     ['icmp type 13', '-p icmp -m icmp --icmp-type 13', 'icmp type timestamp-request'],
     ['icmp type 42', '-p icmp -m icmp --icmp-type 42'],
+    ['icmp type { echo-request, echo-reply }', ['-p icmp -m icmp --icmp-type 8', '-p icmp -m icmp --icmp-type 0'], undefined, 'icmp type echo-request'],
+    [
+      'icmp type != { echo-request, 3/4 }',
+      '-p icmp -m icmp ! --icmp-type 8 -m icmp ! --icmp-type 3/4',
+      'icmp type != { echo-request, fragmentation-needed }',
+      'icmp type != echo-request type != fragmentation-needed',
+    ],
   ]),
   ...cases({ family: 'ipv6' }, [
     ['icmpv6 type echo-request', '-p ipv6-icmp -m icmp6 --icmpv6-type 128'],
@@ -26,6 +33,12 @@ export const TCP_ICMP_CASES = [
     ['icmpv6 type port-unreachable', '-p ipv6-icmp -m icmp6 --icmpv6-type 1/4'],
     ['icmpv6 type != destination-unreachable', '-p ipv6-icmp -m icmp6 ! --icmpv6-type 1'],
     ['icmpv6 type 1 code 4', '-p ipv6-icmp -m icmp6 --icmpv6-type 1/4', 'icmpv6 type port-unreachable'],
+    [
+      'icmpv6 type { neighbour-solicitation, neighbour-advertisement, 134 }',
+      ['-p ipv6-icmp -m icmp6 --icmpv6-type 135', '-p ipv6-icmp -m icmp6 --icmpv6-type 136', '-p ipv6-icmp -m icmp6 --icmpv6-type 134'],
+      'icmpv6 type { neighbour-solicitation, neighbour-advertisement, router-advertisement }',
+      'icmpv6 type neighbour-solicitation',
+    ],
     ['tcp flags syn / syn,ack', '-p tcp -m tcp --tcp-flags SYN,ACK SYN'],
   ]),
 ];

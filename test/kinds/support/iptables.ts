@@ -9,7 +9,8 @@ import {
   matchKind,
   targetKind,
 } from '../../../src/kinds/index.js';
-import { type ImportContext, type ImportedOption, type IptablesFragment, MERGEABLE_MODULES } from '../../../src/kinds/iptables.js';
+import { sectionsOf } from '../../../src/backends/emit/line.js';
+import type { ImportContext, ImportedOption } from '../../../src/kinds/iptables.js';
 import type { Diagnostic } from '../../../src/util/diagnostics.js';
 import type { Family } from '../../../src/util/ip.js';
 import { type Span, NO_SPAN } from '../../../src/util/span.js';
@@ -18,12 +19,10 @@ import { parseProtoName } from '../../../src/kinds/match/proto.js';
 /**
  * Test support: a minimal iptables rule writer and reader built only on the kinds' records, so
  * each kind's split/emit/claims/fromIptables can be checked line by line (and against the
- * kernel) without the backends. It follows iptables-save's layout: built-in options in their
- * fixed order, then one `-m` section per match in rule order (the options of `-m tcp`/`-m udp`
- * gathered into one section, as iptables-nft prints them), then the target.
+ * kernel) without the rest of the backends. Sections are laid out by the emitter's own
+ * sectionsOf (iptables-save's layout: built-in options in their fixed order, then one `-m`
+ * section per match in rule order, `-m tcp`/`-m udp` options gathered into one), then the target.
  */
-
-const MERGED = MERGEABLE_MODULES;
 
 /** Kinds pre-quote string options (quoteIptablesString); other words are quoted only when they must be. */
 function quote(w: string): string {
@@ -47,31 +46,13 @@ export function emitRule(matches: readonly Match[], target: Target | undefined, 
   }
   return combos.map((combo) => {
     const ctx = { family, proto: protoOf(combo) };
-    const builtins: IptablesFragment[] = [];
-    const sections: { module: string; frags: IptablesFragment[] }[] = [];
-    for (const m of combo) {
-      let last: { module: string; frags: IptablesFragment[] } | undefined;
-      for (const f of matchKind(m).iptables.emit(m, ctx)) {
-        if (f.module === null) {
-          builtins.push(f);
-          continue;
-        }
-        const into = MERGED.has(f.module) ? sections.find((s) => s.module === f.module) : last?.module === f.module ? last : undefined;
-        if (into) {
-          into.frags.push(f);
-          last = into;
-        } else {
-          last = { module: f.module, frags: [f] };
-          sections.push(last);
-        }
-      }
-    }
-    const byOrder = (a: IptablesFragment, b: IptablesFragment) => a.order - b.order;
+    // Sections are assembled by the emitter's own rule (src/backends/emit/line.ts).
+    const { builtins, sections } = sectionsOf(combo.map((m) => matchKind(m).iptables.emit(m, ctx)));
     const words: string[] = [];
-    for (const f of builtins.sort(byOrder)) words.push(...f.args);
+    for (const f of builtins) words.push(...f.args);
     for (const s of sections) {
       words.push('-m', s.module);
-      for (const f of s.frags.sort(byOrder)) words.push(...f.args);
+      for (const f of s.fragments) words.push(...f.args);
     }
     if (target) words.push(...targetKind(target).iptables.emit(target, ctx));
     return words.map(quote).join(' ');
