@@ -2,15 +2,14 @@ import type { NatAction, RejectReply, SideEffect } from '../ir/effect.js';
 import { CT_STATE, type CtStateName, PROTO } from '../ir/fields.js';
 import { type Hook, HOOKS, type TableName, TABLES } from '../ir/netfilter.js';
 import type { SimInput, SimOutcome, SimVerdict, TraceStep } from './api.js';
+import { Answers } from './answers.js';
 import { confirm, conntrackIn } from './conntrack/core.js';
 import { CTINFO, type Frame, NO_CT, TEMPLATE_CT, traceEvent } from './frame.js';
 import { runHelper } from './helper.js';
-import { hookManip, icmpReplyTranslation, natFirstPacket, natInitialized, natPacket, natTarget, nullBinding } from './nat/core.js';
+import { hookManip, icmpReplyTranslation, natFirstPacket, natInitialized, natPacket, nullBinding } from './nat/core.js';
+import { natTarget } from './nat/targets.js';
 import type { InputRoute } from './host.js';
 import type { Packet } from './packet.js';
-import { tcpSetClosing } from './proto/tcp.js';
-import type { TcpConn } from './proto/tcp.js';
-import { IcmpRateLimiter, RedirectLimiter, icmpError, mayAnswerWithIcmp, rejectIcmp, tcpReset } from './responses.js';
 import type { CompiledChain, CompiledRule } from './rules/compile.js';
 import { ACCEPT, DROP, runChain, type TargetHost } from './rules/exec.js';
 import { seqAdjust } from './seqadj.js';
@@ -80,7 +79,8 @@ interface PathResult {
 }
 
 export class FamilyEngine implements TargetHost {
-  private readonly icmpLimiter = new IcmpRateLimiter();
+  /** The packets the host itself sends (REJECT answers, ICMP errors, redirects). */
+  private readonly answers: Answers;
   /** Frames in use by nested sends (responses while handling a packet). */
   private depth = 0;
 
@@ -92,6 +92,7 @@ export class FamilyEngine implements TargetHost {
     private readonly opts: Pick<HostSettings, 'ipForward' | 'icmpRateLimit' | 'icmpRateMask' | 'sendRedirects'>,
   ) {
     this.chains = HOOKS.map((h) => TABLES.map((t) => S.rs.builtin(t, h)));
+    this.answers = new Answers(S, opts, (parent, pkt, attach) => this.sendFromHost(parent, pkt, attach));
   }
 
   // ---------------------------------------------------------------- entry point
@@ -191,7 +192,7 @@ export class FamilyEngine implements TargetHost {
       case 'unreachable':
         f.dropReason = host.hasModel ? 'no-route' : 'no-route (the policy has no host model; give the packet a route)';
         this.step(f, 'routing', 'no route to the destination');
-        if (this.opts.ipForward) this.answerIcmp(f, S.family === 'ipv4' ? 3 : 1, 0, device);
+        if (this.opts.ipForward) this.answers.icmp(f, S.family === 'ipv4' ? 3 : 1, 0);
         return this.dropped(f);
       case 'local':
         return this.localIn(f);
@@ -207,11 +208,11 @@ export class FamilyEngine implements TargetHost {
         if (p.ttl <= 1) {
           f.dropReason = 'ttl exceeded';
           this.step(f, 'routing', 'TTL exceeded in transit');
-          this.answerIcmp(f, S.family === 'ipv4' ? 11 : 3, 0, device);
+          this.answers.icmp(f, S.family === 'ipv4' ? 11 : 3, 0);
           return this.dropped(f);
         }
         p.ttl -= 1;
-        if (S.family === 'ipv4' && this.opts.sendRedirects && rt.route.device === device) this.maybeRedirect(f, device, rt.route.nexthop);
+        if (S.family === 'ipv4' && this.opts.sendRedirects && rt.route.device === device) this.answers.redirect(f, device, rt.route.nexthop);
         enter(f, 'FORWARD');
         f.oif = rt.route.device;
         f.nexthop = rt.route.nexthop;
@@ -450,71 +451,8 @@ export class FamilyEngine implements TargetHost {
   }
 
   reject(f: Frame, reply: RejectReply): void {
-    const S = this.S;
-    if (reply.type === 'tcp-reset') {
-      const rst = tcpReset(f.pkt, S.cfg.defaultTtl);
-      if (!rst || f.pkttype !== 0) return;
-      // nf_send_reset attaches the connection, answering in the opposite direction.
-      const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
-      if (f.ct >= 0 && S.table.protoOf(f.ct) === PROTO.tcp && S.table.isConfirmed(f.ct)) {
-        const timeout = tcpSetClosing(S.table.state[f.ct] as TcpConn, S.cfg.sys);
-        if (timeout !== undefined) S.table.setExpires(f.ct, f.now + timeout);
-      }
-      this.sendFromHost(f, rst, attach);
-      return;
-    }
-    const ic = rejectIcmp(reply, S.family);
-    if (!ic) return;
-    this.answerIcmp(f, ic.type, ic.code, f.iif);
+    this.answers.reject(f, reply);
   }
-
-  /**
-   * icmp_send: an ICMP error about the frame's packet, from the host. Source: the packet's
-   * destination when it was for us, else the host's address toward the sender.
-   */
-  private answerIcmp(f: Frame, type: number, code: number, _inDevice: string): void {
-    const S = this.S;
-    const p = f.pkt;
-    if (!mayAnswerWithIcmp(p) || f.pkttype !== 0) return;
-    const local = S.host.isLocal(S.family, p.dst);
-    let src: bigint | undefined = local ? p.dst : undefined;
-    const back = S.host.routeOutput(S.family, p.src);
-    if (!back) return;
-    if (src === undefined) src = back.prefsrc;
-    if (src === undefined) return;
-    const mask = this.opts.icmpRateMask;
-    const limited = S.family === 'ipv4' ? type < 32 && (mask.ipv4 & (1 << type)) !== 0 : mask.ipv6.has(type);
-    if (back.device !== 'lo' && limited && !this.icmpLimiter.allow(p.src, f.now, this.opts.icmpRateLimit)) {
-      traceEvent(f, 'routing', 'ICMP error suppressed by the rate limit');
-      return;
-    }
-    // icmp_glue_bits / icmpv6_getfrag attach the offending packet's connection to the error
-    // (nf_ct_attach), so it is RELATED in OUTPUT even when that connection is not confirmed yet.
-    const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
-    this.sendFromHost(f, icmpError(p, type, code, src, S.cfg.defaultTtl), attach);
-  }
-
-  /**
-   * ip_forward / ip_rt_send_redirect: a packet routed back out of the interface it came in by,
-   * from a sender on that link (and, via a gateway, one on the same link), earns the sender an
-   * ICMP host redirect to the better next hop; the packet itself is still forwarded. Per
-   * sender: the first at once, the n-th only 20 ms << n after the previous, none after 9, and
-   * everything forgotten after 20.48 s without one.
-   */
-  private maybeRedirect(f: Frame, device: string, gw: bigint | undefined): void {
-    const host = this.S.host;
-    const src = f.pkt.src;
-    if (!host.onLink(this.S.family, device, src)) return;
-    if (gw !== undefined && !host.sameLink(this.S.family, device, src, gw)) return;
-    if (!this.redirects.allow(src, f.now)) return;
-    const p = f.pkt;
-    const rd = icmpError(p, 5, 1, host.selectSource(this.S.family, device, src) ?? p.dst, this.S.cfg.defaultTtl);
-    rd.icmp!.gateway = gw ?? p.dst;
-    const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
-    this.sendFromHost(f, rd, attach);
-  }
-
-  private readonly redirects = new RedirectLimiter();
 
   /** Sends a packet the host makes while handling `parent`, through OUTPUT and POSTROUTING. */
   private sendFromHost(parent: Frame, pkt: Packet, attach: { ct: number; ctinfo: number } | undefined): void {

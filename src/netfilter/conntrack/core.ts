@@ -1,6 +1,6 @@
 import { PROTO, TCP_FLAG } from '../../ir/fields.js';
 import { CTINFO, type Frame, NO_CT, TEMPLATE_CT, traceEvent } from '../frame.js';
-import { natFollowMaster } from '../nat/core.js';
+import { natFollowMaster } from '../nat/targets.js';
 import { icmpKind } from '../proto/icmp.js';
 import { trackerFor } from '../proto/registry.js';
 import type { Direction } from '../proto/tracker.js';
