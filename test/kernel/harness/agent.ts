@@ -58,7 +58,7 @@ export class PacketAgent {
 
   /** Starts an agent pinned to `cpu` and waits for it to say it is ready. */
   static async start(cpu = 0): Promise<PacketAgent> {
-    const proc = spawn(PYTHON, [AGENT_PY, String(cpu)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(PYTHON, [AGENT_PY, String(cpu)], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
     const agent = new PacketAgent(proc);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`agent did not start: ${agent.stderr}`)), 10_000);

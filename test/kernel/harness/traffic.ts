@@ -131,11 +131,6 @@ export function hostFamilies(host: HostModel): Family[] {
   return (['ipv4', 'ipv6'] as Family[]).filter((f) => host.interfaces.some((i) => familyAddress(i, f)));
 }
 
-function fmt(family: Family, a: bigint, port?: number): string {
-  const s = formatAddress(family, a);
-  return port === undefined ? s : family === 'ipv6' ? `[${s}]:${port}` : `${s}:${port}`;
-}
-
 const bytes = (s: string) => new TextEncoder().encode(s);
 
 /**
@@ -356,4 +351,4 @@ export function packetLine(input: SimInput): string {
   return JSON.stringify(o);
 }
 
-export { fmt as formatEndpoint };
+
