@@ -82,6 +82,7 @@ export async function checkPolicy(policy: Policy, opts: CheckOptions = {}): Prom
     internalErrors.push(...built.internalErrors);
     for (const n of model.notes) internalErrors.push({ message: n.message });
   }
+  dedupeAcrossFamilies(findings);
   const checked = await checkExpectations(policy, models, findings, { timeoutMs, stats: z3stats });
   const expectations: ExpectationResult[] = checked.results;
   internalErrors.push(...checked.internal);
@@ -98,13 +99,30 @@ export async function checkPolicy(policy: Policy, opts: CheckOptions = {}): Prom
   return report;
 }
 
+/**
+ * An `inet` table is analysed once per family; the same finding on the same source line in both
+ * is reported once (the first family's witness is kept).
+ */
+function dedupeAcrossFamilies(findings: Finding[]): void {
+  const seen = new Set<string>();
+  for (let i = 0; i < findings.length; i++) {
+    const f = findings[i];
+    const span = f.rule?.span ?? f.chain?.span;
+    if (!span || span.start.line === 0) continue;
+    const key = `${f.kind}|${span.file}|${span.start.offset}|${f.message}`;
+    if (seen.has(key)) findings.splice(i--, 1);
+    else seen.add(key);
+  }
+}
+
 /** What the analysis took for granted, stated in every report. */
 export function assumptionsOf(policy: Policy, models: readonly FamilyModel[]): string[] {
   const out: string[] = [];
   if (!policy.host) {
     out.push('no host model: any destination may be local or forwarded, and any interface may be an ingress or egress');
   }
-  out.push('packets arrive unmarked (mark 0) and a flow starts with its first packet (ct state NEW) unless it says otherwise');
+  out.push('packets arrive unmarked (mark 0); a flow is the first packet of a connection (ct state NEW) with TTL 64, not a fragment, no martian or broadcast source, coming in by the interface its source is routed through, unless it says otherwise');
+  out.push('multicast is delivered locally, never forwarded (no multicast routing daemon)');
   const opaque = new Set<string>();
   for (const m of models) {
     for (const r of m.rules) {

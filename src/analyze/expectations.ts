@@ -1,5 +1,5 @@
 import { evaluateConstraint } from '../ir/constraint.js';
-import type { NumericField } from '../ir/fields.js';
+import { CT_STATE, type NumericField } from '../ir/fields.js';
 import { HOOKS, type Hook } from '../ir/netfilter.js';
 import type { Expectation, Flow, Policy, Translation } from '../ir/policy.js';
 import { DEFAULT_FIELDS } from './box/candidates.js';
@@ -12,6 +12,7 @@ import { type FlowEncoding, encodeFlow, encodeReply, flowConstraint, flowIngress
 import type { FamilyModel } from './model/build.js';
 import type { ExpectationResult, Finding, Witness } from './types.js';
 import { makeWitness } from './witness.js';
+import { polish } from './polish.js';
 import { type Z3Bool, z3 } from './z3/context.js';
 import { readInput } from './z3/read-model.js';
 import { Session, type Z3Stats } from './z3/session.js';
@@ -118,7 +119,9 @@ async function checkIn(e: Exclude<Expectation, { kind: 'no-findings' }>, model: 
     const cx = await session.ask(fe.member, enc.not(good));
     if (cx.kind === 'unknown') return { status: 'unknown', message: cx.reason, reason: cx.reason };
     if (cx.kind === 'sat') {
-      const input = readInput(model, fe.out.vars, cx.model, ingress, DEFAULT_FIELDS[model.family]);
+      const raw = readInput(model, fe.out.vars, cx.model, ingress, DEFAULT_FIELDS[model.family]);
+      const rawCheck = concreteCheck(e, model, raw);
+      const input = rawCheck.holds ? raw : polish(model, raw, (out, x) => flowMember(model, flow, x, out) && !concreteCheck(e, model, x).holds);
       const verdict = concreteCheck(e, model, input);
       const witness = verdict.witness;
       if (verdict.holds) {
@@ -135,7 +138,8 @@ async function checkIn(e: Exclude<Expectation, { kind: 'no-findings' }>, model: 
     const ex = await session.ask(fe.member);
     if (ex.kind === 'unsat') return { status: 'failed', message: 'no packet fits this flow here (the claim holds only vacuously)' };
     if (ex.kind === 'sat') {
-      const input = readInput(model, fe.out.vars, ex.model, ingress, DEFAULT_FIELDS[model.family]);
+      const raw = readInput(model, fe.out.vars, ex.model, ingress, DEFAULT_FIELDS[model.family]);
+      const input = polish(model, raw, (out, x) => flowMember(model, flow, x, out) && concreteCheck(e, model, x).holds);
       return { status: 'proved', message: 'proved', witness: concreteCheck(e, model, input).witness };
     }
     return { status: 'proved', message: 'proved' };
@@ -150,12 +154,7 @@ export function concreteCheck(e: Exclude<Expectation, { kind: 'no-findings' }>, 
   const witness = makeWitness(model, input, out);
   const delivered = out.verdict !== 'dropped';
   const viaOk = e.via === undefined || passedVia(model, out, e.via);
-  const inFlow = (f: Flow) => {
-    const st = new PacketState(model.family, initialValues(model, input), input.ingress.kind === 'iface' ? input.ingress.device : '', out.oif, input.ingress.kind === 'local' ? 'OUTPUT' : 'PREROUTING', input.ingress.kind === 'local');
-    st.set('ctstate', st.get('ctstate'));
-    st.set('ctstate', BigInt({ NEW: 8, ESTABLISHED: 2, RELATED: 4, INVALID: 1 }[input.ctState]));
-    return evaluateConstraint(flowConstraint(f, model), st, (c) => input.opaque?.[c.key] ?? false);
-  };
+  const inFlow = (f: Flow) => flowMember(model, f, input, out);
   switch (e.kind) {
     case 'reachable': {
       if (!delivered) return { holds: false, why: `it is dropped (${dropText(out)})`, witness };
@@ -183,6 +182,14 @@ export function concreteCheck(e: Exclude<Expectation, { kind: 'no-findings' }>, 
       return allowed ? { holds: true, why: 'allowed', witness } : { holds: false, why: `it is ${out.verdict} but belongs to none of the allowed flows`, witness };
     }
   }
+}
+
+/** Does the packet belong to the flow (its header as it arrives, its state, its interfaces)? */
+export function flowMember(model: FamilyModel, f: Flow, input: PacketInput, out: ConcreteOutcome): boolean {
+  const local = input.ingress.kind === 'local';
+  const st = new PacketState(model.family, initialValues(model, input), local ? '' : (input.ingress as { device: string }).device, out.oif, local ? 'OUTPUT' : 'PREROUTING', local);
+  st.set('ctstate', BigInt(CT_STATE[input.ctState]));
+  return evaluateConstraint(flowConstraint(f, model), st, (c) => input.opaque?.[c.key] ?? false);
 }
 
 function dropText(out: ConcreteOutcome): string {

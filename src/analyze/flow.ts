@@ -11,7 +11,8 @@ import { FIELD_SLOT } from './model/fields.js';
 import type { Z3Bool, Z3BV, Z3Context } from './z3/context.js';
 import { Encoder, type SymOutcome } from './z3/encode.js';
 import { ingressRegion, regionConstraint, relevanceFilter } from './z3/slice.js';
-import { intersect, isSubset } from '../util/intervals.js';
+import { intersect, isSubset, subtract } from '../util/intervals.js';
+import { familyMax } from '../util/ip.js';
 
 /**
  * A flow (`tcp from 10.0.0.0/8 to 192.168.1.10 dport 22`) as a Z3 question over the pipeline:
@@ -51,6 +52,22 @@ export function flowIngresses(model: FamilyModel, flow: Flow): ('iface' | 'local
   return anyLocal ? ['iface', 'local'] : ['iface'];
 }
 
+function testsField(c: Constraint, f: NumericField): boolean {
+  switch (c.op) {
+    case 'in':
+    case 'masked':
+    case 'present':
+      return c.field === f;
+    case 'and':
+    case 'or':
+      return c.of.some((x) => testsField(x, f));
+    case 'not':
+      return testsField(c.of, f);
+    default:
+      return false;
+  }
+}
+
 export function testsState(flow: Flow): boolean {
   return flow.matches.some((m) => m.kind === 'ct-state' || m.kind.startsWith('ct'));
 }
@@ -75,7 +92,21 @@ export function encodeFlow(
   const out = enc.encode();
   const parts: Z3Bool[] = [enc.flowMatches(c, out)];
   if (!testsState(flow)) parts.push(enc.ctStateVar().eq(enc.lit(CT_STATE.NEW, 8)));
-  if (ingress === 'iface' && !flow.matches.some((m) => m.kind === 'iface' && m.dir === 'in')) parts.push(enc.reversePath());
+  // Ordinary packets unless the flow says otherwise: a normal TTL, not a fragment.
+  if (!testsField(c, 'ttl')) parts.push(enc.fieldVar('ttl').eq(enc.lit(64, 8)));
+  if (!testsField(c, 'fragment')) parts.push(enc.fieldVar('fragment').eq(enc.lit(0, 1)));
+  // A client is reached back through the interface it came in by (no spoofed sources).
+  if (ingress === 'iface') parts.push(enc.reversePath());
+  if (ingress === 'iface' && enc.vars.iif) {
+    // Packets that can exist on a wire: no martian source or destination (those the kernel
+    // drops before any routing are not what a flow means).
+    const bits = enc.bits('saddr');
+    const sane = enc.and([
+      enc.inSet(enc.fieldVar('saddr'), subtract(model.routing.saneSources('eth'), model.routing.broadcast, familyMax(model.family)), bits),
+      enc.inSet(enc.fieldVar('daddr'), model.routing.saneDestinations('eth'), bits),
+    ]);
+    parts.push(enc.or([enc.vars.iif.eq(enc.ifaceIndex('lo')), sane]));
+  }
   if (ingress === 'local' && model.routing.hasHost) parts.push(enc.inSet(enc.fieldVar('saddr'), model.routing.local, enc.bits('saddr')));
   if (region) parts.push(regionConstraint(enc, model, region));
   return { ingress, enc, out, member: enc.and(parts), base: [...out.assumptions] };

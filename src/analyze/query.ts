@@ -4,6 +4,8 @@ import { DEFAULT_FIELDS } from './box/candidates.js';
 import { assumptionsOf } from './check.js';
 import { runPacket, type Verdict } from './concrete/interp.js';
 import { encodeFlow, flowIngresses } from './flow.js';
+import { flowMember } from './expectations.js';
+import { polish } from './polish.js';
 import { type FamilyModel, buildFamilyModel } from './model/build.js';
 import { replayWitness } from './replay.js';
 import type { InternalError, QueryOutcome, QueryReport } from './types.js';
@@ -51,7 +53,10 @@ export async function queryFlow(policy: Policy, flow: Flow, opts: QueryOptions =
               break;
             }
             if (a.kind === 'unsat') break;
-            const input = readInput(model, fe.out.vars, a.model, ingress, DEFAULT_FIELDS[model.family]);
+            const raw = readInput(model, fe.out.vars, a.model, ingress, DEFAULT_FIELDS[model.family]);
+            const rawOut = runPacket(model, raw);
+            const rawKey = keyRule(model, rawOut);
+            const input = rawOut.verdict === verdict ? polish(model, raw, (o, x) => o.verdict === verdict && keyRule(model, o) === rawKey && flowMember(model, flow, x, o)) : raw;
             const out = runPacket(model, input);
             const witness = makeWitness(model, input, out);
             if (out.verdict !== verdict) {

@@ -95,6 +95,8 @@ export function anomalies(prepass: Prepass, chain: ModelChain, live: ReadonlySet
   };
   for (let jj = 0; jj < candidates.length; jj++) {
     const j = candidates[jj];
+    // A broad closing rule (`tcp reject`, `iif wan drop`) is meant to generalize: no warning.
+    const broad = j.source.matches.every((m) => m.kind === 'proto' || m.kind === 'iface' || m.kind === 'ct-state');
     const mj = prepass.boxes[j.id].over;
     let found = 0;
     for (let ii = 0; ii < jj && found < limitPerRule; ii++) {
@@ -107,7 +109,9 @@ export function anomalies(prepass: Prepass, chain: ModelChain, live: ReadonlySet
       }));
       if (!meet) continue;
       if (subset(mj, mi)) continue; // j inside i: j is dead, reported as shadowed already
-      out.push({ kind: subset(mi, mj) ? 'generalization' : 'correlation', earlier: i.id, later: j.id });
+      const kind = subset(mi, mj) ? 'generalization' : 'correlation';
+      if (kind === 'generalization' && broad) continue;
+      out.push({ kind, earlier: i.id, later: j.id });
       found++;
     }
   }

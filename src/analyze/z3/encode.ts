@@ -132,8 +132,17 @@ export class Encoder {
 
   // ---- terms -------------------------------------------------------------------------
 
+  private readonly lits = new Map<string, Z3BV>();
+
+  /** Bit-vector literals, made once per value and width (each is a round trip into WASM). */
   lit(v: bigint | number, bits: number): Z3BV {
-    return this.ctx.BitVec.val(BigInt(v), bits) as Z3BV;
+    const key = `${bits}:${v}`;
+    let x = this.lits.get(key);
+    if (!x) {
+      x = this.ctx.BitVec.val(BigInt(v), bits) as Z3BV;
+      this.lits.set(key, x);
+    }
+    return x;
   }
 
   // Singletons, so trivially true/false terms are recognised by identity (no WASM call).
@@ -251,7 +260,43 @@ export class Encoder {
     return fresh;
   }
 
+  /** Presence terms depend only on proto, fragment, ctstate and the helper flag: cache by those terms. */
+  private readonly presenceCache = new WeakMap<object, Map<string, Z3Bool>>();
+
   present(st: SymState, f: NumericField): Z3Bool {
+    const kind = presenceKind(f);
+    if (kind === 'always') return this.t();
+    if (kind === 'mac' || kind === 'socket') return this.presentUncached(st, f);
+    const anchor = (kind === 'ct' || kind === 'helper' ? this.val(st, 'ctstate') : this.val(st, 'proto')) as unknown as object;
+    const key = kind === 'helper' ? `${kind}` : kind === 'ct' ? kind : `${kind}`;
+    let m = this.presenceCache.get(anchor);
+    if (!m) {
+      m = new Map();
+      this.presenceCache.set(anchor, m);
+    }
+    // The fragment term and helper flag are part of the key through their identity.
+    const frag = this.val(st, 'fragment') as unknown as object;
+    const full = `${key}:${this.termId(frag)}:${this.termId(st.helperPresent as unknown as object)}`;
+    let x = m.get(full);
+    if (!x) {
+      x = this.presentUncached(st, f);
+      m.set(full, x);
+    }
+    return x;
+  }
+
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 0;
+  private termId(o: object): number {
+    let i = this.ids.get(o);
+    if (i === undefined) {
+      i = this.nextId++;
+      this.ids.set(o, i);
+    }
+    return i;
+  }
+
+  private presentUncached(st: SymState, f: NumericField): Z3Bool {
     const proto = () => this.val(st, 'proto');
     const unfragmented = () => this.val(st, 'fragment').eq(this.lit(0, 1));
     const protoIs = (ps: readonly number[]) => this.or(ps.map((p) => proto().eq(this.lit(p, 8))));

@@ -8,6 +8,7 @@ import { type FamilyModel, type ModelRule, lookupChain } from '../model/build.js
 import type { Z3Context } from './context.js';
 import { Encoder } from './encode.js';
 import { readInput } from './read-model.js';
+import { polish } from '../polish.js';
 import { Session, type Z3Stats } from './session.js';
 import { ingressRegion, regionConstraint, relevanceFilter } from './slice.js';
 
@@ -69,7 +70,8 @@ export async function decideRule(
         continue;
       }
       if (a.kind === 'sat') {
-        const input = readInput(model, out.vars, a.model, flow, DEFAULT_FIELDS[model.family]);
+        const raw = readInput(model, out.vars, a.model, flow, DEFAULT_FIELDS[model.family]);
+        const input = runPacket(model, raw).fired.includes(rule.id) ? polish(model, raw, (o) => o.fired.includes(rule.id)) : raw;
         const outcome = runPacket(model, input);
         if (!outcome.fired.includes(rule.id)) {
           return { kind: 'internal-error', message: `Z3 says the packet fires rule ${rule.id} (${rule.text}) but the concrete model disagrees`, input };
@@ -91,7 +93,10 @@ export async function decideRule(
         const b = await session.ask(entered, f);
         if (b.kind === 'sat') {
           blame.push(earlier.id);
-          witness ??= readInput(model, out.vars, b.model, flow, DEFAULT_FIELDS[model.family]);
+          if (!witness) {
+            const raw = readInput(model, out.vars, b.model, flow, DEFAULT_FIELDS[model.family]);
+            witness = polish(model, raw, (o) => o.fired.includes(earlier.id));
+          }
         }
         if (blame.length >= 8) break;
       }
