@@ -160,6 +160,8 @@ class OpaqueState implements OpaqueEnv {
 
 class PolicySimulator implements Simulator {
   private clock = Number.NEGATIVE_INFINITY;
+  /** gc worker state shared by both families (one table in the kernel). */
+  private readonly gc: { tableFullAt: number | undefined } = { tableFullAt: undefined };
   private readonly states = new Map<Family, FamilyState>();
   private readonly engines = new Map<Family, FamilyEngine>();
   readonly max: number;
@@ -172,7 +174,7 @@ class PolicySimulator implements Simulator {
     const opaque = new OpaqueState();
     for (const family of FAMILIES) {
       const rs = compileRuleset(policy.rulesets[family], opaque, compileOpts);
-      const st = new FamilyState(family, rs, host, cfg, () => this.totalCount());
+      const st = new FamilyState(family, rs, host, cfg, () => this.totalCount(), this.gc);
       this.states.set(family, st);
       this.engines.set(family, new FamilyEngine(st, settings));
     }
@@ -202,12 +204,32 @@ class PolicySimulator implements Simulator {
   advanceTo(t: number): void {
     if (t < this.clock) throw new SimulationError(`time goes backwards: ${t} s after ${this.clock} s`);
     this.clock = t;
+    if (this.gc.tableFullAt !== undefined && t > this.gc.tableFullAt) this.runGcEarlyDrop();
+  }
+
+  /**
+   * After "table full" the kernel's gc worker, on its next run, evicts what may be dropped early
+   * while the table stays above 95 % of nf_conntrack_max. When it runs is not deterministic
+   * (its own schedule, usually well under a second); nfproof runs it at the first later moment.
+   */
+  private runGcEarlyDrop(): void {
+    this.gc.tableFullAt = undefined;
+    const max95 = Math.floor(this.max / 100) * 95;
+    for (const st of this.states.values()) {
+      const t = st.table;
+      t.gcEarlyDrop(this.clock, max95, () => this.totalCount(), (i) => {
+        if ((t.status[i] & IPS.ASSURED) === 0) return true;
+        const tracker = trackerFor(t.protoOf(i));
+        return tracker.canEarlyDrop?.(t.state[i]) ?? false;
+      });
+    }
   }
 
   process(input: SimInput): SimOutcome {
     if (!Number.isFinite(input.t)) throw new SimulationError('packet time must be a finite number of seconds', input.line);
     if (input.t < this.clock) throw new SimulationError(`packet time ${input.t} s is earlier than the previous packet (${this.clock} s)`, input.line);
     this.clock = input.t;
+    if (this.gc.tableFullAt !== undefined && input.t > this.gc.tableFullAt) this.runGcEarlyDrop();
     if (input.ingress.kind === 'iface' && this.host.hasModel && !this.host.devices.has(input.ingress.device)) {
       const known = [...this.host.devices].join(', ');
       throw new SimulationError(`unknown interface "${input.ingress.device}" (the host has: ${known})`, input.line);

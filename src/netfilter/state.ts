@@ -60,6 +60,8 @@ export class FamilyState {
   trackEntry = -1;
   /** The other family's state (nf_conntrack_max and early drop span both). */
   peer: FamilyState | undefined;
+  /** Shared with the peer: a "table full" drop happened at this time; the gc worker will evict. */
+  readonly gc: { tableFullAt: number | undefined };
 
   constructor(
     readonly family: Family,
@@ -68,7 +70,9 @@ export class FamilyState {
     readonly cfg: SimConfig,
     /** Entries of both families (nf_conntrack_count is per namespace). */
     readonly totalCount: () => number,
+    gc: { tableFullAt: number | undefined },
   ) {
+    this.gc = gc;
     this.words = wordsOf(family);
     this.table = new CtTable(this.words, cfg.buckets);
     this.rng = new Xorshift32(cfg.seed ^ (family === 'ipv4' ? 0x1234 : 0x5678));

@@ -267,3 +267,21 @@ describe('one nf_conntrack_max for both families', () => {
     expect(sim.entries().map((e) => e.family)).toEqual(['ipv6']);
   });
 });
+
+describe('gc worker after "table full"', () => {
+  it('evicts unassured entries while the table stays at 95 % of nf_conntrack_max or more', () => {
+    // 200 entries spread over 100000 buckets: the allocation path's early_drop looks at 8
+    // buckets next to the new tuple's and finds nothing, so the packet is dropped ("table
+    // full") and the gc worker is told to early-drop; on its next run it removes unassured
+    // entries until the count is below 95 % of 200 = 190 (gc_worker: nf_conntrack_max / 100 * 95).
+    const sim = simulate(open(), { maxEntries: 200, sysctls: { nf_conntrack_buckets: '100000' } });
+    for (let i = 0; i < 200; i++) sim.process(at(0, 'eth0', udp({ src: '10.0.0.5', sport: 1000 + i, dst: '192.0.2.53', dport: 53 })));
+    expect(sim.count()).toBe(200);
+    const full = sim.process(at(0, 'eth0', udp({ src: '10.0.0.6', sport: 5000, dst: '192.0.2.53', dport: 53 })));
+    expect(full.dropReason).toBe('table-full');
+    sim.advanceTo(0.5);
+    expect(sim.count()).toBe(189);
+    const after = sim.process(at(0.5, 'eth0', udp({ src: '10.0.0.6', sport: 5000, dst: '192.0.2.53', dport: 53 })));
+    expect(after.verdict).toBe('forwarded');
+  });
+});

@@ -215,6 +215,7 @@ function newConnection(S: FamilyState, f: Frame, t: Tuple, zone: number, helper:
     if (dropped.length === 0 && S.peer) dropped = S.peer.table.earlyDropFrom(table.hashOf(t, zone), f.now);
     if (dropped.length === 0) {
       f.dropReason = 'table-full';
+      S.gc.tableFullAt = f.now;
       if (f.trace) ctStep(f, 'nf_conntrack: table full, dropping packet');
       return DROP;
     }

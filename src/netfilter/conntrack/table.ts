@@ -419,6 +419,29 @@ export class CtTable {
     return [];
   }
 
+  /**
+   * The gc worker after a "table full" event (gc_worker with early_drop set): while the count
+   * (`total`) is at 95 % of nf_conntrack_max or more, every entry that may be dropped early
+   * (not assured, or a closing TCP connection: `canDrop`) is removed; expired ones go as well.
+   * Returns how many were evicted.
+   */
+  gcEarlyDrop(now: number, max95: number, total: () => number, canDrop: (i: number) => boolean): number {
+    let evicted = 0;
+    for (let i = 0; i < this.highWater; i++) {
+      if (!this.live[i] || !this.isConfirmed(i)) continue;
+      if (this.expires[i] <= now) {
+        this.remove(i);
+        continue;
+      }
+      if (total() < max95) continue;
+      if (canDrop(i)) {
+        this.remove(i);
+        evicted++;
+      }
+    }
+    return evicted;
+  }
+
   /** Removes every expired confirmed entry (what the gc worker eventually does). */
   reapExpired(now: number): void {
     if (now < this.minExpiry) return;
