@@ -153,7 +153,14 @@ function placeLooseOptions(spec: RuleSpec, proto: number | undefined, report: (d
  * A node's span is re-anchored on the section or option it started and ended at; a section
  * whose nodes cannot be anchored that way is simply not remembered.
  */
-export type SectionCache = Map<string, { readonly matches: readonly Match[]; readonly anchors: readonly (readonly [number, number])[] }>;
+export type SectionCache = Map<string, CachedSection>;
+
+interface CachedSection {
+  readonly matches: readonly Match[];
+  readonly anchors: readonly (readonly [number, number])[];
+  /** Kept verbatim (opaque): the key of its warning, counted again on every hit. */
+  readonly opaque?: string;
+}
 
 function sectionKey(s: ModuleSection, base: Omit<ImportContext, 'report'>): string {
   let k = `${base.family}|${base.proto ?? ''}|${s.module}`;
@@ -181,7 +188,7 @@ function anchorsOf(matches: readonly Match[], s: ModuleSection): (readonly [numb
   return out;
 }
 
-function reanchor(cached: { readonly matches: readonly Match[]; readonly anchors: readonly (readonly [number, number])[] }, s: ModuleSection): Match[] {
+function reanchor(cached: CachedSection, s: ModuleSection): Match[] {
   return cached.matches.map((m, i) => {
     const [a, b] = cached.anchors[i];
     const from = a < 0 ? s.span : s.options[a].span;
@@ -193,9 +200,22 @@ function reanchor(cached: { readonly matches: readonly Match[]; readonly anchors
 function importSection(s: ModuleSection, base: Omit<ImportContext, 'report'>, ctx: RuleImportContext): { matches: Match[]; opaque: boolean } {
   const own = CLAIMS.get(s.module);
   const modelled = own !== undefined && s.options.length > 0 && s.options.every((o) => own.has(o.name));
-  const key = modelled && ctx.cache ? sectionKey(s, base) : undefined;
+  const key = ctx.cache ? sectionKey(s, base) : undefined;
   const hit = key !== undefined ? ctx.cache?.get(key) : undefined;
-  if (hit) return { matches: reanchor(hit, s), opaque: false };
+  if (hit) {
+    if (hit.opaque) {
+      // The same warning again: counted, not repeated (its text was made the first time).
+      bump(ctx.stats.opaqueMatches, s.module);
+      ctx.once(hit.opaque, () => diag('warning', 'W-import-opaque-match', s.span, ''));
+    }
+    return { matches: reanchor(hit, s), opaque: hit.opaque !== undefined };
+  }
+  const remember = (matches: readonly Match[], opaque?: string) => {
+    if (key === undefined) return;
+    const anchors = anchorsOf(matches, s);
+    if (anchors) ctx.cache?.set(key, { matches, anchors, ...(opaque !== undefined ? { opaque } : {}) });
+  };
+  let warning: string;
   if (modelled) {
     const byKind = new Map<AnyMatchKind, ImportedOption[]>();
     for (const o of s.options) {
@@ -205,19 +225,18 @@ function importSection(s: ModuleSection, base: Omit<ImportContext, 'report'>, ct
     const run = tryKind((report) => [...byKind].flatMap(([k, opts]) => [...k.iptables.fromIptables(s.module, opts, { ...base, sectionSpan: s.span, report })]));
     if (run.errors.length === 0) {
       run.others.forEach(ctx.report);
-      if (key !== undefined && run.others.length === 0) {
-        const anchors = anchorsOf(run.value, s);
-        if (anchors) ctx.cache?.set(key, { matches: run.value, anchors });
-      }
+      if (run.others.length === 0) remember(run.value);
       return { matches: run.value, opaque: false };
     }
     const first = run.errors[0];
-    ctx.once(`m:${s.module}:${first.code}`, () =>
+    warning = `m:${s.module}:${first.code}`;
+    ctx.once(warning, () =>
       diag('warning', 'W-import-opaque-match', first.span, `\`-m ${s.module}\` is kept verbatim, not modelled: ${first.message}`, 'nfproof emits it back unchanged; the analyzer treats it as unknown'),
     );
   } else {
     const unknown = s.options.find((o) => !own?.has(o.name));
-    ctx.once(`m:${s.module}:${own === undefined ? '' : (unknown?.name ?? '-')}`, () => {
+    warning = `m:${s.module}:${own === undefined ? '' : (unknown?.name ?? '-')}`;
+    ctx.once(warning, () => {
       const why =
         own === undefined
           ? `nfproof does not model the \`${s.module}\` match`
@@ -228,8 +247,11 @@ function importSection(s: ModuleSection, base: Omit<ImportContext, 'report'>, ct
     });
   }
   bump(ctx.stats.opaqueMatches, s.module);
-  const matches = OPAQUE_MATCH_FALLBACK.iptables.fromIptables(s.module, s.options, { ...base, sectionSpan: s.span, report: ctx.report });
-  return { matches: [...matches], opaque: true };
+  const opaqueDiags: Diagnostic[] = [];
+  const matches = [...OPAQUE_MATCH_FALLBACK.iptables.fromIptables(s.module, s.options, { ...base, sectionSpan: s.span, report: (d) => opaqueDiags.push(d) })];
+  opaqueDiags.forEach(ctx.report);
+  if (opaqueDiags.length === 0) remember(matches, warning);
+  return { matches, opaque: true };
 }
 
 function importTarget(t: TargetSpec | undefined, lineSpan: Span, base: Omit<ImportContext, 'report'>, ctx: RuleImportContext): { target?: Target; opaque: boolean } {
