@@ -12,6 +12,7 @@ import { type FlowEncoding, encodeFlow, encodeReply, flowConstraint, flowIngress
 import type { FamilyModel } from './model/build.js';
 import type { ExpectationResult, Finding, Witness } from './types.js';
 import { makeWitness } from './witness.js';
+import { formatAddress } from '../util/ip.js';
 import { polish } from './polish.js';
 import { type Z3Bool, z3 } from './z3/context.js';
 import { readInput } from './z3/read-model.js';
@@ -160,7 +161,7 @@ export function concreteCheck(e: Exclude<Expectation, { kind: 'no-findings' }>, 
       if (!delivered) return { holds: false, why: `it is dropped (${dropText(out)})`, witness };
       if (!viaOk) return { holds: false, why: `it does not pass ${e.via}`, witness };
       if (e.translated) {
-        const bad = translationMismatch(out, e.translated);
+        const bad = translationMismatch(model, out, e.translated);
         if (bad) return { holds: false, why: bad, witness };
       }
       if (e.withReply) {
@@ -203,7 +204,8 @@ function passedVia(model: FamilyModel, out: ConcreteOutcome, via: string): boole
   return [...out.chains].some((k) => k.endsWith(`/${via}`));
 }
 
-function translationMismatch(out: ConcreteOutcome, t: Translation): string | undefined {
+function translationMismatch(model: FamilyModel, out: ConcreteOutcome, t: Translation): string | undefined {
+  const show = (f: NumericField, v: bigint) => (f === 'saddr' || f === 'daddr' ? formatAddress(model.family, v) : String(v));
   const fields: [NumericField, bigint | number | undefined][] = [
     ['saddr', t.saddr],
     ['daddr', t.daddr],
@@ -211,7 +213,7 @@ function translationMismatch(out: ConcreteOutcome, t: Translation): string | und
     ['dport', t.dport],
   ];
   for (const [f, v] of fields) {
-    if (v !== undefined && out.final[f] !== BigInt(v)) return `its ${f} becomes ${out.final[f]}, not ${v}`;
+    if (v !== undefined && out.final[f] !== BigInt(v)) return `its ${f} becomes ${show(f, out.final[f])}, not ${show(f, BigInt(v))}`;
   }
   return undefined;
 }
