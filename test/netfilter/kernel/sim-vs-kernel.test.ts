@@ -181,6 +181,49 @@ const scenarios: Scenario[] = [
     },
   },
   {
+    // REJECT of a DNATed connection's first packet: the ICMP error carries the connection
+    // (RELATED, reply direction) and nf_nat_icmp_reply_translation turns both the quoted packet
+    // and the error's source back to the public address the client used.
+    name: 'REJECT after DNAT: the ICMP error comes from the public address, quoting it',
+    host: GATEWAY,
+    rules: {
+      ipv4: restore({
+        nat: ['-A PREROUTING -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.18.10:8080'],
+        filter: ['-A FORWARD -p tcp -m tcp --dport 8080 -j REJECT --reject-with icmp-port-unreachable'],
+      }),
+    },
+    inputs: [at(0, 'eth1', tcp('198.51.100.9:40000', '192.168.20.1:80', 'S', { seq: 1 }))],
+    expectKernel(run: KernelRun) {
+      const [err] = run.steps[0].emitted;
+      expect(run.steps[0].emitted).toHaveLength(1);
+      expect(err.device).toBe('eth1');
+      expect(err.packet).toMatchObject({ src: A('192.168.20.1'), dst: A('198.51.100.9'), icmp: { type: 3, code: 3 } });
+      expect(err.packet.icmp!.inner).toMatchObject({ src: A('198.51.100.9'), sport: 40000, dst: A('192.168.20.1'), dport: 80 });
+      expect(run.final.entries).toEqual([]);
+    },
+  },
+  {
+    // The reset REJECT sends carries the rejected (unconfirmed) connection, RELATED in the
+    // reply direction: its SRC binding is not made yet, so the reset itself goes through the
+    // nat POSTROUTING chain (and counts there), then is rewritten to the public address.
+    name: 'REJECT with tcp-reset after DNAT: the reset walks nat POSTROUTING and leaves from the public address',
+    host: GATEWAY,
+    rules: {
+      ipv4: restore({
+        nat: ['-A PREROUTING -i eth1 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.18.10:8080', '-A POSTROUTING -o eth1 -j MASQUERADE'],
+        filter: ['-A FORWARD -p tcp -m tcp --dport 8080 -j REJECT --reject-with tcp-reset'],
+      }),
+    },
+    inputs: [at(0, 'eth1', tcp('198.51.100.9:40000', '192.168.20.1:80', 'S', { seq: 9 }))],
+    expectKernel(run: KernelRun) {
+      const [rst] = run.steps[0].emitted;
+      expect(rst.device).toBe('eth1');
+      expect(rst.packet).toMatchObject({ src: A('192.168.20.1'), sport: 80, dst: A('198.51.100.9'), dport: 40000 });
+      const post = run.final.chains.find((c) => c.table === 'nat' && c.chain === 'POSTROUTING')!;
+      expect(post.rules[0].packets).toBe(1);
+    },
+  },
+  {
     // ip_forward: routed back out of the interface it came in by, from a sender on that link:
     // an ICMP host redirect (type 5 code 1) to the better gateway, and the packet is still
     // forwarded. The next redirect to the same sender waits 20 ms << 1 (ip_rt_send_redirect).
