@@ -123,7 +123,7 @@ function placeLooseOptions(spec: RuleSpec, proto: number | undefined, report: (d
   for (const s of spec.sections) {
     if (s === null) continue;
     const own = CLAIMS.get(s.module);
-    if (own && protoClaims && s.module !== pm && s.module !== 'comment') {
+    if (own && protoClaims && s.module !== pm && s.module !== 'comment' && !s.options.every((o) => own.has(o.name))) {
       const keep = s.options.filter((o) => own.has(o.name) || !protoClaims.has(o.name));
       implicit.push(...s.options.filter((o) => !own.has(o.name) && protoClaims.has(o.name)));
       sections.push({ ...s, options: keep });
