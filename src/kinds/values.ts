@@ -100,7 +100,10 @@ function collectAddr(
       const words = resolveRef(w, ctx, seen);
       if (!words) return false;
       // A define is one value word; `!@x` inside a set excludes all of @x's items.
-      return words.every((x) => collectAddr(x, ctx, into, negate, seen));
+      const ok = words.every((x) => collectAddr(x, ctx, into, negate, seen));
+      // `seen` is the path of defines being expanded: @x used twice, or through two defines, is no cycle.
+      seen.delete(w.name);
+      return ok;
     }
     case 'set': {
       let ok = true;
@@ -193,7 +196,9 @@ function collectPorts(w: Word, ctx: DslContext, into: PortItem[], seen: Set<stri
     }
     case 'ref': {
       const words = resolveRef(w, ctx, seen);
-      return words !== undefined && words.every((x) => collectPorts(x, ctx, into, seen));
+      const ok = words !== undefined && words.every((x) => collectPorts(x, ctx, into, seen));
+      seen.delete(w.name);
+      return ok;
     }
     case 'set': {
       let ok = true;

@@ -56,6 +56,7 @@ const CASES: readonly (readonly [string, string, readonly string[]])[] = [
   ['addresses of both families in one rule', 'table filter {\nchain input { saddr 10.0.0.1 daddr ::1 accept }\n}', ['E:E-no-family@2']],
   // unused definitions
   ['unused define, service and interface', 'host h {\ninterface lan dev eth0\n}\ndefine d = { 1.2.3.4 }\nservice s = tcp\ntable filter { chain input { accept } }', ['W:W-unused-interface@2', 'W:W-unused-define@4', 'W:W-unused-service@5']],
+  ['a define used twice, directly and through another define, is no cycle', 'define a = { 1.2.3.4 }\ndefine b = { @a }\ndefine c = { @a, @b }\ntable filter { chain input { saddr @c accept; daddr { @a, @a } drop; tcp dport { @p, @p } accept } }\ndefine p = { 22 }', []],
   ['a define used by a used define is used', 'define a = { 1.2.3.4 }\ndefine b = { @a, 1.2.3.5 }\ntable filter { chain input { saddr @b accept } }', []],
   ['an interface used by a route only is used', 'host h {\ninterface wan dev eth1 address 10.0.0.2/24\nroute default via 10.0.0.1\n}', []],
 ];
