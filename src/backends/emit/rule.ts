@@ -64,23 +64,68 @@ export const EMIT_REFUSALS: ReadonlySet<string> = new Set(['E-emit-repeated-opti
 
 /** Whether two matches of the rule write an option that an iptables rule holds once. */
 function conflicting(v: Variant): boolean {
-  const seen = new Set<string>();
-  for (const ps of [...v.protoPieces.map((p) => [p]), ...v.pieces]) {
-    const first = ps[0];
-    if (!first) continue;
-    const mine = new Set<string>();
-    for (const f of first.fragments) {
-      const name = f.args.find((a) => a !== '!');
+  // (module, option) pairs seen so far, as parallel arrays: a rule has a handful, and this runs
+  // for every rule, so no sets or joined strings.
+  const mods: (string | null)[] = [];
+  const names: string[] = [];
+  const visit = (p: Piece | undefined): boolean => {
+    if (!p) return false;
+    const start = names.length;
+    for (const f of p.fragments) {
+      if (f.module !== null && !MERGED_MODULES.has(f.module)) continue;
+      const name = f.args[0] === '!' ? f.args[1] : f.args[0];
       if (name === undefined) continue;
-      if (f.module === null) mine.add(`-${name}`);
-      else if (MERGED_MODULES.has(f.module)) mine.add(`${f.module}${name}`);
+      for (let i = 0; i < start; i++) if (names[i] === name && mods[i] === f.module) return true;
+      mods.push(f.module);
+      names.push(name);
     }
-    for (const k of mine) {
-      if (seen.has(k)) return true;
-      seen.add(k);
-    }
-  }
+    return false;
+  };
+  for (const p of v.protoPieces) if (visit(p)) return true;
+  for (const ps of v.pieces) if (visit(ps[0])) return true;
   return false;
+}
+
+function targetWordsOf(rule: Rule, family: RuleEmitContext['family'], proto: number | undefined): readonly string[] {
+  return targetKind(rule.target).iptables.emit(rule.target, proto === undefined ? { family } : { family, proto });
+}
+
+/** One `-A` line of the rule, or undefined (reported) when iptables cannot hold the pieces together. */
+function writeLine(rule: Rule, ctx: RuleEmitContext, comment: readonly string[], chain: string, pieces: readonly Piece[], target: readonly string[]): string | undefined {
+  const frags: (readonly Piece['fragments'][number][])[] = [];
+  for (const p of pieces) frags.push(p.fragments);
+  const parts = sectionsOf(frags);
+  const repeated = repeatedBuiltins(parts.builtins);
+  if (repeated.length > 0) {
+    ctx.report(
+      diag(
+        'error',
+        'E-emit-repeated-option',
+        rule.span,
+        `this rule tests \`${repeated[0]}\` twice; an iptables rule holds that test only once`,
+        'combine the two into one value (e.g. one address set with exclusions: saddr { 10.0.0.0/8, !10.0.0.1 })',
+      ),
+    );
+    return undefined;
+  }
+  const dups = duplicateOptions(parts.sections);
+  if (dups.length > 0) {
+    ctx.report(
+      diag(
+        'error',
+        'E-emit-duplicate-option',
+        rule.span,
+        `this rule tests \`${dups[0]}\` twice; iptables-nft keeps only one of the two tests, so the rule would mean something else`,
+        'merge the two tests into one value set (e.g. dport { 1-49, 51-100 } instead of dport 1-100 and dport != 50)',
+      ),
+    );
+    return undefined;
+  }
+  return assembleLine(chain, parts, comment, target);
+}
+
+function collect(xs: (string | undefined)[]): string[] | undefined {
+  return xs.some((x) => x === undefined) ? undefined : (xs as string[]);
 }
 
 export function emitRule(rule: Rule, ctx: RuleEmitContext): EmittedRule {
@@ -110,7 +155,7 @@ export function emitRule(rule: Rule, ctx: RuleEmitContext): EmittedRule {
 
   const combos = variants.reduce((n, v) => n + v.pieces.reduce((k, ps) => k * ps.length, 1), 0);
   // Which matches are stateful matters only when the rule becomes several lines.
-  const stateful = combos > 1 ? others.map((m) => opaqueParts(matchConstraint(m, family)).length > 0) : others.map(() => false);
+  const stateful: boolean[] = combos > 1 ? others.map((m) => opaqueParts(matchConstraint(m, family)).length > 0) : [];
   if (combos === 0) {
     ctx.report(diag('warning', 'W-emit-never', rule.span, 'this rule can never match, so no iptables rule is written for it', 'a match in it excludes every packet (e.g. a negated full range)'));
     return EMPTY;
@@ -120,46 +165,23 @@ export function emitRule(rule: Rule, ctx: RuleEmitContext): EmittedRule {
   }
 
   const effect = targetEffect(rule.target, family);
-  const tKind = targetKind(rule.target);
-  const targetWords = (proto: number | undefined) => tKind.iptables.emit(rule.target, { family, ...(proto !== undefined ? { proto } : {}) });
   const commentText = ruleCommentText(rule, { sourceTag: ctx.sourceTag }, ctx.report);
   const comment = commentText === undefined ? [] : commentArgs(commentText);
 
-  const line = (chain: string, pieces: readonly Piece[], target: readonly string[]): string | undefined => {
-    const parts = sectionsOf(pieces.map((p) => p.fragments));
-    const repeated = repeatedBuiltins(parts.builtins);
-    if (repeated.length > 0) {
-      ctx.report(
-        diag(
-          'error',
-          'E-emit-repeated-option',
-          rule.span,
-          `this rule tests \`${repeated[0]}\` twice; an iptables rule holds that test only once`,
-          'combine the two into one value (e.g. one address set with exclusions: saddr { 10.0.0.0/8, !10.0.0.1 })',
-        ),
-      );
-      return undefined;
-    }
-    const dups = duplicateOptions(parts.sections);
-    if (dups.length > 0) {
-      ctx.report(
-        diag(
-          'error',
-          'E-emit-duplicate-option',
-          rule.span,
-          `this rule tests \`${dups[0]}\` twice; iptables-nft keeps only one of the two tests, so the rule would mean something else`,
-          'merge the two tests into one value set (e.g. dport { 1-49, 51-100 } instead of dport 1-100 and dport != 50)',
-        ),
-      );
-      return undefined;
-    }
-    return assembleLine(chain, parts, comment, target);
-  };
-  const collect = (xs: (string | undefined)[]): string[] | undefined => (xs.some((x) => x === undefined) ? undefined : (xs as string[]));
+  const line = (chain: string, pieces: readonly Piece[], target: readonly string[]) => writeLine(rule, ctx, comment, chain, pieces, target);
+  const targetWords = (proto: number | undefined) => targetWordsOf(rule, family, proto);
 
   const hasStateful = stateful.some(Boolean);
   const direct = combos === 1 || (terminates(effect) && !hasStateful);
   try {
+    if (combos === 1) {
+      // The common rule: one line, every match one piece.
+      const v = variants.find((x) => x.pieces.every((ps) => ps.length === 1)) as Variant;
+      const pieces: Piece[] = [...v.protoPieces];
+      for (const ps of v.pieces) pieces.push(ps[0]);
+      const one = writeLine(rule, ctx, comment, ctx.chain, pieces, targetWordsOf(rule, family, v.proto));
+      return one === undefined ? EMPTY : { lines: [one], aux: [] };
+    }
     if (direct) {
       const lines: (string | undefined)[] = [];
       for (const v of variants) {
