@@ -3,7 +3,7 @@ import type { Packet } from '../../../src/netfilter/packet.js';
 import { type Decoded, decodeEthernet, decodeIp, encodeFrame, encodeIp, fromHex, toHex } from '../../../src/netfilter/wire.js';
 import { type Family, formatAddress } from '../../../src/util/ip.js';
 import type { AgentEvent } from './agent.js';
-import { type ParsedEntry, type SavedChain, parseSave, readConntrack, readExpectations } from './observe.js';
+import { type ParsedEntry, type SavedChain, parseConntrackList, parseSave } from './observe.js';
 import { NFLOG_PREFIX, type Topology, fwTap, peerTap } from './topology.js';
 
 /**
@@ -216,15 +216,40 @@ function summarize(d: Decoded): string {
   return `${formatAddress(p.family, p.src)} > ${formatAddress(p.family, p.dst)} proto ${p.proto}${ports}`;
 }
 
-/** Conntrack table, count, expectations and counters of the firewall right now. */
+/**
+ * Conntrack table, count, expectations and counters of the firewall right now. One shell in
+ * the namespace runs every command (spawning `ip netns exec` per command dominated the time
+ * of short sequences); sections are split on marker lines.
+ */
 export function snapshot(topo: Topology, families: readonly Family[] = ['ipv4', 'ipv6']): KernelFinal {
-  const { entries, count } = readConntrack(topo.fw);
+  const MARK = '@@nfproof-section@@';
+  const commands = [
+    'conntrack -L -f ipv4 -o extended',
+    'conntrack -L -f ipv6 -o extended',
+    'cat /proc/sys/net/netfilter/nf_conntrack_count',
+    'conntrack -L expect -f ipv4',
+    'conntrack -L expect -f ipv6',
+    ...families.map((f) => `${topo.tool(f, 'save')} -c`),
+  ];
+  // `2>/dev/null` drops conntrack's "N flow entries have been shown" summary; a failing command
+  // shows as its exit status at the end of its section.
+  const script = commands.map((c) => `${c} 2>/dev/null; echo "${MARK} $?"`).join('\n');
+  const out = topo.fw.run('sh', ['-c', script]);
+  const sections = out.split(new RegExp(`^${MARK} (\\d+)$`, 'm'));
+  // split() with a capture group interleaves the texts and the statuses.
+  const text = (i: number): string => {
+    const status = sections[2 * i + 1];
+    if (status !== '0') throw new Error(`${commands[i]} failed in the firewall namespace (status ${status}):\n${sections[2 * i]}`);
+    return sections[2 * i].replace(/^\n/, '');
+  };
+  const entries = [...parseConntrackList(text(0)), ...parseConntrackList(text(1))];
+  const count = Number(text(2).trim());
+  const expectations = [...text(3).split('\n'), ...text(4).split('\n')].filter((l) => l.trim() !== '');
   const saved: Partial<Record<Family, string>> = {};
   const chains: SavedChain[] = [];
-  for (const f of families) {
-    const text = topo.saveRules(f);
-    saved[f] = text;
-    chains.push(...parseSave(text, f));
-  }
-  return { entries, count, expectations: readExpectations(topo.fw), chains, saved };
+  families.forEach((f, k) => {
+    saved[f] = text(5 + k);
+    chains.push(...parseSave(saved[f] as string, f));
+  });
+  return { entries, count, expectations, chains, saved };
 }

@@ -206,15 +206,11 @@ export class Topology {
    * reads 0, since entries are freed after the flush returns.
    */
   async reset(families: readonly Family[]): Promise<void> {
-    this.fw.run('conntrack', ['-F']);
-    this.fw.exec('conntrack', ['-F', 'expect']);
-    for (const f of families) {
-      const tables = this.saveRules(f)
-        .split('\n')
-        .filter((l) => l.startsWith('*'))
-        .map((l) => l.slice(1));
-      for (const t of tables) this.fw.run(`${f === 'ipv4' ? 'iptables' : 'ip6tables'}-${this.backend}`, ['-t', t, '-Z']);
-    }
+    // One shell for all of it: flush entries and expectations, zero every table's counters.
+    const zero = families
+      .map((f) => `for t in $(${this.tool(f, 'save')} | sed -n 's/^\\*//p'); do ${f === 'ipv4' ? 'iptables' : 'ip6tables'}-${this.backend} -t "$t" -Z || exit 1; done`)
+      .join('\n');
+    this.fw.run('sh', ['-c', `conntrack -F 2>/dev/null; conntrack -F expect 2>/dev/null\n${zero}`]);
     const deadline = performance.now() + 2000;
     for (;;) {
       const count = Number(this.fw.run('cat', ['/proc/sys/net/netfilter/nf_conntrack_count']).trim());
