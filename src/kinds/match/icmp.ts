@@ -128,7 +128,9 @@ function nameOf(v6: boolean, type: number, code: number | undefined): string | u
 }
 
 function lookup(v6: boolean, text: string): { type: number | 'any'; code?: number } | undefined {
-  if (text === 'any') return { type: 'any' };
+  // Only IPv4's xt_icmp has the wildcard type 0xff; ip6t_icmp6 compares the type exactly and
+  // ip6tables refuses `--icmpv6-type any` (checked on the kernel).
+  if (text === 'any') return v6 ? undefined : { type: 'any' };
   const named = (v6 ? ICMPV6_NAMES : ICMP_NAMES).find(([n]) => n.toLowerCase() === text.toLowerCase());
   if (named) return named[2] === undefined ? { type: named[1] } : { type: named[1], code: named[2] };
   const m = /^(\d{1,3})(?:\/(\d{1,3}))?$/.exec(text);
@@ -165,7 +167,9 @@ export const icmpKind: MatchKind<IcmpMatch> = {
     const negated = cur.acceptNegation();
     const w = cur.next();
     const what = `${v6 ? 'ICMPv6' : 'ICMP'} type`;
-    const hint = `a name such as ${v6 ? 'echo-request, neighbour-solicitation, packet-too-big' : 'echo-request, destination-unreachable, port-unreachable'}, TYPE/CODE, a number 0-254, any, or a set { … } of them`;
+    const hint = v6
+      ? 'a name such as echo-request, neighbour-solicitation, packet-too-big, TYPE/CODE, a number 0-254, or a set { … } of them (ICMPv6 has no `any`: leave `type` out to match every ICMPv6 packet)'
+      : 'a name such as echo-request, destination-unreachable, port-unreachable, TYPE/CODE, a number 0-254, any, or a set { … } of them';
     if (w?.type === 'set') {
       // A set: each element one type (a name, TYPE or TYPE/CODE); `code` is for single types.
       const types: IcmpTypeSpec[] = [];

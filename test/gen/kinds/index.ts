@@ -164,7 +164,8 @@ export const MATCH_ARBITRARIES: MatchArbs = {
     const v6 = family === 'ipv6';
     if (proto !== (v6 ? PROTO.icmpv6 : PROTO.icmp)) return undefined;
     const spec = fc
-      .record({ type: fc.oneof(fc.constant('any' as const), fc.integer({ min: 0, max: 254 })), code: fc.option(fc.integer({ min: 0, max: 255 }), { nil: undefined }) })
+      // ip6tables has no `any` ICMPv6 type.
+      .record({ type: v6 ? fc.integer({ min: 0, max: 254 }) : fc.oneof(fc.constant('any' as const), fc.integer({ min: 0, max: 254 })), code: fc.option(fc.integer({ min: 0, max: 255 }), { nil: undefined }) })
       .map((t) => (t.type === 'any' || t.code === undefined ? { type: t.type } : t));
     return fc.record({
       kind: fc.constant('icmp' as const),
