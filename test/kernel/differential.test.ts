@@ -137,6 +137,7 @@ async function checkPolicy(source: Policy, sequences: readonly (readonly Session
       }
     }
     policiesRun++;
+    if (process.env.NFPROOF_DEBUG_MEM) console.info(`policy ${policiesRun}: heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB`);
     for (const seq of sequences) {
       await topo.reset(families);
       const inputs = resolveSequence(host, seq);

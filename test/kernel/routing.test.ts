@@ -91,8 +91,51 @@ const unrouted: Scenario = {
   },
 };
 
+/**
+ * A locally generated packet to a destination without a route never reaches a netfilter hook:
+ * the socket routes it first (raw_sendmsg/ip_route_output_flow; udp_sendmsg likewise) and the
+ * sender gets ENETUNREACH. So OUTPUT counts nothing. Found by the differential property (the
+ * simulator ran OUTPUT before finding there was no route).
+ */
+const localNoRoute: Scenario = {
+  name: 'a local packet without a route is refused by the socket before OUTPUT',
+  host: hostModel({ interfaces: { lan: ['eth0', '192.168.18.1/24'] } }),
+  rules: { ipv4: restore({ filter: ['-A OUTPUT -m conntrack --ctstate NEW'] }) },
+  inputs: [at(0, 'local', udp('192.168.18.1:5000', '203.0.113.9:53', 'nowhere'))],
+  expectKernel(run) {
+    expect(run.steps[0].sendError).toBe('ENETUNREACH');
+    expect(run.steps[0].emitted).toEqual([]);
+    const out = run.final.chains.find((c) => c.table === 'filter' && c.chain === 'OUTPUT')!;
+    expect([out.rules[0].packets, out.policy?.packets]).toEqual([0, 0]);
+    expect(run.final.entries).toEqual([]);
+  },
+};
+
+/**
+ * "No route" answers for forwarded IPv4 are rate limited per sender by the routing code itself
+ * (ip_error in net/ipv4/route.c: a token bucket of ip_rt_error_burst = 5 s worth, each answer
+ * costing ip_rt_error_cost = 1 s), independently of icmp_ratelimit/icmp_ratemask, and those
+ * sysctls are not per network namespace. So within a second the first five packets from one
+ * sender get an answer — network unreachable (code 0), since a failed route lookup is
+ * ENETUNREACH — and the rest get nothing. Found by the differential property (the
+ * simulator answered every packet).
+ */
+const noRouteBurst: Scenario = {
+  name: 'IPv4 network unreachable for unroutable forwards: five per sender, then silence (ip_error token bucket)',
+  host: hostModel({ interfaces: { lan: ['eth0', '192.168.18.1/24'], wan: ['eth1', '192.168.20.1/24'] } }),
+  rules: { ipv4: restore({ filter: ['-A OUTPUT -p icmp'] }) },
+  inputs: Array.from({ length: 7 }, (_, i) => at(0, 'eth0', udp(`192.168.18.2:${5000 + i}`, '203.0.113.9:53', 'x'))),
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.emitted.map((e) => `${e.device} ${e.packet.icmp?.type}/${e.packet.icmp?.code}`))).toEqual([
+      ...Array.from({ length: 5 }, () => ['eth0 3/0']),
+      [],
+      [],
+    ]);
+  },
+};
+
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource, errorSource, unrouted]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

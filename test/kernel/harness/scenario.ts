@@ -81,7 +81,10 @@ export async function checkScenario(s: Scenario, opts: { simulator?: SimulatorFa
   try {
     s.expectKernel?.(r.kernel);
   } catch (e) {
-    problems.push(`the kernel did not do what the scenario derives by hand:\n${e instanceof Error ? e.message : String(e)}`);
+    // vitest's assertion errors keep the two values apart from the message: show them too.
+    const err = e as { message?: string; actual?: unknown; expected?: unknown };
+    const values = err.actual !== undefined ? `\n  actual:   ${JSON.stringify(err.actual, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}\n  expected: ${JSON.stringify(err.expected, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}` : '';
+    problems.push(`the kernel did not do what the scenario derives by hand:\n${err.message ?? String(e)}${values}`);
   }
   if (r.diff && r.diff.disagreements.length) problems.push(`the simulator disagrees with the kernel:\n${r.diff.report}`);
   if (problems.length) throw new Error(`${s.name}\n\n${problems.join('\n\n')}`);

@@ -126,6 +126,22 @@ export function resolveEndpoint(host: HostModel, family: Family, e: EndpointSpec
   return { addr: farAddress(family, e.n, false), ingress: i.device };
 }
 
+/**
+ * The device the host would send a packet to `addr` out of: the longest matching prefix among
+ * connected subnets and routes (lowest metric on a tie), as the kernel's FIB picks it; undefined
+ * without a route. Used only to keep generated traffic away from hairpins.
+ */
+export function routeDevice(host: HostModel, family: Family, addr: bigint): string | undefined {
+  let best: { len: number; metric: number; device: string } | undefined;
+  const consider = (net: bigint, len: number, metric: number, device: string) => {
+    if ((addr & prefixMask(family, len)) !== (net & prefixMask(family, len))) return;
+    if (!best || len > best.len || (len === best.len && metric < best.metric)) best = { len, metric, device };
+  };
+  for (const i of host.interfaces) for (const a of i.addresses) if (a.family === family) consider(a.addr, a.prefixLen, 0, i.device);
+  for (const r of host.routes) if (r.family === family) consider(r.dest.addr, r.dest.len, r.metric ?? 0, r.device);
+  return best?.device;
+}
+
 /** Families a host can carry traffic of (an address of the family on some interface). */
 export function hostFamilies(host: HostModel): Family[] {
   return (['ipv4', 'ipv6'] as Family[]).filter((f) => host.interfaces.some((i) => familyAddress(i, f)));
@@ -148,10 +164,13 @@ export function resolveSequence(host: HostModel, sessions: readonly SessionSpec[
     // The server sits behind another interface than the client's (or is the firewall): traffic
     // sent back out the interface it came in by makes the kernel send redirects, which the
     // simulator does not model (and IPv6 cannot switch off).
+    // Where the host really sends the server's packets decides the hairpin, not the endpoint's label.
+    const egress = (r: Resolved) => (r.ingress === 'local' ? 'local' : (routeDevice(host, family, r.addr) ?? r.ingress));
     let v = resolveEndpoint(host, family, s.server);
-    for (let k = 1; k < host.interfaces.length && v.ingress === c.ingress && v.ingress !== 'local'; k++) {
+    for (let k = 1; k < host.interfaces.length && egress(v) === c.ingress; k++) {
       v = resolveEndpoint(host, family, { ...s.server, iface: s.server.iface + k });
     }
+    if (v.ingress !== 'local') v = { ...v, ingress: routeDevice(host, family, v.addr) ?? v.ingress };
     if (v.addr === c.addr && v.ingress !== 'local') v = { ...v, addr: v.addr + 1n };
     const first = out.length;
     // ICMP errors are about the first packet of an earlier session that starts with a fixed packet.
