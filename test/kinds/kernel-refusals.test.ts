@@ -19,3 +19,14 @@ describe('icmp type any', () => {
     expect(r.diagnostics[0].hint).toContain('leave `type` out');
   });
 });
+
+/**
+ * TCP option 0 (end of option list) is refused by iptables-restore ("Bad TCP option \"0\"",
+ * legacy and nft, checked by hand in a namespace), so the DSL refuses it too.
+ */
+describe('tcp option 0', () => {
+  it('is refused', () => {
+    const r = parseRule('tcp option 0 accept', { family: 'ipv4' });
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['E-tcp-option']);
+  });
+});

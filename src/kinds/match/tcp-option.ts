@@ -14,14 +14,16 @@ import { TCP_ORDER, requireTcp } from './tcp-flags.js';
 export interface TcpOptionMatch {
   readonly kind: 'tcp-option';
   readonly negated: boolean;
-  /** TCP option kind number (0-255). */
+  /** TCP option kind number (1-255: iptables refuses 0, the end-of-list marker — checked on the kernel). */
   readonly option: number;
   readonly span: Span;
 }
 
-/** Names nfproof prints for well-known option kinds (RFC 9293 and the IANA registry). */
+/**
+ * Names nfproof prints for well-known option kinds (RFC 9293 and the IANA registry). No `eol`:
+ * iptables refuses option 0.
+ */
 const OPTION_NAMES: Readonly<Record<string, number>> = {
-  eol: 0,
   nop: 1,
   mss: 2,
   wscale: 3,
@@ -43,7 +45,7 @@ function optionName(n: number): string {
 export const tcpOptionKind: MatchKind<TcpOptionMatch> = {
   kind: 'tcp-option',
   doc: 'A TCP option of the given kind is present in the header (iptables --tcp-option).',
-  syntax: ['option [!=] NAME|NUMBER   (after tcp; mss, wscale, sack-permitted, sack, timestamp, … or 0-255)'],
+  syntax: ['option [!=] NAME|NUMBER   (after tcp; mss, wscale, sack-permitted, sack, timestamp, … or 1-255)'],
   keywords: ['option'],
   inFlows: false,
 
@@ -61,9 +63,9 @@ export const tcpOptionKind: MatchKind<TcpOptionMatch> = {
     const negated = cur.acceptNegation();
     const w = cur.next();
     const text = w?.type === 'atom' ? w.text.toLowerCase() : '';
-    const n = OPTION_NAMES[text] ?? ALIASES[text] ?? (/^\d{1,3}$/.test(text) && Number(text) <= 255 ? Number(text) : undefined);
+    const n = OPTION_NAMES[text] ?? ALIASES[text] ?? (/^\d{1,3}$/.test(text) && Number(text) >= 1 && Number(text) <= 255 ? Number(text) : undefined);
     if (n === undefined) {
-      ctx.report(diag('error', 'E-tcp-option', w?.span ?? cur.endSpan, '`option` needs a TCP option name or number', `names: ${Object.keys(OPTION_NAMES).join(', ')}; or 0-255`));
+      ctx.report(diag('error', 'E-tcp-option', w?.span ?? cur.endSpan, '`option` needs a TCP option name or number', `names: ${Object.keys(OPTION_NAMES).join(', ')}; or 1-255 (iptables refuses 0, the end-of-list marker)`));
       return undefined;
     }
     return { kind: 'tcp-option', negated, option: n, span: clauseSpan(kw.span, cur) };

@@ -27,6 +27,14 @@ export const verdictKind: TargetKind<VerdictTarget> = {
     return { type: t.verdict };
   },
 
+  validate(t, rule, report) {
+    // iptables refuses DROP in the nat table ("not intended for filtering"): the nat table only
+    // sees a connection's first packet, so a DROP there would filter inconsistently.
+    if (t.verdict === 'drop' && rule.table === 'nat') {
+      report('E-drop-in-nat', t.span, '`drop` is not allowed in the nat table', 'filter in the filter table (or raw/mangle); iptables refuses DROP in nat');
+    }
+  },
+
   iptables: {
     names: ['ACCEPT', 'DROP'],
     emit(t) {

@@ -159,7 +159,7 @@ export const MATCH_ARBITRARIES: MatchArbs = {
           .record({ kind: fc.constant('tcp-flags' as const), negated: fc.boolean(), mask: fc.integer({ min: 1, max: 0x3f }), flags: fc.integer({ min: 0, max: 0x3f }), span: fc.constant(span) })
           .map((m) => ({ ...m, flags: m.flags & m.mask })),
   'tcp-option': ({ proto }) =>
-    proto !== PROTO.tcp ? undefined : fc.record({ kind: fc.constant('tcp-option' as const), negated: fc.boolean(), option: fc.integer({ min: 0, max: 255 }), span: fc.constant(span) }),
+    proto !== PROTO.tcp ? undefined : fc.record({ kind: fc.constant('tcp-option' as const), negated: fc.boolean(), option: fc.integer({ min: 1, max: 255 }), span: fc.constant(span) }),
   icmp: ({ family, proto }) => {
     const v6 = family === 'ipv6';
     if (proto !== (v6 ? PROTO.icmpv6 : PROTO.icmp)) return undefined;
@@ -297,7 +297,7 @@ export const MATCH_ARBITRARIES: MatchArbs = {
           span: fc.constant(span),
         })
       : proto === PROTO.dccp
-        ? fc.record({ kind: fc.constant('sctp-dccp' as const), test: fc.constant('dccp-option' as const), negated: fc.boolean(), option: fc.integer({ min: 0, max: 255 }), span: fc.constant(span) })
+        ? fc.record({ kind: fc.constant('sctp-dccp' as const), test: fc.constant('dccp-option' as const), negated: fc.boolean(), option: fc.integer({ min: 1, max: 255 }), span: fc.constant(span) })
         : undefined,
   // Modules nfproof does not model, in the exact form iptables-save prints them (checked on the kernel).
   opaque: () =>

@@ -20,6 +20,7 @@ const c = (dsl: string, table: TableName, chain: Hook, flagged: string, family: 
 
 export const REFUSED_CASES: readonly RefusedCase[] = [
   c('reject', 'mangle', 'INPUT', 'table:reject'),
+  c('drop', 'nat', 'PREROUTING', 'E-drop-in-nat'),
   c('reject with tcp-reset', 'filter', 'INPUT', 'E-reject-tcp-reset'),
   c('dnat to 10.0.0.1', 'nat', 'POSTROUTING', 'hook:dnat'),
   c('dnat to 10.0.0.1', 'nat', 'INPUT', 'hook:dnat'),
