@@ -56,7 +56,9 @@ export const connlimitKind: MatchKind<ConnlimitMatch> = {
     // when the default (saddr) was left out.
     const after = cur.peek(1);
     const negation = cur.peek(2)?.type === 'neq' || cur.peek(2)?.type === 'bang';
-    const typeWord = cur.peek(negation ? 3 : 2);
+    const typeValue = cur.peek(negation ? 3 : 2);
+    // The first value after `type` (in a set too) says whose `type` it is.
+    const typeWord = typeValue?.type === 'set' ? typeValue.items[0]?.[0] : typeValue;
     const addrtype =
       after?.type === 'atom' &&
       after.text === 'type' &&
