@@ -112,3 +112,4 @@ export function parseFlow(
 }
 
 export { printPolicy, printFlow, type PrintOptions } from './print.js';
+export { formatSource, type FormatResult } from './format.js';
