@@ -267,7 +267,7 @@ export function listRules(rules: readonly ModelRule[]): string {
 }
 
 function contextNote(model: FamilyModel, r: ModelRule): string {
-  if (r.table === 'raw' && r.source.matches.some((m) => m.kind === 'ct-state')) return ' (conntrack has not run yet in the raw table: every packet is INVALID there)';
+  if (r.table === 'raw' && r.source.matches.some((m) => m.kind === 'ct-state')) return ' (conntrack has not run yet in the raw table: every packet from a device is INVALID there)';
   if (r.table === 'nat') return ' (the nat table sees only the first packet of a connection)';
   return '';
 }

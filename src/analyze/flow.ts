@@ -95,6 +95,11 @@ export function encodeFlow(
   // Ordinary packets unless the flow says otherwise: a normal TTL, not a fragment.
   if (!testsField(c, 'ttl')) parts.push(enc.fieldVar('ttl').eq(enc.lit(64, 8)));
   if (!testsField(c, 'fragment')) parts.push(enc.fieldVar('fragment').eq(enc.lit(0, 1)));
+  // A connection's first packet: a SYN for TCP, a request for ICMP (unless the flow says).
+  if (!testsState(flow)) {
+    if (!testsField(c, 'tcpflags')) parts.push(enc.fieldVar('tcpflags').eq(enc.lit(0x02, 8)));
+    if (!testsField(c, 'icmptype')) parts.push(enc.inSet(enc.fieldVar('icmptype'), model.ct.icmpNew, 8));
+  }
   // A client is reached back through the interface it came in by (no spoofed sources).
   if (ingress === 'iface') parts.push(enc.reversePath());
   if (ingress === 'iface' && enc.vars.iif) {

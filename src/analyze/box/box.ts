@@ -33,6 +33,8 @@ const L4_FIELDS = {
   icmp: [FIELD_SLOT.icmptype, FIELD_SLOT.icmpcode],
 };
 const CT_SLOTS = FIELDS.map((f, i) => (presenceOf(f) === 'ct' ? i : -1)).filter((i) => i >= 0);
+/** Tuple ports: present for tracked connections of port protocols, so "either" when tracked. */
+const CTPORT_SLOTS = FIELDS.map((f, i) => (presenceOf(f) === 'ctports' ? i : -1)).filter((i) => i >= 0);
 const TRACKED: IntervalSet = normalize(TRACKED_STATES.map((s) => [BigInt(s), BigInt(s)] as const));
 const NEW_STATE: IntervalSet = [[BigInt(CT_STATE.NEW), BigInt(CT_STATE.NEW)]];
 const HELPER_SLOT = FIELD_SLOT.cthelper;
@@ -45,7 +47,7 @@ export class BoxDomain {
   private readonly icmpSet: IntervalSet;
   private readonly udpLike: IntervalSet;
   private readonly noL4: IntervalSet;
-  private static readonly COUPLED = [...L4_FIELDS.ports, ...L4_FIELDS.tcp, ...L4_FIELDS.icmp, ...CT_SLOTS, FIELD_SLOT.cthelper];
+  private static readonly COUPLED = [...L4_FIELDS.ports, ...L4_FIELDS.tcp, ...L4_FIELDS.icmp, ...CT_SLOTS, ...CTPORT_SLOTS, FIELD_SLOT.cthelper];
 
   constructor(
     readonly family: Family,
@@ -202,7 +204,7 @@ export class BoxDomain {
     const older = intersect(states, subtract(TRACKED, NEW_STATE, 255n));
     const untracked = subtract(states, TRACKED, 255n);
     const ctOn = CT_SLOTS.every((s) => this.canBePresent(b, s));
-    const ctOff = CT_SLOTS.every((s) => this.canBeAbsent(b, s));
+    const ctOff = CT_SLOTS.every((s) => this.canBeAbsent(b, s)) && CTPORT_SLOTS.every((s) => this.canBeAbsent(b, s));
     const helperOff = this.canBeAbsent(b, HELPER_SLOT);
     const out: { states: IntervalSet; tracked: boolean; helper: 'absent' | 'any' }[] = [];
     if (fresh.length && ctOn && helperOff) out.push({ states: fresh, tracked: true, helper: 'absent' });
@@ -252,6 +254,7 @@ export class BoxDomain {
     setPresence(L4_FIELDS.icmp, pickL4.present === 'icmp');
     out[FIELD_SLOT.ctstate] = pickCt.states;
     setPresence(CT_SLOTS, pickCt.tracked);
+    if (!pickCt.tracked) setPresence(CTPORT_SLOTS, false);
     if (pickCt.helper === 'absent') setPresence([HELPER_SLOT], false);
     return out;
   }

@@ -42,7 +42,7 @@ const ADDR_PREFERRED: Readonly<Record<Family, { saddr: bigint; daddr: bigint }>>
 /** Values for fields a witness leaves open: what a packet would naturally carry. */
 export const DEFAULT_FIELDS: Readonly<Record<Family, Partial<Record<NumericField, bigint>>>> = {
   ipv4: { ...PREFERRED, ...ADDR_PREFERRED.ipv4 },
-  ipv6: { ...PREFERRED, ...ADDR_PREFERRED.ipv6, ttl: 64n },
+  ipv6: { ...PREFERRED, ...ADDR_PREFERRED.ipv6, ttl: 64n, icmptype: 128n },
 };
 
 const STATE_BY_VALUE: Readonly<Record<number, CtStateName>> = Object.fromEntries(
@@ -86,7 +86,7 @@ export function* lazyCandidates(model: FamilyModel, dom: BoxDomain, box: Box, ho
     const fam = model.family;
     const value = (slot: number): bigint => {
       const f = FIELDS[slot];
-      const pref = f === 'saddr' || f === 'daddr' ? ADDR_PREFERRED[fam][f] : f === 'ctstate' ? prefer.ctstate : PREFERRED[f];
+      const pref = f === 'saddr' || f === 'daddr' ? ADDR_PREFERRED[fam][f] : f === 'ctstate' ? prefer.ctstate : DEFAULT_FIELDS[fam][f];
       const s = b[slot];
       if (s === undefined && variant < 2) return pref ?? 1n;
       return pick(s ?? dom.values(b, slot), pref, variant, rand);

@@ -25,7 +25,8 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
   // Conntrack has not run in raw: no connection, state INVALID.
   if (table === 'raw') set(FIELD_SLOT.ctstate, single(BigInt(CT_STATE.INVALID)));
   else {
-    const states = [CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED, CT_STATE.INVALID, ...(features.notrack ? [CT_STATE.UNTRACKED] : [])];
+    // UNTRACKED: NOTRACK in raw, or ICMPv6 neighbour discovery (conntrack leaves it alone).
+    const states = [CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED, CT_STATE.INVALID, ...(features.notrack || fam === 'ipv6' ? [CT_STATE.UNTRACKED] : [])];
     set(FIELD_SLOT.ctstate, normalize(states.map((s) => [BigInt(s), BigInt(s)] as const)));
   }
   // Packets arrive unmarked; once a rule sets marks anything is possible after it.
@@ -48,7 +49,13 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
     const isLo = subtract(dom.values(b, IIF_SLOT), notLo, dom.top(IIF_SLOT));
     const other = notLo.length ? sane(dom.with(dom.with(b, IIF_SLOT, notLo), FIELD_SLOT.macsrc, presentOnly('macsrc'))) : undefined;
     if (other) out.push(other);
-    if (isLo.length) out.push(dom.with(dom.with(b, IIF_SLOT, isLo), FIELD_SLOT.macsrc, absent('macsrc')));
+    if (isLo.length) {
+      let loBox = dom.with(dom.with(b, IIF_SLOT, isLo), FIELD_SLOT.macsrc, absent('macsrc'));
+      // A packet this host sent to itself comes back in over lo with its connection already
+      // attached: even the raw table sees its real state.
+      if (table === 'raw') loBox = dom.with(loBox, FIELD_SLOT.ctstate, normalize([CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED, CT_STATE.INVALID, CT_STATE.UNTRACKED].map((x) => [BigInt(x), BigInt(x)] as const)));
+      out.push(loBox);
+    }
     return out;
   };
   const noSocket = (b: Box): Box => dom.with(dom.with(b, FIELD_SLOT.uid, absent('uid')), FIELD_SLOT.gid, absent('gid'));

@@ -5,6 +5,7 @@ import { CT_STATE, CT_STATUS, type CtStateName, type NumericField } from '../../
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
 import { contains, maxOf } from '../../util/intervals.js';
 import { FIELDS, absentValue, fieldMax } from '../model/fields.js';
+import { effectiveState } from '../model/ct-validity.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
 import type { NatBinding, PacketInput } from './input.js';
 import { PacketState } from './state.js';
@@ -278,8 +279,18 @@ class Run {
       st.set('ctstate', BigInt(CT_STATE.UNTRACKED));
       return;
     }
-    st.set('ctstate', BigInt(CT_STATE[this.input.ctState]));
-    if (this.input.ctState === 'NEW') {
+    const fragment = st.get('fragment') === 1n;
+    const state = effectiveState(
+      this.model.ct,
+      CT_STATE[this.input.ctState],
+      Number(st.get('proto')),
+      fragment,
+      Number(st.get('tcpflags')),
+      Number(st.get('icmptype')),
+      this.model.family === 'ipv4' ? 1 : 58,
+    );
+    st.set('ctstate', BigInt(state));
+    if (state === CT_STATE.NEW) {
       // A new connection: the tuples are this packet's, no NAT yet, no mark.
       st.set('ctdir', 0n);
       st.set('ctmark', 0n);
@@ -604,6 +615,8 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
     const egress = st.oif;
     st.iif = 'lo';
     st.oif = '';
+    // The connection was confirmed when the packet left POSTROUTING.
+    if (st.tracked) st.set('ctstatus', st.get('ctstatus') | BigInt(CT_STATUS.CONFIRMED));
     if (!run.hook('PREROUTING', st, 'dst') || !run.hook('INPUT', st, 'src')) return dropped();
     st.oif = egress;
   }

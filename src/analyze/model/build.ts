@@ -7,6 +7,7 @@ import type { Family } from '../../util/ip.js';
 import type { Span } from '../../util/span.js';
 import { type IfacePattern, IfaceDomain } from './ifaces.js';
 import { RoutingView } from './routing.js';
+import { type CtValidity, ctValidity } from './ct-validity.js';
 
 /**
  * The policy of one family, compiled for analysis: every rule with its meaning (one Constraint
@@ -74,6 +75,8 @@ export interface FamilyModel {
   readonly ifaces: IfaceDomain;
   readonly routing: RoutingView;
   readonly features: ModelFeatures;
+  /** Which packets conntrack can give which state (from the simulator's trackers). */
+  readonly ct: CtValidity;
   readonly notes: readonly ModelNote[];
 }
 
@@ -182,7 +185,8 @@ export function buildFamilyModel(policy: Policy, family: Family, extraFlows: rea
   const routing = new RoutingView(family, policy.host);
   // lo always gets its own class: the kernel treats it apart (martian checks, no MAC header).
   const ifaces = new IfaceDomain(patterns, [...routing.devices, 'lo']);
-  return { family, policy, rules, chains, stages, ifaces, routing, features: { setsMark, setsCtmark, notrack, nat }, notes };
+  const ct = ctValidity(family, policy.host?.sysctls ?? {});
+  return { family, policy, rules, chains, stages, ifaces, routing, features: { setsMark, setsCtmark, notrack, nat }, ct, notes };
 }
 
 function compileRules(family: Family, table: TableName, chain: Chain, out: ModelRule[]): ModelRule[] {

@@ -23,7 +23,7 @@ export const OIF_SLOT = FIELDS.length + 1;
 /** Number of slots in a box: every numeric field, then iif and oif (interface class indices). */
 export const SLOT_COUNT = FIELDS.length + 2;
 
-export type Presence = 'always' | 'ports' | 'tcp' | 'icmp' | 'ct' | 'helper' | 'mac' | 'socket';
+export type Presence = 'always' | 'ports' | 'tcp' | 'icmp' | 'ct' | 'ctports' | 'helper' | 'mac' | 'socket';
 
 const PRESENCE: Readonly<Record<NumericField, Presence>> = {
   saddr: 'always',
@@ -52,10 +52,10 @@ const PRESENCE: Readonly<Record<NumericField, Presence>> = {
   ctorigdst: 'ct',
   ctreplsrc: 'ct',
   ctrepldst: 'ct',
-  ctorigsrcport: 'ct',
-  ctorigdstport: 'ct',
-  ctreplsrcport: 'ct',
-  ctrepldstport: 'ct',
+  ctorigsrcport: 'ctports',
+  ctorigdstport: 'ctports',
+  ctreplsrcport: 'ctports',
+  ctrepldstport: 'ctports',
   // Only connections that were expected by a helper have a master (ESTABLISHED or RELATED).
   cthelper: 'helper',
   macsrc: 'mac',
@@ -125,6 +125,7 @@ export function isPresent(
   fragment: bigint,
   ctstate: bigint,
   where: PresenceContext,
+  ctproto?: bigint,
 ): boolean {
   switch (PRESENCE[f]) {
     case 'always':
@@ -137,6 +138,9 @@ export function isPresent(
       return fragment === 0n && proto === BigInt(icmpProto(family));
     case 'ct':
       return TRACKED_STATES.includes(Number(ctstate));
+    case 'ctports':
+      // Tuple ports exist only for connections of port protocols (the simulator's reading).
+      return TRACKED_STATES.includes(Number(ctstate)) && ctproto !== undefined && PORT_PROTOS.includes(Number(ctproto));
     case 'helper':
       // The value ABSENT (one above the maximum) stands for "no master connection".
       return (ctstate === BigInt(CT_STATE.ESTABLISHED) || ctstate === BigInt(CT_STATE.RELATED)) && value <= fieldMax(f, family);

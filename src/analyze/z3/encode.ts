@@ -267,7 +267,7 @@ export class Encoder {
     const kind = presenceKind(f);
     if (kind === 'always') return this.t();
     if (kind === 'mac' || kind === 'socket') return this.presentUncached(st, f);
-    const anchor = (kind === 'ct' || kind === 'helper' ? this.val(st, 'ctstate') : this.val(st, 'proto')) as unknown as object;
+    const anchor = (kind === 'ct' || kind === 'helper' || kind === 'ctports' ? this.val(st, 'ctstate') : this.val(st, 'proto')) as unknown as object;
     const key = kind === 'helper' ? `${kind}` : kind === 'ct' ? kind : `${kind}`;
     let m = this.presenceCache.get(anchor);
     if (!m) {
@@ -276,7 +276,8 @@ export class Encoder {
     }
     // The fragment term and helper flag are part of the key through their identity.
     const frag = this.val(st, 'fragment') as unknown as object;
-    const full = `${key}:${this.termId(frag)}:${this.termId(st.helperPresent as unknown as object)}`;
+    const extra = kind === 'ctports' ? this.termId(this.val(st, 'ctproto') as unknown as object) : 0;
+    const full = `${key}:${this.termId(frag)}:${this.termId(st.helperPresent as unknown as object)}:${extra}`;
     let x = m.get(full);
     if (!x) {
       x = this.presentUncached(st, f);
@@ -312,6 +313,8 @@ export class Encoder {
         return this.and([unfragmented(), protoIs([icmpProto(this.model.family)])]);
       case 'ct':
         return this.or(TRACKED.map((s) => state().eq(this.lit(s, 8))));
+      case 'ctports':
+        return this.and([this.or(TRACKED.map((s) => state().eq(this.lit(s, 8)))), this.or(PORT_PROTOS.map((p) => this.val(st, 'ctproto').eq(this.lit(p, 8))))]);
       case 'helper':
         return this.and([this.or([CT_STATE.ESTABLISHED, CT_STATE.RELATED].map((s) => state().eq(this.lit(s, 8)))), st.helperPresent]);
       case 'mac': {
@@ -515,7 +518,8 @@ export class Encoder {
       return st;
     }
     const out = st.clone();
-    const state0 = this.ctStateVar();
+    const declared = this.ctStateVar();
+    const state0 = this.effectiveState(st, declared);
     const after = this.ite(st.notrack, this.lit(CT_STATE.UNTRACKED, 8), state0);
     this.ctStateAfter = after;
     out.vals.set('ctstate', after);
@@ -542,6 +546,34 @@ export class Encoder {
     }
     out.helperPresent = this.and([this.not(isNew), st.helperPresent]);
     return out;
+  }
+
+  /** The state the trackers give a packet declared NEW/ESTABLISHED/RELATED/INVALID (model/ct-validity.ts). */
+  private effectiveState(st: SymState, declared: Z3BV): Z3BV {
+    const v = this.model.ct;
+    const unfragmented = this.val(st, 'fragment').eq(this.lit(0, 1));
+    const isTcp = this.and([unfragmented, this.val(st, 'proto').eq(this.lit(PROTO.tcp, 8))]);
+    const isIcmp = this.and([unfragmented, this.val(st, 'proto').eq(this.lit(icmpProto(this.model.family), 8))]);
+    const flags = this.val(st, 'tcpflags');
+    const type = this.val(st, 'icmptype');
+    const is = (s: number) => declared.eq(this.lit(s, 8));
+    const invalid = this.lit(CT_STATE.INVALID, 8);
+    const tcp = this.ite(
+      this.not(this.inSet(flags, v.tcpValid, 8)),
+      invalid,
+      this.ite(this.and([is(CT_STATE.NEW), this.not(this.inSet(flags, v.tcpNew, 8))]), invalid, declared),
+    );
+    const icmp = this.ite(
+      this.inSet(type, v.icmpUntracked, 8),
+      this.lit(CT_STATE.UNTRACKED, 8),
+      this.ite(
+        this.inSet(type, v.icmpError, 8),
+        this.ite(is(CT_STATE.RELATED), declared, invalid),
+        this.ite(this.and([is(CT_STATE.NEW), this.not(this.inSet(type, v.icmpNew, 8))]), invalid, declared),
+      ),
+    );
+    const fragment = this.val(st, 'fragment').eq(this.lit(1, 1));
+    return this.ite(fragment, invalid, this.ite(isTcp, tcp, this.ite(isIcmp, icmp, declared)));
   }
 
   ctStateVar(): Z3BV {
@@ -898,6 +930,9 @@ export class Encoder {
         const back = post.st.clone();
         back.iif = this.ifaceIndex('lo');
         back.oif = this.ifaceIndex('');
+        // The connection was confirmed when the packet left POSTROUTING.
+        const status = this.val(back, 'ctstatus');
+        back.vals.set('ctstatus', this.ite(this.present(back, 'ctstatus'), status.or(this.lit(CT_STATUS.CONFIRMED, 16)) as Z3BV, status));
         const pre = this.hook('PREROUTING', back, this.and([post.alive, isLo]), 'dst', binding, undefined, true);
         const inp = this.hook('INPUT', pre.st, pre.alive, 'src', binding, undefined, true);
         sent = this.or([this.and([post.alive, this.not(isLo)]), inp.alive]);

@@ -27,7 +27,8 @@ export type RuleDecision =
 export function ingressesFor(hooks: ReadonlySet<Hook>): ('iface' | 'local')[] {
   const out: ('iface' | 'local')[] = [];
   if ([...hooks].some((h) => h === 'PREROUTING' || h === 'INPUT' || h === 'FORWARD' || h === 'POSTROUTING')) out.push('iface');
-  if ([...hooks].some((h) => h === 'OUTPUT' || h === 'POSTROUTING')) out.push('local');
+  // Locally sent packets to this host come back in over lo, through PREROUTING and INPUT.
+  if ([...hooks].some((h) => h === 'OUTPUT' || h === 'POSTROUTING' || h === 'PREROUTING' || h === 'INPUT')) out.push('local');
   return out;
 }
 

@@ -31,6 +31,8 @@ const MUTABLE: readonly NumericField[] = [
   'ctrepldstport',
   'cthelper',
   'ttl',
+  'tos',
+  'dscp',
   'pkttype',
   'srctype',
   'dsttype',
@@ -53,7 +55,16 @@ export function ingressRegion(model: FamilyModel, region: readonly Box[], hooks?
   if (snat && (all || hooks.has('INPUT') || hooks.has('PREROUTING') || hooks.has('POSTROUTING'))) {
     drop.add(FIELD_SLOT.saddr).add(FIELD_SLOT.sport);
   }
-  return region.map((b) => b.map((s, i) => (drop.has(i) ? undefined : s)));
+  // Keep only what regionConstraint can state as a Z3 constraint on the arriving packet, so
+  // that slicing and the constraint agree on the region.
+  for (const f of ['dscp', 'pkttype', 'srctype', 'dsttype'] as const) drop.add(FIELD_SLOT[f]);
+  return region.map((b) =>
+    b.map((s, i) => {
+      if (drop.has(i) || s === undefined) return undefined;
+      if (i < FIELDS.length && s[s.length - 1][1] > fieldMax(FIELDS[i], model.family)) return undefined;
+      return s;
+    }),
+  );
 }
 
 export function relevanceFilter(prepass: Prepass, region: readonly Box[]): (r: ModelRule) => boolean {

@@ -1,0 +1,98 @@
+import { CT_STATE } from '../../ir/fields.js';
+import type { Packet } from '../../netfilter/packet.js';
+import { icmpKind, icmpTracker, icmpv6Tracker } from '../../netfilter/proto/icmp.js';
+import { parseTrackerSysctls } from '../../netfilter/proto/registry.js';
+import { validFlagCombination } from '../../netfilter/proto/tcp-table.js';
+import { tcpTracker } from '../../netfilter/proto/tcp.js';
+import { type IntervalSet, normalize } from '../../util/intervals.js';
+import type { Family } from '../../util/ip.js';
+
+/**
+ * Which packets can have which conntrack state, as the trackers decide it: only some TCP flag
+ * combinations open a connection (SYN; an ACK too with tcp_loose), invalid combinations are
+ * INVALID whatever the connection; ICMP requests open connections, errors are RELATED or
+ * INVALID, neighbour discovery is UNTRACKED. The sets come from the simulator's own trackers
+ * (src/netfilter/proto), so the analyzer cannot drift from them.
+ */
+export interface CtValidity {
+  /** TCP flag bytes that can start a connection (state NEW). */
+  readonly tcpNew: IntervalSet;
+  /** TCP flag bytes conntrack accepts at all (others are INVALID). */
+  readonly tcpValid: IntervalSet;
+  /** ICMP/ICMPv6 types that can start a connection. */
+  readonly icmpNew: IntervalSet;
+  /** ICMP error types (RELATED to a connection, else INVALID). */
+  readonly icmpError: IntervalSet;
+  /** ICMPv6 types conntrack leaves UNTRACKED (neighbour discovery, MLD). */
+  readonly icmpUntracked: IntervalSet;
+}
+
+const cache = new Map<string, CtValidity>();
+
+function toSet(values: number[]): IntervalSet {
+  return normalize(values.map((v) => [BigInt(v), BigInt(v)] as const));
+}
+
+export function ctValidity(family: Family, sysctls: Readonly<Record<string, string>>): CtValidity {
+  const sys = parseTrackerSysctls(sysctls).sys;
+  const key = `${family}|${sys.tcpLoose}`;
+  const known = cache.get(key);
+  if (known) return known;
+  const base: Packet = { family, src: 1n, dst: 2n, proto: 6, ttl: 64, payload: new Uint8Array(0), sport: 1024, dport: 80 };
+  const tcpNew: number[] = [];
+  const tcpValid: number[] = [];
+  for (let flags = 0; flags < 256; flags++) {
+    if (validFlagCombination(flags)) tcpValid.push(flags);
+    const r = tcpTracker.create({ ...base, tcp: { flags, seq: 1000, ack: flags & 0x10 ? 1 : 0, window: 64240 } }, sys, 0);
+    if ('state' in r) tcpNew.push(flags);
+  }
+  const icmpNew: number[] = [];
+  const icmpError: number[] = [];
+  const icmpUntracked: number[] = [];
+  const tracker = family === 'ipv4' ? icmpTracker : icmpv6Tracker;
+  const proto = family === 'ipv4' ? 1 : 58;
+  for (let type = 0; type < 256; type++) {
+    const kind = icmpKind(family, type);
+    if (kind === 'error') icmpError.push(type);
+    if (kind === 'untracked') icmpUntracked.push(type);
+    const r = tracker.create({ ...base, proto, sport: undefined, dport: undefined, icmp: { type, code: 0, id: 1, seq: 1 } }, sys, 0);
+    if ('state' in r) icmpNew.push(type);
+  }
+  const v: CtValidity = {
+    tcpNew: toSet(tcpNew),
+    tcpValid: toSet(tcpValid),
+    icmpNew: toSet(icmpNew),
+    icmpError: toSet(icmpError),
+    icmpUntracked: toSet(icmpUntracked),
+  };
+  cache.set(key, v);
+  return v;
+}
+
+/** The state conntrack gives a packet the input declares NEW/ESTABLISHED/RELATED/INVALID. */
+export function effectiveState(
+  v: CtValidity,
+  declared: number,
+  proto: number,
+  fragment: boolean,
+  tcpflags: number | undefined,
+  icmptype: number | undefined,
+  icmpProtoNumber: number,
+): number {
+  // A non-first fragment carries no transport header to find its connection by: INVALID, as
+  // the simulator treats it. (The kernel would reassemble first when conntrack is loaded.)
+  if (fragment) return CT_STATE.INVALID;
+  const has = (set: IntervalSet, x: number) => set.some(([lo, hi]) => BigInt(x) >= lo && BigInt(x) <= hi);
+  if (proto === 6 && tcpflags !== undefined) {
+    if (!has(v.tcpValid, tcpflags)) return CT_STATE.INVALID;
+    if (declared === CT_STATE.NEW && !has(v.tcpNew, tcpflags)) return CT_STATE.INVALID;
+    return declared;
+  }
+  if (proto === icmpProtoNumber && icmptype !== undefined) {
+    if (has(v.icmpUntracked, icmptype)) return CT_STATE.UNTRACKED;
+    if (has(v.icmpError, icmptype)) return declared === CT_STATE.RELATED ? declared : CT_STATE.INVALID;
+    if (declared === CT_STATE.NEW && !has(v.icmpNew, icmptype)) return CT_STATE.INVALID;
+    return declared;
+  }
+  return declared;
+}
