@@ -29,9 +29,12 @@ export interface Alignment {
   readonly hostChanged: boolean;
 }
 
-/** The instance part of an opaque key (`limit@file:3:5 5/second` → `limit 5/second`). */
+/**
+ * An opaque key without its instance part (`limit#7@file:3:5 5/second` → `limit 5/second`):
+ * what the test is, not which rule holds it (kinds/helpers.ts instanceKey).
+ */
 export function stripInstance(key: string): string {
-  const m = /^([^@#\s]*)(?:@\S*|#\d+)(.*)$/.exec(key);
+  const m = /^([^#@\s]*)(?:#\d+)?(?:@\S*)?(.*)$/.exec(key);
   return m ? `${m[1]}${m[2]}` : key;
 }
 

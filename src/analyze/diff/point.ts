@@ -1,11 +1,11 @@
 import { opaqueParts } from '../../ir/constraint.js';
-import { CT_STATE, type CtStateName, type NumericField, PORT_PROTOS, PROTO } from '../../ir/fields.js';
+import { CT_STATE, type CtStateName, type NumericField } from '../../ir/fields.js';
 import { type IntervalSet, contains, intersect } from '../../util/intervals.js';
 import { DEFAULT_FIELDS } from '../box/candidates.js';
 import { CHOICE } from '../concrete/interp.js';
 import type { PacketInput } from '../concrete/input.js';
 import type { FamilyModel, ModelRule } from '../model/build.js';
-import { FIELDS, FIELD_SLOT, IIF_SLOT, SLOT_COUNT, absentValue, icmpProto, presenceOf } from '../model/fields.js';
+import { FIELDS, FIELD_SLOT, IIF_SLOT, SLOT_COUNT, absentValue, presenceOf } from '../model/fields.js';
 import type { Box, Point, Space } from './space.js';
 import type { Val } from './sym.js';
 import { natDescriptor, natHookOf } from './walk.js';
@@ -158,36 +158,16 @@ function defaultOif(space: Space): bigint {
 export function pointOf(space: Space, side: SideNames, input: PacketInput): Point {
   const fam = space.family;
   const out: bigint[] = [];
-  const proto = Number(input.fields.proto ?? 0n);
-  const unfragmented = (input.fields.fragment ?? 0n) === 0n;
-  const trackedState = input.ctState === 'ESTABLISHED' || input.ctState === 'RELATED';
   const lo = input.ingress.kind === 'iface' && input.ingress.device === 'lo';
-  // Fields the packet does not have read as ABSENT, as the class boxes pin them.
-  const has = (f: NumericField): boolean => {
-    switch (presenceOf(f)) {
-      case 'always':
-        return true;
-      case 'ports':
-        return unfragmented && PORT_PROTOS.includes(proto);
-      case 'tcp':
-        return unfragmented && proto === PROTO.tcp;
-      case 'icmp':
-        return unfragmented && proto === icmpProto(fam);
-      case 'ct':
-      case 'helper':
-        return trackedState;
-      case 'mac':
-        return input.ingress.kind === 'iface' && !lo;
-      case 'socket':
-        return input.ingress.kind === 'local';
-    }
-  };
+  // As the ingress boxes have them: fields a packet may lack hold a real value (ignored where
+  // absent); only fields its ingress never has (MAC, socket owner) read as ABSENT.
   FIELDS.forEach((f, i) => {
+    const kind = presenceOf(f);
     if (f === 'ctstate') out[i] = BigInt(CT_STATE[input.ctState]);
-    else if (f === 'dscp') out[i] = 0n;
-    else if (f === 'mark') out[i] = 0n;
+    else if (f === 'dscp' || f === 'mark' || f === 'pkttype') out[i] = 0n;
     else if (f === 'tos') out[i] = input.fields.tos ?? (input.fields.dscp ?? 0n) << 2n;
-    else if (!has(f)) out[i] = absentValue(f, fam);
+    else if (kind === 'mac' && (input.ingress.kind === 'local' || lo)) out[i] = absentValue(f, fam);
+    else if (kind === 'socket' && input.ingress.kind !== 'local') out[i] = absentValue(f, fam);
     else out[i] = input.fields[f] ?? (f === 'cthelper' ? absentValue(f, fam) : 0n);
   });
   out[IIF_SLOT] = input.ingress.kind === 'local' ? 0n : BigInt(space.ifaces.classOf(input.ingress.device));

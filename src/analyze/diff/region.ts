@@ -1,10 +1,10 @@
 import { type Constraint, ifaceMatches } from '../../ir/constraint.js';
-import type { NumericField } from '../../ir/fields.js';
+import { CT_STATE, type NumericField } from '../../ir/fields.js';
 import { type IntervalSet, contains, intersect, normalize, subtract, union } from '../../util/intervals.js';
 import { type Family, familyMax } from '../../util/ip.js';
-import { bitsOf, fieldMax } from '../model/fields.js';
+import { FIELD_SLOT, bitsOf, fieldMax, presenceOf } from '../model/fields.js';
 import type { RoutingView } from '../model/routing.js';
-import { type Box, Inexact, type Space } from './space.js';
+import { type Box, Inexact, type Space, protosWith } from './space.js';
 import { type Piece, type Val, getVal, present } from './sym.js';
 
 /**
@@ -42,7 +42,7 @@ export class Matcher {
     }
   }
 
-  region(c: Constraint, p: Piece, box: Box = p.box): Box[] {
+  region(c: Constraint, p: Piece, box: Box): Box[] {
     switch (c.op) {
       case 'true':
         return [box];
@@ -77,10 +77,10 @@ export class Matcher {
         this.statusKnown(p, c.field);
         return this.masked(p, box, c.field, c.mask, c.value);
       case 'present': {
-        if (!present(p, c.field)) return [];
         const v = getVal(p.sym, c.field);
-        if (v.k === 'const') return v.v <= fieldMax(c.field, this.family) ? [box] : [];
-        return this.onSlot(box, v, [[0n, fieldMax(c.field, this.family)]]);
+        return this.presenceRegion(p, box, c.field).flatMap((b) =>
+          v.k === 'const' ? (v.v <= fieldMax(c.field, this.family) ? [b] : []) : this.onSlot(b, v, [[0n, fieldMax(c.field, this.family)]]),
+        );
       }
       case 'iface': {
         const classes = this.space.ifaces.matching(c.name, c.wildcard);
@@ -98,6 +98,30 @@ export class Matcher {
         throw new Error(`unhandled constraint ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  /**
+   * The part of a box where a field exists. Where the piece's class tells, all or nothing;
+   * otherwise the condition on the protocol (ports, TCP, ICMP fields, not on a non-first
+   * fragment) or on the conntrack state (ct fields) as a box.
+   */
+  presenceRegion(p: Piece, box: Box, f: NumericField): Box[] {
+    const pr = present(p, f);
+    if (pr === true) return [box];
+    if (pr === false) return [];
+    const kind = presenceOf(f);
+    if (kind === 'ports' || kind === 'tcp' || kind === 'icmp') {
+      const b = this.space.restrict(box, FIELD_SLOT.proto, protosWith(this.family, kind));
+      const c = b && this.space.restrict(b, FIELD_SLOT.fragment, [[0n, 0n]]);
+      return c ? [c] : [];
+    }
+    if (kind === 'ctports') {
+      const tracked = this.onSlot(box, getVal(p.sym, 'ctstate'), normalize([CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED].map((s) => [BigInt(s), BigInt(s)] as const)));
+      // A new connection's protocol is the packet's, whose fragment bit also tells ports apart.
+      return tracked.flatMap((b) => this.onSlot(b, getVal(p.sym, 'ctproto'), protosWith(this.family, 'ports')));
+    }
+    const states = kind === 'ct' ? [CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED] : [CT_STATE.ESTABLISHED, CT_STATE.RELATED];
+    return this.onSlot(box, getVal(p.sym, 'ctstate'), normalize(states.map((s) => [BigInt(s), BigInt(s)] as const)));
   }
 
   /** ct status after NAT that the walk could not tell as a value (see walk.ts applyNat). */
@@ -122,16 +146,20 @@ export class Matcher {
     return this.onSlot(box, getVal(p.sym, f === 'srctype' ? 'saddr' : 'daddr'), addrs);
   }
 
-  private test(p: Piece, box: Box, f: NumericField, set: IntervalSet): Box[] {
-    if (!present(p, f)) return [];
-    if ((f === 'srctype' || f === 'dsttype') && this.addrTypes) return this.addrTypeTest(p, box, f, (b) => contains(set, b));
-    const real = intersect(set, [[0n, fieldMax(f, this.family)]]);
-    if (f === 'dscp') return this.onSlot(box, getVal(p.sym, 'tos'), dscpToTos(real));
-    return this.onSlot(box, getVal(p.sym, f), real);
+  private test(p: Piece, box0: Box, f: NumericField, set: IntervalSet): Box[] {
+    return this.presenceRegion(p, box0, f).flatMap((box) => {
+      if ((f === 'srctype' || f === 'dsttype') && this.addrTypes) return this.addrTypeTest(p, box, f, (b) => contains(set, b));
+      const real = intersect(set, [[0n, fieldMax(f, this.family)]]);
+      if (f === 'dscp') return this.onSlot(box, getVal(p.sym, 'tos'), dscpToTos(real));
+      return this.onSlot(box, getVal(p.sym, f), real);
+    });
   }
 
-  private masked(p: Piece, box: Box, f: NumericField, mask: bigint, value: bigint): Box[] {
-    if (!present(p, f)) return [];
+  private masked(p: Piece, box0: Box, f: NumericField, mask: bigint, value: bigint): Box[] {
+    return this.presenceRegion(p, box0, f).flatMap((box) => this.maskedPresent(p, box, f, mask, value));
+  }
+
+  private maskedPresent(p: Piece, box: Box, f: NumericField, mask: bigint, value: bigint): Box[] {
     const bits = bitsOf(f, this.family);
     const max = fieldMax(f, this.family);
     const m = mask & max;

@@ -1,9 +1,10 @@
 import { CHOICE } from '../concrete/interp.js';
 import type { RoutingView } from '../model/routing.js';
-import { type IntervalSet, intersect, normalize, union } from '../../util/intervals.js';
+import { type IntervalSet, normalize, union } from '../../util/intervals.js';
 import { familyMax, prefixMask } from '../../util/ip.js';
-import { Inexact, type Space } from './space.js';
-import { type Piece, type Val, constVal, getVal, slotVal, withBox } from './sym.js';
+import type { Box, Space } from './space.js';
+import { equalParts } from './equal.js';
+import { type Piece, type Val, constVal, getVal, slotVal, withBoxes } from './sym.js';
 
 /**
  * The host's routing decisions over pieces of header space, as RoutingView (model/routing.ts)
@@ -31,7 +32,7 @@ export class BoxRouting {
     private readonly routing: RoutingView,
   ) {}
 
-  /** Splits pieces by `v ∈ set`. */
+  /** Splits pieces by `v ∈ set` (every box of a piece: a part with, a part without). */
   private cut(pieces: readonly Piece[], v: Val, set: IntervalSet): { yes: Piece[]; no: Piece[] } {
     const yes: Piece[] = [];
     const no: Piece[] = [];
@@ -41,9 +42,16 @@ export class BoxRouting {
         continue;
       }
       const shifted = v.off === 0n ? set : set.map(([lo, hi]) => [lo - v.off, hi - v.off] as const).filter(([, hi]) => hi >= 0n);
-      const s = this.space.split(p.box, v.slot, normalize(shifted.map(([lo, hi]) => [lo < 0n ? 0n : lo, hi] as const)));
-      yes.push(...s.yes.map((b) => withBox(p, b)));
-      no.push(...s.no.map((b) => withBox(p, b)));
+      const s = normalize(shifted.map(([lo, hi]) => [lo < 0n ? 0n : lo, hi] as const));
+      const y: Box[] = [];
+      const n: Box[] = [];
+      for (const b of p.boxes) {
+        const x = this.space.split(b, v.slot, s);
+        y.push(...x.yes);
+        n.push(...x.no);
+      }
+      if (y.length) yes.push(withBoxes(p, y));
+      if (n.length) no.push(withBoxes(p, n));
     }
     return { yes, no };
   }
@@ -95,6 +103,10 @@ export class BoxRouting {
       martian(s.yes);
       sane = s.no;
     }
+    // Broadcast and multicast destinations are delivered here, host model or not.
+    const castHere = step(sane, 'dst', union(r.broadcast, r.multicast));
+    castHere.yes.forEach((piece) => out.push({ kind: 'local', piece }));
+    sane = castHere.no;
     if (!r.hasHost) {
       const route = this.space.extra({ kind: 'choice', key: CHOICE.route, doc: 'routing: 0 this host, 1 forwarded', domain: [[0n, 1n]] });
       const oif = this.space.extra({ kind: 'choice', key: CHOICE.oif, doc: 'output interface', domain: this.space.ifaces.nonEmpty() });
@@ -112,8 +124,8 @@ export class BoxRouting {
       }
       for (const piece of here) out.push({ kind: 'local', piece });
       for (const p of s.no) {
-        const b = this.space.restrict(p.box, oif, this.space.ifaces.nonEmpty());
-        if (b) out.push({ kind: 'forward', piece: withBox(p, b), oif: slotVal(oif) });
+        const q = this.restrict(p, oif, this.space.ifaces.nonEmpty());
+        if (q) out.push({ kind: 'forward', piece: q, oif: slotVal(oif) });
       }
       return out;
     }
@@ -156,8 +168,8 @@ export class BoxRouting {
         const s = this.cut([p], getVal(p.sym, 'daddr'), r.loopback);
         for (const q of s.yes) routed.push({ piece: q, oif: constVal(this.space.ifaces.classOf('lo')) });
         for (const q of s.no) {
-          const b = this.space.restrict(q.box, oif, this.space.ifaces.nonEmpty());
-          if (b) routed.push({ piece: withBox(q, b), oif: slotVal(oif) });
+          const r2 = this.restrict(q, oif, this.space.ifaces.nonEmpty());
+          if (r2) routed.push({ piece: r2, oif: slotVal(oif) });
         }
       }
       return { routed, unreachable: [] };
@@ -205,44 +217,26 @@ export class BoxRouting {
     const eq: Piece[] = [];
     const ne: Piece[] = [];
     for (const p of pieces) {
-      let a = av(p);
-      let b = bv(p);
-      if (a.k === 'const' && b.k === 'const') {
-        (a.v === b.v ? eq : ne).push(p);
-        continue;
+      const e: Box[] = [];
+      const n: Box[] = [];
+      for (const b of p.boxes) {
+        const s = equalParts(this.space, b, av(p), bv(p));
+        e.push(...s.eq);
+        n.push(...s.ne);
       }
-      if (a.k === 'const') [a, b] = [b, a];
-      if (a.k !== 'slot') continue;
-      if (b.k === 'const') {
-        const s = this.cut([p], a, [[b.v, b.v]]);
-        eq.push(...s.yes);
-        ne.push(...s.no);
-        continue;
-      }
-      if (a.slot === b.slot) {
-        (a.off === b.off ? eq : ne).push(p);
-        continue;
-      }
-      if (a.off !== 0n || b.off !== 0n) throw new Inexact('a comparison of two shifted values', a.slot);
-      const sa = this.space.values(p.box, a.slot);
-      const sb = this.space.values(p.box, b.slot);
-      const both = intersect(sa, sb);
-      if (both.length === 0) {
-        ne.push(p);
-        continue;
-      }
-      const one = (s: IntervalSet) => s.length === 1 && s[0][0] === s[0][1];
-      if (one(sa) && one(sb)) {
-        eq.push(p);
-        continue;
-      }
-      const [x, y] = a.slot < b.slot ? [a.slot, b.slot] : [b.slot, a.slot];
-      const rel = this.space.extra({ kind: 'relation', key: `slot${x} = slot${y}`, a: x, b: y });
-      const s = this.space.split(p.box, rel, [[1n, 1n]]);
-      eq.push(...s.yes.map((bx) => withBox(p, bx)));
-      ne.push(...s.no.map((bx) => withBox(p, bx)));
+      if (e.length) eq.push(withBoxes(p, e));
+      if (n.length) ne.push(withBoxes(p, n));
     }
     return { eq, ne };
+  }
+
+  /** The piece with one slot restricted to a set (undefined when nothing is left). */
+  restrict(p: Piece, slot: number, set: IntervalSet): Piece | undefined {
+    const boxes = p.boxes.flatMap((b) => {
+      const r = this.space.restrict(b, slot, set);
+      return r ? [r] : [];
+    });
+    return boxes.length ? withBoxes(p, boxes) : undefined;
   }
 
   /** Splits pieces by a value set (each piece's own value when `of` is given). */

@@ -154,18 +154,24 @@ export class Space {
 
   /** a − b as disjoint boxes. */
   subtract(a: Box, b: Box): Box[] {
-    if (!this.overlaps(a, b)) return [a];
+    if (a === b || !this.overlaps(a, b)) return a === b ? [] : [a];
     const out: Box[] = [];
-    let rest: Box = a;
+    const n = Math.max(a.length, b.length);
+    const rest: Slot[] = a.slice();
+    while (rest.length < n) rest.push(undefined);
     for (let i = 0; i < b.length; i++) {
       const y = b[i];
       if (y === undefined) continue;
-      const x = this.values(rest, i);
-      const outside = subtract(x, y, this.top(i));
-      if (outside.length) out.push(this.with(rest, i, outside));
-      const inside = intersect(x, y);
-      if (inside.length === 0) return [...out];
-      rest = this.with(rest, i, inside);
+      const x = rest[i];
+      if (x !== undefined && isSubset(x, y)) continue; // nothing of a lies outside b here
+      const xs = x ?? [[0n, this.top(i)] as const];
+      const outside = subtract(xs, y, this.top(i));
+      if (outside.length) {
+        const piece = rest.slice();
+        piece[i] = outside;
+        out.push(piece);
+      }
+      rest[i] = intersect(xs, y);
     }
     return out;
   }
@@ -274,20 +280,23 @@ export function setsOverlap(a: IntervalSet, b: IntervalSet): boolean {
 
 /** Protocol classes: which layer-4 fields a packet has. */
 export type L4Class = 'tcp' | 'ports' | 'icmp' | 'other' | 'fragment';
-/** Conntrack classes of an arriving packet (the state conntrack will give it). */
-export type CtClass = 'new' | 'tracked' | 'invalid';
+/** Conntrack classes, once conntrack has looked the packet up: a new connection, or not. */
+export type CtClass = 'new' | 'old';
 
-/** What is uniform over a piece of header space: where it comes from and which fields exist. */
+/**
+ * What is uniform over a piece of header space: where it comes from, and — once a test or a
+ * rewrite needed to tell — its protocol class and whether it starts a connection. Unknown
+ * classes are split lazily, where it matters (see walk.ts), so rules that never look at the
+ * protocol do not multiply the work by protocol.
+ */
 export interface PacketClass {
   readonly local: boolean;
   /** Arrives on the loopback device (no Ethernet header, own martian rules). */
   readonly lo: boolean;
-  readonly l4: L4Class;
-  readonly ct: CtClass;
+  readonly l4?: L4Class;
+  readonly ct?: CtClass;
 }
 
-const L4_CLASSES: readonly L4Class[] = ['tcp', 'ports', 'icmp', 'other', 'fragment'];
-const CT_CLASSES: readonly CtClass[] = ['new', 'tracked', 'invalid'];
 const single = (v: bigint | number): IntervalSet => [[BigInt(v), BigInt(v)]];
 
 export function l4Has(l4: L4Class, what: 'ports' | 'tcp' | 'icmp'): boolean {
@@ -295,10 +304,19 @@ export function l4Has(l4: L4Class, what: 'ports' | 'tcp' | 'icmp'): boolean {
   return l4 === what;
 }
 
+/** Protocol numbers (with fragment 0) of packets that have a field of this presence kind. */
+export function protosWith(family: Family, what: 'ports' | 'tcp' | 'icmp'): IntervalSet {
+  if (what === 'tcp') return single(PROTO.tcp);
+  if (what === 'icmp') return single(icmpProto(family));
+  return normalize(PORT_PROTOS.map((p) => [BigInt(p), BigInt(p)] as const));
+}
+
 /**
- * The arriving packets as one box per class. Fields a class does not have are pinned to the
- * field's ABSENT value, so cubes never spell out values that do not exist; `mark` arrives 0
- * and `dscp` is read from `tos` (its own slot stays pinned).
+ * The arriving packets as one box per ingress: from a device (not lo), from lo, from a local
+ * socket. Fields that exist only on some packets (ports, ct tuple, helper) span their real
+ * values: where a packet lacks the field, its value is ignored (tests check presence). Fields
+ * an ingress never has (a MAC on lo or from a socket, a socket owner from a device) are pinned
+ * to ABSENT; `mark` arrives 0; `dscp` and `pkttype` are derived (their slots stay pinned).
  */
 export function ingressClasses(space: Space, ingressDevices: IntervalSet): { cls: PacketClass; box: Box }[] {
   const fam = space.family;
@@ -306,8 +324,6 @@ export function ingressClasses(space: Space, ingressDevices: IntervalSet): { cls
   const lo = ifaces.indicesOf(['lo']);
   const absentOf = (f: (typeof FIELDS)[number]) => single(absentValue(f, fam));
   const realOf = (f: (typeof FIELDS)[number]) => [[0n, fieldMax(f, fam)]] as IntervalSet;
-  const icmp = BigInt(icmpProto(fam));
-  const portProtos = normalize(PORT_PROTOS.map((p) => [BigInt(p), BigInt(p)] as const));
   const out: { cls: PacketClass; box: Box }[] = [];
   const ingresses: { local: boolean; lo: boolean; iif: IntervalSet }[] = [
     { local: false, lo: false, iif: subtract(ingressDevices, lo, space.top(IIF_SLOT)) },
@@ -316,61 +332,63 @@ export function ingressClasses(space: Space, ingressDevices: IntervalSet): { cls
   ];
   for (const ing of ingresses) {
     if (ing.iif.length === 0) continue;
-    for (const l4 of L4_CLASSES) {
-      for (const ct of CT_CLASSES) {
-        let b: Box = space.full();
-        const set = (f: (typeof FIELDS)[number], s: IntervalSet) => (b = space.with(b, FIELD_SLOT[f], s));
-        b = space.with(b, IIF_SLOT, ing.iif);
-        set('mark', single(0));
-        set('dscp', single(0));
-        set('length', [[fam === 'ipv4' ? 20n : 40n, 0xffffn]]);
-        switch (l4) {
-          case 'tcp':
-            set('proto', single(PROTO.tcp));
-            break;
-          case 'ports':
-            set('proto', subtract(portProtos, single(PROTO.tcp), 255n));
-            break;
-          case 'icmp':
-            set('proto', single(icmp));
-            break;
-          case 'other':
-            set('proto', subtract([[0n, 255n]], normalize([...portProtos, [icmp, icmp]]), 255n));
-            break;
-          case 'fragment':
-            break;
-        }
-        set('fragment', single(l4 === 'fragment' ? 1 : 0));
-        for (const f of FIELDS) {
-          const p = presenceOf(f);
-          if (p === 'ports') set(f, l4Has(l4, 'ports') ? realOf(f) : absentOf(f));
-          else if (p === 'tcp') set(f, l4 === 'tcp' ? realOf(f) : absentOf(f));
-          else if (p === 'icmp') set(f, l4 === 'icmp' ? realOf(f) : absentOf(f));
-          else if (p === 'ct') set(f, ct === 'tracked' ? realOf(f) : absentOf(f));
-          else if (p === 'helper') {
-            if (ct !== 'tracked') set(f, absentOf(f));
-          } else if (p === 'mac') set(f, ing.local || ing.lo ? absentOf(f) : realOf(f));
-          else if (p === 'socket') set(f, ing.local ? realOf(f) : absentOf(f));
-        }
-        set(
-          'ctstate',
-          ct === 'new' ? single(CT_STATE.NEW) : ct === 'invalid' ? single(CT_STATE.INVALID) : normalize([single(CT_STATE.ESTABLISHED)[0], single(CT_STATE.RELATED)[0]]),
-        );
-        out.push({ cls: { local: ing.local, lo: ing.lo, l4, ct }, box: b });
-      }
+    let b: Box = space.full();
+    const set = (f: (typeof FIELDS)[number], s: IntervalSet) => (b = space.with(b, FIELD_SLOT[f], s));
+    b = space.with(b, IIF_SLOT, ing.iif);
+    set('mark', single(0));
+    set('dscp', single(0));
+    set('pkttype', single(0));
+    set('length', [[fam === 'ipv4' ? 20n : 40n, 0xffffn]]);
+    for (const f of FIELDS) {
+      const p = presenceOf(f);
+      if (p === 'ports' || p === 'tcp' || p === 'icmp' || p === 'ct' || p === 'ctports') set(f, realOf(f));
+      else if (p === 'mac') set(f, ing.local || ing.lo ? absentOf(f) : realOf(f));
+      else if (p === 'socket') set(f, ing.local ? realOf(f) : absentOf(f));
     }
+    set('ctstate', normalize([CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED, CT_STATE.INVALID].map((v) => [BigInt(v), BigInt(v)] as const)));
+    out.push({ cls: { local: ing.local, lo: ing.lo }, box: b });
   }
   return out;
 }
 
-/** Slots a cube pins because of its class (absent fields, arrival mark…): not worth printing. */
+/** Slots a cube pins because of where it comes from (absent fields, arrival mark…): not worth printing. */
 export function classPinned(space: Space, cls: PacketClass, slot: number, set: IntervalSet): boolean {
   if (slot >= SLOT_COUNT) return false;
   if (slot === IIF_SLOT) return cls.local;
   const f = FIELDS[slot];
   if (!f) return true; // oif
-  if (f === 'mark' || f === 'dscp' || f === 'fragment') return true;
+  if (f === 'mark' || f === 'dscp' || f === 'pkttype') return true;
   if (f === 'length') return set.length === 1 && set[0][0] === (space.family === 'ipv4' ? 20n : 40n) && set[0][1] === 0xffffn;
   const abs = absentValue(f, space.family);
   return set.length === 1 && set[0][0] === abs && set[0][1] === abs;
+}
+
+/**
+ * A cube with the slots its class pins (absent fields, arrival mark, derived fields) and
+ * "every real value" of class-dependent fields set free, so that cubes of different
+ * protocols or states can merge (`proto { tcp, udp } dport 53`). A freed slot still means
+ * the same packets: a field the packet does not have reads as ABSENT whatever the slot says.
+ */
+export function freeClassSlots(space: Space, box: Box): Box {
+  const fam = space.family;
+  const out = box.slice();
+  for (let i = 0; i < FIELDS.length && i < out.length; i++) {
+    const s = out[i];
+    if (!s) continue;
+    const f = FIELDS[i];
+    if (f === 'mark' || f === 'dscp' || f === 'pkttype') {
+      out[i] = undefined;
+      continue;
+    }
+    if (f === 'length' && s.length === 1 && s[0][0] === (fam === 'ipv4' ? 20n : 40n) && s[0][1] === 0xffffn) {
+      out[i] = undefined;
+      continue;
+    }
+    if (presenceOf(f) === 'always') continue;
+    const abs = absentValue(f, fam);
+    const onlyAbsent = s.length === 1 && s[0][0] === abs && s[0][1] === abs;
+    const allReal = s.length === 1 && s[0][0] === 0n && s[0][1] >= fieldMax(f, fam);
+    if (onlyAbsent || allReal) out[i] = undefined;
+  }
+  return out;
 }

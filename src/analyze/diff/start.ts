@@ -18,8 +18,8 @@ export function ingressDevices(ctx: DiffContext): IntervalSet {
 export function startPieces(ctx: DiffContext, region?: readonly Box[]): Piece[] {
   const out: Piece[] = [];
   for (const { cls, box } of ingressClasses(ctx.space, ingressDevices(ctx))) {
-    const boxes = region ? ctx.space.meet([box], region) : [box];
-    for (const b of ctx.space.disjoint(boxes)) out.push({ box: b, sym: initialSym(cls), cls });
+    const boxes = ctx.space.disjoint(region ? ctx.space.meet([box], region) : [box]);
+    if (boxes.length) out.push({ boxes, sym: initialSym(cls), cls });
   }
   return out;
 }

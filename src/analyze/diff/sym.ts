@@ -1,4 +1,4 @@
-import { CT_STATE, type NumericField } from '../../ir/fields.js';
+import { CT_STATE, type NumericField, PORT_PROTOS } from '../../ir/fields.js';
 import type { Hook, TableName } from '../../ir/netfilter.js';
 import { FIELDS, FIELD_SLOT, IIF_SLOT, presenceOf } from '../model/fields.js';
 import { type Box, type PacketClass, l4Has } from './space.js';
@@ -64,19 +64,72 @@ export function trailSteps(t: Trail | undefined): Step[] {
   return out.reverse();
 }
 
+/**
+ * Packets that are at the same place in the same symbolic state: a list of disjoint boxes
+ * (many boxes share a state when a chain returns them from many rules) with one state, one
+ * packet class and one trail.
+ */
 export interface Piece {
-  readonly box: Box;
+  readonly boxes: readonly Box[];
   readonly sym: Sym;
   readonly cls: PacketClass;
   readonly trail?: Trail;
 }
 
-export function withBox(p: Piece, box: Box): Piece {
-  return box === p.box ? p : { ...p, box };
+export function withBoxes(p: Piece, boxes: readonly Box[]): Piece {
+  return boxes === p.boxes ? p : { ...p, boxes };
 }
 
 export function withStep(p: Piece, step: Step): Piece {
   return { ...p, trail: pushStep(p.trail, step) };
+}
+
+const SYM_KEYS = new WeakMap<Sym, string>();
+const TRAIL_KEYS = new WeakMap<Trail, string>();
+
+function valKey(v: Val): string {
+  return v.k === 'const' ? `c${v.v}` : v.off === 0n ? `s${v.slot}` : `s${v.slot}${v.off > 0n ? '+' : ''}${v.off}`;
+}
+
+/** Equal keys: the same state (so their packets go on alike). */
+export function symKey(s: Sym): string {
+  let k = SYM_KEYS.get(s);
+  if (k === undefined) {
+    k = `${s.vals.map(valKey).join(',')}|${valKey(s.iif)}|${valKey(s.oif)}|${s.hook}|${+s.ctDone}${+s.notrack}${+s.ctstatusUnknown}${+s.natDoneDst}${+s.natDoneSrc}`;
+    SYM_KEYS.set(s, k);
+  }
+  return k;
+}
+
+export function trailKey(t: Trail | undefined): string {
+  if (!t) return '';
+  let k = TRAIL_KEYS.get(t);
+  if (k === undefined) {
+    const s = t.step;
+    const here = s.t === 'rule' ? `r${s.ruleId}${s.action}${s.hook}` : s.t === 'policy' ? `p${s.table}/${s.chain}${s.policy}${s.hook}` : `o${s.ruleId}`;
+    k = `${trailKey(t.prev)};${here}`;
+    TRAIL_KEYS.set(t, k);
+  }
+  return k;
+}
+
+/** Pieces in the same state with the same trail and class become one piece (their boxes joined). */
+export function coalesce(pieces: readonly Piece[]): Piece[] {
+  if (pieces.length < 2) return [...pieces];
+  const by = new Map<string, Piece>();
+  const boxes = new Map<string, Box[]>();
+  for (const p of pieces) {
+    const c = p.cls;
+    const key = `${symKey(p.sym)}#${trailKey(p.trail)}#${+c.local}${+c.lo}${c.l4}${c.ct}`;
+    const known = boxes.get(key);
+    if (known) for (const b of p.boxes) known.push(b);
+    else {
+      by.set(key, p);
+      boxes.set(key, [...p.boxes]);
+    }
+  }
+  if (by.size === pieces.length) return [...pieces];
+  return [...by].map(([k, p]) => withBoxes(p, boxes.get(k)!));
 }
 
 export function getVal(sym: Sym, f: NumericField): Val {
@@ -109,31 +162,47 @@ export function initialSym(cls: PacketClass): Sym {
   };
 }
 
-/** Is the packet tracked at this point (a connection whose fields exist)? */
-export function tracked(p: Piece): boolean {
-  return p.sym.ctDone && !p.sym.notrack && p.cls.ct !== 'invalid';
+/**
+ * Is the packet tracked at this point (a connection whose fields exist)? undefined: it depends
+ * on the packet (old connections, established or invalid) — split by the ctstate slot.
+ */
+export function tracked(p: Piece): boolean | undefined {
+  if (!p.sym.ctDone || p.sym.notrack) return false;
+  const st = p.sym.vals[FIELD_SLOT.ctstate];
+  if (st.k === 'const') return st.v === BigInt(CT_STATE.NEW) || st.v === BigInt(CT_STATE.ESTABLISHED) || st.v === BigInt(CT_STATE.RELATED);
+  return p.cls.ct === 'new' ? true : undefined;
 }
 
 /**
  * Whether a field exists on the packets of a piece where they are (the rule of
- * model/fields.ts isPresent, which is uniform over a piece by construction of its class).
- * For `cthelper` this is "may exist": the slot's ABSENT value stands for no master.
+ * model/fields.ts isPresent). undefined: it depends on the packet's protocol or state, which
+ * the piece leaves open (see region.ts presenceRegion). For `cthelper` "present" is "may
+ * exist": the slot's ABSENT value stands for no master.
  */
-export function present(p: Piece, f: NumericField): boolean {
+export function present(p: Piece, f: NumericField): boolean | undefined {
   const { cls, sym } = p;
   switch (presenceOf(f)) {
     case 'always':
       return true;
     case 'ports':
-      return l4Has(cls.l4, 'ports');
+      return cls.l4 === undefined ? undefined : l4Has(cls.l4, 'ports');
     case 'tcp':
-      return l4Has(cls.l4, 'tcp');
+      return cls.l4 === undefined ? undefined : l4Has(cls.l4, 'tcp');
     case 'icmp':
-      return l4Has(cls.l4, 'icmp');
+      return cls.l4 === undefined ? undefined : l4Has(cls.l4, 'icmp');
     case 'ct':
       return tracked(p);
+    case 'ctports': {
+      // Tuple ports exist on connections of port protocols.
+      const t = tracked(p);
+      if (t === false) return false;
+      const proto = sym.vals[FIELD_SLOT.ctproto];
+      if (proto.k === 'const') return t === true && PORT_PROTOS.includes(Number(proto.v)) ? true : t === true ? false : undefined;
+      if (t === true && proto.slot === FIELD_SLOT.proto && proto.off === 0n && cls.l4 !== undefined) return l4Has(cls.l4, 'ports');
+      return undefined;
+    }
     case 'helper':
-      return tracked(p) && cls.ct === 'tracked';
+      return !sym.ctDone || sym.notrack || cls.ct === 'new' || tracked(p) === false ? false : undefined;
     case 'mac':
       // Only where the packet came in from a device with an Ethernet header (not lo, not a looped-back one).
       return (sym.hook === 'PREROUTING' || sym.hook === 'INPUT' || sym.hook === 'FORWARD') && !cls.local && !cls.lo && sym.iif.k === 'slot';

@@ -2,14 +2,16 @@ import { type Constraint, TRUE, and, opaqueParts, or } from '../../ir/constraint
 import type { NatAction, RejectReply, SideEffect, TargetEffect } from '../../ir/effect.js';
 import { CT_STATE, CT_STATUS, type NumericField } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
-import { type IntervalSet, union } from '../../util/intervals.js';
+import { type IntervalSet, contains, subtract, union } from '../../util/intervals.js';
 import { type DropReason, UNKNOWN_ADDR, type Verdict } from '../concrete/interp.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
-import { FIELD_SLOT, IIF_SLOT, fieldMax } from '../model/fields.js';
+import { FIELDS, FIELD_SLOT, IIF_SLOT, fieldMax } from '../model/fields.js';
 import type { Matcher } from './region.js';
 import { BoxRouting } from './routing.js';
-import { Inexact, OverBudget, type Point, type Space, boxHas } from './space.js';
-import { type Piece, type Sym, type Val, constVal, getVal, present, setVals, slotVal, tracked, withBox, withStep } from './sym.js';
+import { BoxDomain } from '../box/box.js';
+import { ConstraintBoxes } from '../box/from-constraint.js';
+import { type Box, Inexact, type L4Class, OverBudget, type Point, type Space, boxHas, protosWith, setsOverlap } from './space.js';
+import { type Piece, type Sym, type Val, coalesce, constVal, getVal, present, sameVal, setVals, slotVal, tracked, withBoxes, withStep } from './sym.js';
 
 /**
  * One side of a diff, walked over pieces of header space: the same steps as the analyzer's
@@ -56,12 +58,22 @@ export interface WalkLimits {
 export class SideWalker {
   private readonly routing: BoxRouting;
   private readonly usesCtstatus: boolean;
+  /** Some rule reads a connection's ports (then a new connection's ports need the protocol known). */
+  private readonly usesCtPorts: boolean;
   private readonly opaqueRules: ReadonlyMap<number, readonly string[]>;
-  private pieces = 0;
-  /** A focused walk follows one point: only pieces holding it go on (see runFocused). */
+  /** Per rule, a box holding every packet that can match it (the analyzer's over-approximation). */
+  private readonly hulls: readonly (Box | undefined)[];
+  private boxesMade = 0;
+  /** A focused walk follows one point: only boxes holding it go on (see runFocused). */
   private focus?: Point;
   private readonly sure = new Map<number, Constraint>();
   private leaves: Leaf[] = [];
+  /**
+   * Where each unmodelled test with state (by its space key) was evaluated in the last run, as
+   * boxes of arriving packets: the two sides must evaluate each test on the same packets, or
+   * its state (a rate limit, a recent list) evolves differently.
+   */
+  consulted = new Map<string, Box[]>();
 
   constructor(
     readonly space: Space,
@@ -74,28 +86,134 @@ export class SideWalker {
   ) {
     this.routing = new BoxRouting(space, model.routing);
     this.usesCtstatus = model.rules.some((r) => mentions(r.constraint, 'ctstatus'));
+    this.usesCtPorts = model.rules.some((r) => (['ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport'] as const).some((f) => mentions(r.constraint, f)));
+    // Tests with state carry an instance in their key (kinds/helpers.ts instanceKey); a test
+    // without state answers alike for the same packet, wherever it is evaluated.
     const opaque = new Map<number, string[]>();
     for (const r of model.rules) {
-      const keys = opaqueParts(r.constraint).map((o) => opaqueKey(o.key));
-      if (r.effect.type === 'opaque') keys.push(`target:${targetKey(r)}`);
+      const keys = opaqueParts(r.constraint)
+        .filter((o) => o.key.includes('#'))
+        .map((o) => opaqueKey(o.key));
       if (keys.length) opaque.set(r.id, keys);
     }
     this.opaqueRules = opaque;
+    const dom = new BoxDomain(model.family, model.ifaces.size);
+    const cb = new ConstraintBoxes(dom, model.ifaces);
+    this.hulls = model.rules.map((r) => {
+      const over = cb.of(r.constraint).over;
+      return over.length ? over.reduce((h, b) => dom.hull(h, b)) : undefined;
+    });
   }
 
   /** Walks pieces of arriving packets to their outcomes. */
   run(start: readonly Piece[]): Leaf[] {
-    this.pieces = 0;
+    this.boxesMade = 0;
     this.leaves = [];
+    this.consulted = new Map();
     this.focus = undefined;
-    for (const p0 of start) {
-      for (const p of this.arrive(p0)) {
-        if (p.cls.local) this.fromSocket(p);
-        else this.fromDevice(p);
-      }
-    }
+    for (const p0 of start) this.enter(p0);
     return this.leaves;
   }
+
+  /**
+   * Follows one point from a start piece: at every split only the box holding the point goes
+   * on, and a test with no exact box form is made exact by pinning the slot it needs to the
+   * point's value. The leaf is a box around the point whose packets all get the same symbolic
+   * outcome — never too big, maybe smaller than the largest such box.
+   */
+  runFocused(start: Piece, point: Point): Leaf | undefined {
+    this.boxesMade = 0;
+    this.leaves = [];
+    this.focus = point;
+    try {
+      const p = this.keep([start])[0];
+      if (!p) return undefined;
+      this.enter(p);
+      return this.leaves.find((l) => l.piece.boxes.some((b) => boxHas(this.space, b, point)));
+    } finally {
+      this.focus = undefined;
+    }
+  }
+
+  private enter(p0: Piece): void {
+    for (const p of this.arrive(p0)) {
+      if (p.cls.local) this.fromSocket(p);
+      else this.fromDevice(p);
+    }
+  }
+
+  /** Drops, in a focused walk, the boxes (and pieces) that do not hold the point. */
+  private keep(ps: readonly Piece[]): Piece[] {
+    const f = this.focus;
+    if (!f) return [...ps];
+    const out: Piece[] = [];
+    for (const p of ps) {
+      const boxes = p.boxes.filter((b) => boxHas(this.space, b, f));
+      if (boxes.length) out.push(withBoxes(p, boxes));
+    }
+    return out;
+  }
+
+  private count(n: number): void {
+    this.boxesMade += n;
+    if (this.boxesMade > this.limits.maxPieces) throw new OverBudget(`more than ${this.limits.maxPieces} boxes`);
+  }
+
+  /**
+   * Runs fn on one box; in a focused walk an Inexact is answered by pinning its slot to the
+   * point's value and trying again. Returns the (maybe pinned) box with the result.
+   */
+  private exact<T>(box0: Box, fn: (b: Box) => T): { box: Box; r: T } {
+    let box = box0;
+    for (let tries = 0; ; tries++) {
+      try {
+        return { box, r: fn(box) };
+      } catch (e) {
+        const f = this.focus;
+        if (!(e instanceof Inexact) || !f || e.slot === undefined || tries > 8) throw e;
+        const v = f[e.slot] ?? 0n;
+        box = this.space.with(box, e.slot, [[v, v]]);
+      }
+    }
+  }
+
+  /** Same, for a whole piece (pins apply to every box). */
+  private exactPiece<T>(p0: Piece, fn: (p: Piece) => T): T {
+    let p = p0;
+    for (let tries = 0; ; tries++) {
+      try {
+        return fn(p);
+      } catch (e) {
+        const f = this.focus;
+        if (!(e instanceof Inexact) || !f || e.slot === undefined || tries > 8) throw e;
+        const v = f[e.slot] ?? 0n;
+        p = withBoxes(p, p.boxes.map((b) => this.space.with(b, e.slot!, [[v, v]])));
+      }
+    }
+  }
+
+  private leaf(piece0: Piece, verdict: Verdict, extra: { dropReason?: DropReason; decidedBy?: SideOutcome['decidedBy']; deny?: string } = {}): void {
+    const piece = this.keep([piece0])[0];
+    if (!piece) return;
+    const sym = piece.sym;
+    // Where the protocol is open, ports are compared as values; a packet without ports keeps
+    // whatever its slots say on both sides alike.
+    const ports = present(piece, 'sport') !== false;
+    const out: SideOutcome = {
+      verdict,
+      ...extra,
+      ...(verdict === 'dropped' && !extra.deny ? { deny: 'drop' } : {}),
+      ...(verdict === 'forwarded' || verdict === 'sent' ? { egress: sym.oif } : {}),
+      final: {
+        saddr: getVal(sym, 'saddr'),
+        daddr: getVal(sym, 'daddr'),
+        ...(ports ? { sport: getVal(sym, 'sport'), dport: getVal(sym, 'dport') } : {}),
+      },
+    };
+    this.leaves.push({ piece, out });
+  }
+
+  // ---- the three flows -------------------------------------------------------------
 
   /** The receive/send path sets the packet type from the destination the packet arrives with. */
   private arrive(p: Piece): Piece[] {
@@ -116,92 +234,23 @@ export class SideWalker {
     return this.keep(out);
   }
 
-  /**
-   * Follows one point from a start piece: at every split only the part holding the point goes
-   * on, and a test with no exact box form over the piece is made exact by pinning the slot it
-   * needs to the point's value. The leaf is a box around the point whose packets all get the
-   * same symbolic outcome — never too big, maybe smaller than the largest such box.
-   */
-  runFocused(start: Piece, point: Point): Leaf | undefined {
-    this.pieces = 0;
-    this.leaves = [];
-    this.focus = point;
-    try {
-      if (!boxHas(this.space, start.box, point)) return undefined;
-      for (const p of this.arrive(start)) {
-        if (p.cls.local) this.fromSocket(p);
-        else this.fromDevice(p);
-      }
-      return this.leaves.find((l) => boxHas(this.space, l.piece.box, point));
-    } finally {
-      this.focus = undefined;
-    }
-  }
-
-  private keep(ps: Piece[]): Piece[] {
-    const f = this.focus;
-    return f ? ps.filter((p) => boxHas(this.space, p.box, f)) : ps;
-  }
-
-  /**
-   * Runs fn on the piece; in a focused walk an Inexact is answered by pinning its slot to the
-   * point's value and trying again.
-   */
-  private exact<T>(p0: Piece, fn: (p: Piece) => T): { p: Piece; r: T } {
-    let p = p0;
-    for (let tries = 0; ; tries++) {
-      try {
-        return { p, r: fn(p) };
-      } catch (e) {
-        const f = this.focus;
-        if (!(e instanceof Inexact) || !f || e.slot === undefined || tries > 8) throw e;
-        const v = f[e.slot] ?? 0n;
-        p = withBox(p, this.space.with(p.box, e.slot, [[v, v]]));
-      }
-    }
-  }
-
-  private count(n: number): void {
-    this.pieces += n;
-    if (this.pieces > this.limits.maxPieces) throw new OverBudget(`more than ${this.limits.maxPieces} pieces`);
-  }
-
-  private leaf(piece: Piece, verdict: Verdict, extra: { dropReason?: DropReason; decidedBy?: SideOutcome['decidedBy']; deny?: string } = {}): void {
-    if (this.focus && !boxHas(this.space, piece.box, this.focus)) return;
-    const sym = piece.sym;
-    const ports = present(piece, 'sport');
-    const out: SideOutcome = {
-      verdict,
-      ...extra,
-      ...(verdict === 'dropped' && !extra.deny ? { deny: 'drop' } : {}),
-      ...(verdict === 'forwarded' || verdict === 'sent' ? { egress: sym.oif } : {}),
-      final: {
-        saddr: getVal(sym, 'saddr'),
-        daddr: getVal(sym, 'daddr'),
-        ...(ports ? { sport: getVal(sym, 'sport'), dport: getVal(sym, 'dport') } : {}),
-      },
-    };
-    this.leaves.push({ piece, out });
-  }
-
-  // ---- the three flows -------------------------------------------------------------
-
   private fromDevice(p: Piece): void {
     const pre = this.hook('PREROUTING', [p], 'dst');
     for (const d of this.routing.input(pre)) {
-      if (this.focus && !boxHas(this.space, d.piece.box, this.focus)) continue;
+      const piece = this.keep([d.piece])[0];
+      if (!piece) continue;
       if (d.kind === 'martian' || d.kind === 'unreachable') {
-        this.leaf(d.piece, 'dropped', { dropReason: d.kind });
+        this.leaf(piece, 'dropped', { dropReason: d.kind });
         continue;
       }
       if (d.kind === 'local') {
-        for (const q of this.hook('INPUT', [d.piece], 'src')) this.leaf(q, 'local');
+        for (const q of this.hook('INPUT', [piece], 'src')) this.leaf(q, 'local');
         continue;
       }
       if (d.kind !== 'forward') continue;
       // Forwarded: TTL must allow one more hop; it is decremented before FORWARD.
-      const ttl = getVal(d.piece.sym, 'ttl');
-      const s = this.routing.split([d.piece], ttl, [[0n, 1n]]);
+      const ttl = getVal(piece.sym, 'ttl');
+      const s = this.routing.split([piece], ttl, [[0n, 1n]]);
       for (const q of s.yes) this.leaf(q, 'dropped', { dropReason: 'ttl' });
       const fwd = s.no.map((q) => ({ ...q, sym: setVals({ ...q.sym, oif: d.oif }, { ttl: addTo(getVal(q.sym, 'ttl'), -1n) }) }));
       const passed = this.hook('FORWARD', fwd, 'src');
@@ -212,7 +261,7 @@ export class SideWalker {
   private fromSocket(p: Piece): void {
     const first = this.routing.output([p]);
     for (const q of first.unreachable) this.leaf(q, 'dropped', { dropReason: 'unreachable' });
-    const routed = first.routed.map(({ piece, oif }) => ({ ...piece, sym: { ...piece.sym, oif } }));
+    const routed = this.keep(first.routed.map(({ piece, oif }) => ({ ...piece, sym: { ...piece.sym, oif } })));
     const out = this.hook('OUTPUT', routed, 'dst', (table, ps) => {
       if (table !== 'mangle' && table !== 'nat') return ps;
       const r = this.routing.output(ps);
@@ -221,12 +270,12 @@ export class SideWalker {
     });
     const sent = this.hook('POSTROUTING', out, 'src');
     // Looped back (out by lo): in again by lo, through PREROUTING and INPUT; conntrack and NAT are done.
-    const lo = [[BigInt(this.space.ifaces.classOf('lo')), BigInt(this.space.ifaces.classOf('lo'))]] as IntervalSet;
-    const s = this.routing.split(sent, { k: 'slot', slot: -1, off: 0n }, lo, (q) => q.sym.oif);
+    const lo = BigInt(this.space.ifaces.classOf('lo'));
+    const s = this.routing.split(sent, constVal(0), [[lo, lo]], (q) => q.sym.oif);
     for (const q of s.no) this.leaf(q, 'sent');
-    const back = s.yes.map((q) => ({ ...q, sym: { ...q.sym, iif: q.sym.oif, oif: constVal(0) } }));
+    const back = s.yes.map((q) => ({ ...q, sym: { ...q.sym, iif: constVal(lo), oif: constVal(0) } }));
     const passed = this.hook('INPUT', this.hook('PREROUTING', back, 'dst'), 'src');
-    for (const q of passed) this.leaf({ ...q, sym: { ...q.sym, oif: q.sym.iif } }, 'sent');
+    for (const q of passed) this.leaf({ ...q, sym: { ...q.sym, oif: constVal(lo) } }, 'sent');
   }
 
   // ---- hooks -----------------------------------------------------------------------
@@ -236,23 +285,42 @@ export class SideWalker {
     for (const stage of this.model.stages[hook]) {
       if (pieces.length === 0) break;
       const prio = TABLE_PRIORITY[stage.table][hook] ?? 0;
-      if (prio > CONNTRACK_PRIORITY) pieces = pieces.map((p) => this.conntrack(p));
+      if (prio > CONNTRACK_PRIORITY) pieces = pieces.flatMap((p) => this.conntrack(p));
       if (stage.table === 'nat') pieces = this.natStage(stage, pieces, natHook);
       else pieces = this.stageResult(stage, this.walk(stage.chain, pieces, [stage.chain]));
       if (afterTable) pieces = afterTable(stage.table, pieces);
       pieces = this.keep(pieces);
     }
-    return pieces.map((p) => this.conntrack(p));
+    return coalesce(pieces.flatMap((p) => this.conntrack(p)));
   }
 
-  /** Conntrack lookup (priority -200): the state later tables see; a new connection's tuple. */
-  private conntrack(p: Piece): Piece {
+  /**
+   * Conntrack lookup (priority -200): the state later tables see. A piece splits into the
+   * packets that start a connection (their ct tuple is their own header) and the others.
+   */
+  private conntrack(p: Piece): Piece[] {
     const s = p.sym;
-    if (s.ctDone) return p;
-    if (s.notrack) return { ...p, sym: setVals({ ...s, ctDone: true }, { ctstate: constVal(CT_STATE.UNTRACKED) }) };
+    if (s.ctDone) return [p];
+    if (s.notrack) return [{ ...p, sym: setVals({ ...s, ctDone: true }, { ctstate: constVal(CT_STATE.UNTRACKED) }) }];
+    const st = slotVal(FIELD_SLOT.ctstate);
+    const forced: Piece[] = [];
+    const kept: Piece[] = [];
+    for (const e of this.effectiveState(p)) {
+      if (e.state === 'declared') kept.push(e.piece);
+      else forced.push({ ...e.piece, cls: { ...e.piece.cls, ct: 'old' as const }, sym: setVals({ ...e.piece.sym, ctDone: true }, { ctstate: constVal(e.state) }) });
+    }
+    const byNew = this.routing.split(kept, st, [[BigInt(CT_STATE.NEW), BigInt(CT_STATE.NEW)]]);
+    const old = [...forced, ...byNew.no.map((q) => ({ ...q, cls: { ...q.cls, ct: 'old' as const }, sym: setVals({ ...q.sym, ctDone: true }, { ctstate: st }) }))];
+    // The tuple's ports are the packet's, or 0 without ports: tell them apart only when a rule reads them.
+    const fresh = byNew.yes.flatMap((q) => (this.usesCtPorts && present(q, 'sport') === undefined ? this.splitL4(q) : [q]));
+    return [...old, ...fresh.map((q) => this.freshConnection({ ...q, cls: { ...q.cls, ct: 'new' as const } }))];
+  }
+
+  private freshConnection(p: Piece): Piece {
+    const s = p.sym;
     const changes: Partial<Record<NumericField, Val>> = { ctstate: slotVal(FIELD_SLOT.ctstate) };
-    if (p.cls.ct === 'new') {
-      const ports = present(p, 'sport');
+    {
+      const ports = present(p, 'sport') !== false;
       const sport = ports ? getVal(s, 'sport') : constVal(0);
       const dport = ports ? getVal(s, 'dport') : constVal(0);
       Object.assign(changes, {
@@ -273,9 +341,79 @@ export class SideWalker {
     return { ...p, sym: setVals({ ...s, ctDone: true }, changes) };
   }
 
+  /**
+   * The state conntrack gives packets whose input declares one (model/ct-validity.ts
+   * effectiveState): a non-first fragment is INVALID; TCP flags that no connection accepts are
+   * INVALID, and only some open a connection; ICMP errors are RELATED or INVALID, requests
+   * that cannot open one are INVALID, neighbour discovery is UNTRACKED.
+   */
+  private effectiveState(p: Piece): { piece: Piece; state: number | 'declared' }[] {
+    const v = this.model.ct;
+    const out: { piece: Piece; state: number | 'declared' }[] = [];
+    const declared = slotVal(FIELD_SLOT.ctstate);
+    const one = (x: number): IntervalSet => [[BigInt(x), BigInt(x)]];
+    const frag = this.routing.split([p], slotVal(FIELD_SLOT.fragment), [[1n, 1n]]);
+    for (const q of frag.yes) out.push({ piece: q, state: CT_STATE.INVALID });
+    const byProto = this.routing.split(frag.no, slotVal(FIELD_SLOT.proto), protosWith(this.model.family, 'tcp'));
+    // TCP
+    let s = this.routing.split(byProto.yes, slotVal(FIELD_SLOT.tcpflags), v.tcpValid);
+    for (const q of s.no) out.push({ piece: q, state: CT_STATE.INVALID });
+    const isNew = this.routing.split(s.yes, declared, one(CT_STATE.NEW));
+    s = this.routing.split(isNew.yes, slotVal(FIELD_SLOT.tcpflags), v.tcpNew);
+    for (const q of s.no) out.push({ piece: q, state: CT_STATE.INVALID });
+    for (const q of [...s.yes, ...isNew.no]) out.push({ piece: q, state: 'declared' });
+    // ICMP / ICMPv6
+    const icmp = this.routing.split(byProto.no, slotVal(FIELD_SLOT.proto), protosWith(this.model.family, 'icmp'));
+    for (const q of icmp.no) out.push({ piece: q, state: 'declared' });
+    const t = slotVal(FIELD_SLOT.icmptype);
+    const untracked = this.routing.split(icmp.yes, t, v.icmpUntracked);
+    for (const q of untracked.yes) out.push({ piece: q, state: CT_STATE.UNTRACKED });
+    const err = this.routing.split(untracked.no, t, v.icmpError);
+    const rel = this.routing.split(err.yes, declared, one(CT_STATE.RELATED));
+    for (const q of rel.yes) out.push({ piece: q, state: 'declared' });
+    for (const q of rel.no) out.push({ piece: q, state: CT_STATE.INVALID });
+    const req = this.routing.split(err.no, declared, one(CT_STATE.NEW));
+    const opens = this.routing.split(req.yes, t, v.icmpNew);
+    for (const q of opens.no) out.push({ piece: q, state: CT_STATE.INVALID });
+    for (const q of [...opens.yes, ...req.no]) out.push({ piece: q, state: 'declared' });
+    return out.filter((e) => this.keep([e.piece]).length);
+  }
+
+  /** Splits a piece by protocol class (which layer-4 fields its packets have). */
+  private splitL4(p: Piece): Piece[] {
+    if (p.cls.l4 !== undefined) return [p];
+    const fam = this.model.family;
+    const protoV = slotVal(FIELD_SLOT.proto);
+    const fragV = slotVal(FIELD_SLOT.fragment);
+    const frag = this.routing.split([p], fragV, [[1n, 1n]]);
+    const out: Piece[] = frag.yes.map((q) => ({ ...q, cls: { ...q.cls, l4: 'fragment' as const } }));
+    let rest = frag.no;
+    const tcp = protosWith(fam, 'tcp');
+    const classes: [L4Class, IntervalSet][] = [
+      ['tcp', tcp],
+      ['ports', subtract(protosWith(fam, 'ports'), tcp, 255n)],
+      ['icmp', protosWith(fam, 'icmp')],
+    ];
+    for (const [l4, set] of classes) {
+      const s = this.routing.split(rest, protoV, set);
+      out.push(...s.yes.map((q) => ({ ...q, cls: { ...q.cls, l4 } })));
+      rest = s.no;
+    }
+    out.push(...rest.map((q) => ({ ...q, cls: { ...q.cls, l4: 'other' as const } })));
+    return this.keep(out);
+  }
+
+  /** Splits a piece by whether its packets are tracked (established/related vs invalid). */
+  private splitTracked(p: Piece): { yes: Piece[]; no: Piece[] } {
+    const t = tracked(p);
+    if (t !== undefined) return t ? { yes: [p], no: [] } : { yes: [], no: [p] };
+    const s = this.routing.split([p], getVal(p.sym, 'ctstate'), [[BigInt(CT_STATE.ESTABLISHED), BigInt(CT_STATE.ESTABLISHED)], [BigInt(CT_STATE.RELATED), BigInt(CT_STATE.RELATED)]]);
+    return { yes: s.yes, no: s.no };
+  }
+
   private stageResult(stage: Stage, r: ChainResult): Piece[] {
     this.dropAll(r);
-    const out = [...r.acc, ...r.nat.map((n) => n.piece)];
+    const out = coalesce([...r.acc, ...r.nat.map((n) => n.piece)]);
     const policy = stage.chain.policy ?? 'ACCEPT';
     for (const p of r.ret) {
       const q = withStep(p, { t: 'policy', hook: p.sym.hook, table: stage.table, chain: stage.chain.name, policy });
@@ -286,10 +424,17 @@ export class SideWalker {
   }
 
   private dropAll(r: ChainResult): void {
-    for (const d of r.drop) this.leaf(d.piece, 'dropped', { dropReason: d.reason, decidedBy: { ruleId: d.ruleId }, deny: d.deny });
+    const byRule = new Map<number, ChainResult['drop']>();
+    for (const d of r.drop) byRule.set(d.ruleId, [...(byRule.get(d.ruleId) ?? []), d]);
+    for (const ds of byRule.values()) {
+      for (const piece of coalesce(ds.map((d) => d.piece))) {
+        const d = ds[0];
+        this.leaf(piece, 'dropped', { dropReason: d.reason, decidedBy: { ruleId: d.ruleId }, deny: d.deny });
+      }
+    }
   }
 
-  /** The nat table: consulted for a connection's first packet only. */
+  /** The nat table: consulted for a connection's first packet only, once per manip type. */
   private natStage(stage: Stage, pieces: readonly Piece[], natHook: 'dst' | 'src'): Piece[] {
     const out: Piece[] = [];
     const doneBit = natHook === 'dst' ? CT_STATUS.DST_NAT_DONE : CT_STATUS.SRC_NAT_DONE;
@@ -300,8 +445,7 @@ export class SideWalker {
         continue;
       }
       const p = { ...p0, sym: { ...p0.sym, ...(natHook === 'dst' ? { natDoneDst: true } : { natDoneSrc: true }) } };
-      const isNew = p.cls.ct === 'new' && !p.sym.notrack;
-      if (!isNew) {
+      if (p.cls.ct !== 'new' || p.sym.notrack) {
         out.push(p);
         continue;
       }
@@ -316,7 +460,7 @@ export class SideWalker {
         } else out.push(done(q));
       }
       for (const n of r.nat) {
-        const res = this.exact(n.piece, (x) => this.applyNat(n.rule, n.nat, x, natHook)).r;
+        const res = this.exactPiece(n.piece, (x) => this.applyNat(n.rule, n.nat, x, natHook));
         for (const f of res.failed) this.leaf(f, 'dropped', { dropReason: 'nat-failed', decidedBy: { ruleId: n.rule.id } });
         out.push(...res.ok.map(done));
       }
@@ -326,6 +470,30 @@ export class SideWalker {
 
   // ---- chains ----------------------------------------------------------------------
 
+  /** Can some packet of the box, in this state, match the rule? (a cheap, sound pre-test) */
+  private mayMatch(rule: ModelRule, sym: Sym, box: Box): boolean {
+    const hull = this.hulls[rule.id];
+    if (!hull) return false;
+    for (let i = 0; i < hull.length; i++) {
+      const h = hull[i];
+      if (h === undefined) continue;
+      let v: Val;
+      if (i < FIELDS.length) {
+        const f = FIELDS[i];
+        if (f === 'srctype' || f === 'dsttype' || f === 'dscp' || f === 'pkttype') continue;
+        v = sym.vals[i];
+      } else if (i === IIF_SLOT) v = sym.iif;
+      else v = sym.oif;
+      if (v.k === 'const') {
+        if (!contains(h, v.v)) return false;
+      } else if (v.off === 0n && v.slot === i) {
+        const s = box[i];
+        if (s !== undefined && !setsOverlap(s, h)) return false;
+      }
+    }
+    return true;
+  }
+
   private walk(chain: ModelChain, pieces: readonly Piece[], stack: readonly ModelChain[]): ChainResult {
     const res: ChainResult = { acc: [], drop: [], ret: [], nat: [] };
     let live: Piece[] = [...pieces];
@@ -333,41 +501,54 @@ export class SideWalker {
       if (live.length === 0) break;
       const next: Piece[] = [];
       const opaque = this.opaqueRules.get(rule.id);
-      for (const p00 of live) {
-        let parts: Piece[];
-        let p0 = p00;
-        if (opaque) {
-          // Packets for which the unmodelled part is evaluated (the rest of the rule holds) are
-          // marked: where its state changes, the two sides must agree (see compare.ts).
-          const x = this.exact(p00, (q) => this.matcher.region(this.sureParts(rule), q));
-          p0 = x.p;
-          const consulted = x.r;
-          if (consulted.length === 0) {
-            next.push(p0);
+      for (const p of live) {
+        const matched: Box[] = [];
+        const rest: Box[] = [];
+        const consulted: Box[] = [];
+        const consultedMatched: Box[] = [];
+        const consultedRest: Box[] = [];
+        for (const b0 of p.boxes) {
+          if (!this.mayMatch(rule, p.sym, b0)) {
+            rest.push(b0);
             continue;
           }
-          const marked = withStep(p0, { t: 'opaque', hook: p0.sym.hook, ruleId: rule.id, keys: opaque });
-          for (const b of this.space.minus([p0.box], consulted)) next.push(withBox(p0, b));
-          parts = this.keep(consulted.map((b) => withBox(marked, b)));
-        } else parts = [p0];
-        for (const p1 of parts) {
-          const { p, r: m } = this.exact(p1, (q) => this.matcher.region(rule.constraint, q));
-          if (m.length === 0) {
-            next.push(p);
-            continue;
+          let parts: Box[] = [b0];
+          let marked: Box[] = [];
+          if (opaque) {
+            // Packets for which the unmodelled part is evaluated (the rest of the rule holds) are
+            // marked: where its state changes, the two sides must agree (see compare.ts).
+            const x = this.exact(b0, (b) => this.matcher.region(this.sureParts(rule), p, b));
+            marked = x.r;
+            rest.push(...this.space.minus([x.box], marked));
+            parts = [];
+            consulted.push(...marked);
           }
-          const rest = this.space.minus([p.box], m);
-          this.count(m.length + rest.length);
-          for (const b of rest) next.push(withBox(p, b));
-          for (const b of m) {
-            const q = withBox(p, b);
-            if (!this.focus || boxHas(this.space, b, this.focus)) this.fire(chain, rule, q, stack, res, next);
+          for (const b1 of opaque ? marked : parts) {
+            const { box, r: m } = this.exact(b1, (b) => this.matcher.region(rule.constraint, p, b));
+            const notM = m.length === 0 ? [box] : m.length === 1 && m[0] === box ? [] : this.space.minus([box], m);
+            this.count(m.length + notM.length);
+            (opaque ? consultedMatched : matched).push(...m);
+            (opaque ? consultedRest : rest).push(...notM);
           }
         }
+        if (opaque && consulted.length) {
+          for (const k of opaque) {
+            const list = this.consulted.get(k) ?? [];
+            for (const b of consulted) list.push(b);
+            this.consulted.set(k, list);
+          }
+        }
+        for (const b of consultedRest) rest.push(b);
+        for (const b of consultedMatched) matched.push(b);
+        if (rest.length) next.push(withBoxes(p, rest));
+        const fired = this.keep(matched.length ? [withBoxes(p, matched)] : []);
+        for (const q of fired) this.fire(chain, rule, q, stack, res, next);
       }
-      live = this.keep(next);
+      live = this.keep(next.length > 4 ? coalesce(next) : next);
     }
     res.ret.push(...live);
+    res.acc = coalesce(res.acc);
+    res.ret = coalesce(res.ret);
     return res;
   }
 
@@ -398,13 +579,13 @@ export class SideWalker {
         res.acc.push(...sub.acc);
         res.drop.push(...sub.drop);
         res.nat.push(...sub.nat);
-        if (e.type === 'jump') next.push(...sub.ret);
+        if (e.type === 'jump') next.push(...coalesce(sub.ret));
         else res.ret.push(...sub.ret);
         return;
       }
       case 'continue': {
         let ps: Piece[] = [q];
-        for (const a of e.actions) ps = this.keep(ps.flatMap((p) => this.exact(p, (x) => this.sideEffect(a, x)).r));
+        for (const a of e.actions) ps = this.keep(ps.flatMap((p) => this.exactPiece(p, (x) => this.sideEffect(a, x))));
         next.push(...ps);
         return;
       }
@@ -418,16 +599,14 @@ export class SideWalker {
           return;
         }
         const slot = this.space.extra({ kind: 'choice', key: `target:${this.targetKey(rule)}`, doc: `what ${e.name} does (0 continue, 1 accept, 2 drop)`, domain: [[0n, 2n]] });
-        const domain: IntervalSet = e.terminates === 'yes' ? [[1n, 2n]] : [[0n, 2n]];
-        const b = this.space.restrict(q.box, slot, domain);
-        if (!b) return;
-        const goOn = this.space.split(b, slot, [[0n, 0n]]);
-        next.push(...goOn.yes.map((x) => withBox(q, x)));
-        for (const x of goOn.no) {
-          const acc = this.space.split(x, slot, [[1n, 1n]]);
-          for (const y of acc.yes) res.acc.push(withStep(withBox(q, y), { t: 'rule', hook: q.sym.hook, ruleId: rule.id, action: `${e.name} (accepts)` }));
-          for (const y of acc.no) res.drop.push({ piece: withStep(withBox(q, y), { t: 'rule', hook: q.sym.hook, ruleId: rule.id, action: `${e.name} (drops)` }), ruleId: rule.id, deny: 'drop', reason: 'unmodelled' });
-        }
+        const q1 = this.routing.restrict(q, slot, e.terminates === 'yes' ? [[1n, 2n]] : [[0n, 2n]]);
+        if (!q1) return;
+        const sv = slotVal(slot);
+        const goOn = this.routing.split([q1], sv, [[0n, 0n]]);
+        next.push(...this.keep(goOn.yes));
+        const acc = this.routing.split(goOn.no, sv, [[1n, 1n]]);
+        for (const y of this.keep(acc.yes)) res.acc.push(withStep(y, { t: 'rule', hook: q.sym.hook, ruleId: rule.id, action: `${e.name} (accepts)` }));
+        for (const y of this.keep(acc.no)) res.drop.push({ piece: withStep(y, { t: 'rule', hook: q.sym.hook, ruleId: rule.id, action: `${e.name} (drops)` }), ruleId: rule.id, deny: 'drop', reason: 'unmodelled' });
         return;
       }
       default: {
@@ -437,27 +616,36 @@ export class SideWalker {
     }
   }
 
+  /** The rule's constraint with its unmodelled parts taken as true (where they are evaluated). */
+  private sureParts(rule: ModelRule): Constraint {
+    let c = this.sure.get(rule.id);
+    if (!c) {
+      c = withoutOpaque(rule.constraint);
+      this.sure.set(rule.id, c);
+    }
+    return c;
+  }
+
   // ---- side effects ----------------------------------------------------------------
 
   private sideEffect(a: SideEffect, p: Piece): Piece[] {
     switch (a.type) {
       case 'xmark': {
-        if (a.field === 'ctmark' && !tracked(p)) return [p];
-        return this.rewrite(p, a.field, (v) => ((v & ~a.mask & M32) ^ a.xor) & M32, (a.mask & M32) === M32 ? constVal(a.xor & M32) : a.mask === 0n && a.xor === 0n ? 'same' : undefined);
+        const apply = (q: Piece) =>
+          this.rewrite(q, a.field, (v) => ((v & ~a.mask & M32) ^ a.xor) & M32, (a.mask & M32) === M32 ? constVal(a.xor & M32) : a.mask === 0n && a.xor === 0n ? 'same' : undefined);
+        if (a.field !== 'ctmark') return apply(p);
+        // The connection mark exists only on tracked packets.
+        const t = this.splitTracked(p);
+        return [...t.no, ...t.yes.flatMap(apply)];
       }
       case 'copy-mark': {
-        if (!tracked(p)) return [p];
-        const from = getVal(p.sym, a.from);
-        const to = getVal(p.sym, a.to);
-        if ((a.toMask & M32) === M32 && (a.fromMask & M32) === M32) return [{ ...p, sym: setVals(p.sym, { [a.to]: from }) }];
-        if (from.k === 'const') {
-          const part = from.v & a.fromMask;
-          return this.rewrite(p, a.to, (v) => ((v & ~a.toMask & M32) ^ part) & M32, (a.toMask & M32) === M32 ? constVal(part & M32) : undefined);
+        const t = tracked(p);
+        if (t === false) return [p];
+        if (t === undefined) {
+          const s = this.splitTracked(p);
+          return [...s.no, ...s.yes.flatMap((q) => this.copyMark(a, q))];
         }
-        if (to.k === 'const') {
-          return this.pointwise(p, from, a.from, (x) => ({ [a.to]: constVal(((to.v & ~a.toMask & M32) ^ (x & a.fromMask)) & M32) }));
-        }
-        throw new Inexact(`CONNMARK with masks 0x${a.fromMask.toString(16)}/0x${a.toMask.toString(16)} on marks not known here`, from.slot);
+        return this.copyMark(a, p);
       }
       case 'notrack':
         return [{ ...p, sym: { ...p.sym, notrack: true } }];
@@ -473,7 +661,7 @@ export class SideWalker {
         }
         // Saturation splits the piece: inc stops at 255, dec at 0.
         const limit = a.op === 'inc' ? 255n - v : v - 1n;
-        const s = this.routing.split([p], cur, a.op === 'inc' ? [[limit + 1n, 255n]] : [[0n, limit < 0n ? -1n : limit]]);
+        const s = this.routing.split([p], cur, a.op === 'inc' ? [[limit + 1n, 255n]] : limit < 0n ? [] : [[0n, limit]]);
         const sat = s.yes.map((q) => ({ ...q, sym: setVals(q.sym, { ttl: constVal(a.op === 'inc' ? 255n : 0n) }) }));
         const moved = s.no.map((q) => ({ ...q, sym: setVals(q.sym, { ttl: addTo(cur, a.op === 'inc' ? v : -v) }) }));
         return [...sat, ...moved];
@@ -489,20 +677,20 @@ export class SideWalker {
     }
   }
 
-  /** The piece with the slots of `vals` pinned to the focus point's values. */
-  private pin(p: Piece, vals: readonly Val[]): Piece {
-    const f = this.focus;
-    if (!f) return p;
-    let box = p.box;
-    for (const v of vals) if (v.k === 'slot') box = this.space.with(box, v.slot, [[f[v.slot] ?? 0n, f[v.slot] ?? 0n]]);
-    return withBox(p, box);
-  }
 
-  /** The value of `v` when the piece leaves it one choice. */
-  private known(p: Piece, v: Val): bigint | undefined {
-    if (v.k === 'const') return v.v;
-    const set = this.space.values(p.box, v.slot);
-    return set.length === 1 && set[0][0] === set[0][1] ? set[0][0] + v.off : undefined;
+  /** CONNMARK save/restore on tracked packets. */
+  private copyMark(a: Extract<SideEffect, { type: 'copy-mark' }>, p: Piece): Piece[] {
+    const from = getVal(p.sym, a.from);
+    const to = getVal(p.sym, a.to);
+    if ((a.toMask & M32) === M32 && (a.fromMask & M32) === M32) return [{ ...p, sym: setVals(p.sym, { [a.to]: from }) }];
+    if (from.k === 'const') {
+      const part = from.v & a.fromMask;
+      return this.rewrite(p, a.to, (v) => ((v & ~a.toMask & M32) ^ part) & M32, (a.toMask & M32) === M32 ? constVal(part & M32) : undefined);
+    }
+    if (to.k === 'const') {
+      return this.pointwise(p, from, a.from, (x) => ({ [a.to]: constVal(((to.v & ~a.toMask & M32) ^ (x & a.fromMask)) & M32) }));
+    }
+    throw new Inexact(`CONNMARK with masks 0x${a.fromMask.toString(16)}/0x${a.toMask.toString(16)} on marks not known here`, from.slot);
   }
 
   /** field := fn(field); `known` is the result when it does not depend on the old value. */
@@ -517,124 +705,147 @@ export class SideWalker {
   /** Splits a piece into one piece per value of `v` (few values only), with changes per value. */
   private pointwise(p: Piece, v: Val, field: NumericField, change: (x: bigint) => Partial<Record<NumericField, Val>>): Piece[] {
     if (v.k === 'const') return [{ ...p, sym: setVals(p.sym, change(v.v)) }];
-    const here = this.space.values(p.box, v.slot);
-    const count = here.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n);
-    if (count > 256n) throw new Inexact(`a partial rewrite of ${field} on values not known here`, v.slot);
-    const out: Piece[] = [];
-    for (const [lo, hi] of here) {
-      for (let x = lo; x <= hi; x++) {
-        const b = this.space.with(p.box, v.slot, [[x, x]]);
-        out.push({ ...p, box: b, sym: setVals(p.sym, change(x + v.off)) });
-      }
+    const byValue = new Map<bigint, Box[]>();
+    let count = 0n;
+    for (const b of p.boxes) {
+      const here = this.space.values(b, v.slot);
+      count += here.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n);
+      if (count > 256n) throw new Inexact(`a partial rewrite of ${field} on values not known here`, v.slot);
+      for (const [lo, hi] of here) for (let x = lo; x <= hi; x++) byValue.set(x, [...(byValue.get(x) ?? []), this.space.with(b, v.slot, [[x, x]])]);
     }
+    const out = [...byValue].map(([x, boxes]) => ({ ...p, boxes, sym: setVals(p.sym, change(x + v.off)) }));
     this.count(out.length);
     return out;
   }
 
   // ---- NAT -------------------------------------------------------------------------
 
-  /** The rule's constraint with its unmodelled parts taken as true (where they are evaluated). */
-  private sureParts(rule: ModelRule): Constraint {
-    let c = this.sure.get(rule.id);
-    if (!c) {
-      c = withoutOpaque(rule.constraint);
-      this.sure.set(rule.id, c);
-    }
-    return c;
-  }
-
   private choice(key: string, doc: string, domain: IntervalSet): number {
     return this.space.extra({ kind: 'choice', key, doc, domain });
   }
 
+  /** The piece with the slots of `vals` pinned to the focus point's values. */
+  private pin(p: Piece, vals: readonly Val[]): Piece {
+    const f = this.focus;
+    if (!f) return p;
+    let boxes = p.boxes;
+    for (const v of vals) if (v.k === 'slot') boxes = boxes.map((b) => this.space.with(b, v.slot, [[f[v.slot] ?? 0n, f[v.slot] ?? 0n]]));
+    return withBoxes(p, boxes);
+  }
+
+  /** The value of `v` when every box of the piece leaves it one choice. */
+  private known(p: Piece, v: Val): bigint | undefined {
+    if (v.k === 'const') return v.v;
+    let value: bigint | undefined;
+    for (const b of p.boxes) {
+      const set = this.space.values(b, v.slot);
+      if (set.length !== 1 || set[0][0] !== set[0][1]) return undefined;
+      if (value !== undefined && value !== set[0][0]) return undefined;
+      value = set[0][0];
+    }
+    return value === undefined ? undefined : value + v.off;
+  }
+
+  /** Groups a piece's boxes by each value of a slot (few values: interface classes). */
+  private byValue(p: Piece, slot: number): Map<bigint, Box[]> {
+    const out = new Map<bigint, Box[]>();
+    for (const b of p.boxes) {
+      for (const [lo, hi] of this.space.values(b, slot)) {
+        for (let i = lo; i <= hi; i++) out.set(i, [...(out.get(i) ?? []), this.space.with(b, slot, [[i, i]])]);
+      }
+    }
+    return out;
+  }
+
   private applyNat(rule: ModelRule, nat: NatAction, p0: Piece, natHook: 'dst' | 'src'): { ok: Piece[]; failed: Piece[] } {
+    if (present(p0, natHook === 'dst' ? 'dport' : 'sport') === undefined) {
+      // Ports are rewritten only on packets that have them: tell the protocols apart first.
+      const ok: Piece[] = [];
+      const failed: Piece[] = [];
+      for (const q of this.splitL4(p0)) {
+        const r = this.applyNat(rule, nat, q, natHook);
+        ok.push(...r.ok);
+        failed.push(...r.failed);
+      }
+      return { ok, failed };
+    }
     const fam = this.model.family;
     const routing = this.model.routing;
     const addrF = natHook === 'dst' ? 'daddr' : 'saddr';
     const portF = natHook === 'dst' ? 'dport' : 'sport';
     const desc = natDescriptor(nat, natHook);
     const failed: Piece[] = [];
-    // 1. the address, possibly per part of the piece
-    let withAddr: { p: Piece; addr: Val }[] = [];
+    const withAddr: { p: Piece; addr: Val }[] = [];
+    const give = (q: Piece, a: bigint | undefined) => (a === undefined ? failed.push(q) : withAddr.push({ p: q, addr: constVal(a) }));
     const before = getVal(p0.sym, addrF);
+    // 1. the address, possibly per part of the piece
     switch (nat.type) {
       case 'snat':
       case 'dnat': {
-        if (!nat.addr) withAddr = [{ p: p0, addr: before }];
-        else if (nat.addr[0] === nat.addr[1]) withAddr = [{ p: p0, addr: constVal(nat.addr[0]) }];
+        if (!nat.addr) withAddr.push({ p: p0, addr: before });
+        else if (nat.addr[0] === nat.addr[1]) withAddr.push({ p: p0, addr: constVal(nat.addr[0]) });
         else {
           const slot = this.choice(`nat.addr ${desc}`, `address ${nat.type.toUpperCase()} picks in ${nat.addr[0]}-${nat.addr[1]}`, [nat.addr]);
-          const b = this.space.restrict(p0.box, slot, [nat.addr]);
-          if (b) withAddr = [{ p: withBox(p0, b), addr: slotVal(slot) }];
+          const q = this.routing.restrict(p0, slot, [nat.addr]);
+          if (q) withAddr.push({ p: q, addr: slotVal(slot) });
         }
         break;
       }
       case 'netmap': {
-        if (!nat.addr) withAddr = [{ p: p0, addr: before }];
+        if (!nat.addr) withAddr.push({ p: p0, addr: before });
         else {
           const max = fieldMax('saddr', fam);
           const netmask = ~(nat.addr[0] ^ nat.addr[1]) & max;
           const map = (x: bigint) => (x & ~netmask & max) | (nat.addr![0] & netmask);
           const known = this.known(p0, before);
-          if (known !== undefined) withAddr = [{ p: p0, addr: constVal(map(known)) }];
-          else if (netmask === max) withAddr = [{ p: p0, addr: constVal(nat.addr[0]) }];
+          if (known !== undefined) withAddr.push({ p: p0, addr: constVal(map(known)) });
+          else if (netmask === max) withAddr.push({ p: p0, addr: constVal(nat.addr[0]) });
           else throw new Inexact('NETMAP of addresses not known here', before.k === 'slot' ? before.slot : undefined);
         }
         break;
       }
       case 'masquerade': {
         if (!routing.hasHost) {
-          withAddr = [{ p: p0, addr: constVal(UNKNOWN_ADDR[fam]) }];
+          withAddr.push({ p: p0, addr: constVal(UNKNOWN_ADDR[fam]) });
           break;
         }
         const oif = this.known(p0, p0.sym.oif);
         if (oif === undefined) throw new Inexact('MASQUERADE out of an interface not known here', p0.sym.oif.k === 'slot' ? p0.sym.oif.slot : undefined);
         const oifName = this.space.ifaces.nameOf(Number(oif));
         if (oifName === 'lo') {
-          withAddr = [{ p: p0, addr: constVal(routing.primaryAddress('lo')!) }];
+          give(p0, routing.primaryAddress('lo'));
           break;
         }
         const fallback = routing.addresses.find((a) => a.device === oifName)?.addr;
         let rest: Piece[] = [p0];
         const daddr = getVal(p0.sym, 'daddr');
-        const give = (ps: Piece[], a: bigint | undefined) => {
-          for (const q of ps) {
-            if (a === undefined) failed.push(q);
-            else withAddr.push({ p: q, addr: constVal(a) });
-          }
-        };
         for (const route of routing.routes) {
           if (rest.length === 0) break;
           const s = this.routing.split(rest, daddr, route.region);
           rest = s.no;
           if (route.device !== oifName) {
-            give(s.yes, fallback);
+            for (const q of s.yes) give(q, fallback);
             continue;
           }
           let inRoute = s.yes;
           for (const part of route.sources) {
             const t = this.routing.split(inRoute, daddr, part.region);
-            give(t.yes, part.addr);
+            for (const q of t.yes) give(q, part.addr);
             inRoute = t.no;
           }
-          give(inRoute, undefined);
+          for (const q of inRoute) give(q, undefined);
         }
-        give(rest, fallback);
+        for (const q of rest) give(q, fallback);
         break;
       }
       case 'redirect': {
         // lo always has the loopback address; other devices need the host model to know theirs.
         const loAddr = routing.primaryAddress('lo')!;
-        const give = (q: Piece, a: bigint | undefined) => (a === undefined ? failed.push(q) : withAddr.push({ p: q, addr: constVal(a) }));
         const addrOf = (name: string) => (name === 'lo' ? loAddr : routing.hasHost ? routing.primaryAddress(name) : UNKNOWN_ADDR[fam]);
         const iif = p0.sym.iif;
         if (p0.sym.hook === 'OUTPUT') give(p0, loAddr);
         else if (iif.k === 'const') give(p0, addrOf(this.space.ifaces.nameOf(Number(iif.v))));
-        else {
-          for (const [lo, hi] of this.space.values(p0.box, iif.slot)) {
-            for (let i = lo; i <= hi; i++) give(withBox(p0, this.space.with(p0.box, iif.slot, [[i, i]])), addrOf(this.space.ifaces.nameOf(Number(i))));
-          }
-        }
+        else for (const [i, boxes] of this.byValue(p0, iif.slot)) give(withBoxes(p0, boxes), addrOf(this.space.ifaces.nameOf(Number(i))));
         break;
       }
     }
@@ -651,8 +862,8 @@ export class SideWalker {
           const pick = (q: Piece): { p: Piece; port: Val } | undefined => {
             if (lo === hi) return { p: q, port: constVal(lo) };
             const slot = this.choice(`nat.port ${desc}`, `port ${nat.type.toUpperCase()} picks in ${lo}-${hi}`, [[lo, hi]]);
-            const b = this.space.restrict(q.box, slot, [[lo, hi]]);
-            return b ? { p: withBox(q, b), port: slotVal(slot) } : undefined;
+            const r = this.routing.restrict(q, slot, [[lo, hi]]);
+            return r ? { p: r, port: slotVal(slot) } : undefined;
           };
           const s = this.routing.split([p], beforePort, [[lo, hi]]);
           withPort = [];
@@ -684,19 +895,17 @@ export class SideWalker {
         let sym: Sym = setVals(q.sym, changes);
         if (this.usesCtstatus) {
           const natBit = natHook === 'dst' ? CT_STATUS.DST_NAT : CT_STATUS.SRC_NAT;
-          const same = (a: Val, b: Val | undefined) => b === undefined || (a.k === 'const' && b.k === 'const' ? a.v === b.v : a.k === 'slot' && b.k === 'slot' && a.slot === b.slot && a.off === b.off);
-          const surelySame = same(addr, before) && (port === undefined || same(port, beforePort));
-          const surelyChanged = (addr.k === 'const' && before.k === 'const' && addr.v !== before.v) || (port !== undefined && port.k === 'const' && beforePort.k === 'const' && port.v !== beforePort.v);
-          const knownSame = (a: Val, b: Val | undefined) => {
-            if (b === undefined) return true;
-            const x = this.known(q, a);
-            const y = this.known(q, b);
+          const known = (x: Val) => this.known(q, x);
+          const cmp = (a: Val, b: Val | undefined) => {
+            if (b === undefined || sameVal(a, b)) return true;
+            const x = known(a);
+            const y = known(b);
             return x !== undefined && y !== undefined ? x === y : undefined;
           };
-          const addrSame = knownSame(addr, before);
-          const portSame = port === undefined ? true : knownSame(port, beforePort);
-          if (surelyChanged || addrSame === false || portSame === false) sym = orStatus(sym, natBit);
-          else if (!surelySame && !(addrSame === true && portSame === true)) sym = { ...sym, ctstatusUnknown: true };
+          const addrSame = cmp(addr, before);
+          const portSame = port === undefined ? true : cmp(port, beforePort);
+          if (addrSame === false || portSame === false) sym = orStatus(sym, natBit);
+          else if (addrSame === undefined || portSame === undefined) sym = { ...sym, ctstatusUnknown: true };
         }
         ok.push({ ...q, sym });
       }

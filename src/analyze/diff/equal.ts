@@ -1,0 +1,36 @@
+import { type IntervalSet, intersect } from '../../util/intervals.js';
+import { type Box, Inexact, type Space, setsOverlap } from './space.js';
+import { type Val, sameVal } from './sym.js';
+
+/**
+ * A box split by whether two values are equal. A constant against a slot is a box condition;
+ * two different slots are compared through a relation slot of the space (see ExtraSlot), which
+ * both sides share.
+ */
+export function equalParts(space: Space, box: Box, a0: Val, b0: Val): { eq: Box[]; ne: Box[] } {
+  let a = a0;
+  let b = b0;
+  if (sameVal(a, b)) return { eq: [box], ne: [] };
+  if (a.k === 'const' && b.k === 'const') return a.v === b.v ? { eq: [box], ne: [] } : { eq: [], ne: [box] };
+  if (a.k === 'const') [a, b] = [b, a];
+  if (a.k !== 'slot') return { eq: [], ne: [box] };
+  if (b.k === 'const') {
+    const s = space.split(box, a.slot, [[b.v - a.off, b.v - a.off]]);
+    return { eq: s.yes, ne: s.no };
+  }
+  const sa = shifted(space.values(box, a.slot), a.off);
+  const sb = shifted(space.values(box, b.slot), b.off);
+  if (!setsOverlap(sa, sb)) return { eq: [], ne: [box] };
+  const one = (s: IntervalSet) => s.length === 1 && s[0][0] === s[0][1];
+  if (one(sa) && one(sb)) return { eq: [box], ne: [] };
+  if (a.off !== 0n || b.off !== 0n) throw new Inexact('a comparison of two shifted values', a.slot);
+  if (intersect(sa, sb).length === 0) return { eq: [], ne: [box] };
+  const [x, y] = a.slot < b.slot ? [a.slot, b.slot] : [b.slot, a.slot];
+  const rel = space.extra({ kind: 'relation', key: `slot${x} = slot${y}`, a: x, b: y });
+  const s = space.split(box, rel, [[1n, 1n]]);
+  return { eq: s.yes, ne: s.no };
+}
+
+function shifted(set: IntervalSet, off: bigint): IntervalSet {
+  return off === 0n ? set : set.map(([lo, hi]) => [lo + off, hi + off] as const);
+}

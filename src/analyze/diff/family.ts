@@ -1,0 +1,361 @@
+import type { Flow, Policy } from '../../ir/policy.js';
+import type { Family } from '../../util/ip.js';
+import { formatFileLine } from '../../util/span.js';
+import { Prepass } from '../box/prepass.js';
+import { type ConcreteOutcome, runPacket } from '../concrete/interp.js';
+import type { PacketInput } from '../concrete/input.js';
+import { FIELDS } from '../model/fields.js';
+import { headerSummary, inputSummary, makeWitness, ruleRef } from '../witness.js';
+import { z3 } from '../z3/context.js';
+import { newZ3Stats } from '../z3/session.js';
+import { type AllowEntry, type AllowList, splitByAllowList } from './allow.js';
+import { changeRegion } from './change-region.js';
+import { type DiffKind, type RawDiff, type StatefulNote, compareLeaves, consultDifferences, decisiveSteps, differences } from './compare.js';
+import { type DiffContext, type Side, buildContext } from './context.js';
+import { cubeText } from './cube-text.js';
+import { mergeBoxes } from './merge.js';
+import { inputFor, pointIn } from './point.js';
+import { replayPair } from './replay.js';
+import { type Box, Inexact, OverBudget, type PacketClass, type Point, boxHas, freeClassSlots } from './space.js';
+import { startPieces } from './start.js';
+import { type Piece, type Step, initialSym, withBoxes } from './sym.js';
+import type { DiffClass, DiffDecision, DiffInternalError, DiffSide, DiffUnknown, FamilyDiff } from './types.js';
+import type { Leaf } from './walk.js';
+import { describeReject } from './walk.js';
+import { Z3Pair } from './z3pair.js';
+
+export interface DiffOptions {
+  /** Time limit of one solver question, in milliseconds (default 5000). */
+  readonly timeoutMs?: number;
+  /** Pieces one box walk may create before Z3 takes over its region (default 200000). */
+  readonly maxPieces?: number;
+  /** Replay every witness in the simulator (default true). */
+  readonly replay?: boolean;
+  /** Flows whose interface names must be told apart (the --allow file). */
+  readonly flows?: readonly Flow[];
+  /** Differences Z3 reports per region the box walk left (default 48). */
+  readonly maxZ3Rounds?: number;
+  /** Expected differences (reported apart, in FamilyDiff.allowed). */
+  readonly allow?: AllowList;
+  /** Filled with the allow entries that matched something. */
+  readonly allowUsed?: Set<AllowEntry>;
+}
+
+interface Found {
+  readonly raw: RawDiff;
+  readonly by: 'boxes' | 'z3';
+}
+
+const delivered = (v: string) => v !== 'dropped';
+
+/** Which kind of difference two concrete outcomes show (undefined: the same). */
+export function concreteKind(ctx: DiffContext, a: ConcreteOutcome, b: ConcreteOutcome): DiffKind | undefined {
+  if (delivered(a.verdict) !== delivered(b.verdict)) return delivered(b.verdict) ? 'allowed' : 'denied';
+  if (!delivered(a.verdict)) return denyOf(ctx.a, a) !== denyOf(ctx.b, b) ? 'deny-changed' : undefined;
+  if (a.final.saddr !== b.final.saddr || a.final.daddr !== b.final.daddr) return 'nat';
+  if (hasPorts(ctx, a) && (a.final.sport !== b.final.sport || a.final.dport !== b.final.dport)) return 'nat';
+  if (a.verdict !== b.verdict || (a.verdict !== 'local' && a.egress !== b.egress)) return 'rerouted';
+  return undefined;
+}
+
+function hasPorts(ctx: DiffContext, o: ConcreteOutcome): boolean {
+  void ctx;
+  return o.final.fragment === 0n && [6n, 17n, 33n, 132n, 136n].includes(o.final.proto);
+}
+
+function denyOf(side: Side, o: ConcreteOutcome): string {
+  const d = o.decidedBy;
+  if (d && 'ruleId' in d) {
+    const e = side.model.rules[d.ruleId]?.effect;
+    if (e?.type === 'reject') return describeReject(e.reply);
+  }
+  return 'drop';
+}
+
+function decision(side: Side, step: Step | undefined, out: Leaf['out']): DiffDecision | undefined {
+  if (step?.t === 'rule') {
+    const r = side.model.rules[step.ruleId];
+    return { rule: ruleRef(side.model, r), action: step.action, span: r.span };
+  }
+  if (step?.t === 'policy') {
+    const c = side.model.chains.get(`${step.table}/${step.chain}`);
+    return { action: `policy ${step.policy} of ${step.table}/${step.chain}`, ...(c ? { span: c.span } : {}) };
+  }
+  if (out.verdict === 'dropped' && out.dropReason && out.dropReason !== 'rule' && out.dropReason !== 'policy') return { action: out.dropReason };
+  return undefined;
+}
+
+function sideSummary(side: Side, conc: ConcreteOutcome, d: DiffDecision | undefined): string {
+  const where = d?.rule ? ` (${formatFileLine(d.rule.span)})` : d?.span ? ` (${formatFileLine(d.span)})` : '';
+  if (conc.verdict === 'dropped') {
+    const how = denyOf(side, conc);
+    const by = d?.rule ? `${d.rule.table}/${d.rule.chain} rule ${d.rule.index + 1} \`${d.rule.text}\`` : d?.action ?? conc.dropReason ?? 'dropped';
+    return `${how === 'drop' ? 'dropped' : `dropped (${how})`} by ${by}${where}`;
+  }
+  const head = headerSummary(side.model, conc.final);
+  const verb = conc.verdict === 'local' ? 'delivered to this host' : conc.verdict === 'forwarded' ? `forwarded out of ${conc.egress}` : `sent out of ${conc.egress}`;
+  const by = d?.rule ? ` by ${d.rule.table}/${d.rule.chain} rule ${d.rule.index + 1} \`${d.rule.text}\`` : d ? ` (${d.action})` : '';
+  return `${verb} as ${head}${by}${where}`;
+}
+
+export async function diffFamily(oldPolicy: Policy, newPolicy: Policy, family: Family, opts: DiffOptions = {}): Promise<FamilyDiff> {
+  const t0 = performance.now();
+  const ctx = buildContext(oldPolicy, newPolicy, family, { ...(opts.flows ? { flows: opts.flows } : {}), limits: { maxPieces: opts.maxPieces ?? 200_000 } });
+  const { space, alignment } = ctx;
+  const unknown: DiffUnknown[] = [];
+  const internalErrors: DiffInternalError[] = [];
+  const found: Found[] = [];
+  const stateful: StatefulNote[] = [];
+  const z3stats = newZ3Stats();
+  let leavesA = 0;
+  let leavesB = 0;
+
+  const region = changeRegion(ctx);
+  const start = region.boxes && region.boxes.length === 0 ? [] : startPieces(ctx, region.boxes);
+  const residual: { piece: Piece; why: string }[] = [];
+  const attempt = (s: Piece): string | undefined => {
+    try {
+      const la = ctx.a.walker.run([s]);
+      const lb = ctx.b.walker.run([s]);
+      leavesA += la.length;
+      leavesB += lb.length;
+      for (const raw of compareLeaves(space, la, lb)) found.push({ raw, by: 'boxes' });
+      stateful.push(...consultDifferences(space, ctx.a.walker.consulted, ctx.b.walker.consulted));
+      return undefined;
+    } catch (e) {
+      if (e instanceof Inexact || e instanceof OverBudget) return e.message;
+      throw e;
+    }
+  };
+  for (const s of start) {
+    if (attempt(s) === undefined) continue;
+    // One box at a time; what still fails goes to Z3.
+    for (const b of s.boxes) {
+      const one = withBoxes(s, [b]);
+      const why = attempt(one);
+      if (why !== undefined) residual.push({ piece: one, why });
+    }
+  }
+
+  if (residual.length) await solveResidual(ctx, residual, opts, found, unknown, internalErrors, z3stats);
+
+  let expectedFound: Found[] = [];
+  let unexpectedFound: Found[] = [...found];
+  if (opts.allow) {
+    expectedFound = [];
+    unexpectedFound = [];
+    for (const f of found) {
+      const s = splitByAllowList(ctx, opts.allow, [f.raw], opts.allowUsed ?? new Set());
+      expectedFound.push(...s.expected.map((raw) => ({ raw, by: f.by })));
+      unexpectedFound.push(...s.unexpected.map((raw) => ({ raw, by: f.by })));
+    }
+  }
+  const classes = await buildClasses(ctx, unexpectedFound, opts, internalErrors);
+  const allowed = await buildClasses(ctx, expectedFound, opts, internalErrors);
+  for (const n of mergeStateful(ctx, stateful)) unknown.push(n);
+  const status = classes.length || allowed.length ? 'different' : unknown.length ? 'unknown' : 'equivalent';
+  return {
+    family,
+    status,
+    classes,
+    allowed,
+    unknown,
+    internalErrors,
+    stats: {
+      changedRules: { old: alignment.changedA.length, new: alignment.changedB.length },
+      regionBoxes: region.boxes?.length ?? -1,
+      leaves: { old: leavesA, new: leavesB },
+      rawCubes: found.length,
+      z3Queries: z3stats.queries,
+      z3Ms: Math.round(z3stats.ms),
+      ms: Math.round(performance.now() - t0),
+    },
+  };
+}
+
+/** Z3 for the regions the box walk could not split exactly: differences one by one, each widened by a focused walk. */
+async function solveResidual(
+  ctx: DiffContext,
+  residual: readonly { piece: Piece; why: string }[],
+  opts: DiffOptions,
+  found: Found[],
+  unknown: DiffUnknown[],
+  internalErrors: DiffInternalError[],
+  stats: ReturnType<typeof newZ3Stats>,
+): Promise<void> {
+  const { ctx: zctx } = await z3();
+  const prepasses = { a: new Prepass(ctx.a.model), b: new Prepass(ctx.b.model) };
+  const rounds = opts.maxZ3Rounds ?? 48;
+  for (const ingress of ['iface', 'local'] as const) {
+    const mine = residual.filter((r) => (r.piece.cls.local ? 'local' : 'iface') === ingress);
+    if (mine.length === 0) continue;
+    const pair = new Z3Pair(zctx, ctx, ingress, mine.flatMap((r) => r.piece.boxes), opts.timeoutMs ?? 5000, stats, prepasses);
+    try {
+      for (const { piece, why } of mine) {
+        const region = piece.boxes[0];
+        const blocked: Box[] = [];
+        let round = 0;
+        for (; round < rounds; round++) {
+          const ans = await pair.ask(region, blocked);
+          if (ans.kind === 'unsat') break;
+          if (ans.kind === 'unknown') {
+            unknown.push({ family: ctx.family, reason: `${ans.reason} (the box walk gave up here: ${why})`, region: regionText(ctx, region, piece.cls) });
+            break;
+          }
+          const pt = pair.readPoint(ans.model, region);
+          if (!pt) {
+            internalErrors.push({ family: ctx.family, message: 'Z3 found a difference at a point outside the region it was asked about' });
+            break;
+          }
+          const cube = widenPoint(ctx, piece, pt);
+          if (!cube) {
+            internalErrors.push({ family: ctx.family, message: 'Z3 finds a difference that the focused box walk does not see', witness: inputSummary(ctx.a.model, inputFor(ctx.space, ctx.a, pt)) });
+            blocked.push(pt.map((v) => [[v, v]] as const));
+            continue;
+          }
+          found.push({ raw: cube, by: 'z3' });
+          blocked.push(cube.box);
+        }
+        if (round === rounds) {
+          unknown.push({ family: ctx.family, reason: `more differences may exist: only the first ${rounds} found by Z3 are listed (the box walk gave up here: ${why})`, region: regionText(ctx, region, piece.cls) });
+        }
+      }
+    } finally {
+      pair.release();
+    }
+  }
+}
+
+/** The difference cube around one point: both sides walked focused on it, then compared. */
+function widenPoint(ctx: DiffContext, piece: Piece, pt: Point): RawDiff | undefined {
+  const la = ctx.a.walker.runFocused(piece, pt);
+  if (!la) return undefined;
+  const boxA = la.piece.boxes.find((b) => boxHas(ctx.space, b, pt));
+  if (!boxA) return undefined;
+  const lb = ctx.b.walker.runFocused({ boxes: [boxA], sym: initialSym(piece.cls), cls: piece.cls }, pt);
+  const boxB = lb?.piece.boxes.find((b) => boxHas(ctx.space, b, pt));
+  if (!lb || !boxB) return undefined;
+  const x = ctx.space.intersect(boxA, boxB);
+  if (!x) return undefined;
+  const part = differences(ctx.space, x, la.out, lb.out).find((d) => boxHas(ctx.space, d.box, pt));
+  return part ? { box: part.box, kind: part.kind, a: la, b: lb } : undefined;
+}
+
+function regionText(ctx: DiffContext, box: Box, cls: PacketClass | undefined): string {
+  const t = cubeText(ctx.space, box, cls, wildcardsOf(ctx), (slot, set) => extraText(ctx, slot, set));
+  return [t.flow, ...t.conditions.map((c) => `[${c}]`)].join(' ');
+}
+
+export function wildcardsOf(ctx: DiffContext): string[] {
+  const out = new Set<string>();
+  const walk = (c: import('../../ir/constraint.js').Constraint): void => {
+    if (c.op === 'iface' && c.wildcard) out.add(c.name);
+    else if (c.op === 'and' || c.op === 'or') c.of.forEach(walk);
+    else if (c.op === 'not') walk(c.of);
+  };
+  for (const r of [...ctx.a.model.rules, ...ctx.b.model.rules]) walk(r.constraint);
+  return [...out];
+}
+
+/** How an extra slot's values read in a cube. */
+export function extraText(ctx: DiffContext, slot: number, set: readonly (readonly [bigint, bigint])[]): string | undefined {
+  const x = ctx.space.extraAt(slot);
+  if (!x) return undefined;
+  const one = set.length === 1 && set[0][0] === set[0][1] ? set[0][0] : undefined;
+  if (x.kind === 'opaque') return one === undefined ? undefined : `when ${x.reason.replace(/:.*$/, '')} ${one === 1n ? 'matches' : 'does not match'}`;
+  if (x.kind === 'relation') {
+    const name = (s: number) => (s < FIELDS.length ? FIELDS[s] : (ctx.space.extraAt(s)?.key ?? `slot ${s}`));
+    return one === undefined ? undefined : `${name(x.a)} ${one === 1n ? '=' : '≠'} ${name(x.b)}`;
+  }
+  if (x.key === 'route') return one === undefined ? undefined : `no host model: routed ${one === 0n ? 'to this host' : 'onward'}`;
+  if (x.key === 'oif') return `no host model: leaves by ${set.map(([lo, hi]) => Array.from({ length: Number(hi - lo + 1n) }, (_, i) => ctx.space.ifaces.nameOf(Number(lo) + i)).join(', ')).join(', ')}`;
+  return `${x.doc}: ${set.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(', ')}`;
+}
+
+/** Raw cubes → merged classes with a replayed witness each. */
+async function buildClasses(ctx: DiffContext, found: readonly Found[], opts: DiffOptions, internalErrors: DiffInternalError[]): Promise<DiffClass[]> {
+  const groups = new Map<string, { items: Found[]; steps: ReturnType<typeof decisiveSteps> }>();
+  for (const f of found) {
+    const steps = decisiveSteps(ctx.alignment, f.raw.a, f.raw.b);
+    const stepKey = (s: Step | undefined) => (s ? JSON.stringify(s) : '-');
+    const key = [f.raw.kind, f.by, f.raw.a.piece.cls.local, f.raw.a.piece.cls.l4 === 'fragment', f.raw.a.out.verdict, f.raw.b.out.verdict, f.raw.a.out.deny, f.raw.b.out.deny, stepKey(steps.a), stepKey(steps.b)].join('|');
+    const g = groups.get(key);
+    if (g) g.items.push(f);
+    else groups.set(key, { items: [f], steps });
+  }
+  const wildcards = wildcardsOf(ctx);
+  const out: DiffClass[] = [];
+  for (const { items, steps } of groups.values()) {
+    const first = items[0];
+    const boxes = mergeBoxes(ctx.space, items.map((f) => freeClassSlots(ctx.space, f.raw.box)));
+    for (const box of boxes) {
+      // The witness: a natural point of the cube that lies in one of the raw cubes (so its leaves apply).
+      const holder = items.find((f) => ctx.space.overlaps(f.raw.box, box)) ?? first;
+      const inter = ctx.space.intersect(holder.raw.box, box) ?? holder.raw.box;
+      const pt = pointIn(ctx.space, inter, { ctstate: 8n });
+      if (!boxHas(ctx.space, inter, pt)) continue; // a relation left no point: the cube is empty
+      const inA = inputFor(ctx.space, ctx.a, pt);
+      const inB = inputFor(ctx.space, ctx.b, pt);
+      const concA = runPacket(ctx.a.model, inA);
+      const concB = runPacket(ctx.b.model, inB);
+      const kind = concreteKind(ctx, concA, concB);
+      if (kind !== first.raw.kind) {
+        internalErrors.push({
+          family: ctx.family,
+          message: `the box walk says ${first.raw.kind} here, the concrete interpreter says ${kind ?? 'no difference'} (old: ${concA.verdict}, new: ${concB.verdict})`,
+          witness: inputSummary(ctx.a.model, inA),
+        });
+        continue;
+      }
+      const dA = decision(ctx.a, steps.a, holder.raw.a.out);
+      const dB = decision(ctx.b, steps.b, holder.raw.b.out);
+      const side = (s: Side, input: PacketInput, conc: ConcreteOutcome, d: DiffDecision | undefined): DiffSide => ({
+        verdict: conc.verdict,
+        summary: sideSummary(s, conc, d),
+        ...(d ? { decision: d } : {}),
+        witness: makeWitness(s.model, input, conc),
+      });
+      const oldSide = side(ctx.a, inA, concA, dA);
+      const newSide = side(ctx.b, inB, concB, dB);
+      const dependsOn = [...new Set([...oldSide.witness.dependsOn, ...newSide.witness.dependsOn])];
+      let replay: DiffClass['replay'] = { status: 'not-replayed', detail: 'replay turned off' };
+      if (opts.replay ?? true) {
+        const r = replayPair(ctx, kind, { input: inA, out: concA }, { input: inB, out: concB }, dependsOn);
+        if (r.status === 'disagrees') {
+          internalErrors.push({ family: ctx.family, message: `replay in the simulator: ${r.detail}`, witness: inputSummary(ctx.a.model, inA) });
+          continue;
+        }
+        replay = { status: r.status, detail: r.detail };
+      }
+      const text = cubeText(ctx.space, box, { local: first.raw.a.piece.cls.local, lo: false, l4: first.raw.a.piece.cls.l4 === 'fragment' ? 'fragment' : 'tcp', ct: 'new' }, wildcards, (slot, set) => extraText(ctx, slot, set));
+      out.push({
+        family: ctx.family,
+        kind,
+        flow: text.flow,
+        conditions: text.conditions,
+        fields: text.fields,
+        witness: { summary: inputSummary(ctx.a.model, inA), input: inA },
+        old: oldSide,
+        new: newSide,
+        replay,
+        decidedBy: first.by,
+        dependsOn,
+      });
+    }
+  }
+  const order: Record<DiffKind, number> = { allowed: 0, denied: 1, nat: 2, rerouted: 3, 'deny-changed': 4 };
+  return out.sort((x, y) => order[x.kind] - order[y.kind]);
+}
+
+function mergeStateful(ctx: DiffContext, notes: readonly StatefulNote[]): DiffUnknown[] {
+  if (notes.length === 0) return [];
+  const boxes = mergeBoxes(ctx.space, notes.map((n) => freeClassSlots(ctx.space, n.box)));
+  const shown = boxes.slice(0, 5).map((b) => regionText(ctx, b, undefined));
+  return [
+    {
+      family: ctx.family,
+      reason: `both sides give these packets the same outcome, but consult unmodelled tests with state (rate limits, recent lists…) differently, so later packets may be treated differently${boxes.length > 5 ? ` (${boxes.length} regions, 5 shown)` : ''}`,
+      region: shown.join('; '),
+    },
+  ];
+}
