@@ -143,6 +143,7 @@ async function checkPolicy(source: Policy, sequences: readonly (readonly Session
       const inputs = resolveSequence(host, seq);
       if (inputs.length === 0) continue;
       const sim = createSimulator(policy, { sysctls: host.sysctls });
+      if (process.env.NFPROOF_DEBUG_MEM) console.info(`  sequence of ${inputs.length} inputs: heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB`);
       const diff = await differential(topo, sim, inputs, { families, policy });
       sequencesRun++;
       if (diff.disagreements.length) {
@@ -169,7 +170,15 @@ describe.skipIf(!env.run)('simulator vs kernel on random policies and traffic (p
       }).filter((p) => p.host !== undefined && hostFamilies(p.host).length > 0);
       await fc.assert(
         fc.asyncProperty(policies, fc.array(sequenceArb, { minLength: SEQUENCES, maxLength: SEQUENCES }), checkPolicy),
-        { seed: SEED, numRuns: POLICIES, interruptAfterTimeLimit: 8 * 60_000, markInterruptAsFailure: true, endOnFailure: process.env.NFPROOF_NO_SHRINK === '1' },
+        {
+          seed: SEED,
+          numRuns: POLICIES,
+          interruptAfterTimeLimit: 8 * 60_000,
+          markInterruptAsFailure: true,
+          endOnFailure: process.env.NFPROOF_NO_SHRINK === '1',
+          // NFPROOF_DIFF_PATH replays one case, as fast-check printed its path.
+          ...(process.env.NFPROOF_DIFF_PATH ? { path: process.env.NFPROOF_DIFF_PATH } : {}),
+        },
       );
       console.info(`differential property: ${policiesRun} policy runs, ${sequencesRun} sequences (shrinking included)`);
       skipped.report('differential property');

@@ -75,7 +75,9 @@ export async function differential(topo: Topology, sim: SimulatorLike, specs: re
     if (local && ((input.uid ?? 0) !== 0 || (input.gid ?? 0) !== 0)) {
       throw new Error(`packet ${i + 1}: the harness sends locally generated packets from a root socket; uid/gid other than 0 cannot be reproduced`);
     }
+    if (process.env.NFPROOF_DEBUG_STEPS) console.info(`    step ${i + 1}: ${JSON.stringify(input, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : v))}`);
     const outcome = sim.process(input);
+    if (process.env.NFPROOF_DEBUG_STEPS) console.info(`    step ${i + 1} simulated: ${outcome.verdict}`);
     // The simulator completes what the author left out (seq/ack, a local source address): the
     // kernel gets the completed packet.
     const sent = outcome.input ?? input;
