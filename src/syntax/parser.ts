@@ -175,7 +175,7 @@ class NfpParser extends EmbeddedActionsParser {
       ALT: () => {
         const l = this.SUBRULE(this.line);
         // After error recovery a sub-rule may give back nothing.
-        if (l && !this.RECORDING_PHASE) this.bodyLines.push(l);
+        if (!this.RECORDING_PHASE && l && l.words.length) this.bodyLines.push(l);
       },
     },
   ];
@@ -270,7 +270,7 @@ class NfpParser extends EmbeddedActionsParser {
           {
             ALT: () => {
               const l = this.SUBRULE(this.line);
-              this.ACTION(() => l && stray.push(l));
+              this.ACTION(() => l && l.words.length && stray.push(l));
             },
             IGNORE_AMBIGUITIES: true,
           },
@@ -324,7 +324,7 @@ class NfpParser extends EmbeddedActionsParser {
       {
         ALT: () => {
           const l = this.SUBRULE(this.line);
-          return this.ACTION(() => ({ kind: 'stray', words: l.words, span: l.span }));
+          return this.ACTION(() => (l && l.words.length ? { kind: 'stray', words: l.words, span: l.span } : undefined)) as Statement;
         },
       },
       {
@@ -367,6 +367,8 @@ class NfpParser extends EmbeddedActionsParser {
     const words = this.lineWords;
     this.lineWords = outer;
     if (this.RECORDING_PHASE) return { words, span: NO_SPAN };
+    // A line of nothing but a bad `@` (already reported) has no words.
+    if (words.length === 0) return { words, span: this.span(this.LA(0)) };
     return { words, span: this.join(words[0].span, words[words.length - 1].span) };
   });
 
