@@ -333,8 +333,34 @@ function lowerRules(
       }
     }
     if (kept === 0) reportNoFamily(r, wanted, tableFamily, report);
+    else if (wanted.length === 2) warnVanishingNegation(matches, report);
   }
   return out;
+}
+
+/**
+ * `saddr != 10.0.0.0/8 drop` in a table of both families drops every IPv6 packet: the negated
+ * IPv4 set says nothing about IPv6, so there the rule loses the condition. Likely not meant.
+ */
+function warnVanishingNegation(matches: readonly Match[], report: (d: Diagnostic) => void): void {
+  for (const m of matches) {
+    if (!('negated' in m) || m.negated !== true) continue;
+    const k = matchKind(m);
+    const per = FAMILIES.map((f) => k.forFamily(m as never, f));
+    const gone = FAMILIES.filter((_, i) => per[i] === 'always');
+    if (gone.length !== 1 || per.some((x) => x === 'never')) continue;
+    const f = gone[0];
+    const keep = f === 'ipv4' ? 'ip6' : 'ip';
+    report(
+      diag(
+        'warning',
+        'W-negation-other-family',
+        m.span,
+        `\`${printMatch(m)}\` holds for every ${familyLabel(f)} packet, so in ${familyLabel(f)} this rule has no such condition`,
+        `start the rule with \`${keep}\` if it is meant for ${familyLabel(f === 'ipv4' ? 'ipv6' : 'ipv4')} only, or add the ${familyLabel(f)} values to the set`,
+      ),
+    );
+  }
 }
 
 /** The rule as it applies to one family, or undefined when no packet of that family can match it. */

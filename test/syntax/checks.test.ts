@@ -54,6 +54,8 @@ const CASES: readonly (readonly [string, string, readonly string[]])[] = [
   ['IPv4 address in an IPv6-only rule', 'table filter {\nchain input { ip6 saddr 10.0.0.1 accept }\n}', ['E:E-no-family@2']],
   ['IPv4 address in an IPv6 table', 'table ip6 filter {\nchain input { daddr 10.0.0.1 accept }\n}', ['E:E-no-family@2']],
   ['addresses of both families in one rule', 'table filter {\nchain input { saddr 10.0.0.1 daddr ::1 accept }\n}', ['E:E-no-family@2']],
+  ['negated address of one family in a rule of both', 'table filter {\nchain input { tcp saddr != 10.0.0.0/8 drop }\n}', ['W:W-negation-other-family@2']],
+  ['negated address set of both families', 'table filter {\nchain input { tcp saddr != { 10.0.0.0/8, fd00::/8 } drop; ip tcp saddr != 10.0.0.0/8 drop }\n}', []],
   // unused definitions
   ['unused define, service and interface', 'host h {\ninterface lan dev eth0\n}\ndefine d = { 1.2.3.4 }\nservice s = tcp\ntable filter { chain input { accept } }', ['W:W-unused-interface@2', 'W:W-unused-define@4', 'W:W-unused-service@5']],
   ['a define used twice, directly and through another define, is no cycle', 'define a = { 1.2.3.4 }\ndefine b = { @a }\ndefine c = { @a, @b }\ntable filter { chain input { saddr @c accept; daddr { @a, @a } drop; tcp dport { @p, @p } accept } }\ndefine p = { 22 }', []],
