@@ -7,7 +7,7 @@ import { encodeFlow, flowIngresses } from './flow.js';
 import { flowMember } from './expectations.js';
 import { polish } from './polish.js';
 import { type FamilyModel, buildFamilyModel } from './model/build.js';
-import { replayWitness } from './replay.js';
+import { replayWitnesses } from './replay.js';
 import type { InternalError, QueryOutcome, QueryReport } from './types.js';
 import { makeWitness, ruleRef } from './witness.js';
 import { type Z3Bool, z3 } from './z3/context.js';
@@ -67,8 +67,6 @@ export async function queryFlow(policy: Policy, flow: Flow, opts: QueryOptions =
             const deciding = out.path
               .filter((s) => s.ruleId === undefined ? s.action.startsWith('policy') : /^(ACCEPT|DROP|REJECT|SNAT|DNAT|MASQUERADE|REDIRECT|NETMAP)/.test(s.action) || s.action.includes('unmodelled'))
               .map((s) => ({ ...(s.ruleId !== undefined ? { rule: ruleRef(model, model.rules[s.ruleId]) } : {}), action: `${s.hook} ${s.table}/${s.chain} ${s.action}` }));
-            if (opts.replay ?? true) replayWitness(policy, model, witness);
-            if (witness.replay?.status === 'disagrees') internalErrors.push({ message: `the simulator disagrees: ${witness.replay.detail}`, witness });
             outcomes.push({ family, verdict, deciding, witness });
             if (key === undefined) break;
             const f = fe.out.fire.get(key);
@@ -80,6 +78,10 @@ export async function queryFlow(policy: Policy, flow: Flow, opts: QueryOptions =
         session.release();
       }
     }
+  }
+  if (opts.replay ?? true) {
+    const r = replayWitnesses(policy, models, outcomes.map((o) => ({ w: o.witness })));
+    internalErrors.push(...r.errors);
   }
   return { flow, outcomes, unknown, assumptions: assumptionsOf(policy, models), internalErrors };
 }

@@ -1,6 +1,6 @@
 import { PORT_PROTOS, PROTO } from '../ir/fields.js';
 import type { HostModel, Interface, Policy, Route } from '../ir/policy.js';
-import type { SimOutcome } from '../netfilter/api.js';
+import type { SimOutcome, Simulator } from '../netfilter/api.js';
 import type { Packet } from '../netfilter/packet.js';
 import { createSimulator } from '../netfilter/simulator.js';
 import { familyBits } from '../util/ip.js';
@@ -102,21 +102,105 @@ export function replayHost(model: FamilyModel, input: PacketInput, out: Concrete
 
 type Step = { readonly input: PacketInput; readonly fill?: boolean };
 
-function runSim(policy: Policy, steps: readonly Step[]): SimOutcome[] {
-  const sim = createSimulator(policy, { trace: true });
-  return steps.map((s, i) => {
-    const packet = toSimPacket(s.input);
-    const uid = s.input.fields.uid;
-    const gid = s.input.fields.gid;
-    return sim.process({
-      t: i * 0.001,
-      ingress: s.input.ingress.kind === 'iface' ? { kind: 'iface', device: s.input.ingress.device } : { kind: 'local' },
-      packet,
-      ...(s.fill ? { fill: { seq: true, ack: true } } : {}),
-      ...(s.input.ingress.kind === 'local' && uid !== undefined ? { uid: Number(uid) } : {}),
-      ...(s.input.ingress.kind === 'local' && gid !== undefined ? { gid: Number(gid) } : {}),
+/**
+ * One simulator for many witnesses: compiling a large policy takes a while, so witnesses share
+ * a simulator, each run far enough in (virtual) time that the previous one's connections have
+ * expired. Without a host model, witnesses whose made-up hosts agree share one combined host.
+ */
+export class ReplayPool {
+  private readonly sims = new Map<number, { sim: Simulator; t: number }>();
+  private readonly hosts: HostModel[] = [];
+  private policySim?: { sim: Simulator; t: number };
+
+  constructor(private readonly policy: Policy) {}
+
+  /** Simulators of large policies are slow to build: at most this many made-up hosts. */
+  static readonly MAX_BATCHES = 3;
+
+  /** Reserves a place for a witness needing this made-up host; returns its batch (undefined: no room). */
+  plan(host: HostModel): number | undefined {
+    for (let i = 0; i < this.hosts.length; i++) {
+      const merged = mergeHosts(this.hosts[i], host);
+      if (merged) {
+        if (merged !== this.hosts[i]) {
+          this.hosts[i] = merged;
+          this.sims.delete(i);
+        }
+        return i;
+      }
+    }
+    if (this.hosts.length >= ReplayPool.MAX_BATCHES) return undefined;
+    this.hosts.push(host);
+    return this.hosts.length - 1;
+  }
+
+  /** Runs packets in the simulator of a batch (or of the policy's own host model). */
+  run(batch: number | undefined, steps: readonly Step[]): SimOutcome[] {
+    let e: { sim: Simulator; t: number };
+    if (batch === undefined) e = this.policySim ??= { sim: createSimulator(this.policy, { trace: true }), t: 0 };
+    else {
+      let x = this.sims.get(batch);
+      if (!x) {
+        x = { sim: createSimulator({ ...this.policy, host: this.hosts[batch] }, { trace: true }), t: 0 };
+        this.sims.set(batch, x);
+      }
+      e = x;
+    }
+    // Every tracked connection has expired 10^7 virtual seconds later (the longest timeout is 5 days).
+    e.t += 1e7;
+    return steps.map((st, i) => {
+      const uid = st.input.fields.uid;
+      const gid = st.input.fields.gid;
+      return e.sim.process({
+        t: e.t + i * 0.001,
+        ingress: st.input.ingress.kind === 'iface' ? { kind: 'iface', device: st.input.ingress.device } : { kind: 'local' },
+        packet: toSimPacket(st.input),
+        ...(st.fill ? { fill: { seq: true, ack: true } } : {}),
+        ...(st.input.ingress.kind === 'local' && uid !== undefined ? { uid: Number(uid) } : {}),
+        ...(st.input.ingress.kind === 'local' && gid !== undefined ? { gid: Number(gid) } : {}),
+      });
     });
-  });
+  }
+}
+
+/** Two made-up hosts as one, unless they disagree about an address (local in one, routed in the other). */
+function mergeHosts(a: HostModel, b: HostModel): HostModel | undefined {
+  const local = new Map<bigint, string>();
+  for (const i of a.interfaces) for (const x of i.addresses) local.set(x.addr, i.device);
+  const routed = new Map<bigint, string>();
+  for (const r of a.routes) routed.set(r.dest.addr, r.device);
+  let changed = false;
+  const ifs = new Map(a.interfaces.map((i) => [i.device, { ...i, addresses: [...i.addresses] }]));
+  const routes = [...a.routes];
+  for (const i of b.interfaces) {
+    for (const x of i.addresses) {
+      if (routed.has(x.addr) || (local.has(x.addr) && local.get(x.addr) !== i.device)) return undefined;
+    }
+  }
+  for (const r of b.routes) {
+    if (local.has(r.dest.addr) || (routed.has(r.dest.addr) && routed.get(r.dest.addr) !== r.device)) return undefined;
+  }
+  for (const i of b.interfaces) {
+    const mine = ifs.get(i.device);
+    if (!mine) {
+      ifs.set(i.device, { ...i, addresses: [...i.addresses] });
+      changed = true;
+      continue;
+    }
+    for (const x of i.addresses) {
+      if (!local.has(x.addr)) {
+        mine.addresses.push(x);
+        changed = true;
+      }
+    }
+  }
+  for (const r of b.routes) {
+    if (!routed.has(r.dest.addr)) {
+      routes.push(r);
+      changed = true;
+    }
+  }
+  return changed ? { ...a, interfaces: [...ifs.values()], routes } : a;
 }
 
 /** Compares the model's outcome with the simulator's for one packet; undefined when they agree. */
@@ -138,29 +222,28 @@ export function compareOutcome(model: FamilyModel, mine: ConcreteOutcome, sim: S
   return undefined;
 }
 
-/** Replays one witness (and its reply); the result is also stored on the witness. */
-export function replayWitness(policy: Policy, model: FamilyModel, w: Witness): ReplayResult {
-  const result = replayInner(policy, model, w);
-  w.replay = result;
-  return result;
+/** What replaying one witness needs: its packets, its made-up host, and how to judge the result. */
+interface Prepared {
+  readonly steps: Step[];
+  readonly host?: HostModel;
+  judge(sims: SimOutcome[]): ReplayResult;
 }
 
-function replayInner(policy: Policy, model: FamilyModel, w: Witness): ReplayResult {
+function prepare(policy: Policy, model: FamilyModel, w: Witness): Prepared | ReplayResult {
   if (w.dependsOn.length) return { status: 'not-replayed', detail: 'depends on an unmodelled match or target' };
   const input = w.input;
-  const mine = runPacket(model, input);
   if (input.ctState === 'RELATED') return { status: 'not-replayed', detail: 'a RELATED packet needs a helper or an ICMP error to set up' };
   if (input.ctState === 'INVALID') return { status: 'not-replayed', detail: 'the model treats INVALID as a given state; the simulator derives it from the tracker' };
-  const simPolicy = (extra?: { input: PacketInput; out: ConcreteOutcome }) => (policy.host ? policy : { ...policy, host: replayHost(model, input, mine, extra) });
-  try {
-    if (input.ctState === 'NEW') {
-      const steps: Step[] = [{ input }];
-      let replyOut: ConcreteOutcome | undefined;
-      if (w.reply) {
-        replyOut = runPacket(model, w.reply.input);
-        steps.push({ input: w.reply.input, fill: true });
-      }
-      const sims = runSim(simPolicy(w.reply && replyOut ? { input: w.reply.input, out: replyOut } : undefined), steps);
+  if (input.ctState !== 'NEW') return { status: 'not-replayed', detail: 'an ESTABLISHED packet on its own: the connection it belongs to is not part of the witness' };
+  const mine = runPacket(model, input);
+  const steps: Step[] = [{ input }];
+  const replyOut = w.reply ? runPacket(model, w.reply.input) : undefined;
+  if (w.reply) steps.push({ input: w.reply.input, fill: true });
+  const host = policy.host ? undefined : replayHost(model, input, mine, w.reply && replyOut ? { input: w.reply.input, out: replyOut } : undefined);
+  return {
+    steps,
+    ...(host ? { host } : {}),
+    judge(sims) {
       const diff = compareOutcome(model, mine, sims[0]);
       if (diff) return { status: 'disagrees', detail: diff };
       if (w.reply && replyOut) {
@@ -169,8 +252,23 @@ function replayInner(policy: Policy, model: FamilyModel, w: Witness): ReplayResu
         w.reply.replay = { status: 'agrees', detail: `simulator: ${sims[1].verdict}` };
       }
       return { status: 'agrees', detail: `simulator: ${sims[0].verdict}${sims[0].egress ? ` out of ${sims[0].egress.device}` : ''}` };
-    }
-    return { status: 'not-replayed', detail: 'an ESTABLISHED packet on its own: the connection it belongs to is not part of the witness' };
+    },
+  };
+}
+
+/** Replays one witness (and its reply); the result is also stored on the witness. */
+export function replayWitness(policy: Policy, model: FamilyModel, w: Witness): ReplayResult {
+  const p = prepare(policy, model, w);
+  const pool = new ReplayPool(policy);
+  const result = 'judge' in p ? runPrepared(pool, p, p.host ? pool.plan(p.host) : undefined) : p;
+
+  w.replay = result;
+  return result;
+}
+
+function runPrepared(pool: ReplayPool, p: Prepared, batch: number | undefined): ReplayResult {
+  try {
+    return p.judge(pool.run(batch, p.steps));
   } catch (e) {
     return { status: 'not-replayed', detail: `simulator refused the witness: ${e instanceof Error ? e.message : String(e)}` };
   }
@@ -178,18 +276,39 @@ function replayInner(policy: Policy, model: FamilyModel, w: Witness): ReplayResu
 
 /** Replays every witness of a report; disagreements become internal errors. */
 export function replayReport(policy: Policy, models: readonly FamilyModel[], report: CheckReport): { replayed: number; agreed: number; errors: InternalError[] } {
+  const witnesses: { w: Witness; rule?: InternalError['rule'] }[] = [
+    ...report.findings.flatMap((f) => (f.witness && f.kind !== 'generalization' && f.kind !== 'correlation' ? [{ w: f.witness, ...(f.rule ? { rule: f.rule } : {}) }] : [])),
+    ...report.expectations.flatMap((e) => (e.witness ? [{ w: e.witness }] : [])),
+  ];
+  return replayWitnesses(policy, models, witnesses);
+}
+
+/** Replays witnesses sharing simulators; results are stored on them, disagreements returned. */
+export function replayWitnesses(
+  policy: Policy,
+  models: readonly FamilyModel[],
+  witnesses: readonly { w: Witness; rule?: InternalError['rule'] }[],
+): { replayed: number; agreed: number; errors: InternalError[] } {
   const errors: InternalError[] = [];
   let replayed = 0;
   let agreed = 0;
   const byFamily = new Map(models.map((m) => [m.family, m]));
-  const witnesses: { w: Witness; rule?: InternalError['rule'] }[] = [
-    ...report.findings.flatMap((f) => (f.witness ? [{ w: f.witness, ...(f.rule ? { rule: f.rule } : {}) }] : [])),
-    ...report.expectations.flatMap((e) => (e.witness ? [{ w: e.witness }] : [])),
-  ];
-  for (const { w, rule } of witnesses) {
+  const pool = new ReplayPool(policy);
+  // Plan every witness first (so made-up hosts are merged before any simulator is built).
+  const planned = witnesses.map(({ w, rule }) => {
     const model = byFamily.get(w.input.family);
-    if (!model) continue;
-    const r = replayWitness(policy, model, w);
+    const p = model ? prepare(policy, model, w) : ({ status: 'not-replayed', detail: 'no model of its family' } as ReplayResult);
+    const batch = 'judge' in p && p.host ? pool.plan(p.host) : undefined;
+    const noRoom = 'judge' in p && p.host !== undefined && batch === undefined;
+    return { w, rule, p, batch, noRoom };
+  });
+  for (const { w, rule, p, batch, noRoom } of planned) {
+    const r: ReplayResult = noRoom
+      ? { status: 'not-replayed', detail: 'its made-up host conflicts with the ones the other witnesses share (give the policy a host model)' }
+      : 'judge' in p
+        ? runPrepared(pool, p, batch)
+        : p;
+    w.replay = r;
     if (r.status === 'not-replayed') continue;
     replayed++;
     if (r.status === 'agrees') agreed++;

@@ -84,9 +84,19 @@ export function* lazyCandidates(model: FamilyModel, dom: BoxDomain, box: Box, ho
     const b = dom.normalizeForPoint(box, prefer);
     if (!b) return;
     const fam = model.family;
+    // Without a host model the replay makes one up from the witnesses; addresses that differ by
+    // route and interface keep those made-up hosts compatible, so one simulator replays them all.
+    const spread = (f: 'saddr' | 'daddr'): bigint => {
+      const base = ADDR_PREFERRED[fam][f];
+      if (model.routing.hasHost) return base;
+      const iif = b[IIF_SLOT]?.[0]?.[0] ?? 0n;
+      const oif = b[OIF_SLOT]?.[0]?.[0] ?? 0n;
+      const forwarded = hook === 'FORWARD' || hook === 'POSTROUTING';
+      return f === 'saddr' ? base + iif * 2n : base + (forwarded ? 64n + oif * 2n : 0n);
+    };
     const value = (slot: number): bigint => {
       const f = FIELDS[slot];
-      const pref = f === 'saddr' || f === 'daddr' ? ADDR_PREFERRED[fam][f] : f === 'ctstate' ? prefer.ctstate : DEFAULT_FIELDS[fam][f];
+      const pref = f === 'saddr' || f === 'daddr' ? spread(f) : f === 'ctstate' ? prefer.ctstate : DEFAULT_FIELDS[fam][f];
       const s = b[slot];
       if (s === undefined && variant < 2) return pref ?? 1n;
       return pick(s ?? dom.values(b, slot), pref, variant, rand);
