@@ -8,6 +8,7 @@ import { NO_SPAN } from '../util/span.js';
 import { type ConcreteOutcome, runPacket } from './concrete/interp.js';
 import type { PacketInput } from './concrete/input.js';
 import { icmpProto } from './model/fields.js';
+import { DEFAULT_FIELDS } from './box/candidates.js';
 import type { FamilyModel } from './model/build.js';
 import type { CheckReport, InternalError, ReplayResult, Witness } from './types.js';
 
@@ -24,7 +25,7 @@ import type { CheckReport, InternalError, ReplayResult, Witness } from './types.
 const HEADER = { ipv4: 20, ipv6: 40 } as const;
 
 export function toSimPacket(input: PacketInput): Packet {
-  const f = input.fields;
+  const f = { ...DEFAULT_FIELDS[input.family], ...input.fields };
   const proto = Number(f.proto ?? 6n);
   const fragment = (f.fragment ?? 0n) === 1n;
   const ports = !fragment && PORT_PROTOS.includes(proto);

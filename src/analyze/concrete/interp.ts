@@ -6,6 +6,7 @@ import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '.
 import { contains, maxOf } from '../../util/intervals.js';
 import { FIELDS, absentValue, fieldMax } from '../model/fields.js';
 import { effectiveState } from '../model/ct-validity.js';
+import { DEFAULT_FIELDS } from '../box/candidates.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
 import type { NatBinding, PacketInput } from './input.js';
 import { PacketState } from './state.js';
@@ -488,7 +489,8 @@ export function initialValues(model: FamilyModel, input: PacketInput): bigint[] 
         // No master connection unless the input says which helper expected it.
         return f.cthelper ?? absentValue('cthelper', model.family);
       default:
-        return f[name] ?? 0n;
+        // Fields the input leaves out take the same ordinary values the replay gives them.
+        return f[name] ?? DEFAULT_FIELDS[model.family][name] ?? 0n;
     }
   });
 }
