@@ -46,7 +46,8 @@ export const checkVerb: Verb = {
       printDiagnostics(ctx, sortDiagnostics(loaded.diagnostics));
       return EXIT.input;
     }
-    printDiagnostics(ctx, sortDiagnostics(loaded.diagnostics.filter((d) => d.severity !== 'info')));
+    // The analyzer reports unused chains itself, with more to say about them.
+    printDiagnostics(ctx, sortDiagnostics(loaded.diagnostics.filter((d) => d.severity !== 'info' && d.code !== 'W-unreachable-chain')));
     const timeoutMs = Number(opts.timeout);
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
       ctx.stderr.write(`nfproof: --timeout must be a positive number of milliseconds, not "${String(opts.timeout)}"\n`);
