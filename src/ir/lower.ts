@@ -92,9 +92,28 @@ function lowerHost(h: SurfaceHost, report: (d: Diagnostic) => void): { model: Ho
   const byName = new Map<string, Named>();
   const byDevice = new Map<string, Named>();
   for (const i of h.interfaces) {
-    const dupName = byName.get(i.name.text) ?? byDevice.get(i.name.text);
+    const dupName = byName.get(i.name.text);
     if (dupName) {
       report(diag('error', 'E-duplicate-interface', i.name.span, `interface \`${i.name.text}\` is declared twice`, 'give each interface its own name', [{ span: dupName.span, message: 'first declared here' }]));
+      continue;
+    }
+    // A logical name that is another interface's device (or the reverse) would make `iif X` ambiguous.
+    const clash = i.device.text !== i.name.text ? byName.get(i.device.text) : undefined;
+    if (clash) {
+      report(
+        diag('error', 'E-ambiguous-interface', i.device.span, `device ${i.device.text} has the name of another interface`, 'rename one of them: rules would not know which is meant', [
+          { span: clash.span, message: 'the other interface' },
+        ]),
+      );
+      continue;
+    }
+    const namedLikeDevice = interfaces.find((x) => x.device === i.name.text);
+    if (namedLikeDevice) {
+      report(
+        diag('error', 'E-ambiguous-interface', i.name.span, `interface name ${i.name.text} is the device of interface ${namedLikeDevice.name}`, 'rename one of them: rules would not know which is meant', [
+          { span: namedLikeDevice.span, message: 'the other interface' },
+        ]),
+      );
       continue;
     }
     const dupDev = byDevice.get(i.device.text);

@@ -24,6 +24,8 @@ const CASES: readonly (readonly [string, string, readonly string[]])[] = [
   ['duplicate define', 'define a = { 1.2.3.4 }\ndefine a = { 1.2.3.5 }\ntable filter { chain input { saddr @a accept } }', ['E:E-duplicate-define@2']],
   ['duplicate service', 'service s = tcp\nservice s = udp\ntable filter { chain input { service s accept } }', ['E:E-duplicate-service@2']],
   ['duplicate interface', 'host h {\ninterface a dev eth0\ninterface a dev eth1\n}\ntable filter { chain input { iif a accept } }', ['E:E-duplicate-interface@3']],
+  ['a device named like another interface', 'host h {\ninterface eth1 dev eth0\ninterface wan dev eth1\n}\ntable filter { chain input { iif eth1 accept } }', ['E:E-ambiguous-interface@3']],
+  ['an interface named like another device', 'host h {\ninterface wan dev eth1\ninterface eth1 dev eth0\n}\ntable filter { chain input { iif eth1 accept } }', ['E:E-ambiguous-interface@3']],
   ['duplicate table', 'table filter { chain input { accept } }\ntable filter { chain output { accept } }', ['E:E-duplicate-table@2']],
   ['one table per family is no duplicate', 'table ip filter { chain input { accept } }\ntable ip6 filter { chain output { accept } }', []],
   ['duplicate host', 'host a { }\nhost b { }', ['E:E-duplicate-host@2']],
