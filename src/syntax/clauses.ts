@@ -260,7 +260,7 @@ export function parseClauses(
       diag(
         'error',
         'E-no-action',
-        endSpan,
+        words.length ? { file: endSpan.file, start: words[0].span.start, end: endSpan.end } : endSpan,
         'this rule has no action',
         'end it with an action: accept, drop, reject, return, jump CHAIN, log …, snat to …, or `counter` to only count',
       ),
