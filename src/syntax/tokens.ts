@@ -53,7 +53,7 @@ export const Chain = keyword('chain');
 export const Policy = keyword('policy');
 export const Expect = keyword('expect');
 
-export const Newline = createToken({ name: 'Newline', pattern: /\n/, label: 'end of line' });
+export const Newline = createToken({ name: 'Newline', pattern: /\r\n?|\n/, label: 'end of line', line_breaks: true });
 export const Semicolon = createToken({ name: 'Semicolon', pattern: /;/, label: '`;`' });
 export const LBrace = createToken({ name: 'LBrace', pattern: /\{/, label: '`{`' });
 export const RBrace = createToken({ name: 'RBrace', pattern: /\}/, label: '`}`' });
@@ -68,7 +68,8 @@ export const Str = createToken({ name: 'String', pattern: /"(?:[^"\\\n]|\\.)*"/,
 export const OpenStr = createToken({ name: 'OpenString', pattern: /"(?:[^"\\\n]|\\.)*/, label: 'an unterminated string', categories: [WordTok] });
 /** `#` to the end of the line; kept aside (not skipped) so the formatter can put comments back. */
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n]*/, group: 'comments' });
-export const Whitespace = createToken({ name: 'Whitespace', pattern: /[ \t\r\f\v]+/, group: Lexer.SKIPPED });
+/** Spaces and tabs (and a byte-order mark); line breaks, `\n`, `\r\n` or `\r`, are Newline tokens. */
+export const Whitespace = createToken({ name: 'Whitespace', pattern: /[ \t\f\v\uFEFF]+/, group: Lexer.SKIPPED });
 /** A `@` not followed by a name. */
 export const BadRef = createToken({ name: 'BadRef', pattern: /@/, label: '`@`', categories: [WordTok] });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Chain, Policy, Rule } from '../../src/ir/policy.js';
 import { printMatch, printTarget } from '../../src/kinds/index.js';
-import { policyOf, withoutSpans } from './support.js';
+import { parse, policyOf, withoutSpans } from './support.js';
 
 /**
  * Lowering .nfp to the IR, checked on hand-written policies: every expected value below was
@@ -178,6 +178,12 @@ describe('lowering details', () => {
     expect(p.rulesets.ipv4.tables[0].chains[0].rules.map(text)).toEqual(['tcp dport 22 accept']);
     const e = p.expectations[0];
     expect(e.kind === 'unreachable' && e.flow.matches.map(printMatch)).toEqual(['tcp', 'dport 22', 'saddr 10.0.0.1']);
+  });
+
+  it('reads CRLF line ends, tabs and a byte-order mark, with the right line numbers', () => {
+    const r = parse('\uFEFFtable filter {\r\n\tchain input {\r\n\t\ttcp dport 99999 accept\r\n\t}\r\n}\r\n');
+    expect(r.diagnostics.map((d) => [d.code, d.span.start.line, d.span.start.col])).toEqual([['E-bad-port', 3, 13]]);
+    expect(policyOf('table filter {\r\n  chain input { accept }\r\n}\r\n').rulesets.ipv4.tables[0].chains[0].rules).toHaveLength(1);
   });
 
   it('reads escapes in strings', () => {
