@@ -110,6 +110,12 @@ export interface MatchEvalContext {
   /** Virtual time in seconds. */
   readonly now: number;
   readonly hook: Hook;
+  /**
+   * Whole seconds left before the packet's connection times out, as xt_conntrack reads it
+   * (nf_ct_expires / HZ: 0 while the connection is unconfirmed, since its timeout is still
+   * relative); undefined when the packet has no connection (invalid, untracked).
+   */
+  readonly ctExpires?: number;
   /** State private to this match in this rule (a token bucket), created on first use. */
   local<T>(init: () => T): T;
   /** State shared by name across the ruleset (recent lists), created on first use. */

@@ -3,7 +3,7 @@ import { PROTO } from '../ir/fields.js';
 import { CTINFO, type Frame, traceEvent } from './frame.js';
 import type { Packet } from './packet.js';
 import { type TcpConn, tcpSetClosing } from './proto/tcp.js';
-import { IcmpRateLimiter, RedirectLimiter, icmpError, mayAnswerWithIcmp, rejectIcmp, tcpReset } from './responses.js';
+import { InetPeers, icmpError, mayAnswerWithIcmp, rejectIcmp, tcpReset } from './responses.js';
 import type { HostSettings } from './simulator.js';
 import type { FamilyState } from './state.js';
 
@@ -17,7 +17,8 @@ export type SendFromHost = (parent: Frame, pkt: Packet, attach: { ct: number; ct
  * limits) and handed to the engine, which walks it through OUTPUT and POSTROUTING.
  */
 export class Answers {
-  private readonly icmpLimiter = new IcmpRateLimiter();
+  /** Per-sender rate state (inet_peer), shared by the ICMP limiter, ip_error and redirects. */
+  private readonly peers = new InetPeers();
 
   constructor(
     private readonly S: FamilyState,
@@ -45,22 +46,29 @@ export class Answers {
   }
 
   /**
-   * icmp_send: an ICMP error about the frame's packet, from the host. Source: the packet's
-   * destination when it was for us, else the host's address toward the sender.
+   * icmp_send / icmp6_send: an ICMP error about the frame's packet, from the host. Source: the
+   * packet's destination when it was for us; otherwise IPv4 takes the address the route back
+   * to the sender picks (icmp_errors_use_inbound_ifaddr is 0), IPv6 an address of the
+   * interface the packet came in by (routes here have no preferred source). `routeError`
+   * marks ip_error's "no route" answer, which first spends ip_error's own per-sender bucket.
    */
-  icmp(f: Frame, type: number, code: number): void {
+  icmp(f: Frame, type: number, code: number, routeError = false): void {
     const S = this.S;
     const p = f.pkt;
+    // ip_error spends its token before icmp_send decides whether the packet may be answered.
+    if (routeError && S.family === 'ipv4' && !this.peers.routeErrorAllow(p.src, f.now)) {
+      traceEvent(f, 'routing', 'no ICMP answer: ip_error rate limit (5 per sender, then 1/s)');
+      return;
+    }
     if (!mayAnswerWithIcmp(p) || f.pkttype !== 0) return;
-    const local = S.host.isLocal(S.family, p.dst);
-    let src: bigint | undefined = local ? p.dst : undefined;
     const back = S.host.routeOutput(S.family, p.src);
     if (!back) return;
-    if (src === undefined) src = back.prefsrc;
+    let src: bigint | undefined;
+    if (S.host.isLocal(S.family, p.dst)) src = p.dst;
+    else if (S.family === 'ipv6' && f.iif !== '' && f.iif !== 'lo') src = S.host.selectSource('ipv6', f.iif, p.src);
+    src ??= back.prefsrc;
     if (src === undefined) return;
-    const mask = this.opts.icmpRateMask;
-    const limited = S.family === 'ipv4' ? type < 32 && (mask.ipv4 & (1 << type)) !== 0 : mask.ipv6.has(type);
-    if (back.device !== 'lo' && limited && !this.icmpLimiter.allow(p.src, f.now, this.opts.icmpRateLimit)) {
+    if (back.device !== 'lo' && this.rateMasked(type) && !this.peers.icmpAllow(p.src, f.now, this.interval(back))) {
       traceEvent(f, 'routing', 'ICMP error suppressed by the rate limit');
       return;
     }
@@ -68,6 +76,22 @@ export class Answers {
     // (nf_ct_attach), so it is RELATED in OUTPUT even when that connection is not confirmed yet.
     const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
     this.send(f, icmpError(p, type, code, src, S.cfg.defaultTtl), attach);
+  }
+
+  /** Whether icmp_ratemask / net.ipv6.icmp.ratemask puts this type under the limiter. */
+  private rateMasked(type: number): boolean {
+    const mask = this.opts.icmpRateMask;
+    return this.S.family === 'ipv4' ? type < 32 && (mask.ipv4 & (1 << type)) !== 0 : mask.ipv6.has(type);
+  }
+
+  /**
+   * The limiter's interval toward a destination: icmp_ratelimit for IPv4; for IPv6
+   * (icmpv6_xrlim_allow) shortened for wider routes, by 2^((128 - prefix length) / 32).
+   */
+  private interval(route: { readonly prefixLen?: number }): number {
+    const base = this.opts.icmpRateLimit;
+    if (this.S.family === 'ipv4' || route.prefixLen === undefined || route.prefixLen >= 128) return base;
+    return Math.floor((base * 1000) / 2 ** ((128 - route.prefixLen) >> 5)) / 1000;
   }
 
   /**
@@ -82,7 +106,7 @@ export class Answers {
     const src = f.pkt.src;
     if (!host.onLink(this.S.family, device, src)) return;
     if (gw !== undefined && !host.sameLink(this.S.family, device, src, gw)) return;
-    if (!this.redirects.allow(src, f.now)) return;
+    if (!this.peers.redirectAllow(src, f.now)) return;
     const p = f.pkt;
     const rd = icmpError(p, 5, 1, host.selectSource(this.S.family, device, src) ?? p.dst, this.S.cfg.defaultTtl);
     rd.icmp!.gateway = gw ?? p.dst;
@@ -90,5 +114,4 @@ export class Answers {
     this.send(f, rd, attach);
   }
 
-  private readonly redirects = new RedirectLimiter();
 }

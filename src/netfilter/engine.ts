@@ -192,7 +192,7 @@ export class FamilyEngine implements TargetHost {
       case 'unreachable':
         f.dropReason = host.hasModel ? 'no-route' : 'no-route (the policy has no host model; give the packet a route)';
         this.step(f, 'routing', 'no route to the destination');
-        if (this.opts.ipForward) this.answers.icmp(f, S.family === 'ipv4' ? 3 : 1, 0);
+        if (this.opts.ipForward) this.answers.icmp(f, S.family === 'ipv4' ? 3 : 1, 0, true);
         return this.dropped(f);
       case 'local':
         return this.localIn(f);

@@ -172,9 +172,9 @@ export function readField(f: Frame, field: NumericField): bigint | undefined {
     case 'pkttype':
       return BigInt(f.pkttype);
     case 'srctype':
-      return BigInt(1 << f.host.addrType(f.family, p.src));
+      return BigInt(f.host.addrTypeField(f.family, p.src));
     case 'dsttype':
-      return BigInt(1 << f.host.addrType(f.family, p.dst));
+      return BigInt(f.host.addrTypeField(f.family, p.dst));
     case 'mark':
       return BigInt(f.mark >>> 0);
     case 'ctmark':

@@ -1,4 +1,5 @@
 import type { HostModel, Interface } from '../ir/policy.js';
+import { ipv6AddrClassBits } from '../kinds/match/addrtype.js';
 import { type Family, familyBits, formatAddress, prefixMask } from '../util/ip.js';
 
 /**
@@ -33,6 +34,8 @@ export interface RouteResult {
   readonly nexthop?: bigint;
   /** Preferred source address for packets this host sends on this route, if it has one. */
   readonly prefsrc?: bigint;
+  /** Prefix length of the route that matched (the IPv6 ICMP limiter reads it). */
+  readonly prefixLen?: number;
 }
 
 export type InputRoute =
@@ -152,11 +155,11 @@ export class Host {
       let fixed: RouteResult | undefined;
       if (r.via !== undefined) {
         const src = this.selectSource(r.family, r.device, r.via);
-        fixed = src === undefined ? { device: r.device, nexthop: r.via } : { device: r.device, nexthop: r.via, prefsrc: src };
+        fixed = src === undefined ? { device: r.device, nexthop: r.via, prefixLen: r.len } : { device: r.device, nexthop: r.via, prefsrc: src, prefixLen: r.len };
       } else if (own) {
-        fixed = { device: r.device, prefsrc: own.addr };
+        fixed = { device: r.device, prefsrc: own.addr, prefixLen: r.len };
       } else if (!this.locals.some((l) => l.family === r.family && l.device === r.device)) {
-        fixed = { device: r.device };
+        fixed = { device: r.device, prefixLen: r.len };
       }
       const sorted: SortedRoute = {
         ...r,
@@ -226,7 +229,7 @@ export class Host {
   private result(r: SortedRoute, dst: bigint): RouteResult {
     if (r.fixed) return r.fixed;
     const prefsrc = this.selectSource(r.family, r.device, dst, dst);
-    return prefsrc === undefined ? { device: r.device } : { device: r.device, prefsrc };
+    return prefsrc === undefined ? { device: r.device, prefixLen: r.len } : { device: r.device, prefsrc, prefixLen: r.len };
   }
 
   /** The input routing decision for a forwarded destination (no allocation for fixed routes). */
@@ -252,13 +255,16 @@ export class Host {
       const d4 = Number(dst);
       const sTop = s4 >>> 24;
       const dTop = d4 >>> 24;
+      // ip_route_input_slow's checks before the fib lookup, in its order. Since Linux 5.3
+      // ipv4_is_zeronet() means 0.0.0.0 only: the rest of 0.0.0.0/8 is ordinary unicast.
       if (sTop >>> 4 === 0xe || s4 === 0xffffffff) return MARTIAN_SRC;
-      if (device !== 'lo' && sTop === 0x7f) return { kind: 'martian', reason: 'martian source (loopback address on the wire)' };
-      if (dTop === 0) return { kind: 'martian', reason: 'martian destination' };
-      if (device !== 'lo' && dTop === 0x7f) return { kind: 'martian', reason: 'martian destination (loopback address on the wire)' };
-      if (d4 === 0xffffffff || this.broadcasts4.has(d4)) return LOCAL_BROADCAST;
+      if (d4 === 0xffffffff || (s4 === 0 && d4 === 0)) return LOCAL_BROADCAST;
       if (dTop >>> 4 === 0xe) return LOCAL_MULTICAST;
-      if (sTop === 0) return MARTIAN_SRC;
+      if (s4 === 0) return MARTIAN_SRC;
+      if (d4 === 0) return { kind: 'martian', reason: 'martian destination' };
+      if (device !== 'lo' && dTop === 0x7f) return { kind: 'martian', reason: 'martian destination (loopback address on the wire)' };
+      if (device !== 'lo' && sTop === 0x7f) return { kind: 'martian', reason: 'martian source (loopback address on the wire)' };
+      if (this.broadcasts4.has(d4)) return LOCAL_BROADCAST;
       if (device !== 'lo' && this.local4.has(s4)) return { kind: 'martian', reason: 'martian source (one of our own addresses)' };
       if (dTop === 0x7f || this.local4.has(d4)) return LOCAL_UNICAST;
     } else {
@@ -327,7 +333,9 @@ export class Host {
   /** Route type of an address as xt_addrtype sees it (inet_addr_type / the IPv6 lookup). */
   addrType(family: Family, addr: bigint): number {
     if (family === 'ipv4') {
-      if (addr >> 24n === 0n || addr === V4_BROADCAST) return RTN.BROADCAST;
+      // __inet_dev_addr_type: 0.0.0.0 (ipv4_is_zeronet, since 5.3 only that address) and
+      // 255.255.255.255 are BROADCAST; otherwise a found route decides, and no route is UNICAST.
+      if (addr === 0n || addr === V4_BROADCAST) return RTN.BROADCAST;
       if (isV4Multicast(addr)) return RTN.MULTICAST;
       if (this.isLocal(family, addr)) return RTN.LOCAL;
       if (this.broadcasts.has(addr)) return RTN.BROADCAST;
@@ -336,6 +344,31 @@ export class Host {
     if (isV6Multicast(addr)) return RTN.MULTICAST;
     if (this.isLocal(family, addr)) return RTN.LOCAL;
     return this.lookup(family, addr) ? RTN.UNICAST : RTN.UNREACHABLE;
+  }
+
+  /**
+   * The srctype/dsttype field as the addrtype kind defines it. IPv4: 1 << inet_addr_type().
+   * IPv6 (xt_addrtype.c match_type6): the address class bits (__ipv6_addr_type: unicast,
+   * multicast, unspecified) plus the bits of the route lookup — UNREACHABLE when there is no
+   * route, LOCAL for our own addresses, ANYCAST for the subnet-router anycast address of a
+   * connected prefix (ipv6_anycast_destination: the prefix's own address, prefix < /127).
+   * An unrouted global address is therefore UNICAST and UNREACHABLE at once.
+   */
+  addrTypeField(family: Family, addr: bigint): number {
+    if (family === 'ipv4') return 1 << this.addrType(family, addr);
+    const cls = ipv6AddrClassBits(addr);
+    // Multicast destinations have the per-device ff00::/8 routes of the local table.
+    if (isV6Multicast(addr)) return cls;
+    if (this.isLocal(family, addr)) return cls | (1 << RTN.LOCAL);
+    const route = this.routeEntry6(addr);
+    if (!route) return cls | (1 << RTN.UNREACHABLE);
+    if (route.via === undefined && route.len < 127 && route.addr === addr) return cls | (1 << RTN.ANYCAST);
+    return cls;
+  }
+
+  private routeEntry6(dst: bigint): SortedRoute | undefined {
+    for (const r of this.sorted6) if ((dst & r.mask) === r.addr) return r;
+    return undefined;
   }
 
   describe(family: Family, addr: bigint): string {

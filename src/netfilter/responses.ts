@@ -83,55 +83,78 @@ export function rejectIcmp(reply: Exclude<RejectReply, { type: 'tcp-reset' }>, f
 }
 
 /**
- * Per-destination ICMP error rate limit (icmpv4_xrlim_allow / icmpv6_xrlim_allow with
- * inet_peer_xrlim_allow): a token bucket of 6 tokens refilled at one per `interval` seconds
- * (net.ipv4.icmp_ratelimit = 1 s; IPv6 icmpv6_time = 1 s, shortened by the route's prefix
- * length). Errors to the host itself are never limited.
+ * The per-remote-address state the kernel keeps in an inet_peer (net/ipv4/inetpeer.c), one
+ * store per family. Three mechanisms share its fields, so they interact as on the kernel:
+ * - ip_error (route.c): a "no route" answer to a forwarded packet costs ip_rt_error_cost (1 s)
+ *   of a bucket holding at most ip_rt_error_burst (5 s), whatever the ICMP sysctls say;
+ * - inet_peer_xrlim_allow (icmp_ratelimit / net.ipv6.icmp.ratelimit, for the types in the
+ *   rate mask): the same tokens, capped at 6 × the interval, each error costing one interval;
+ * - ip_rt_send_redirect: `last` and a redirect count (backoff 20 ms << n, at most 9, all
+ *   forgotten after 20.48 s without one, which also empties the tokens).
+ * A new peer starts as if last seen 60 s ago, so the first burst is full.
  */
-export class IcmpRateLimiter {
-  private readonly peers = new Map<bigint, { tokens: number; last: number }>();
+interface InetPeer {
+  tokens: number;
+  last: number;
+  redirects: number;
+}
 
-  allow(dst: bigint, now: number, interval: number): boolean {
-    if (interval <= 0) return true;
-    let p = this.peers.get(dst);
+export class InetPeers {
+  private readonly peers = new Map<bigint, InetPeer>();
+
+  private peer(addr: bigint, now: number): InetPeer {
+    let p = this.peers.get(addr);
     if (!p) {
-      // A new peer starts as if its last error was a minute ago: a full burst is available.
-      p = { tokens: 0, last: now - 60 };
-      this.peers.set(dst, p);
+      p = { tokens: 0, last: now - 60, redirects: 0 };
+      this.peers.set(addr, p);
     }
-    let tokens = p.tokens + (now - p.last);
+    return p;
+  }
+
+  /** inet_peer_xrlim_allow: one ICMP error to `addr` every `interval` seconds, bursts of 6. */
+  icmpAllow(addr: bigint, now: number, interval: number): boolean {
+    const p = this.peer(addr, now);
+    let tokens = Math.min(p.tokens + (now - p.last), 6 * interval);
     p.last = now;
-    if (tokens > 6 * interval) tokens = 6 * interval;
     let ok = false;
     if (tokens >= interval - 1e-9) {
-      tokens -= interval;
+      tokens = Math.max(0, tokens - interval);
       ok = true;
     }
     p.tokens = tokens;
     return ok;
   }
-}
 
-/** ip_rt_send_redirect's per-sender backoff (ip_rt_redirect_number 9, load 20 ms, silence 20.48 s). */
-export class RedirectLimiter {
-  private readonly peers = new Map<bigint, { n: number; last: number }>();
+  /** ip_error's bucket for "no route" answers (ip_rt_error_cost 1 s, ip_rt_error_burst 5 s). */
+  routeErrorAllow(addr: bigint, now: number): boolean {
+    const COST = 1;
+    const BURST = 5;
+    const p = this.peer(addr, now);
+    p.tokens = Math.min(p.tokens + (now - p.last), BURST);
+    p.last = now;
+    if (p.tokens >= COST - 1e-9) {
+      p.tokens = Math.max(0, p.tokens - COST);
+      return true;
+    }
+    return false;
+  }
 
-  allow(src: bigint, now: number): boolean {
+  /** ip_rt_send_redirect's backoff (ip_rt_redirect_number 9, load 20 ms, silence 20.48 s). */
+  redirectAllow(addr: bigint, now: number): boolean {
     const LOAD = 0.02;
     const SILENCE = LOAD * 1024;
-    let p = this.peers.get(src);
-    if (!p) {
-      p = { n: 0, last: Number.NEGATIVE_INFINITY };
-      this.peers.set(src, p);
+    const p = this.peer(addr, now);
+    if (now > p.last + SILENCE) {
+      p.tokens = 0;
+      p.redirects = 0;
     }
-    if (now > p.last + SILENCE) p.n = 0;
-    if (p.n >= 9) {
+    if (p.redirects >= 9) {
       p.last = now;
       return false;
     }
-    if (p.n === 0 || now > p.last + LOAD * 2 ** p.n) {
+    if (p.redirects === 0 || now > p.last + LOAD * 2 ** p.redirects) {
       p.last = now;
-      p.n++;
+      p.redirects++;
       return true;
     }
     return false;

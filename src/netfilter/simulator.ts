@@ -6,7 +6,7 @@ import type { ChainCounters, CtEntrySnapshot, CtExpectationSnapshot, SimInput, S
 import { IPS } from './conntrack/status.js';
 import { tupleSnapshot } from './conntrack/tuple.js';
 import { FamilyEngine } from './engine.js';
-import { type Frame, frameView, traceEvent } from './frame.js';
+import { type Frame, TEMPLATE_CT, frameView, traceEvent } from './frame.js';
 import { Host } from './host.js';
 import { parseTrackerSysctls, trackerFor, trackerSysctlName } from './proto/registry.js';
 import { type CompileOptions, compileRuleset, type OpaqueEnv } from './rules/compile.js';
@@ -125,6 +125,20 @@ export function resolveConfig(policy: Policy, options: SimOptions): HostSettings
   };
 }
 
+/**
+ * nf_ct_expires(ct) / HZ for the packet's connection. An unconfirmed entry still holds its
+ * timeout relative (the clock is added at confirmation), and nf_ct_expires clamps "relative
+ * minus now" at 0, so it reads 0 (on a machine up for less than 5 minutes or past 2^31
+ * jiffies the signed difference would wrap; nfproof assumes neither). A raw-table template
+ * has no timeout either.
+ */
+function ctExpiresOf(f: Frame): number | undefined {
+  if (f.ct === TEMPLATE_CT) return 0;
+  if (f.ct < 0) return undefined;
+  if (!f.table.isConfirmed(f.ct)) return 0;
+  return Math.max(0, Math.floor(f.table.expires[f.ct] - f.now + 1e-9));
+}
+
 /** State of stateful matches (kinds' evaluate hooks) for one simulator. */
 class OpaqueState implements OpaqueEnv {
   private readonly local = new Map<string, unknown>();
@@ -139,6 +153,7 @@ class OpaqueState implements OpaqueEnv {
       packet: frameView(f),
       now: f.now,
       hook: f.hook,
+      ctExpires: ctExpiresOf(f),
       local<T>(init: () => T): T {
         if (!local.has(key)) local.set(key, init());
         return local.get(key) as T;

@@ -10,7 +10,7 @@ import { policyArb } from '../gen/policy.js';
 import { differential } from './harness/differential.js';
 import { harnessAvailable } from './harness/env.js';
 import { SkipLog, knownRefusal } from './harness/known.js';
-import { Topology } from './harness/topology.js';
+import { SIMULATOR_SYSCTLS, Topology } from './harness/topology.js';
 import { hostFamilies, packetLine, resolveSequence, type SessionSpec, sequenceArb } from './harness/traffic.js';
 
 /**
@@ -142,7 +142,7 @@ async function checkPolicy(source: Policy, sequences: readonly (readonly Session
       await topo.reset(families);
       const inputs = resolveSequence(host, seq);
       if (inputs.length === 0) continue;
-      const sim = createSimulator(policy, { sysctls: host.sysctls });
+      const sim = createSimulator(policy, { sysctls: { ...SIMULATOR_SYSCTLS, ...host.sysctls } });
       if (process.env.NFPROOF_DEBUG_MEM) console.info(`  sequence of ${inputs.length} inputs: heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB`);
       const diff = await differential(topo, sim, inputs, { families, policy });
       sequencesRun++;

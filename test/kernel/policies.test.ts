@@ -11,7 +11,7 @@ import { REPO_ROOT } from '../support/env.js';
 import { differential } from './harness/differential.js';
 import { harnessAvailable } from './harness/env.js';
 import { parsePacketLines } from './harness/packet-lines.js';
-import { Topology } from './harness/topology.js';
+import { SIMULATOR_SYSCTLS, Topology } from './harness/topology.js';
 
 /**
  * The shipped examples on the kernel: every policies/NAME.nfp that has a packet file
@@ -52,7 +52,7 @@ describe.skipIf(!env.run)('policies/ examples with packet files, kernel vs simul
           expect(emitted.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
           topo.loadRules(f, emitted.text);
         }
-        const sim = createSimulator(policy, { sysctls: policy.host.sysctls });
+        const sim = createSimulator(policy, { sysctls: { ...SIMULATOR_SYSCTLS, ...policy.host.sysctls } });
         const diff = await differential(topo, sim, inputs, { families, policy });
         expect(diff.report).toBe('simulator and kernel agree');
       } finally {

@@ -134,8 +134,25 @@ const noRouteBurst: Scenario = {
   },
 };
 
+/**
+ * The same burst with the ICMP limiter of a default host (icmp_ratemask 0x1818 holds type 3).
+ * ip_error's bucket and icmp_send's limiter (inet_peer_xrlim_allow) keep their tokens in the
+ * same inet_peer of the sender, so each answer costs two tokens: ip_error takes one of its 5,
+ * then the limiter (capped at 6 × icmp_ratelimit) takes another. Worked by hand: 5→4→3 (sent),
+ * 3→2→1 (sent), 1→0 then the limiter finds 0 (suppressed), then ip_error finds 0. Two answers.
+ */
+const noRouteDefaultLimits: Scenario = {
+  ...noRouteBurst,
+  name: 'IPv4 network unreachable with the default ICMP rate mask: ip_error and the ICMP limiter share one bucket, two answers',
+  sysctls: { 'net.ipv4.icmp_ratemask': '6168' },
+  inputs: noRouteBurst.inputs.slice(0, 5),
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.emitted.length)).toEqual([1, 1, 0, 0, 0]);
+  },
+};
+
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

@@ -137,6 +137,16 @@ export const ctStateKind: MatchKind<CtStateMatch> = {
     return and(stateTest, or(noEntry, and(...m.also.map((t) => joinedConstraint(t, family)))));
   },
 
+  evaluate(m, c, ctx) {
+    // The only opaque part a joined test has is --ctexpire: the ct-tuple kind decides it.
+    for (const t of m.also ?? []) {
+      if (t.kind !== 'ct-tuple' || t.field !== 'expire') continue;
+      const own = ctTupleKind.constraint(t, 'ipv4');
+      if (own.op === 'opaque' && own.key === c.key) return ctTupleKind.evaluate?.(t, c, ctx);
+    }
+    return undefined;
+  },
+
   iptables: {
     emit(m, ctx) {
       const states = sorted(m.states).join(',');

@@ -262,6 +262,15 @@ export const ctTupleKind: MatchKind<CtTupleMatch> = {
     return inSet(field, m.negated ? complement(set, max) : set);
   },
 
+  evaluate(m, _c, ctx) {
+    if (m.field !== 'expire') return undefined;
+    // conntrack_mt: without a connection the match fails (a joined --ctstate decides before);
+    // with one, whole seconds left within the range, `!` inverting.
+    if (ctx.ctExpires === undefined) return false;
+    const inRange = ctx.ctExpires >= m.range[0] && ctx.ctExpires <= m.range[1];
+    return inRange !== m.negated;
+  },
+
   iptables: {
     emit(m) {
       const opt = optionOf(m);

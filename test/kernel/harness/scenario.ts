@@ -6,7 +6,7 @@ import type { Family } from '../../../src/util/ip.js';
 import { type DifferentialResult, type SimulatorLike, differential } from './differential.js';
 import { hostModel } from './host.js';
 import { type InputSpec, type KernelRun, replay } from './run.js';
-import { Topology, type TopologyOptions } from './topology.js';
+import { SIMULATOR_SYSCTLS, Topology, type TopologyOptions } from './topology.js';
 
 /**
  * A scenario: a host, iptables rules (the same text goes into the kernel and, through the
@@ -54,7 +54,7 @@ export function scenarioPolicy(s: Scenario): Policy {
 /** Builds a simulator for a policy with the scenario's sysctls. */
 export type SimulatorFactory = (policy: Policy, sysctls: Readonly<Record<string, string>>) => SimulatorLike;
 
-const simulate: SimulatorFactory = (policy, sysctls) => createSimulator(policy, { sysctls });
+const simulate: SimulatorFactory = (policy, sysctls) => createSimulator(policy, { sysctls: { ...SIMULATOR_SYSCTLS, ...sysctls } });
 
 /** The simulator, unless NFPROOF_KERNEL_ONLY=1 asks for the hand-derived kernel facts only (useful when writing them). */
 export function loadSimulator(): SimulatorFactory | undefined {

@@ -31,6 +31,18 @@ import { PacketAgent } from './agent.js';
  * offload is off on the firewall's veths, so packets the firewall makes itself (a REJECT's
  * reset) carry finished checksums as they would from a real NIC, and every capture is verified.
  */
+/**
+ * The firewall namespace's settings that differ from a default host and that the simulator
+ * models (ICMP error rate limits off, no IPv4 redirects): every simulator compared with the
+ * harness must be given them, or it answers less (or more) than the kernel for its own
+ * reasons. Scenario sysctls come on top, for both sides.
+ */
+export const SIMULATOR_SYSCTLS: Readonly<Record<string, string>> = {
+  'net.ipv4.icmp_ratemask': '0',
+  'net.ipv6.icmp.ratemask': '',
+  'net.ipv4.conf.all.send_redirects': '0',
+};
+
 /** NFLOG group and prefix of our delivery hook; copies from a policy's own NFLOG rules carry neither. */
 export const NFLOG_GROUP = 65432;
 export const NFLOG_PREFIX = 'nfproof-delivered';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Family } from '../../../src/util/ip.js';
 import { harnessAvailable } from '../../kernel/harness/env.js';
 import { GATEWAY, differential, restore, scenarioPolicy } from '../../kernel/harness/index.js';
-import { Topology } from '../../kernel/harness/topology.js';
+import { SIMULATOR_SYSCTLS, Topology } from '../../kernel/harness/topology.js';
 import { packetLine, resolveSequence, sequenceArb } from '../../kernel/harness/traffic.js';
 import { createSimulator } from '../../../src/netfilter/simulator.js';
 
@@ -24,7 +24,6 @@ const SEQUENCES = Number(process.env.NFPROOF_SIM_SEQUENCES ?? 8);
  * The harness turns the kernel's ICMP error rate limit and IPv4 redirects off in the firewall
  * (test/kernel/harness/topology.ts); the simulator is told the same.
  */
-const QUIET = { 'net.ipv4.icmp_ratemask': '0', 'net.ipv6.icmp.ratemask': '', 'net.ipv4.conf.all.send_redirects': '0' };
 
 interface Firewall {
   readonly name: string;
@@ -138,7 +137,7 @@ describe.skipIf(!env.run)('simulator vs kernel on random traffic through realist
             await topo.reset(families);
             const inputs = resolveSequence(GATEWAY, seq).filter((i) => typeof i === 'function' || families.includes(i.packet.family));
             if (inputs.length === 0) continue;
-            const sim = createSimulator(policy, { sysctls: QUIET });
+            const sim = createSimulator(policy, { sysctls: SIMULATOR_SYSCTLS });
             let diff;
             try {
               diff = await differential(topo, sim, inputs, { families });
