@@ -40,7 +40,7 @@ export async function checkPolicy(policy: Policy, opts: CheckOptions = {}): Prom
   const t0 = performance.now();
   const timeoutMs = opts.timeoutMs ?? 5000;
   const z3stats = newZ3Stats();
-  const stats: CheckStats = { rules: 0, prepassDecided: 0, z3Decided: 0, undecided: 0, z3Queries: 0, z3Ms: 0, prepassMs: 0, totalMs: 0, replayed: 0, replayAgreed: 0 };
+  const stats: CheckStats = { rules: 0, prepassDecided: 0, z3Decided: 0, undecided: 0, z3Queries: 0, z3Ms: 0, prepassMs: 0, findingsMs: 0, expectationsMs: 0, replayMs: 0, totalMs: 0, replayed: 0, replayAgreed: 0 };
   const findings: Finding[] = [];
   const internalErrors: InternalError[] = [];
   const models: FamilyModel[] = [];
@@ -77,20 +77,26 @@ export async function checkPolicy(policy: Policy, opts: CheckOptions = {}): Prom
         opts.onProgress?.({ phase: `${family} solver`, done: ++done, total: open.length });
       }
     }
+    const tf = performance.now();
     const built = buildFindings(model, prepass, status, { anomalies: opts.anomalies ?? true });
+    stats.findingsMs += performance.now() - tf;
     findings.push(...built.findings);
     internalErrors.push(...built.internalErrors);
     for (const n of model.notes) internalErrors.push({ message: n.message });
   }
   dedupeAcrossFamilies(findings);
+  const te = performance.now();
   const checked = await checkExpectations(policy, models, findings, { timeoutMs, stats: z3stats });
+  stats.expectationsMs = performance.now() - te;
   const expectations: ExpectationResult[] = checked.results;
   internalErrors.push(...checked.internal);
   stats.z3Queries = z3stats.queries;
   stats.z3Ms = z3stats.ms;
   const report: CheckReport = { findings, expectations, assumptions: assumptionsOf(policy, models), internalErrors, stats };
   if (opts.replay ?? true) {
+    const tr = performance.now();
     const r = replayReport(policy, models, report);
+    stats.replayMs = performance.now() - tr;
     stats.replayed = r.replayed;
     stats.replayAgreed = r.agreed;
     internalErrors.push(...r.errors);

@@ -113,10 +113,16 @@ export class ReplayPool {
   private readonly hosts: HostModel[] = [];
   private policySim?: { sim: Simulator; t: number };
 
-  constructor(private readonly policy: Policy) {}
+  /**
+   * Simulators of large policies take seconds to build (rule compilation), so witnesses share
+   * made-up hosts: at most three, one for policies past a few thousand rules.
+   */
+  private readonly maxBatches: number;
 
-  /** Simulators of large policies are slow to build: at most this many made-up hosts. */
-  static readonly MAX_BATCHES = 3;
+  constructor(private readonly policy: Policy) {
+    const rules = (['ipv4', 'ipv6'] as const).reduce((n, f) => n + policy.rulesets[f].tables.reduce((m, t) => m + t.chains.reduce((k, c) => k + c.rules.length, 0), 0), 0);
+    this.maxBatches = rules > 3000 ? 1 : 3;
+  }
 
   /** Reserves a place for a witness needing this made-up host; returns its batch (undefined: no room). */
   plan(host: HostModel): number | undefined {
@@ -130,7 +136,7 @@ export class ReplayPool {
         return i;
       }
     }
-    if (this.hosts.length >= ReplayPool.MAX_BATCHES) return undefined;
+    if (this.hosts.length >= this.maxBatches) return undefined;
     this.hosts.push(host);
     return this.hosts.length - 1;
   }

@@ -126,6 +126,10 @@ export interface CheckStats {
   z3Queries: number;
   z3Ms: number;
   prepassMs: number;
+  /** Building findings (relations, anomalies, witnesses). */
+  findingsMs: number;
+  expectationsMs: number;
+  replayMs: number;
   totalMs: number;
   replayed: number;
   replayAgreed: number;

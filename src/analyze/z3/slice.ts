@@ -1,4 +1,6 @@
 import type { NumericField } from '../../ir/fields.js';
+import { type IntervalSet, union } from '../../util/intervals.js';
+import { familyMax } from '../../util/ip.js';
 import type { Box } from '../box/box.js';
 import type { Prepass } from '../box/prepass.js';
 import type { FamilyModel, ModelRule } from '../model/build.js';
@@ -45,15 +47,28 @@ const MUTABLE: readonly NumericField[] = [
  */
 export function ingressRegion(model: FamilyModel, region: readonly Box[], hooks?: ReadonlySet<string>): Box[] {
   const drop = new Set<number>([...MUTABLE.map((f) => FIELD_SLOT[f]), OIF_SLOT]);
-  const natTypes = new Set(model.rules.flatMap((r) => (r.effect.type === 'nat' ? [r.effect.nat.type] : [])));
-  const dnat = natTypes.has('dnat') || natTypes.has('redirect') || natTypes.has('netmap');
-  const snat = natTypes.has('snat') || natTypes.has('masquerade') || natTypes.has('netmap');
+  // NAT rewrites addresses and ports: widen those slots by every value NAT can write.
+  const widen = new Map<number, IntervalSet | undefined>();
+  const add = (slot: number, set: IntervalSet | undefined) => {
+    if (widen.has(slot) && widen.get(slot) === undefined) return;
+    widen.set(slot, set === undefined ? undefined : union(widen.get(slot) ?? [], set));
+  };
   const all = hooks === undefined;
-  if (dnat && (all || [...hooks].some((h) => h !== 'PREROUTING' || model.stages.PREROUTING.some((s) => s.table === 'nat')))) {
-    drop.add(FIELD_SLOT.daddr).add(FIELD_SLOT.dport);
-  }
-  if (snat && (all || hooks.has('INPUT') || hooks.has('PREROUTING') || hooks.has('POSTROUTING'))) {
-    drop.add(FIELD_SLOT.saddr).add(FIELD_SLOT.sport);
+  const afterDnat = all || [...hooks].some((h) => h !== 'PREROUTING' || model.stages.PREROUTING.some((s) => s.table === 'nat'));
+  const loopback = all || hooks.has('INPUT') || hooks.has('PREROUTING') || hooks.has('POSTROUTING');
+  const max = familyMax(model.family);
+  for (const r of model.rules) {
+    if (r.effect.type !== 'nat') continue;
+    const nat = r.effect.nat;
+    const dst = nat.type === 'dnat' || nat.type === 'redirect' || (nat.type === 'netmap' && r.chain !== 'POSTROUTING' && r.chain !== 'INPUT');
+    if (dst ? !afterDnat : !loopback) continue;
+    const addrSlot = FIELD_SLOT[dst ? 'daddr' : 'saddr'];
+    const portSlot = FIELD_SLOT[dst ? 'dport' : 'sport'];
+    if (nat.type === 'redirect' || nat.type === 'masquerade') {
+      add(addrSlot, model.routing.hasHost ? union(union(model.routing.local, model.routing.loopback), model.routing.addresses.map((a) => [a.addr, a.addr] as const)) : undefined);
+    } else if (nat.addr) add(addrSlot, nat.type === 'netmap' ? [[0n, max]] : [nat.addr]);
+    if (nat.ports) add(portSlot, [nat.ports]);
+    else if (nat.random || nat.fullyRandom) add(portSlot, undefined);
   }
   // Keep only what regionConstraint can state as a Z3 constraint on the arriving packet, so
   // that slicing and the constraint agree on the region.
@@ -62,6 +77,10 @@ export function ingressRegion(model: FamilyModel, region: readonly Box[], hooks?
     b.map((s, i) => {
       if (drop.has(i) || s === undefined) return undefined;
       if (i < FIELDS.length && s[s.length - 1][1] > fieldMax(FIELDS[i], model.family)) return undefined;
+      if (widen.has(i)) {
+        const w = widen.get(i);
+        return w === undefined ? undefined : union(s, w);
+      }
       return s;
     }),
   );

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runPacket } from '../../../src/analyze/concrete/interp.js';
 import { buildContext } from '../../../src/analyze/diff/context.js';
-import { boxHas, inputFor, pointOf, valAt } from '../../../src/analyze/diff/point.js';
+import { inputFor, pointOf, valAt } from '../../../src/analyze/diff/point.js';
+import { termHas } from '../../../src/analyze/diff/space.js';
 import { startPieces } from '../../../src/analyze/diff/start.js';
 import type { Leaf } from '../../../src/analyze/diff/walk.js';
 import { SLOT_COUNT } from '../../../src/analyze/model/fields.js';
@@ -53,10 +54,10 @@ function check(policy: Policy, family: 'ipv4' | 'ipv6', run: number, mode: 'whol
       });
     let point = extend(base);
     let holders: Leaf[] = [];
-    const holds = (l: Leaf) => l.piece.boxes.some((b) => boxHas(ctx.space, b, point));
+    const holds = (l: Leaf) => l.piece.terms.some((t) => termHas(ctx.space, t, point));
     if (leaves) holders = leaves.filter(holds);
     else {
-      const from = start.find((p) => p.boxes.some((b) => boxHas(ctx.space, b, point)));
+      const from = start.find((p) => p.terms.some((t) => termHas(ctx.space, t, point)));
       for (let tries = 0; from && tries < 5; tries++) {
         const size = ctx.space.size;
         const l = ctx.a.walker.runFocused(from, point);
