@@ -59,7 +59,7 @@ describe('SARIF 2.1.0', () => {
     for (const r of results) {
       expect(rules[r.ruleIndex!].id).toBe(r.ruleId);
       expect(['note', 'warning', 'error']).toContain(r.level);
-      expect(r.message.text.length).toBeGreaterThan(0);
+      expect(r.message.text?.length).toBeGreaterThan(0);
       const loc = r.locations![0].physicalLocation!;
       expect(loc.artifactLocation!.uri).toBe('policies/test.nfp');
       expect(loc.artifactLocation!.uriBaseId).toBe('%SRCROOT%');
