@@ -179,6 +179,13 @@ export class FamilyEngine implements TargetHost {
     f.oif = '';
     const p = f.pkt;
     f.pkttype = this.castOf(f);
+    const bad = S.family === 'ipv6' ? host.ipv6HeaderDrop(device, p.src, p.dst) : undefined;
+    if (bad !== undefined) {
+      // ip6_rcv_core drops these before the PREROUTING hook: no rule, no conntrack sees them.
+      f.dropReason = bad;
+      this.step(f, 'routing', bad);
+      return this.dropped(f);
+    }
     if (!this.table(f, 'raw')) return this.dropped(f);
     if (!this.track(f)) return this.dropped(f);
     if (!this.table(f, 'mangle')) return this.dropped(f);

@@ -107,7 +107,14 @@ export class Host {
   private readonly sorted4: SortedRoute[] = [];
   private readonly sorted6: SortedRoute[] = [];
 
-  constructor(readonly model: HostModel | undefined) {
+  /** net.ipv6.conf.*.forwarding / ip_forward: a router joins the all-routers groups. */
+  private readonly forwarding: boolean;
+
+  constructor(
+    readonly model: HostModel | undefined,
+    opts: { readonly forwarding?: boolean } = {},
+  ) {
+    this.forwarding = opts.forwarding ?? true;
     const devices = new Set<string>(['lo']);
     let order = 0;
     for (const itf of model?.interfaces ?? []) {
@@ -259,7 +266,7 @@ export class Host {
       // ipv4_is_zeronet() means 0.0.0.0 only: the rest of 0.0.0.0/8 is ordinary unicast.
       if (sTop >>> 4 === 0xe || s4 === 0xffffffff) return MARTIAN_SRC;
       if (d4 === 0xffffffff || (s4 === 0 && d4 === 0)) return LOCAL_BROADCAST;
-      if (dTop >>> 4 === 0xe) return LOCAL_MULTICAST;
+      if (dTop >>> 4 === 0xe) return this.multicastInput(family, device, dst);
       if (s4 === 0) return MARTIAN_SRC;
       if (d4 === 0) return { kind: 'martian', reason: 'martian destination' };
       if (device !== 'lo' && dTop === 0x7f) return { kind: 'martian', reason: 'martian destination (loopback address on the wire)' };
@@ -270,10 +277,62 @@ export class Host {
     } else {
       if (isV6Multicast(src)) return MARTIAN_SRC;
       if (device !== 'lo' && (src === V6_LOOPBACK || dst === V6_LOOPBACK)) return { kind: 'martian', reason: 'loopback address on the wire' };
-      if (isV6Multicast(dst)) return LOCAL_MULTICAST;
+      if (isV6Multicast(dst)) return this.multicastInput(family, device, dst);
       if (this.isLocal(family, dst)) return LOCAL_UNICAST;
     }
     return this.forwardTo(family, dst);
+  }
+
+  /**
+   * ip6_rcv_core's address checks, made before PREROUTING: a loopback source or destination
+   * from outside, an interface-local (scope 1) multicast destination from outside, a
+   * multicast destination of reserved scope 0, a multicast source (RFC 4291 2.5.3, 2.7).
+   */
+  ipv6HeaderDrop(device: string, src: bigint, dst: bigint): string | undefined {
+    const outside = device !== 'lo';
+    if (outside && (src === V6_LOOPBACK || dst === V6_LOOPBACK)) return 'loopback address on the wire';
+    if (isV6Multicast(dst)) {
+      const scope = Number((dst >> 112n) & 0xfn);
+      if (outside && scope === 1) return 'interface-local multicast from the wire';
+      if (scope === 0) return 'multicast of reserved scope 0';
+    }
+    if (isV6Multicast(src)) return 'multicast source';
+    return undefined;
+  }
+
+  /**
+   * A multicast destination is delivered only when the incoming interface has joined the
+   * group (ip_check_mc_rcu in ip_route_input_rcu; ipv6_chk_mcast_addr in ip6_mc_input), and
+   * never forwarded (no multicast routing). Without a host model nfproof cannot know the
+   * groups and delivers.
+   */
+  private multicastInput(family: Family, device: string, group: bigint): InputRoute {
+    if (!this.hasModel || this.joinedGroup(family, device, group)) return LOCAL_MULTICAST;
+    return { kind: 'martian', reason: 'multicast to a group the interface has not joined' };
+  }
+
+  /**
+   * The groups the kernel joins by itself on an interface that is up: IPv4 224.0.0.1
+   * (ip_mc_up); IPv6 the all-nodes groups ff01::1 and ff02::1 (ipv6_add_dev), with forwarding
+   * on the all-routers groups ff01::2, ff02::2 and ff05::2, and the solicited-node group
+   * ff02::1:ffXX:XXXX of every address of the interface (addrconf_join_solict), including
+   * the subnet-router anycast address a router adds for each of its prefixes.
+   */
+  joinedGroup(family: Family, device: string, group: bigint): boolean {
+    if (family === 'ipv4') return group === 0xe0000001n;
+    const ALL_NODES = [0xff010000000000000000000000000001n, 0xff020000000000000000000000000001n];
+    const ALL_ROUTERS = [0xff010000000000000000000000000002n, 0xff020000000000000000000000000002n, 0xff050000000000000000000000000002n];
+    if (ALL_NODES.includes(group)) return true;
+    if (this.forwarding && ALL_ROUTERS.includes(group)) return true;
+    const SOLICITED = 0xff0200000000000000000001ff000000n;
+    if (group >> 24n !== SOLICITED >> 24n) return false;
+    const low = group & 0xffffffn;
+    for (const l of this.locals) {
+      if (l.family !== 'ipv6' || l.device !== device) continue;
+      if ((l.addr & 0xffffffn) === low) return true;
+      if (this.forwarding && l.prefixLen < 127 && (l.addr & prefixMask('ipv6', l.prefixLen) & 0xffffffn) === low) return true;
+    }
+    return false;
   }
 
   /**

@@ -185,7 +185,7 @@ class PolicySimulator implements Simulator {
     const settings = resolveConfig(policy, options);
     const { cfg } = settings;
     this.max = cfg.maxEntries;
-    const host = new Host(policy.host);
+    const host = new Host(policy.host, { forwarding: settings.ipForward });
     const opaque = new OpaqueState();
     for (const family of FAMILIES) {
       const rs = compileRuleset(policy.rulesets[family], opaque, compileOpts);

@@ -151,8 +151,77 @@ const noRouteDefaultLimits: Scenario = {
   },
 };
 
+/**
+ * A multicast destination (here made by DNAT in PREROUTING, so the routing decision sees it)
+ * is delivered only when the incoming interface has joined the group, and a host without
+ * multicast routing never forwards it. Groups the kernel joins by itself: 224.0.0.1 on IPv4
+ * (ip_mc_up); ff02::1 and ff01::1 on IPv6 (ipv6_add_dev), ff02::2 with forwarding on, the
+ * solicited-node group of each address (not checked here: addrconf_join_solict skips NOARP
+ * devices, and the harness's veths are NOARP). ip_route_input_rcu (ip_check_mc_rcu) and
+ * ip6_mc_input (ipv6_chk_mcast_addr) drop the rest; the entries die unconfirmed. Found by the
+ * differential property (the simulator delivered a DNAT to ffff:…:fff2 locally).
+ */
+const multicastGroups: Scenario = {
+  name: 'a DNAT to a multicast group is delivered only for groups the interface has joined',
+  host: GATEWAY,
+  rules: {
+    ipv4: restore({
+      nat: [
+        '-A PREROUTING -p udp -m udp --dport 1001 -j DNAT --to-destination 224.0.0.1',
+        '-A PREROUTING -p udp -m udp --dport 1002 -j DNAT --to-destination 239.1.2.3',
+      ],
+    }),
+    ipv6: restore({
+      nat: [
+        '-A PREROUTING -p udp -m udp --dport 1001 -j DNAT --to-destination ff02::1',
+        '-A PREROUTING -p udp -m udp --dport 1002 -j DNAT --to-destination ffff::fff2',
+        '-A PREROUTING -p udp -m udp --dport 1003 -j DNAT --to-destination ff02::2',
+        '-A PREROUTING -p udp -m udp --dport 1005 -j DNAT --to-destination ff02::1:ff00:77',
+      ],
+    }),
+  },
+  inputs: [
+    at(0, 'eth1', udp('198.51.100.7:4000', '192.168.20.1:1001', 'all-hosts')),
+    at(0, 'eth1', udp('198.51.100.7:4000', '192.168.20.1:1002', 'not joined')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[fd00:20::1]:1001', 'all-nodes')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[fd00:20::1]:1002', 'not joined')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[fd00:20::1]:1003', 'all-routers')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[fd00:20::1]:1005', 'solicited nobody')),
+  ],
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.delivered.length)).toEqual([1, 0, 1, 0, 1, 0]);
+    expect(run.steps.map((s) => s.emitted.length)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(run.final.entries.length).toBe(3);
+  },
+};
+
+/**
+ * IPv6 drops some addresses before any hook (ip6_rcv_core, RFC 4291): a multicast source, a
+ * loopback source or destination from outside, a multicast destination of scope 0 or of
+ * interface-local scope 1 from outside. Unlike IPv4's martians (decided by routing, after
+ * PREROUTING) no rule counts them. The last packet is a control that PREROUTING does count.
+ */
+const ipv6EarlyDrops: Scenario = {
+  name: 'IPv6 packets with impossible addresses die before PREROUTING (ip6_rcv_core)',
+  host: GATEWAY,
+  rules: { ipv6: restore({ raw: ['-A PREROUTING -p udp'] }) },
+  inputs: [
+    at(0, 'eth1', udp('[ff02::5]:4000', '[fd00:20::1]:53', 'mcast source')),
+    at(0, 'eth1', udp('[::1]:4000', '[fd00:20::1]:53', 'loopback source')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[::1]:53', 'loopback destination')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[ff00::1]:53', 'scope 0')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[ff01::1]:53', 'interface-local')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[ff02::1]:53', 'link-local all nodes')),
+  ],
+  expectKernel(run) {
+    const raw = run.final.chains.find((c) => c.family === 'ipv6' && c.table === 'raw' && c.chain === 'PREROUTING')!;
+    expect(raw.rules[0].packets).toBe(1);
+    expect(run.steps.map((s) => s.delivered.length)).toEqual([0, 0, 0, 0, 0, 1]);
+  },
+};
+
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops]) {
     it(s.name, async () => {
       await checkScenario(s);
     });
