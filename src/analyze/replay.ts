@@ -243,6 +243,10 @@ function prepare(policy: Policy, model: FamilyModel, w: Witness): Prepared | Rep
   if (input.ctState === 'INVALID') return { status: 'not-replayed', detail: 'the model treats INVALID as a given state; the simulator derives it from the tracker' };
   if (input.ctState !== 'NEW') return { status: 'not-replayed', detail: 'an ESTABLISHED packet on its own: the connection it belongs to is not part of the witness' };
   const mine = runPacket(model, input);
+  // A made-up host cannot join arbitrary multicast groups: without a host model, leave those.
+  if (!policy.host && input.fields.daddr !== undefined && model.routing.sim.isMulticast(model.family, input.fields.daddr)) {
+    return { status: 'not-replayed', detail: 'multicast group membership is unknown without a host model' };
+  }
   const steps: Step[] = [{ input }];
   const replyOut = w.reply ? runPacket(model, w.reply.input) : undefined;
   if (w.reply) steps.push({ input: w.reply.input, fill: true });

@@ -160,7 +160,8 @@ describe('nfproof check / query CLI', () => {
 
   it('query prints each verdict with a witness; a bad flow is an input error', async () => {
     const a = ctx();
-    expect(await main(['node', 'nfproof', 'query', shadowed, 'tcp to 192.0.2.1'], a.c)).toBe(0);
+    const qcode = await main(['node', 'nfproof', 'query', shadowed, 'tcp to 192.0.2.1'], a.c);
+    expect(qcode, a.out()).toBe(0);
     expect(a.out()).toMatch(/LOCAL — decided by .*tcp dport 22 accept/);
     expect(a.out()).toMatch(/DROPPED/);
     const b = ctx();

@@ -68,7 +68,8 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
     if (!routing.hasHost) {
       // Broadcast and multicast destinations are delivered locally, never forwarded.
       const fwd = subtract([[0n, familyMax(fam)]], routing.localDelivery, familyMax(fam));
-      return [dom.with(dom.with(ttl, OIF_SLOT, ifaces.nonEmpty()), FIELD_SLOT.daddr, fwd)];
+      const notLo = subtract(ifaces.nonEmpty(), lo, dom.top(OIF_SLOT));
+      return [dom.with(dom.with(ttl, OIF_SLOT, notLo), FIELD_SLOT.daddr, fwd)];
     }
     const max = familyMax(fam);
     return routing.routes

@@ -503,7 +503,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   const iif = input.ingress.kind === 'iface' ? input.ingress.device : '';
   const st = new PacketState(model.family, initialValues(model, input), iif, '', local ? 'OUTPUT' : 'PREROUTING', local);
   // The receive/send path sets the packet type from the destination the packet arrives with.
-  st.set('pkttype', BigInt(routing.pktType(st.get('daddr'))));
+  st.set('pkttype', BigInt(routing.sim.isBroadcast(model.family, st.get('daddr')) ? 1 : routing.sim.isMulticast(model.family, st.get('daddr')) ? 2 : 0));
   st.derive = (f, s) => {
     if (f !== 'srctype' && f !== 'dsttype') return undefined;
     if (!routing.hasHost) {
@@ -512,7 +512,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
       if (!run.opaqueUsed.includes(ADDRTYPE_UNKNOWN)) run.opaqueUsed.push(ADDRTYPE_UNKNOWN);
       return undefined;
     }
-    return 1n << BigInt(routing.addrType(s.get(f === 'srctype' ? 'saddr' : 'daddr')));
+    return BigInt(routing.sim.addrTypeField(model.family, s.get(f === 'srctype' ? 'saddr' : 'daddr')));
   };
   // ct fields other than for NEW come from the input as given.
   let snap: Record<NumericField, bigint> | undefined;
@@ -553,6 +553,10 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   const dropped = (): ConcreteOutcome => done('dropped');
 
   if (!local) {
+    // ip6_rcv_core drops some addresses before PREROUTING: no rule sees them.
+    if (model.family === 'ipv6' && routing.sim.ipv6HeaderDrop(iif, st.get('saddr'), st.get('daddr')) !== undefined) {
+      return done('dropped', { dropReason: 'martian' });
+    }
     if (!run.hook('PREROUTING', st, 'dst')) return dropped();
     const decision = routing.inputDecision(iif, st.get('saddr'), st.get('daddr'));
     let toLocal: boolean;
@@ -592,7 +596,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
       st.oif = contains(routing.loopback, st.get('daddr')) ? 'lo' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, defaultOif(model))));
       return true;
     }
-    const r = routing.outputRoute(st.get('daddr'));
+    const r = routing.sim.routeOutput(model.family, st.get('daddr'));
     if (!r) return false;
     st.oif = r.device;
     return true;

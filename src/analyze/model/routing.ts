@@ -1,4 +1,5 @@
 import type { HostModel } from '../../ir/policy.js';
+import { Host } from '../../netfilter/host.js';
 import { type IntervalSet, contains, intersect, normalize, subtract, union } from '../../util/intervals.js';
 import { type Family, familyMax, prefixMask, prefixToInterval } from '../../util/ip.js';
 
@@ -34,7 +35,8 @@ export interface LocalAddress {
 
 const V4 = {
   loopback: [[0x7f000000n, 0x7fffffffn]] as IntervalSet,
-  zeroNet: [[0n, 0x00ffffffn]] as IntervalSet,
+  /** ipv4_is_zeronet(): since Linux 5.3 only 0.0.0.0 (the rest of 0/8 is ordinary unicast). */
+  zeroNet: [[0n, 0n]] as IntervalSet,
   multicast: [[0xe0000000n, 0xefffffffn]] as IntervalSet,
   limitedBroadcast: 0xffffffffn,
 };
@@ -59,10 +61,14 @@ export class RoutingView {
   /** Disjoint regions in lookup order; destinations outside every region are unreachable. */
   readonly routes: readonly RouteRegion[];
 
+  /** The simulator's own host model: the concrete interpreter asks it, so the two cannot differ. */
+  readonly sim: Host;
+
   constructor(
     readonly family: Family,
     host: HostModel | undefined,
   ) {
+    this.sim = new Host(host);
     this.hasHost = host !== undefined;
     const max = familyMax(family);
     this.loopback = family === 'ipv4' ? V4.loopback : V6.loopback;
@@ -180,28 +186,47 @@ export class RoutingView {
   }
 
   /**
-   * The routing decision for a packet arriving on `device` (ip_route_input), as Host.routeInput.
-   * Without a host model the decision is not known and `undefined` is returned for a
-   * non-martian packet.
+   * The routing decision for a packet arriving on `device` (ip_route_input), as the simulator's
+   * Host makes it. Without a host model a unicast destination's fate is not known: undefined.
    */
   inputDecision(
     device: string,
     src: bigint,
     dst: bigint,
   ): { kind: 'local' } | { kind: 'forward'; route: RouteRegion } | { kind: 'unreachable' } | { kind: 'martian'; reason: string } | undefined {
-    const martian = this.martian(device, src, dst);
-    if (martian) return { kind: 'martian', reason: martian };
-    // Broadcast and multicast destinations are delivered here, host model or not.
-    if (contains(this.broadcast, dst) || contains(this.multicast, dst)) return { kind: 'local' };
-    if (!this.hasHost) return undefined;
-    if (this.family === 'ipv4') {
-      if (contains(this.broadcast, dst) || contains(this.multicast, dst)) return { kind: 'local' };
-      if (contains(V4.zeroNet, src)) return { kind: 'martian', reason: 'martian source' };
-      if (device !== 'lo' && this.isLocal(src)) return { kind: 'martian', reason: 'martian source (one of our own addresses)' };
-    } else if (contains(this.multicast, dst)) return { kind: 'local' };
-    if (this.isLocal(dst)) return { kind: 'local' };
-    const route = this.lookup(dst);
-    return route ? { kind: 'forward', route } : { kind: 'unreachable' };
+    const d = this.sim.routeInput(this.family, device, src, dst);
+    switch (d.kind) {
+      case 'martian':
+        return { kind: 'martian', reason: d.reason };
+      case 'local':
+        return { kind: 'local' };
+      case 'unreachable':
+        return this.hasHost ? { kind: 'unreachable' } : undefined;
+      case 'forward': {
+        const route = this.lookup(dst);
+        return route && route.device === d.route.device ? { kind: 'forward', route } : { kind: 'forward', route: { region: [[dst, dst]], device: d.route.device, sources: [] } };
+      }
+    }
+  }
+
+  /**
+   * Groups a device has joined (the simulator's Host.joinedGroup): a multicast packet for
+   * another group is dropped on input when there is a host model.
+   */
+  joinedGroups(device: string): IntervalSet {
+    const out: [bigint, bigint][] = [];
+    if (this.family === 'ipv4') out.push([0xe0000001n, 0xe0000001n]);
+    else {
+      const cands = [0xff010000000000000000000000000001n, 0xff020000000000000000000000000001n, 0xff010000000000000000000000000002n, 0xff020000000000000000000000000002n, 0xff050000000000000000000000000002n];
+      for (const a of this.addresses) {
+        if (a.device !== device) continue;
+        const low = a.addr & 0xffffffn;
+        cands.push(0xff0200000000000000000001ff000000n | low);
+        if (a.prefixLen < 127) cands.push(0xff0200000000000000000001ff000000n | (a.addr & prefixMask('ipv6', a.prefixLen) & 0xffffffn));
+      }
+      for (const c of cands) if (this.sim.joinedGroup(this.family, device, c)) out.push([c, c]);
+    }
+    return normalize(out);
   }
 
   /** Host-independent martians (the simulator's Host applies the same before anything else). */

@@ -2,8 +2,8 @@ import type { Constraint } from '../../ir/constraint.js';
 import type { NatAction, SideEffect } from '../../ir/effect.js';
 import { CT_STATE, CT_STATUS, type NumericField, PORT_PROTOS, PROTO } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
-import type { IntervalSet } from '../../util/intervals.js';
-import { familyMax } from '../../util/ip.js';
+import { type IntervalSet, normalize, subtract } from '../../util/intervals.js';
+import { familyMax, prefixMask } from '../../util/ip.js';
 import { CHOICE, UNKNOWN_ADDR } from '../concrete/interp.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
 import { FIELDS, bitsOf, fieldMax, icmpProto, presenceOf } from '../model/fields.js';
@@ -244,13 +244,12 @@ export class Encoder {
   private val(st: SymState, f: NumericField): Z3BV {
     if (f === 'dscp') return this.ctx.Extract(7, 2, this.val(st, 'tos')) as Z3BV;
     if ((f === 'srctype' || f === 'dsttype') && this.model.routing.hasHost) {
-      // 1 << route type of the current address (Host.addrType), first class that holds it.
+      // The simulator's Host.addrTypeField, as a step function over the address: constant
+      // between the boundaries of every range it tests.
       const addr = this.val(st, f === 'srctype' ? 'saddr' : 'daddr');
       const bits = this.bits('saddr');
       let t: Z3BV = this.lit(0, 12);
-      for (const c of [...this.model.routing.addrTypeClasses()].reverse()) {
-        t = this.ite(this.inSet(addr, c.set, bits), this.lit(1 << c.type, 12), t);
-      }
+      for (const [set, value] of [...this.addrTypeSteps()].reverse()) t = this.ite(this.inSet(addr, set, bits), this.lit(value, 12), t);
       return t;
     }
     const v = st.vals.get(f);
@@ -258,6 +257,42 @@ export class Encoder {
     const fresh = this.fieldVar(f);
     st.vals.set(f, fresh);
     return fresh;
+  }
+
+  private steps?: [IntervalSet, number][];
+
+  /** (interval set, addrtype value) pairs covering the address space, from the simulator. */
+  private addrTypeSteps(): [IntervalSet, number][] {
+    if (this.steps) return this.steps;
+    const r = this.model.routing;
+    const fam = this.model.family;
+    const max = familyMax(fam);
+    const points = new Set<bigint>([0n, 1n, 2n]);
+    const addSet = (set: IntervalSet) => {
+      for (const [lo, hi] of set) {
+        points.add(lo);
+        if (hi < max) points.add(hi + 1n);
+      }
+    };
+    addSet(r.local);
+    addSet(r.loopback);
+    addSet(r.multicast);
+    addSet(r.broadcast);
+    for (const x of r.routes) addSet(x.region);
+    for (const a of r.addresses) addSet([[a.addr, a.addr], [a.addr & prefixMask(fam, a.prefixLen), a.addr & prefixMask(fam, a.prefixLen)]]);
+    if (fam === 'ipv4') addSet([[0xffffffffn, 0xffffffffn]]);
+    else addSet([[0xffffn << 32n, (0xffffn << 32n) | 0xffffffffn]]);
+    const starts = [...points].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const byValue = new Map<number, [bigint, bigint][]>();
+    starts.forEach((lo, i) => {
+      const hi = i + 1 < starts.length ? starts[i + 1] - 1n : max;
+      const v = r.sim.addrTypeField(fam, lo);
+      const list = byValue.get(v) ?? [];
+      list.push([lo, hi]);
+      byValue.set(v, list);
+    });
+    this.steps = [...byValue].map(([v, list]) => [normalize(list), v]);
+    return this.steps;
   }
 
   /** Presence terms depend only on proto, fragment, ctstate and the helper flag: cache by those terms. */
@@ -597,7 +632,7 @@ export class Encoder {
     alive0: Z3Bool,
     natHook: 'dst' | 'src',
     binding: { dnat?: SymNat; snat?: SymNat },
-    afterTable?: (t: TableName, st: SymState) => SymState,
+    afterTable?: (t: TableName, st: SymState) => { st: SymState; ok: Z3Bool },
     /** A looped-back packet: its connection's NAT is already set up, the nat chains are skipped. */
     skipNat = false,
   ): { alive: Z3Bool; st: SymState } {
@@ -630,7 +665,11 @@ export class Encoder {
         st = r.st;
         alive = this.stageResult(stage, r).pass;
       }
-      if (afterTable) st = afterTable(stage.table, st);
+      if (afterTable) {
+        const a = afterTable(stage.table, st);
+        st = a.st;
+        alive = this.and([alive, a.ok]);
+      }
     }
     if (!ctDone && (hook === 'PREROUTING' || hook === 'OUTPUT')) st = this.conntrack(st);
     if (!natDone && !skipNat) st = this.undoNat(st, natHook);
@@ -881,7 +920,7 @@ export class Encoder {
     const stop = this.opts.stopAfterHook;
 
     if (this.opts.ingress === 'iface') {
-      const pre = this.hook('PREROUTING', st, this.t(), 'dst', binding);
+      const pre = this.hook('PREROUTING', st, this.headerOk(st), 'dst', binding);
       st = pre.st;
       const d = this.inputRouting(st);
       if (stop !== 'PREROUTING') {
@@ -917,10 +956,11 @@ export class Encoder {
       st = first.st;
       let routeOk = first.ok;
       const out = this.hook('OUTPUT', st, first.ok, 'dst', binding, (t, s) => {
-        if (t !== 'mangle' && t !== 'nat') return s;
+        if (t !== 'mangle' && t !== 'nat') return { st: s, ok: this.t() };
+        // Rerouted after mangle and nat; no route stops the packet there.
         const r = reroute(s);
         routeOk = this.and([routeOk, r.ok]);
-        return r.st;
+        return { st: r.st, ok: r.ok };
       });
       st = out.st;
       if (stop !== 'OUTPUT') {
@@ -988,6 +1028,33 @@ export class Encoder {
     };
   }
 
+  /** Without a host model, the devices a route may go out of: any but lo (lo carries only local traffic). */
+  private routedDevices(): IntervalSet {
+    return subtract(this.model.ifaces.nonEmpty(), this.model.ifaces.indicesOf(['lo']), BigInt(this.model.ifaces.size));
+  }
+
+  /** IPv6 packets ip6_rcv_core drops before PREROUTING (Host.ipv6HeaderDrop); IPv4: none. */
+  private headerOk(st: SymState): Z3Bool {
+    if (this.model.family !== 'ipv6') return this.t();
+    const src = this.val(st, 'saddr');
+    const dst = this.val(st, 'daddr');
+    const notLo = this.not(st.iif.eq(this.ifaceIndex('lo')));
+    const one = this.lit(1, 128);
+    const scope = (n: bigint): IntervalSet =>
+      Array.from({ length: 16 }, (_, flags) => {
+        const top = (0xffn << 8n) | (BigInt(flags) << 4n) | n;
+        return [top << 112n, (top << 112n) | ((1n << 112n) - 1n)] as const;
+      });
+    const mc: IntervalSet = [[0xffn << 120n, familyMax('ipv6')]];
+    const drop = this.or([
+      this.and([notLo, this.or([src.eq(one), dst.eq(one)])]),
+      this.and([notLo, this.inSet(dst, scope(1n), 128)]),
+      this.inSet(dst, scope(0n), 128),
+      this.inSet(src, mc, 128),
+    ]);
+    return this.not(drop);
+  }
+
   /** ip_route_input as terms: martians, local delivery, the route (and its device) otherwise. */
   private inputRouting(st: SymState): { local: Z3Bool; forward: Z3Bool; oif: Z3BV } {
     const routing = this.model.routing;
@@ -997,28 +1064,42 @@ export class Encoder {
     const dst = this.val(st, 'daddr');
     const notLo = this.not(st.iif.eq(this.ifaceIndex('lo')));
     const inS = (t: Z3BV, s: IntervalSet) => this.inSet(t, s, bits);
+    // The cascade of the simulator's Host.routeInput, in its order (ip_route_input_slow).
     let martian: Z3Bool;
     let castLocal: Z3Bool;
+    const joined = (): Z3Bool => {
+      // With a host model a multicast packet is delivered only to groups its device joined.
+      if (!routing.hasHost) return this.t();
+      return this.or(routing.devices.map((d) => this.and([st.iif.eq(this.ifaceIndex(d)), inS(dst, routing.joinedGroups(d))])));
+    };
     if (fam === 'ipv4') {
       const mc: IntervalSet = [[0xe0000000n, 0xefffffffn]];
       const loop: IntervalSet = [[0x7f000000n, 0x7fffffffn]];
-      const zero: IntervalSet = [[0n, 0xffffffn]];
-      const bcast: IntervalSet = [[0xffffffffn, 0xffffffffn], ...routing.broadcast];
-      castLocal = this.or([inS(dst, bcast), inS(dst, mc)]);
-      const early = this.or([inS(src, mc), src.eq(this.lit(0xffffffffn, 32)), this.and([notLo, inS(src, loop)]), inS(dst, zero), this.and([notLo, inS(dst, loop)])]);
-      const late = this.or([inS(src, zero), ...(routing.hasHost ? [this.and([notLo, inS(src, routing.local)])] : [])]);
-      martian = this.or([early, this.and([this.not(castLocal), late])]);
+      const bc = this.lit(0xffffffffn, 32);
+      const zero = this.lit(0, 32);
+      const mSrc = this.or([inS(src, mc), src.eq(bc)]);
+      const lBcast = this.or([dst.eq(bc), this.and([src.eq(zero), dst.eq(zero)])]);
+      const lMcast = inS(dst, mc);
+      const mid = this.or([src.eq(zero), dst.eq(zero), this.and([notLo, inS(dst, loop)]), this.and([notLo, inS(src, loop)])]);
+      const sBcast = inS(dst, routing.broadcast);
+      const ownSrc = routing.hasHost ? this.and([notLo, inS(src, routing.local)]) : this.f();
+      const mcastDrop = this.and([lMcast, this.not(joined())]);
+      martian = this.or([mSrc, this.and([this.not(lBcast), this.or([mcastDrop, this.and([this.not(lMcast), this.or([mid, this.and([this.not(sBcast), ownSrc])])])])])]);
+      castLocal = this.or([lBcast, lMcast, this.and([this.not(mid), sBcast])]);
     } else {
       const mc: IntervalSet = [[0xffn << 120n, familyMax('ipv6')]];
-      castLocal = inS(dst, mc);
-      martian = this.or([inS(src, mc), this.and([notLo, this.or([src.eq(this.lit(1, 128)), dst.eq(this.lit(1, 128))])])]);
+      const early = this.or([inS(src, mc), this.and([notLo, this.or([src.eq(this.lit(1, 128)), dst.eq(this.lit(1, 128))])])]);
+      const lMcast = inS(dst, mc);
+      martian = this.or([early, this.and([lMcast, this.not(joined())])]);
+      castLocal = lMcast;
     }
     const sane = this.not(martian);
     if (!routing.hasHost) {
       const route = this.choiceVar(CHOICE.route, 1);
       const oif = this.choiceVar(CHOICE.oif, this.ifBits);
-      this.assumptions.push(this.ifaceIn(oif, this.model.ifaces.nonEmpty()));
-      const toLocal = this.or([castLocal, route.eq(this.lit(0, 1))]);
+      this.assumptions.push(this.ifaceIn(oif, this.routedDevices()));
+      // Loopback destinations are this host's whatever the host model says.
+      const toLocal = this.or([castLocal, inS(dst, routing.loopback), route.eq(this.lit(0, 1))]);
       // Delivered here means the destination is ours; a source equal to it is then ours too.
       const selfSource = fam === 'ipv4' ? this.and([this.not(castLocal), route.eq(this.lit(0, 1)), notLo, src.eq(dst)]) : this.f();
       const ok = this.and([sane, this.not(selfSource)]);
@@ -1041,7 +1122,7 @@ export class Encoder {
     const bits = this.bits('daddr');
     if (!routing.hasHost) {
       const oif = this.choiceVar(CHOICE.oif, this.ifBits);
-      this.assumptions.push(this.ifaceIn(oif, this.model.ifaces.nonEmpty()));
+      this.assumptions.push(this.ifaceIn(oif, this.routedDevices()));
       // Loopback destinations always leave by lo.
       return { oif: this.ite(this.inSet(dst, routing.loopback, bits), this.ifaceIndex('lo'), oif), ok: this.t() };
     }
