@@ -229,23 +229,6 @@ export class RoutingView {
     return normalize(out);
   }
 
-  /** Host-independent martians (the simulator's Host applies the same before anything else). */
-  martian(device: string, src: bigint, dst: bigint): string | undefined {
-    if (this.family === 'ipv4') {
-      if (contains(V4.multicast, src) || src === V4.limitedBroadcast) return 'martian source';
-      if (device !== 'lo' && contains(V4.loopback, src)) return 'martian source (loopback address on the wire)';
-      if (contains(V4.zeroNet, dst)) return 'martian destination';
-      if (device !== 'lo' && contains(V4.loopback, dst)) return 'martian destination (loopback address on the wire)';
-      // Broadcast and multicast destinations are delivered before the remaining source checks.
-      if (dst === V4.limitedBroadcast || contains(this.broadcast, dst) || contains(V4.multicast, dst)) return undefined;
-      if (contains(V4.zeroNet, src)) return 'martian source';
-      return undefined;
-    }
-    if (contains(V6.multicast, src)) return 'martian source';
-    if (device !== 'lo' && (src === 1n || dst === 1n)) return 'loopback address on the wire';
-    return undefined;
-  }
-
   /** Source addresses a packet from `device` may carry without being a martian (ignores the dst-dependent parts). */
   saneSources(device: string): IntervalSet {
     const max = familyMax(this.family);
@@ -264,29 +247,9 @@ export class RoutingView {
   }
 
   /**
-   * Route type of an address as xt_addrtype sees it (RTN_*: 1 unicast, 2 local, 3 broadcast,
-   * 5 multicast, 7 unreachable), as the simulator's Host.addrType. Only meaningful with a host.
+   * Address classes for address-type tests, first match wins (kept for src/analyze/diff; the
+   * Z3 encoding now takes the simulator's Host.addrTypeField as a step function instead).
    */
-  addrType(addr: bigint): number {
-    if (this.family === 'ipv4') {
-      if (contains(V4.zeroNet, addr) || addr === V4.limitedBroadcast) return 3;
-      if (contains(V4.multicast, addr)) return 5;
-      if (this.isLocal(addr)) return 2;
-      if (contains(this.broadcast, addr)) return 3;
-      return 1;
-    }
-    if (contains(V6.multicast, addr)) return 5;
-    if (this.isLocal(addr)) return 2;
-    return this.lookup(addr) ? 1 : 7;
-  }
-
-  /** Link-layer packet type the receive path gives a destination: 1 broadcast, 2 multicast, 0 unicast. */
-  pktType(dst: bigint): number {
-    if (this.family === 'ipv4' && (dst === V4.limitedBroadcast || contains(this.broadcast, dst))) return 1;
-    return contains(this.multicast, dst) ? 2 : 0;
-  }
-
-  /** Address classes as interval sets, for the Z3 encoding of addrType. */
   addrTypeClasses(): { type: number; set: IntervalSet }[] {
     const max = familyMax(this.family);
     if (this.family === 'ipv4') {
@@ -305,17 +268,5 @@ export class RoutingView {
       { type: 1, set: routed },
       { type: 7, set: [[0n, max]] },
     ];
-  }
-
-  /** Output routing for a locally generated packet (Host.routeOutput). */
-  outputRoute(dst: bigint): { device: string; source: bigint | undefined } | undefined {
-    if (!this.hasHost) return undefined;
-    if (this.isLocal(dst)) return { device: 'lo', source: dst };
-    if (contains(this.broadcast, dst)) {
-      const a = this.addresses.find((l) => l.prefixLen < 31 && ((l.addr ^ dst) & prefixMask('ipv4', l.prefixLen)) === 0n);
-      if (a) return { device: a.device, source: a.addr };
-    }
-    const r = this.lookup(dst);
-    return r ? { device: r.device, source: this.sourceFor(r, dst) } : undefined;
   }
 }
