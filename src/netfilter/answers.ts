@@ -7,8 +7,13 @@ import { InetPeers, icmpError, mayAnswerWithIcmp, rejectIcmp, tcpReset } from '.
 import type { HostSettings } from './simulator.js';
 import type { FamilyState } from './state.js';
 
-/** How an answer is sent: through OUTPUT and POSTROUTING, carrying `attach` as its connection. */
-export type SendFromHost = (parent: Frame, pkt: Packet, attach: { ct: number; ctinfo: number } | undefined) => void;
+/**
+ * How an answer is sent: through OUTPUT and POSTROUTING, carrying `attach` as its connection.
+ * `kernelSocket`: it leaves from the kernel's ICMP control socket (icmp_send / icmp6_send), so
+ * `owner socket exists` holds for it while uid/gid tests find no file; a REJECT reset has no
+ * socket at all (nf_send_reset).
+ */
+export type SendFromHost = (parent: Frame, pkt: Packet, attach: { ct: number; ctinfo: number } | undefined, kernelSocket: boolean) => void;
 
 /**
  * The packets the host itself makes while handling another one: REJECT's reset or ICMP error,
@@ -37,7 +42,7 @@ export class Answers {
         const timeout = tcpSetClosing(S.table.state[f.ct] as TcpConn, S.cfg.sys);
         if (timeout !== undefined) S.table.setExpires(f.ct, f.now + timeout);
       }
-      this.send(f, rst, attach);
+      this.send(f, rst, attach, false);
       return;
     }
     const ic = rejectIcmp(reply, S.family);
@@ -75,7 +80,7 @@ export class Answers {
     // icmp_glue_bits / icmpv6_getfrag attach the offending packet's connection to the error
     // (nf_ct_attach), so it is RELATED in OUTPUT even when that connection is not confirmed yet.
     const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
-    this.send(f, icmpError(p, type, code, src, S.cfg.defaultTtl), attach);
+    this.send(f, icmpError(p, type, code, src, S.cfg.defaultTtl), attach, true);
   }
 
   /** Whether icmp_ratemask / net.ipv6.icmp.ratemask puts this type under the limiter. */
@@ -111,7 +116,7 @@ export class Answers {
     const rd = icmpError(p, 5, 1, host.selectSource(this.S.family, device, src) ?? p.dst, this.S.cfg.defaultTtl);
     rd.icmp!.gateway = gw ?? p.dst;
     const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
-    this.send(f, rd, attach);
+    this.send(f, rd, attach, true);
   }
 
 }

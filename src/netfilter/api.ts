@@ -175,4 +175,10 @@ export interface Simulator {
   counters(): ChainCounters[];
   /** Pending expectations (helpers), oldest first. */
   expectations(): CtExpectationSnapshot[];
+  /**
+   * `conntrack -F`, `conntrack -F expect` and `iptables -Z` on every table: entries,
+   * expectations and counters are gone; the clock and the host's own state (ICMP rate-limit
+   * buckets per peer, stateful matches) stay, as they do on the kernel.
+   */
+  flush(): void;
 }

@@ -4,7 +4,7 @@ import { type Hook, HOOKS, type TableName, TABLES } from '../ir/netfilter.js';
 import type { SimInput, SimOutcome, SimVerdict, TraceStep } from './api.js';
 import { Answers } from './answers.js';
 import { confirm, conntrackIn } from './conntrack/core.js';
-import { CTINFO, type Frame, NO_CT, TEMPLATE_CT, traceEvent } from './frame.js';
+import { CTINFO, type Frame, KERNEL_SOCKET_ID, NO_CT, TEMPLATE_CT, traceEvent } from './frame.js';
 import { runHelper } from './helper.js';
 import { hookManip, icmpReplyTranslation, natFirstPacket, natInitialized, natPacket, nullBinding } from './nat/core.js';
 import { natTarget } from './nat/targets.js';
@@ -92,7 +92,7 @@ export class FamilyEngine implements TargetHost {
     private readonly opts: Pick<HostSettings, 'ipForward' | 'icmpRateLimit' | 'icmpRateMask' | 'sendRedirects'>,
   ) {
     this.chains = HOOKS.map((h) => TABLES.map((t) => S.rs.builtin(t, h)));
-    this.answers = new Answers(S, opts, (parent, pkt, attach) => this.sendFromHost(parent, pkt, attach));
+    this.answers = new Answers(S, opts, (parent, pkt, attach, kernelSocket) => this.sendFromHost(parent, pkt, attach, kernelSocket));
   }
 
   // ---------------------------------------------------------------- entry point
@@ -462,13 +462,17 @@ export class FamilyEngine implements TargetHost {
   }
 
   /** Sends a packet the host makes while handling `parent`, through OUTPUT and POSTROUTING. */
-  private sendFromHost(parent: Frame, pkt: Packet, attach: { ct: number; ctinfo: number } | undefined): void {
+  private sendFromHost(parent: Frame, pkt: Packet, attach: { ct: number; ctinfo: number } | undefined, kernelSocket: boolean): void {
     const S = this.S;
     if (this.depth > 2) return;
     this.depth++;
     const f = S.spare[this.depth - 1] ?? (S.spare[this.depth - 1] = S.newFrame());
     this.reset(f, pkt, parent.now);
     f.trace = parent.trace ? [] : undefined;
+    if (kernelSocket) {
+      f.uid = KERNEL_SOCKET_ID;
+      f.gid = KERNEL_SOCKET_ID;
+    }
     if (attach) {
       f.ct = attach.ct;
       f.ctinfo = attach.ctinfo;

@@ -25,6 +25,13 @@ export const CTINFO = {
 export const NO_CT = -1;
 export const TEMPLATE_CT = -2;
 
+/**
+ * uid/gid of a packet sent from a kernel socket (the ICMP control socket): the socket exists,
+ * but it has no file, so xt_owner's uid and gid tests fail (and their negations hold). A value
+ * beyond 32 bits is in no uid range the owner kind can state.
+ */
+export const KERNEL_SOCKET_ID = 2 ** 32;
+
 /** What the raw table's CT target attached: the template for the connection to be created. */
 export interface CtTemplate {
   helper?: string;

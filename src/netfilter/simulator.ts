@@ -322,6 +322,22 @@ class PolicySimulator implements Simulator {
     return out;
   }
 
+  flush(): void {
+    for (const st of this.states.values()) {
+      const t = st.table;
+      // Removing a master removes its expectations too (table.onRemove).
+      for (const i of t.confirmedEntries()) t.remove(i);
+      for (const table of st.rs.tables.values()) {
+        for (const c of table.order) {
+          c.packets.fill(0);
+          c.bytes.fill(0);
+          c.policyPackets = 0;
+          c.policyBytes = 0;
+        }
+      }
+    }
+  }
+
   /** For the CLI: the family states (formatters read tables directly). */
   familyState(family: Family): FamilyState {
     return this.states.get(family)!;

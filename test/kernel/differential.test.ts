@@ -3,11 +3,12 @@ import { describe, it } from 'vitest';
 import { emitRuleset } from '../../src/backends/emit/index.js';
 import type { HostModel, Policy, Route, Ruleset } from '../../src/ir/policy.js';
 import type { Match, Target } from '../../src/kinds/index.js';
+import type { SimInput, SimOutcome, Simulator } from '../../src/netfilter/api.js';
 import { createSimulator } from '../../src/netfilter/simulator.js';
 import { printPolicy } from '../../src/syntax/index.js';
 import type { Family } from '../../src/util/ip.js';
 import { policyArb } from '../gen/policy.js';
-import { differential } from './harness/differential.js';
+import { type SimulatorLike, differential } from './harness/differential.js';
 import { harnessAvailable } from './harness/env.js';
 import { SkipLog, knownRefusal } from './harness/known.js';
 import { SIMULATOR_SYSCTLS, Topology } from './harness/topology.js';
@@ -87,6 +88,23 @@ function caseReport(policy: Policy, rules: Partial<Record<Family, string>>, line
   ].join('\n');
 }
 
+/**
+ * The simulator seen through a clock offset: a sequence's inputs start at t = 0 (the harness
+ * sends them in real time from its start), the shared simulator receives them at `offset + t`,
+ * and the outcomes report the input's own time back.
+ */
+function shiftedSimulator(sim: Simulator, offset: number): SimulatorLike {
+  return {
+    process(input: SimInput): SimOutcome {
+      const o = sim.process({ ...input, t: input.t + offset });
+      return { ...o, input: { ...o.input, t: input.t } };
+    },
+    entries: () => sim.entries(),
+    counters: () => sim.counters(),
+    count: () => sim.count(),
+  };
+}
+
 let sequencesRun = 0;
 let policiesRun = 0;
 const skipped = new SkipLog();
@@ -138,11 +156,18 @@ async function checkPolicy(source: Policy, sequences: readonly (readonly Session
     }
     policiesRun++;
     if (process.env.NFPROOF_DEBUG_MEM) console.info(`policy ${policiesRun}: heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB`);
+    // One simulator per firewall, flushed between sequences as the kernel is (conntrack -F,
+    // iptables -Z): what the kernel keeps across a flush — the ICMP rate-limit buckets of
+    // each peer (ip_error's "no route" bucket lives there) — the simulator keeps too, on a
+    // clock that advances by the real time between sequences.
+    const shared = createSimulator(policy, { sysctls: { ...SIMULATOR_SYSCTLS, ...host.sysctls } });
+    const firstStart = performance.now();
     for (const seq of sequences) {
       await topo.reset(families);
       const inputs = resolveSequence(host, seq);
       if (inputs.length === 0) continue;
-      const sim = createSimulator(policy, { sysctls: { ...SIMULATOR_SYSCTLS, ...host.sysctls } });
+      shared.flush();
+      const sim = shiftedSimulator(shared, Math.max(shared.now, (performance.now() - firstStart) / 1000));
       if (process.env.NFPROOF_DEBUG_MEM) console.info(`  sequence of ${inputs.length} inputs: heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB`);
       const diff = await differential(topo, sim, inputs, { families, policy });
       sequencesRun++;

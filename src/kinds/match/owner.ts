@@ -1,7 +1,6 @@
 import { type Constraint, and, inSet, not, opaque, or, present } from '../../ir/constraint.js';
 import type { Hook } from '../../ir/netfilter.js';
 import { diag } from '../../util/diagnostics.js';
-import { complement, maxOf } from '../../util/intervals.js';
 import type { Span } from '../../util/span.js';
 import { clauseSpan } from '../helpers.js';
 import type { MatchKind } from '../kind.js';
@@ -76,7 +75,8 @@ export const ownerKind: MatchKind<OwnerMatch> = {
   },
 
   constraint(m): Constraint {
-    // `uid` is present exactly when the packet has a socket with a file (its owner's credentials).
+    // `uid` is present exactly when the packet has a socket (for a socket with a file, its
+    // owner's credentials; the simulator gives kernel sockets a uid no range holds).
     const socket = present('uid');
     if (m.what === 'socket') return m.negated ? not(socket) : socket;
     const set = [[BigInt(m.range[0]), BigInt(m.range[1])] as const];
@@ -85,7 +85,10 @@ export const ownerKind: MatchKind<OwnerMatch> = {
       test = or(test, opaque(`owner supplementary gid ${fmt(m.range)}`, "the socket owner's supplementary groups are not modelled"));
     }
     if (!m.negated) return and(socket, test);
-    return or(not(socket), m.supplementary ? and(socket, not(test)) : inSet(m.what, complement(set, maxOf(32))));
+    // `not(test)` rather than the complement within 32 bits: the simulator marks a kernel
+    // socket without a file (ICMP errors the host sends) with a uid beyond 32 bits, which no
+    // uid test matches and every negated one does, as xt_owner decides without a file.
+    return or(not(socket), and(socket, not(test)));
   },
 
   hooks(): readonly Hook[] {
