@@ -93,6 +93,32 @@ function isV6LinkLocal(a: bigint): boolean {
   return a >> 118n === 0x3fan; // fe80::/10
 }
 
+const V6_SCOPE_LINK = 0x2;
+
+/** __ipv6_addr_src_scope: a multicast address's own scope; link-local and ::1 link; fec0::/10 site; the rest global. */
+function v6Scope(a: bigint): number {
+  if (isV6Multicast(a)) return Number((a >> 112n) & 0xfn);
+  if (isV6LinkLocal(a) || a === V6_LOOPBACK) return V6_SCOPE_LINK;
+  if (a >> 118n === 0x3fbn) return 0x5;
+  return 0xe;
+}
+
+function commonPrefix(a: bigint, b: bigint): number {
+  let x = a ^ b;
+  let n = 128;
+  while (x > 0n) {
+    x >>= 1n;
+    n--;
+  }
+  return n;
+}
+
+/** Lexicographic comparison of score keys; ties keep the earlier candidate. */
+function isBetter(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] > b[i];
+  return false;
+}
+
 export class Host {
   readonly devices: ReadonlySet<string>;
   private readonly byName = new Map<string, string>();
@@ -106,6 +132,10 @@ export class Host {
   private readonly localSet = new Set<bigint>();
   private readonly sorted4: SortedRoute[] = [];
   private readonly sorted6: SortedRoute[] = [];
+  /** IPv4 primary addresses in device order (an address in the subnet of an earlier one on its device is secondary). */
+  private readonly primaries4: LocalAddr[] = [];
+  /** IPv6 addresses, with ::1 on lo: the candidates of source selection. */
+  private readonly locals6WithLoopback: LocalAddr[] = [];
 
   /** net.ipv6.conf.*.forwarding / ip_forward: a router joins the all-routers groups. */
   private readonly forwarding: boolean;
@@ -156,6 +186,16 @@ export class Host {
       });
     }
     this.devices = devices;
+    this.locals6WithLoopback.push({ family: 'ipv6', addr: V6_LOOPBACK, prefixLen: 128, device: 'lo' });
+    for (const l of this.locals) {
+      if (l.family === 'ipv6') {
+        this.locals6WithLoopback.push(l);
+        continue;
+      }
+      const mask = prefixMask('ipv4', l.prefixLen);
+      const secondary = this.primaries4.some((p) => p.device === l.device && p.prefixLen === l.prefixLen && ((p.addr ^ l.addr) & mask) === 0n);
+      if (!secondary) this.primaries4.push(l);
+    }
     const ordered = [...this.routes].sort((a, b) => b.len - a.len || a.metric - b.metric || a.order - b.order);
     for (const r of ordered) {
       const own = this.locals.find((l) => l.family === r.family && l.device === r.device && ((l.addr ^ r.addr) & r.mask) === 0n && l.prefixLen === r.len);
@@ -165,8 +205,10 @@ export class Host {
         fixed = src === undefined ? { device: r.device, nexthop: r.via, prefixLen: r.len } : { device: r.device, nexthop: r.via, prefsrc: src, prefixLen: r.len };
       } else if (own) {
         fixed = { device: r.device, prefsrc: own.addr, prefixLen: r.len };
-      } else if (!this.locals.some((l) => l.family === r.family && l.device === r.device)) {
-        fixed = { device: r.device, prefixLen: r.len };
+      } else if (r.family === 'ipv4' && !this.locals.some((l) => l.family === r.family && l.device === r.device)) {
+        // A device without an address of its own: the source comes from another device.
+        const src = this.selectSource4(r.device, r.addr);
+        fixed = src === undefined ? { device: r.device, prefixLen: r.len } : { device: r.device, prefsrc: src, prefixLen: r.len };
       }
       const sorted: SortedRoute = {
         ...r,
@@ -351,25 +393,45 @@ export class Host {
   }
 
   /**
-   * The source address the kernel would pick on `device` toward `nexthop` (inet_select_addr for
-   * IPv4: the first primary address whose subnet holds the next hop, else the first address;
-   * for IPv6 a much reduced RFC 6724: an address of the same scope as the destination).
-   * MASQUERADE takes this address.
+   * The source address the kernel picks for packets leaving by `device` toward `nexthop`
+   * (MASQUERADE takes it, and so do routes without a preferred source).
+   * IPv4, inet_select_addr with universe scope: on the device, the first primary address
+   * whose subnet holds the next hop, else its first primary address; a device without one
+   * (lo has only 127.0.0.1, of host scope) lends the first primary address of the host's
+   * devices in order (lo first, then the interfaces as declared).
+   * IPv6, ipv6_dev_get_saddr (RFC 6724, the rules that apply here): the destination itself if
+   * it is ours; an address of sufficient scope, the smallest such; one of the outgoing
+   * device; the longest prefix shared with the destination. Link-local and multicast
+   * destinations choose among the device's addresses only.
    */
   selectSource(family: Family, device: string, nexthop: bigint, dst: bigint = nexthop): bigint | undefined {
-    if (device === 'lo') return family === 'ipv4' ? 0x7f000001n : V6_LOOPBACK;
-    const mine = this.locals.filter((l) => l.family === family && l.device === device);
-    if (mine.length === 0) return undefined;
-    if (family === 'ipv4') {
-      const onLink = mine.find((l) => ((l.addr ^ nexthop) & prefixMask(family, l.prefixLen)) === 0n);
-      return (onLink ?? mine[0]).addr;
-    }
-    const wantLinkLocal = isV6LinkLocal(dst);
-    const sameScope = mine.find((l) => isV6LinkLocal(l.addr) === wantLinkLocal);
-    return (sameScope ?? mine[0]).addr;
+    return family === 'ipv4' ? this.selectSource4(device, nexthop) : this.selectSource6(device, dst);
   }
 
-  /** Whether `addr` is in the subnet of an address configured on `device`. */
+  private selectSource4(device: string, nexthop: bigint): bigint | undefined {
+    const mine = this.primaries4.filter((l) => l.device === device);
+    if (mine.length > 0) {
+      const onLink = mine.find((l) => ((l.addr ^ nexthop) & prefixMask('ipv4', l.prefixLen)) === 0n);
+      return (onLink ?? mine[0]).addr;
+    }
+    return this.primaries4[0]?.addr;
+  }
+
+  private selectSource6(device: string, dst: bigint): bigint | undefined {
+    if (this.isLocal('ipv6', dst)) return dst;
+    const dScope = v6Scope(dst);
+    const deviceOnly = isV6Multicast(dst) || dScope <= V6_SCOPE_LINK;
+    let best: { addr: bigint; key: readonly number[] } | undefined;
+    for (const l of this.locals6WithLoopback) {
+      if (deviceOnly && l.device !== device) continue;
+      const scope = v6Scope(l.addr);
+      const key = [scope >= dScope ? 1000 - scope : scope - 1000, l.device === device ? 1 : 0, commonPrefix(l.addr, dst)];
+      if (!best || isBetter(key, best.key)) best = { addr: l.addr, key };
+    }
+    return best?.addr;
+  }
+
+  /** Whether `addr` is in the subnet of an address configured on `device`. */  /** Whether `addr` is in the subnet of an address configured on `device`. */
   onLink(family: Family, device: string, addr: bigint): boolean {
     return this.locals.some((l) => l.family === family && l.device === device && ((l.addr ^ addr) & prefixMask(family, l.prefixLen)) === 0n);
   }
@@ -385,8 +447,13 @@ export class Host {
 
   /** Primary (first declared) address of a family on a device: REDIRECT's target. */
   primaryAddress(family: Family, device: string, forDst?: bigint): bigint | undefined {
-    if (family === 'ipv6' && forDst !== undefined) return this.selectSource(family, device, forDst, forDst);
-    return this.locals.find((l) => l.family === family && l.device === device)?.addr;
+    const mine = this.locals.filter((l) => l.family === family && l.device === device);
+    if (family === 'ipv6' && forDst !== undefined) {
+      // An address of the destination's scope class (link-local or not), else the first.
+      const sameScope = mine.find((l) => isV6LinkLocal(l.addr) === isV6LinkLocal(forDst));
+      return (sameScope ?? mine[0])?.addr;
+    }
+    return mine[0]?.addr;
   }
 
   /** Route type of an address as xt_addrtype sees it (inet_addr_type / the IPv6 lookup). */
