@@ -85,7 +85,7 @@ export function encodeFlow(
   let region: ReturnType<typeof ingressRegion> | undefined;
   if (slice) {
     const over = new ConstraintBoxes(slice.dom, model.ifaces).of(c).over;
-    region = ingressRegion(model, over);
+    region = ingressRegion(model, over, undefined, true);
     relevant = relevanceFilter(slice, region);
   }
   const enc = new Encoder(ctx, model, { prefix, ingress, ...(relevant ? { relevant } : {}) });

@@ -178,6 +178,33 @@ table ip filter {
     expect(r.internalErrors).toEqual([]);
   });
 
+  it('NAT: a forward rule on the port DNAT writes is live (the packet arrived on another port)', async () => {
+    // wan:8080 is DNATed to the NAS port 80 before FORWARD; the accept of ct state dnat to port
+    // 80 fires for it, although no packet arriving on port 80 from wan is forwarded.
+    const text = `
+host gw {
+  interface lan dev br0 address 192.168.1.1/24
+  interface wan dev eth0 address 203.0.113.7/24
+  route default via 203.0.113.1 dev wan
+}
+define nas = 192.168.1.10
+table ip nat {
+  chain prerouting {
+    iif wan tcp dport 8080 dnat to 192.168.1.10:80
+  }
+}
+table ip filter {
+  chain forward policy drop {
+    ct state established,related accept
+    iif wan oif lan daddr @nas tcp dport 80 ct status dnat accept   # L1
+    iif lan oif wan accept
+  }
+}`;
+    const r = await check(text);
+    expect(at(r, lineOf(text, '# L1'))).toEqual([]);
+    expect(r.internalErrors).toEqual([]);
+  });
+
   it('ct state: an established drop after established,related accept is shadowed', async () => {
     const text = `
 table ip filter {

@@ -1,5 +1,5 @@
 import type { NumericField } from '../../ir/fields.js';
-import { type IntervalSet, union } from '../../util/intervals.js';
+import { type IntervalSet, intersect, union } from '../../util/intervals.js';
 import { familyMax } from '../../util/ip.js';
 import type { Box } from '../box/box.js';
 import type { Prepass } from '../box/prepass.js';
@@ -41,13 +41,17 @@ const MUTABLE: readonly NumericField[] = [
 ];
 
 /**
- * `hooks`: where the packet is when the region applies. Destination NAT (nat PREROUTING and
+ * `hooks`: where the packet is when the region applies (`atIngress`: the region is over the
+ * packet as it arrives, as a flow is). Destination NAT (nat PREROUTING and
  * OUTPUT) rewrites daddr/dport before everything after it; source NAT only matters to a packet
  * that comes back in over lo (INPUT, PREROUTING) after being sent.
  */
-export function ingressRegion(model: FamilyModel, region: readonly Box[], hooks?: ReadonlySet<string>): Box[] {
+export function ingressRegion(model: FamilyModel, region: readonly Box[], hooks?: ReadonlySet<string>, atIngress = false): Box[] {
   const drop = new Set<number>([...MUTABLE.map((f) => FIELD_SLOT[f]), OIF_SLOT]);
-  // NAT rewrites addresses and ports: widen those slots by every value NAT can write.
+  // NAT rewrites addresses and ports. Later rules see the values NAT writes: those slots are
+  // widened by every value it can write. And unless the region is already over the arriving
+  // packet (`atIngress`), a packet in it after NAT may have arrived with any value NAT maps into
+  // it: where a NAT target meets the region, the slot is left free.
   const widen = new Map<number, IntervalSet | undefined>();
   const add = (slot: number, set: IntervalSet | undefined) => {
     if (widen.has(slot) && widen.get(slot) === undefined) return;
@@ -79,7 +83,8 @@ export function ingressRegion(model: FamilyModel, region: readonly Box[], hooks?
       if (i < FIELDS.length && s[s.length - 1][1] > fieldMax(FIELDS[i], model.family)) return undefined;
       if (widen.has(i)) {
         const w = widen.get(i);
-        return w === undefined ? undefined : union(s, w);
+        if (w === undefined || (!atIngress && intersect(s, w).length > 0)) return undefined;
+        return union(s, w);
       }
       return s;
     }),
