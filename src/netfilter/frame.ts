@@ -136,10 +136,14 @@ function ctTupleField(f: Frame, dir: 0 | 1, side: 'src' | 'dst'): bigint | undef
   return wordsToAddr(f.family, side === 'src' ? t.src : t.dst);
 }
 
+/**
+ * --ctorigsrcport & co. read the tuple's `u.all` for every protocol (xt_conntrack
+ * ct_proto_port_check_v3): the ports, for ICMP the echo id (source) and type << 8 | code
+ * (destination), 0 for protocols without ports; nfproof's tuples hold exactly these.
+ */
 function ctPortField(f: Frame, dir: 0 | 1, side: 'src' | 'dst'): bigint | undefined {
   if (f.ct < 0) return undefined;
   const t = f.table.getTuple(f.ct, dir, ctScratch);
-  if (!hasPorts(t.proto)) return undefined;
   return BigInt(side === 'src' ? t.sport : t.dport);
 }
 

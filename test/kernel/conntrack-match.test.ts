@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { harnessAvailable } from './harness/env.js';
-import { GATEWAY, type KernelRun, type Scenario, at, checkScenario, restore, tcp, udp } from './harness/index.js';
+import { GATEWAY, type KernelRun, type Scenario, at, checkScenario, ping, restore, tcp, udp } from './harness/index.js';
 
 /**
  * What `-m conntrack` tests mean for a packet that has no connection (INVALID or UNTRACKED).
@@ -79,8 +79,42 @@ const expiry: Scenario = {
   },
 };
 
+/**
+ * --ctorigsrcport and the other tuple "ports" read the tuple's u.all for every protocol
+ * (xt_conntrack ct_proto_port_check_v3): for ICMP the echo id as source and type << 8 | code as
+ * destination (echo request 8/0 → 2048, the reply tuple's 0/0 → 0; ICMPv6 128/0 → 32768), 0
+ * for a protocol without ports (so `--ctreplsrcport 0` matches only the protocol-99 packet). Found by the differential property (the simulator never matched
+ * them on ICMPv6, so a negated --ctorigdstport did not MASQUERADE an echo request).
+ */
+const icmpTuplePorts: Scenario = {
+  name: 'conntrack tuple ports of ICMP are the echo id and type/code, of other protocols 0',
+  host: GATEWAY,
+  rules: {
+    ipv4: restore({
+      filter: [
+        '-A FORWARD -m conntrack --ctorigsrcport 4660',
+        '-A FORWARD -m conntrack --ctorigdstport 2048',
+        '-A FORWARD -p icmp -m conntrack --ctreplsrcport 4660 --ctrepldstport 0',
+        '-A FORWARD -m conntrack --ctreplsrcport 0',
+        '-A FORWARD -p 99 -m conntrack --ctorigsrcport 0 --ctorigdstport 0',
+      ],
+    }),
+    ipv6: restore({ filter: ['-A FORWARD -m conntrack --ctorigdstport 32768', '-A FORWARD -m conntrack ! --ctorigdstport 5793:5892'] }),
+  },
+  inputs: [
+    at(0, 'eth0', ping('192.168.18.2', '203.0.113.9', 0x1234)),
+    at(0, 'eth0', { ...udp('192.168.18.2:1', '203.0.113.9:2', 'x'), proto: 99, sport: undefined, dport: undefined }),
+    at(0, 'eth0', ping('fd00:18::2', 'fd00:20::9', 7)),
+  ],
+  expectKernel(run) {
+    expect(counts(run)).toEqual([1, 1, 1, 1, 1]);
+    const v6 = run.final.chains.find((c) => c.family === 'ipv6' && c.table === 'filter' && c.chain === 'FORWARD')!.rules.map((r) => r.packets);
+    expect(v6).toEqual([1, 1]);
+  },
+};
+
 describe.skipIf(!env.run)('conntrack match details (kernel)', () => {
-  for (const s of [noConnection, expiry]) {
+  for (const s of [noConnection, expiry, icmpTuplePorts]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

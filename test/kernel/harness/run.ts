@@ -157,6 +157,29 @@ export async function stepOnKernel(topo: Topology, input: SimInput, timeoutMs = 
   return r.sendError ? { ...step, sendError: r.sendError } : step;
 }
 
+/**
+ * The Ethernet destination a sender on the link uses for a broadcast or multicast IP
+ * destination (ip_eth_mc_map / ipv6_eth_mc_map, the all-ones address for broadcasts): the
+ * kernel then sees the packet as PACKET_BROADCAST / PACKET_MULTICAST, as the simulator
+ * assumes from the IP destination. Undefined for unicast (the firewall's own MAC).
+ */
+function frameDestination(topo: Topology, p: Packet): Uint8Array | undefined {
+  if (p.family === 'ipv4') {
+    const d = Number(p.dst);
+    const broadcast =
+      d === 0xffffffff ||
+      topo.host.interfaces.some((i) =>
+        i.addresses.some((a) => a.family === 'ipv4' && a.prefixLen < 31 && (Number(a.addr) | (0xffffffff >>> a.prefixLen)) >>> 0 === d),
+      );
+    if (broadcast) return Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+    if (d >>> 28 === 0xe) return Uint8Array.of(0x01, 0x00, 0x5e, (d >>> 16) & 0x7f, (d >>> 8) & 0xff, d & 0xff);
+    return undefined;
+  }
+  if (p.dst >> 120n !== 0xffn) return undefined;
+  const low = Number(p.dst & 0xffffffffn);
+  return Uint8Array.of(0x33, 0x33, low >>> 24, (low >>> 16) & 0xff, (low >>> 8) & 0xff, low & 0xff);
+}
+
 /** Sends one input the way it enters the host and waits until its effects are captured. */
 export async function sendOne(topo: Topology, input: SimInput, timeoutMs = 2000): Promise<{ events: AgentEvent[]; sendError?: string }> {
   const outward: [string, string][] = [...topo.links.values()].map((l) => [fwTap(l.device), peerTap(l.device)]);
@@ -167,7 +190,7 @@ export async function sendOne(topo: Topology, input: SimInput, timeoutMs = 2000)
     return topo.agent.step({ via, hex: toHex(encodeIp(p)), dst: formatAddress(p.family, p.dst) }, [outward], timeoutMs);
   }
   const link = topo.link(input.ingress.device);
-  const frame = encodeFrame(p, link.fwMac, link.peerMac);
+  const frame = encodeFrame(p, frameDestination(topo, p) ?? link.fwMac, link.peerMac);
   return topo.agent.step({ via: peerTap(link.device), hex: toHex(frame) }, [[[peerTap(link.device), fwTap(link.device)]], outward], timeoutMs);
 }
 
