@@ -27,6 +27,12 @@ export interface Alignment {
   /** B rule id → A rule id for paired rules (their unmodelled targets share an answer). */
   readonly targetPairOfB: ReadonlyMap<number, number>;
   readonly hostChanged: boolean;
+  /**
+   * Where the other side has rules this side lacks: per chain (table/name), per position of
+   * this side (the index of the next rule, or the chain's length for its end), those rules.
+   */
+  readonly gapsA: ReadonlyMap<string, ReadonlyMap<number, readonly ModelRule[]>>;
+  readonly gapsB: ReadonlyMap<string, ReadonlyMap<number, readonly ModelRule[]>>;
 }
 
 /**
@@ -36,6 +42,23 @@ export interface Alignment {
 export function stripInstance(key: string): string {
   const m = /^([^#@\s]*)(?:#\d+)?(?:@\S*)?(.*)$/.exec(key);
   return m ? `${m[1]}${m[2]}` : key;
+}
+
+/**
+ * iptables modules whose answer depends on earlier packets (counters, rates, randomness,
+ * lists); any other unmodelled module answers alike for the same packet wherever it is used.
+ */
+const STATEFUL_MODULES = new Set(['statistic', 'quota', 'quota2', 'connbytes', 'nth', 'random', 'limit', 'hashlimit', 'recent', 'connlimit', 'rateest', 'cluster', 'time', 'dccp']);
+
+/**
+ * Whether an unmodelled test keeps state of its own (each rule holding it is a separate
+ * instance): rate limits, recent lists, connection counts, counters, and unknown modules of
+ * those kinds. A test without state is the same unknown wherever it appears.
+ */
+export function isStatefulOpaque(key: string): boolean {
+  if (!/^[^#@\s]*#\d+/.test(key)) return false;
+  const m = /^xt-match[^ ]* -m (\S+)/.exec(key);
+  return m ? STATEFUL_MODULES.has(m[1]) : true;
 }
 
 function canon(x: unknown): string {
@@ -161,6 +184,8 @@ export function align(a: FamilyModel, b: FamilyModel): Alignment {
   const changedB: ModelRule[] = [];
   const pairs: [ModelRule, ModelRule][] = [];
   const policyChanged: { table: string; name: string }[] = [];
+  const gapsA = new Map<string, Map<number, ModelRule[]>>();
+  const gapsB = new Map<string, Map<number, ModelRule[]>>();
   const keys = new Set<string>([...a.chains.keys(), ...b.chains.keys()]);
   for (const key of keys) {
     const ca = a.chains.get(key);
@@ -172,7 +197,7 @@ export function align(a: FamilyModel, b: FamilyModel): Alignment {
       if (cb) changedB.push(...cb.rules);
       continue;
     }
-    alignChain(ca, cb, pairs, changedA, changedB);
+    alignChain(ca, cb, pairs, changedA, changedB, gapsA, gapsB);
   }
   const opaqueKeyOfB = new Map<string, string>();
   const targetPairOfB = new Map<number, number>();
@@ -192,10 +217,20 @@ export function align(a: FamilyModel, b: FamilyModel): Alignment {
     opaqueKeyOfB,
     targetPairOfB,
     hostChanged: hostSig(a.policy.host) !== hostSig(b.policy.host),
+    gapsA,
+    gapsB,
   };
 }
 
-function alignChain(ca: ModelChain, cb: ModelChain, pairs: [ModelRule, ModelRule][], changedA: ModelRule[], changedB: ModelRule[]): void {
+function alignChain(
+  ca: ModelChain,
+  cb: ModelChain,
+  pairs: [ModelRule, ModelRule][],
+  changedA: ModelRule[],
+  changedB: ModelRule[],
+  gapsA: Map<string, Map<number, ModelRule[]>>,
+  gapsB: Map<string, Map<number, ModelRule[]>>,
+): void {
   const sa = ca.rules.map(ruleSignature);
   const sb = cb.rules.map(ruleSignature);
   const ps = lcsPairs(sa, sb);
@@ -204,6 +239,22 @@ function alignChain(ca: ModelChain, cb: ModelChain, pairs: [ModelRule, ModelRule
   for (const [i, j] of ps) pairs.push([ca.rules[i], cb.rules[j]]);
   ca.rules.forEach((r, i) => pa.has(i) || changedA.push(r));
   cb.rules.forEach((r, j) => pb.has(j) || changedB.push(r));
+  // Gaps: the other side's unpaired rules between two pairs sit before this side's next paired rule.
+  const key = chainKey(ca.table, ca.name);
+  const gap = (into: Map<string, Map<number, ModelRule[]>>, at: number, rules: ModelRule[]) => {
+    if (rules.length === 0) return;
+    const m = into.get(key) ?? new Map<number, ModelRule[]>();
+    m.set(at, [...(m.get(at) ?? []), ...rules]);
+    into.set(key, m);
+  };
+  let i = 0;
+  let j = 0;
+  for (const [pi, pj] of [...ps, [ca.rules.length, cb.rules.length] as [number, number]]) {
+    gap(gapsA, pi, cb.rules.slice(j, pj));
+    gap(gapsB, pj, ca.rules.slice(i, pi));
+    i = pi + 1;
+    j = pj + 1;
+  }
 }
 
 export { chainKey };

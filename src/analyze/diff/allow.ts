@@ -8,6 +8,7 @@ import type { DiffKind, RawDiff } from './compare.js';
 import type { DiffContext } from './context.js';
 import type { Box } from './space.js';
 import { type Piece, type Sym, initialSym, setVals, slotVal } from './sym.js';
+import { term } from './space.js';
 
 /**
  * The `--allow FILE` of `nfproof diff`: expected differences, so that CI fails only on the
@@ -92,9 +93,9 @@ export function parseAllowList(text: string, file: string, sources: SourceFiles,
  * The part of a raw difference the allow list covers, as boxes. Flows are read on the arriving
  * packet with the state conntrack gives it; `oif` on the device it leaves by on either side.
  */
-export function allowedPart(ctx: DiffContext, list: AllowList, raw: RawDiff, used: Set<AllowEntry>): Box[] {
+export function allowedPart(ctx: DiffContext, list: AllowList, raw: RawDiff, box: Box, used: Set<AllowEntry>): Box[] {
   const out: Box[] = [];
-  let rest: Box[] = [raw.box];
+  let rest: Box[] = [box];
   const cls = raw.a.piece.cls;
   for (const e of list.entries) {
     if (rest.length === 0) break;
@@ -106,7 +107,7 @@ export function allowedPart(ctx: DiffContext, list: AllowList, raw: RawDiff, use
       const sym: Sym = setVals({ ...initialSym(cls), ...(egress ? { oif: egress } : {}), ctDone: true }, { ctstate: slotVal(FIELD_SLOT.ctstate) });
       const next: Box[] = [];
       for (const b of rest) {
-        const piece: Piece = { boxes: [b], sym, cls };
+        const piece: Piece = { terms: [term(b)], sym, cls };
         let hit: Box[];
         try {
           hit = ctx.a.walker.matcher.region(c, piece, b);
@@ -123,14 +124,8 @@ export function allowedPart(ctx: DiffContext, list: AllowList, raw: RawDiff, use
   return out;
 }
 
-/** Splits raw differences into the parts the list expects and the rest. */
-export function splitByAllowList(ctx: DiffContext, list: AllowList, raws: readonly RawDiff[], used: Set<AllowEntry>): { expected: RawDiff[]; unexpected: RawDiff[] } {
-  const expected: RawDiff[] = [];
-  const unexpected: RawDiff[] = [];
-  for (const raw of raws) {
-    const ok = allowedPart(ctx, list, raw, used);
-    for (const b of ok) expected.push({ ...raw, box: b });
-    for (const b of ctx.space.minus([raw.box], ok)) unexpected.push({ ...raw, box: b });
-  }
-  return { expected, unexpected };
+/** Splits a raw difference (one box of it) into the part the list expects and the rest. */
+export function splitByAllowList(ctx: DiffContext, list: AllowList, raw: RawDiff, box: Box, used: Set<AllowEntry>): { expected: Box[]; unexpected: Box[] } {
+  const ok = allowedPart(ctx, list, raw, box, used);
+  return { expected: ok, unexpected: ctx.space.minus([box], ok) };
 }

@@ -1,6 +1,6 @@
 import { type IntervalSet, intersect } from '../../util/intervals.js';
 import type { Alignment } from './align.js';
-import { type Box, type Space, setsOverlap } from './space.js';
+import { type Box, type Space, type Term, addHoles, holesList, materialize, narrow, setsOverlap, term } from './space.js';
 import { type Step, type Val, sameVal, trailSteps } from './sym.js';
 import type { Leaf, SideOutcome } from './walk.js';
 
@@ -23,17 +23,56 @@ export type DiffKind =
   | 'deny-changed';
 
 export interface RawDiff {
-  readonly box: Box;
+  /** The packets (a box minus holes). */
+  readonly term: Term;
   readonly kind: DiffKind;
   readonly a: Leaf;
   readonly b: Leaf;
 }
 
-/** A region where one side evaluates an unmodelled test with state and the other does not. */
+/** Packets on which the sides evaluate different unmodelled tests with state (same outcome otherwise). */
 export interface StatefulNote {
-  readonly box: Box;
-  /** The test (space key). */
-  readonly key: string;
+  readonly term: Term;
+}
+
+/** The stateful unmodelled tests a walk evaluated after the sides parted, in order. */
+export function consults(l: Leaf): string {
+  let out = '';
+  for (const s of trailSteps(l.piece.trail)) if (s.t === 'opaque') out += `${s.keys.join('&')}|`;
+  return out;
+}
+
+/**
+ * The new side's leaves, walked from the old side's leaves (each term tagged with its old
+ * leaf), against those: where the outcomes differ, raw differences; where only the stateful
+ * tests evaluated differ, notes.
+ */
+export function compareTagged(space: Space, la: readonly Leaf[], lb: readonly Leaf[]): { diffs: RawDiff[]; stateful: StatefulNote[] } {
+  const diffs: RawDiff[] = [];
+  const stateful: StatefulNote[] = [];
+  const keyA = la.map(outcomeKey);
+  const consA = la.map(consults);
+  for (const b of lb) {
+    const kb = outcomeKey(b);
+    const cb = consults(b);
+    for (const t of b.piece.terms) {
+      const k = t.tag;
+      if (k === undefined) continue;
+      const a = la[k];
+      if (keyA[k] !== kb) {
+        const parts = differences(space, t.box, a.out, b.out);
+        for (const p of parts) {
+          const nt = narrow(space, t, p.box);
+          if (nt) diffs.push({ term: nt, kind: p.kind, a, b });
+        }
+        if (consA[k] !== cb) for (const rest of space.minus([t.box], parts.map((p) => p.box))) {
+          const nt = narrow(space, t, rest);
+          if (nt) stateful.push({ term: nt });
+        }
+      } else if (consA[k] !== cb) stateful.push({ term: t });
+    }
+  }
+  return { diffs, stateful };
 }
 
 const delivered = (o: SideOutcome) => o.verdict !== 'dropped';
@@ -110,18 +149,29 @@ export function differences(space: Space, box: Box, a: SideOutcome, b: SideOutco
  */
 export function compareLeaves(space: Space, la: readonly Leaf[], lb: readonly Leaf[]): RawDiff[] {
   const diffs: RawDiff[] = [];
+  // B's terms in a one-dimensional index over the address slot that tells them apart best.
+  const entries: { leaf: number; term: Term }[] = [];
+  lb.forEach((b, j) => {
+    for (const t of b.piece.terms) entries.push({ leaf: j, term: t });
+  });
   const keyB = lb.map(outcomeKey);
+  const index = new SlotIndex(space, entries.map((e) => e.term.box));
   for (const a of la) {
     const ka = outcomeKey(a);
-    for (let j = 0; j < lb.length; j++) {
-      if (keyB[j] === ka) continue;
-      const b = lb[j];
-      for (const ba of a.piece.boxes) {
-        for (const bb of b.piece.boxes) {
-          if (!space.overlaps(ba, bb)) continue;
-          const x = space.intersect(ba, bb);
-          if (!x) continue;
-          for (const p of differences(space, x, a.out, b.out)) diffs.push({ box: p.box, kind: p.kind, a, b });
+    for (const ta of a.piece.terms) {
+      for (const e of index.query(ta.box)) {
+        const { leaf: j, term: tb } = entries[e];
+        if (keyB[j] === ka) continue;
+        const b = lb[j];
+        {
+          if (!space.overlaps(ta.box, tb.box)) continue;
+          const x = space.intersect(ta.box, tb.box);
+          const tx = x && meetTerms(space, ta, tb, x);
+          if (!tx) continue;
+          for (const p of differences(space, x, a.out, b.out)) {
+            const nt = narrow(space, tx, p.box);
+            if (nt) diffs.push({ term: nt, kind: p.kind, a, b });
+          }
         }
       }
     }
@@ -130,28 +180,80 @@ export function compareLeaves(space: Space, la: readonly Leaf[], lb: readonly Le
 }
 
 /**
- * Where the two sides evaluate an unmodelled test with state on different packets (the
- * symmetric difference of where each evaluates it), per test.
+ * Boxes indexed by the hull of one slot (the address slot with the most distinct ranges):
+ * sorted by hull start, in blocks that remember their furthest end, so a query skips whole
+ * blocks that end before it starts.
  */
-export function consultDifferences(space: Space, a: ReadonlyMap<string, Box[]>, b: ReadonlyMap<string, Box[]>): StatefulNote[] {
-  const out: StatefulNote[] = [];
-  for (const key of new Set([...a.keys(), ...b.keys()])) {
-    const ra = a.get(key) ?? [];
-    const rb = b.get(key) ?? [];
-    for (const box of [...space.minus(ra, rb), ...space.minus(rb, ra)]) out.push({ box, key });
+class SlotIndex {
+  private readonly slot: number;
+  private readonly order: number[];
+  private readonly lo: bigint[];
+  private readonly hi: bigint[];
+  private readonly blockMaxHi: bigint[];
+  private static readonly BLOCK = 32;
+
+  constructor(
+    private readonly space: Space,
+    boxes: readonly Box[],
+  ) {
+    const hull = (b: Box, s: number): [bigint, bigint] => {
+      const set = space.values(b, s);
+      return [set[0][0], set[set.length - 1][1]];
+    };
+    const distinct = (s: number) => new Set(boxes.map((b) => hull(b, s).join('-'))).size;
+    this.slot = distinct(0) >= distinct(1) ? 0 : 1;
+    const hulls = boxes.map((b) => hull(b, this.slot));
+    this.order = boxes.map((_, i) => i).sort((x, y) => (hulls[x][0] < hulls[y][0] ? -1 : hulls[x][0] > hulls[y][0] ? 1 : 0));
+    this.lo = this.order.map((i) => hulls[i][0]);
+    this.hi = this.order.map((i) => hulls[i][1]);
+    this.blockMaxHi = [];
+    for (let k = 0; k < this.order.length; k += SlotIndex.BLOCK) {
+      let m = -1n;
+      for (let i = k; i < Math.min(k + SlotIndex.BLOCK, this.order.length); i++) if (this.hi[i] > m) m = this.hi[i];
+      this.blockMaxHi.push(m);
+    }
   }
-  return out;
+
+  /** Indices of boxes whose hull on the slot meets the query box's. */
+  *query(box: Box): Generator<number> {
+    const set = this.space.values(box, this.slot);
+    const qlo = set[0][0];
+    const qhi = set[set.length - 1][1];
+    for (let b = 0; b < this.blockMaxHi.length; b++) {
+      const start = b * SlotIndex.BLOCK;
+      if (start >= this.lo.length || this.lo[start] > qhi) break;
+      if (this.blockMaxHi[b] < qlo) continue;
+      for (let i = start; i < Math.min(start + SlotIndex.BLOCK, this.lo.length); i++) {
+        if (this.lo[i] > qhi) break;
+        if (this.hi[i] >= qlo) yield this.order[i];
+      }
+    }
+  }
+}
+
+/** The intersection of two terms on the box x (their common box): x minus both hole lists. */
+export function meetTerms(space: Space, ta: Term, tb: Term, x: Box): Term | undefined {
+  const na = narrow(space, ta, x);
+  const nb = na && narrow(space, tb, x);
+  if (!na || !nb) return undefined;
+  return term(x, addHoles(na.holes, holesList(nb)));
 }
 
 /**
  * The first step where the two walks part ways: the rules (or policies) that decide the
  * difference, one per side. Steps of paired rules with the same action are the same step.
  */
+const PAIRS = new WeakMap<Alignment, Map<number, number>>();
+
 export function decisiveSteps(al: Alignment, a: Leaf, b: Leaf): { a?: Step; b?: Step } {
-  const pairOfB = new Map<number, number>();
-  for (const [ra, rb] of al.pairs) pairOfB.set(rb.id, ra.id);
-  const sa = trailSteps(a.piece.trail);
-  const sb = trailSteps(b.piece.trail);
+  let pairOfB = PAIRS.get(al);
+  if (!pairOfB) {
+    pairOfB = new Map<number, number>();
+    for (const [ra, rb] of al.pairs) pairOfB.set(rb.id, ra.id);
+    PAIRS.set(al, pairOfB);
+  }
+  const sa = trailSteps(a.piece.trail).filter((s) => s.t !== 'opaque');
+  const sb = trailSteps(b.piece.trail).filter((s) => s.t !== 'opaque');
   const same = (x: Step, y: Step) =>
     x.t === 'rule' && y.t === 'rule'
       ? pairOfB.get(y.ruleId) === x.ruleId && x.action === y.action && x.hook === y.hook

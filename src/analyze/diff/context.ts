@@ -3,7 +3,7 @@ import { matchConstraint } from '../../kinds/index.js';
 import type { Family } from '../../util/ip.js';
 import { type FamilyModel, type ModelRule, buildFamilyModel, ifacePatterns } from '../model/build.js';
 import { type IfacePattern, IfaceDomain } from '../model/ifaces.js';
-import { type Alignment, align } from './align.js';
+import { type Alignment, align, isStatefulOpaque, stripInstance } from './align.js';
 import type { SideNames } from './point.js';
 import { Matcher } from './region.js';
 import { Space } from './space.js';
@@ -49,15 +49,17 @@ export function buildContext(
   const space = new Space(family, ifaces);
   const limits = opts.limits ?? DEFAULT_LIMITS;
 
+  // A stateless unmodelled test is one unknown per text, on both sides; a stateful one is its
+  // rule's own, shared with the other side only through a paired rule.
   const aNames: SideNames = {
     model: ma,
-    opaqueKey: (k) => k,
+    opaqueKey: (k) => (isStatefulOpaque(k) ? k : `same:${stripInstance(k)}`),
     targetKey: (r: ModelRule) => `old#${r.id}`,
   };
   const bNames: SideNames = {
     model: mb,
     // Unpaired tests of the new side are its own (prefixed: the files may share names).
-    opaqueKey: (k) => alignment.opaqueKeyOfB.get(k) ?? `new:${k}`,
+    opaqueKey: (k) => (isStatefulOpaque(k) ? (alignment.opaqueKeyOfB.get(k) ?? `new:${k}`) : `same:${stripInstance(k)}`),
     targetKey: (r: ModelRule) => {
       const paired = alignment.targetPairOfB.get(r.id);
       return paired !== undefined ? `old#${paired}` : `new#${r.id}`;
@@ -68,5 +70,10 @@ export function buildContext(
     const walker = new SideWalker(space, names.model, matcher, names.targetKey, names.opaqueKey, limits);
     return { name, ...names, walker };
   };
-  return { family, space, a: side('old', aNames), b: side('new', bNames), alignment };
+  const a = side('old', aNames);
+  const b = side('new', bNames);
+  const policies = new Set(alignment.policyChanged.map((c) => `${c.table}/${c.name}`));
+  a.walker.setChanges({ changed: new Set(alignment.changedA.map((r) => r.id)), gaps: alignment.gapsA, policies, otherHull: (r) => b.walker.hullOf(r) });
+  b.walker.setChanges({ changed: new Set(alignment.changedB.map((r) => r.id)), gaps: alignment.gapsB, policies, otherHull: (r) => a.walker.hullOf(r) });
+  return { family, space, a, b, alignment };
 }

@@ -10,16 +10,16 @@ import { z3 } from '../z3/context.js';
 import { newZ3Stats } from '../z3/session.js';
 import { type AllowEntry, type AllowList, splitByAllowList } from './allow.js';
 import { changeRegion } from './change-region.js';
-import { type DiffKind, type RawDiff, type StatefulNote, compareLeaves, consultDifferences, decisiveSteps, differences } from './compare.js';
+import { type DiffKind, type RawDiff, type StatefulNote, compareTagged, decisiveSteps, differences, meetTerms } from './compare.js';
 import { type DiffContext, type Side, buildContext } from './context.js';
 import { cubeText } from './cube-text.js';
 import { mergeBoxes } from './merge.js';
 import { inputFor, pointIn } from './point.js';
 import { replayPair } from './replay.js';
-import { type Box, Inexact, OverBudget, type PacketClass, type Point, boxHas, freeClassSlots } from './space.js';
+import { type Box, Inexact, OverBudget, type PacketClass, type Point, boxHas, freeClassSlots, holesList, materialize, narrow, term, termHas } from './space.js';
 import { startPieces } from './start.js';
-import { type Piece, type Step, initialSym, withBoxes } from './sym.js';
-import type { DiffClass, DiffDecision, DiffInternalError, DiffSide, DiffUnknown, FamilyDiff } from './types.js';
+import { type Piece, type Step, initialSym, withTerms } from './sym.js';
+import type { DiffClass, DiffCube, DiffDecision, DiffInternalError, DiffSide, DiffUnknown, FamilyDiff } from './types.js';
 import type { Leaf } from './walk.js';
 import { describeReject } from './walk.js';
 import { Z3Pair } from './z3pair.js';
@@ -44,6 +44,13 @@ export interface DiffOptions {
 interface Found {
   readonly raw: RawDiff;
   readonly by: 'boxes' | 'z3';
+}
+
+/** A raw difference subtracted out into disjoint boxes. */
+interface Materialized {
+  readonly raw: RawDiff;
+  readonly by: 'boxes' | 'z3';
+  readonly boxes: readonly Box[];
 }
 
 const delivered = (v: string) => v !== 'dropped';
@@ -113,14 +120,30 @@ export async function diffFamily(oldPolicy: Policy, newPolicy: Policy, family: F
   const region = changeRegion(ctx);
   const start = region.boxes && region.boxes.length === 0 ? [] : startPieces(ctx, region.boxes);
   const residual: { piece: Piece; why: string }[] = [];
+  const phase = { walk: 0, compare: 0, classes: 0, z3: 0 };
   const attempt = (s: Piece): string | undefined => {
     try {
-      const la = ctx.a.walker.run([s]);
-      const lb = ctx.b.walker.run([s]);
+      let t = performance.now();
+      const la = ctx.a.walker.run([s], { prune: true });
+      // The new side walks the old side's leaves, each term tagged with its leaf: every new leaf
+      // then compares against one old outcome (no pairing of the two partitions).
+      const starts = new Map<string, Piece>();
+      la.forEach((l, k) => {
+        const cls = { local: l.piece.cls.local, lo: l.piece.cls.lo };
+        const key = `${+cls.local}${+cls.lo}`;
+        const terms = l.piece.terms.map((x) => term(x.box, x.holes, k));
+        const known = starts.get(key);
+        starts.set(key, known ? withTerms(known, [...known.terms, ...terms]) : { terms, sym: initialSym(cls), cls });
+      });
+      const lb = ctx.b.walker.run([...starts.values()], { prune: true });
+      phase.walk += performance.now() - t;
+      t = performance.now();
       leavesA += la.length;
       leavesB += lb.length;
-      for (const raw of compareLeaves(space, la, lb)) found.push({ raw, by: 'boxes' });
-      stateful.push(...consultDifferences(space, ctx.a.walker.consulted, ctx.b.walker.consulted));
+      const c = compareTagged(space, la, lb);
+      for (const raw of c.diffs) found.push({ raw, by: 'boxes' });
+      stateful.push(...c.stateful);
+      phase.compare += performance.now() - t;
       return undefined;
     } catch (e) {
       if (e instanceof Inexact || e instanceof OverBudget) return e.message;
@@ -129,30 +152,41 @@ export async function diffFamily(oldPolicy: Policy, newPolicy: Policy, family: F
   };
   for (const s of start) {
     if (attempt(s) === undefined) continue;
-    // One box at a time; what still fails goes to Z3.
-    for (const b of s.boxes) {
-      const one = withBoxes(s, [b]);
+    // One term at a time; what still fails goes to Z3.
+    for (const t of s.terms) {
+      const one = withTerms(s, [t]);
       const why = attempt(one);
       if (why !== undefined) residual.push({ piece: one, why });
     }
   }
 
+  let t1 = performance.now();
   if (residual.length) await solveResidual(ctx, residual, opts, found, unknown, internalErrors, z3stats);
+  phase.z3 = performance.now() - t1;
+  t1 = performance.now();
 
-  let expectedFound: Found[] = [];
-  let unexpectedFound: Found[] = [...found];
-  if (opts.allow) {
-    expectedFound = [];
-    unexpectedFound = [];
-    for (const f of found) {
-      const s = splitByAllowList(ctx, opts.allow, [f.raw], opts.allowUsed ?? new Set());
-      expectedFound.push(...s.expected.map((raw) => ({ raw, by: f.by })));
-      unexpectedFound.push(...s.unexpected.map((raw) => ({ raw, by: f.by })));
+  const expectedFound: Materialized[] = [];
+  const unexpectedFound: Materialized[] = [];
+  for (const f of found) {
+    const boxes = materialize(space, f.raw.term);
+    if (!opts.allow) {
+      if (boxes.length) unexpectedFound.push({ ...f, boxes });
+      continue;
     }
+    const ok: Box[] = [];
+    const rest: Box[] = [];
+    for (const b of boxes) {
+      const s = splitByAllowList(ctx, opts.allow, f.raw, b, opts.allowUsed ?? new Set());
+      ok.push(...s.expected);
+      rest.push(...s.unexpected);
+    }
+    if (ok.length) expectedFound.push({ ...f, boxes: ok });
+    if (rest.length) unexpectedFound.push({ ...f, boxes: rest });
   }
   const classes = await buildClasses(ctx, unexpectedFound, opts, internalErrors);
   const allowed = await buildClasses(ctx, expectedFound, opts, internalErrors);
   for (const n of mergeStateful(ctx, stateful)) unknown.push(n);
+  phase.classes = performance.now() - t1;
   const status = classes.length || allowed.length ? 'different' : unknown.length ? 'unknown' : 'equivalent';
   return {
     family,
@@ -168,6 +202,7 @@ export async function diffFamily(oldPolicy: Policy, newPolicy: Policy, family: F
       rawCubes: found.length,
       z3Queries: z3stats.queries,
       z3Ms: Math.round(z3stats.ms),
+      phases: { walk: Math.round(phase.walk), compare: Math.round(phase.compare), z3: Math.round(phase.z3), classes: Math.round(phase.classes) },
       ms: Math.round(performance.now() - t0),
     },
   };
@@ -189,11 +224,11 @@ async function solveResidual(
   for (const ingress of ['iface', 'local'] as const) {
     const mine = residual.filter((r) => (r.piece.cls.local ? 'local' : 'iface') === ingress);
     if (mine.length === 0) continue;
-    const pair = new Z3Pair(zctx, ctx, ingress, mine.flatMap((r) => r.piece.boxes), opts.timeoutMs ?? 5000, stats, prepasses);
+    const pair = new Z3Pair(zctx, ctx, ingress, mine.flatMap((r) => r.piece.terms.map((t) => t.box)), opts.timeoutMs ?? 5000, stats, prepasses);
     try {
       for (const { piece, why } of mine) {
-        const region = piece.boxes[0];
-        const blocked: Box[] = [];
+        const region = piece.terms[0].box;
+        const blocked: Box[] = holesList(piece.terms[0]);
         let round = 0;
         for (; round < rounds; round++) {
           const ans = await pair.ask(region, blocked);
@@ -214,7 +249,7 @@ async function solveResidual(
             continue;
           }
           found.push({ raw: cube, by: 'z3' });
-          blocked.push(cube.box);
+          blocked.push(...materialize(ctx.space, cube.term));
         }
         if (round === rounds) {
           unknown.push({ family: ctx.family, reason: `more differences may exist: only the first ${rounds} found by Z3 are listed (the box walk gave up here: ${why})`, region: regionText(ctx, region, piece.cls) });
@@ -230,15 +265,17 @@ async function solveResidual(
 function widenPoint(ctx: DiffContext, piece: Piece, pt: Point): RawDiff | undefined {
   const la = ctx.a.walker.runFocused(piece, pt);
   if (!la) return undefined;
-  const boxA = la.piece.boxes.find((b) => boxHas(ctx.space, b, pt));
-  if (!boxA) return undefined;
-  const lb = ctx.b.walker.runFocused({ boxes: [boxA], sym: initialSym(piece.cls), cls: piece.cls }, pt);
-  const boxB = lb?.piece.boxes.find((b) => boxHas(ctx.space, b, pt));
-  if (!lb || !boxB) return undefined;
-  const x = ctx.space.intersect(boxA, boxB);
-  if (!x) return undefined;
+  const ta = la.piece.terms.find((t) => termHas(ctx.space, t, pt));
+  if (!ta) return undefined;
+  const lb = ctx.b.walker.runFocused({ terms: [ta], sym: initialSym(piece.cls), cls: piece.cls }, pt);
+  const tb = lb?.piece.terms.find((t) => termHas(ctx.space, t, pt));
+  if (!lb || !tb) return undefined;
+  const x = ctx.space.intersect(ta.box, tb.box);
+  const tx = x && meetTerms(ctx.space, ta, tb, x);
+  if (!x || !tx) return undefined;
   const part = differences(ctx.space, x, la.out, lb.out).find((d) => boxHas(ctx.space, d.box, pt));
-  return part ? { box: part.box, kind: part.kind, a: la, b: lb } : undefined;
+  const nt = part && narrow(ctx.space, tx, part.box);
+  return part && nt ? { term: nt, kind: part.kind, a: la, b: lb } : undefined;
 }
 
 function regionText(ctx: DiffContext, box: Box, cls: PacketClass | undefined): string {
@@ -273,8 +310,8 @@ export function extraText(ctx: DiffContext, slot: number, set: readonly (readonl
 }
 
 /** Raw cubes → merged classes with a replayed witness each. */
-async function buildClasses(ctx: DiffContext, found: readonly Found[], opts: DiffOptions, internalErrors: DiffInternalError[]): Promise<DiffClass[]> {
-  const groups = new Map<string, { items: Found[]; steps: ReturnType<typeof decisiveSteps> }>();
+async function buildClasses(ctx: DiffContext, found: readonly Materialized[], opts: DiffOptions, internalErrors: DiffInternalError[]): Promise<DiffClass[]> {
+  const groups = new Map<string, { items: Materialized[]; steps: ReturnType<typeof decisiveSteps> }>();
   for (const f of found) {
     const steps = decisiveSteps(ctx.alignment, f.raw.a, f.raw.b);
     const stepKey = (s: Step | undefined) => (s ? JSON.stringify(s) : '-');
@@ -287,13 +324,29 @@ async function buildClasses(ctx: DiffContext, found: readonly Found[], opts: Dif
   const out: DiffClass[] = [];
   for (const { items, steps } of groups.values()) {
     const first = items[0];
-    const boxes = mergeBoxes(ctx.space, items.map((f) => freeClassSlots(ctx.space, f.raw.box)));
+    const boxes = mergeBoxes(ctx.space, items.flatMap((f) => f.boxes.map((b) => freeClassSlots(ctx.space, b))));
+    const printClass = { local: first.raw.a.piece.cls.local, lo: false };
+    const cubes: DiffCube[] = [];
+    let witness: { input: PacketInput; inB: PacketInput; concA: ConcreteOutcome; concB: ConcreteOutcome; holder: Materialized } | undefined;
     for (const box of boxes) {
-      // The witness: a natural point of the cube that lies in one of the raw cubes (so its leaves apply).
-      const holder = items.find((f) => ctx.space.overlaps(f.raw.box, box)) ?? first;
-      const inter = ctx.space.intersect(holder.raw.box, box) ?? holder.raw.box;
+      // A natural point of the cube, taken inside one of the raw cubes it came from.
+      let inter: Box | undefined;
+      let holder = first;
+      for (const f of items) {
+        for (const b of f.boxes) {
+          const x = ctx.space.intersect(b, box);
+          if (x) {
+            inter = x;
+            holder = f;
+            break;
+          }
+        }
+        if (inter) break;
+      }
+      if (!inter) continue;
       const pt = pointIn(ctx.space, inter, { ctstate: 8n });
       if (!boxHas(ctx.space, inter, pt)) continue; // a relation left no point: the cube is empty
+      // Every cube is checked on one packet by the concrete interpreter.
       const inA = inputFor(ctx.space, ctx.a, pt);
       const inB = inputFor(ctx.space, ctx.b, pt);
       const concA = runPacket(ctx.a.model, inA);
@@ -307,41 +360,44 @@ async function buildClasses(ctx: DiffContext, found: readonly Found[], opts: Dif
         });
         continue;
       }
-      const dA = decision(ctx.a, steps.a, holder.raw.a.out);
-      const dB = decision(ctx.b, steps.b, holder.raw.b.out);
-      const side = (s: Side, input: PacketInput, conc: ConcreteOutcome, d: DiffDecision | undefined): DiffSide => ({
-        verdict: conc.verdict,
-        summary: sideSummary(s, conc, d),
-        ...(d ? { decision: d } : {}),
-        witness: makeWitness(s.model, input, conc),
-      });
-      const oldSide = side(ctx.a, inA, concA, dA);
-      const newSide = side(ctx.b, inB, concB, dB);
-      const dependsOn = [...new Set([...oldSide.witness.dependsOn, ...newSide.witness.dependsOn])];
-      let replay: DiffClass['replay'] = { status: 'not-replayed', detail: 'replay turned off' };
-      if (opts.replay ?? true) {
-        const r = replayPair(ctx, kind, { input: inA, out: concA }, { input: inB, out: concB }, dependsOn);
-        if (r.status === 'disagrees') {
-          internalErrors.push({ family: ctx.family, message: `replay in the simulator: ${r.detail}`, witness: inputSummary(ctx.a.model, inA) });
-          continue;
-        }
-        replay = { status: r.status, detail: r.detail };
-      }
-      const text = cubeText(ctx.space, box, { local: first.raw.a.piece.cls.local, lo: false, l4: first.raw.a.piece.cls.l4 === 'fragment' ? 'fragment' : 'tcp', ct: 'new' }, wildcards, (slot, set) => extraText(ctx, slot, set));
-      out.push({
-        family: ctx.family,
-        kind,
-        flow: text.flow,
-        conditions: text.conditions,
-        fields: text.fields,
-        witness: { summary: inputSummary(ctx.a.model, inA), input: inA },
-        old: oldSide,
-        new: newSide,
-        replay,
-        decidedBy: first.by,
-        dependsOn,
-      });
+      const text = cubeText(ctx.space, box, printClass, wildcards, (slot, set) => extraText(ctx, slot, set));
+      cubes.push({ flow: text.flow, conditions: text.conditions, fields: text.fields });
+      // The class's witness: its first cube's packet, preferring a new connection (it replays).
+      if (!witness || (witness.input.ctState !== 'NEW' && inA.ctState === 'NEW')) witness = { input: inA, inB, concA, concB, holder };
     }
+    if (!witness || cubes.length === 0) continue;
+    const { input: inA, inB, concA, concB, holder } = witness;
+    const dA = decision(ctx.a, steps.a, holder.raw.a.out);
+    const dB = decision(ctx.b, steps.b, holder.raw.b.out);
+    const side = (s: Side, input: PacketInput, conc: ConcreteOutcome, d: DiffDecision | undefined): DiffSide => ({
+      verdict: conc.verdict,
+      summary: sideSummary(s, conc, d),
+      ...(d ? { decision: d } : {}),
+      witness: makeWitness(s.model, input, conc),
+    });
+    const oldSide = side(ctx.a, inA, concA, dA);
+    const newSide = side(ctx.b, inB, concB, dB);
+    const dependsOn = [...new Set([...oldSide.witness.dependsOn, ...newSide.witness.dependsOn])];
+    let replay: DiffClass['replay'] = { status: 'not-replayed', detail: 'replay turned off' };
+    if (opts.replay ?? true) {
+      const r = replayPair(ctx, first.raw.kind, { input: inA, out: concA }, { input: inB, out: concB }, dependsOn);
+      if (r.status === 'disagrees') {
+        internalErrors.push({ family: ctx.family, message: `replay in the simulator: ${r.detail}`, witness: inputSummary(ctx.a.model, inA) });
+        continue;
+      }
+      replay = { status: r.status, detail: r.detail };
+    }
+    out.push({
+      family: ctx.family,
+      kind: first.raw.kind,
+      cubes,
+      witness: { summary: inputSummary(ctx.a.model, inA), input: inA },
+      old: oldSide,
+      new: newSide,
+      replay,
+      decidedBy: first.by,
+      dependsOn,
+    });
   }
   const order: Record<DiffKind, number> = { allowed: 0, denied: 1, nat: 2, rerouted: 3, 'deny-changed': 4 };
   return out.sort((x, y) => order[x.kind] - order[y.kind]);
@@ -349,12 +405,13 @@ async function buildClasses(ctx: DiffContext, found: readonly Found[], opts: Dif
 
 function mergeStateful(ctx: DiffContext, notes: readonly StatefulNote[]): DiffUnknown[] {
   if (notes.length === 0) return [];
-  const boxes = mergeBoxes(ctx.space, notes.map((n) => freeClassSlots(ctx.space, n.box)));
+  // Only a sample is shown: the note says where, not every packet.
+  const boxes = mergeBoxes(ctx.space, notes.slice(0, 200).flatMap((n) => materialize(ctx.space, n.term).slice(0, 20).map((b) => freeClassSlots(ctx.space, b))));
   const shown = boxes.slice(0, 5).map((b) => regionText(ctx, b, undefined));
   return [
     {
       family: ctx.family,
-      reason: `both sides give these packets the same outcome, but consult unmodelled tests with state (rate limits, recent lists…) differently, so later packets may be treated differently${boxes.length > 5 ? ` (${boxes.length} regions, 5 shown)` : ''}`,
+      reason: `both sides give these packets the same outcome, but evaluate different unmodelled tests with state (rate limits, recent lists…), so later packets may be treated differently${boxes.length > 5 ? ` (${notes.length} parts; 5 shown)` : ''}`,
       region: shown.join('; '),
     },
   ];

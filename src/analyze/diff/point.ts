@@ -99,6 +99,43 @@ export function valAt(v: Val, p: Point): bigint {
   return v.k === 'const' ? v.v : (p[v.slot] ?? 0n) + v.off;
 }
 
+/** What a side reads from extra slots, rule by rule, computed once per side. */
+interface SideIndex {
+  /** The side's opaque keys grouped by the space key they read. */
+  readonly opaque: readonly { readonly keys: readonly string[]; readonly spaceKey: string }[];
+  readonly choices: readonly { readonly choice: string; readonly kind: 'choice'; readonly spaceKey: string }[];
+}
+
+const INDEX = new WeakMap<SideNames, SideIndex>();
+
+function indexOf(side: SideNames): SideIndex {
+  let ix = INDEX.get(side);
+  if (ix) return ix;
+  const opaque = new Map<string, string[]>();
+  const choices: { choice: string; kind: 'choice'; spaceKey: string }[] = [];
+  for (const r of side.model.rules) {
+    for (const o of opaqueParts(r.constraint)) {
+      const sk = side.opaqueKey(o.key);
+      const list = opaque.get(sk) ?? [];
+      if (!list.includes(o.key)) list.push(o.key);
+      opaque.set(sk, list);
+    }
+    const e = r.effect;
+    if (e.type === 'opaque') choices.push({ choice: CHOICE.target(r.id), kind: 'choice', spaceKey: `target:${side.targetKey(r)}` });
+    if (e.type === 'nat') {
+      const hook = natHookOf(side.model, r);
+      if (!hook) continue;
+      const desc = natDescriptor(e.nat, hook);
+      // Only SNAT/DNAT over a range read an address choice (MASQUERADE/REDIRECT without a host keep the default).
+      if (e.nat.type === 'snat' || e.nat.type === 'dnat') choices.push({ choice: CHOICE.natAddr(r.id), kind: 'choice', spaceKey: `nat.addr ${desc}` });
+      choices.push({ choice: CHOICE.natPort(r.id), kind: 'choice', spaceKey: `nat.port ${desc}` });
+    }
+  }
+  ix = { opaque: [...opaque].map(([spaceKey, keys]) => ({ keys, spaceKey })), choices };
+  INDEX.set(side, ix);
+  return ix;
+}
+
 /** The PacketInput one side reads from a point. */
 export function inputFor(space: Space, side: SideNames, p: Point): PacketInput {
   const fam = space.family;
@@ -120,23 +157,12 @@ export function inputFor(space: Space, side: SideNames, p: Point): PacketInput {
     const v = at('choice', key);
     if (v !== undefined) choices[key] = v;
   }
-  for (const r of side.model.rules) {
-    for (const o of opaqueParts(r.constraint)) opaque[o.key] = (at('opaque', side.opaqueKey(o.key)) ?? 0n) === 1n;
-    const e = r.effect;
-    if (e.type === 'opaque') {
-      const v = at('choice', `target:${side.targetKey(r)}`);
-      if (v !== undefined) choices[CHOICE.target(r.id)] = v;
-    }
-    if (e.type === 'nat') {
-      const hook = natHookOf(side.model, r);
-      if (!hook) continue;
-      const desc = natDescriptor(e.nat, hook);
-      // Only SNAT/DNAT over a range read an address choice (MASQUERADE/REDIRECT without a host keep the default).
-      const a = e.nat.type === 'snat' || e.nat.type === 'dnat' ? at('choice', `nat.addr ${desc}`) : undefined;
-      if (a !== undefined) choices[CHOICE.natAddr(r.id)] = a;
-      const port = at('choice', `nat.port ${desc}`);
-      if (port !== undefined) choices[CHOICE.natPort(r.id)] = port;
-    }
+  const ix = indexOf(side);
+  // An unmodelled test reads false unless the input says true (concrete/interp.ts).
+  for (const o of ix.opaque) if (at('opaque', o.spaceKey) === 1n) for (const k of o.keys) opaque[k] = true;
+  for (const c of ix.choices) {
+    const v = at('choice', c.spaceKey);
+    if (v !== undefined) choices[c.choice] = v;
   }
   return {
     family: fam,

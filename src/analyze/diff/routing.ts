@@ -1,10 +1,11 @@
 import { CHOICE } from '../concrete/interp.js';
 import type { RoutingView } from '../model/routing.js';
-import { type IntervalSet, normalize, union } from '../../util/intervals.js';
+import { type IntervalSet, normalize, subtract, union } from '../../util/intervals.js';
 import { familyMax, prefixMask } from '../../util/ip.js';
-import type { Box, Space } from './space.js';
+import { IIF_SLOT } from '../model/fields.js';
+import { type Space, type Term, narrow } from './space.js';
 import { equalParts } from './equal.js';
-import { type Piece, type Val, constVal, getVal, slotVal, withBoxes } from './sym.js';
+import { type Piece, type Val, constVal, getVal, slotVal, withTerms } from './sym.js';
 
 /**
  * The host's routing decisions over pieces of header space, as RoutingView (model/routing.ts)
@@ -24,6 +25,12 @@ const V4 = {
   limitedBroadcast: [[0xffffffffn, 0xffffffffn]] as IntervalSet,
 };
 const V6_MULTICAST: IntervalSet = [[0xffn << 120n, familyMax('ipv6')]];
+/** Multicast addresses of one scope (ffXs::/16 for every flag nibble X). */
+const V6_SCOPE = (scope: number): IntervalSet =>
+  normalize(Array.from({ length: 16 }, (_, flags) => {
+    const lo = ((0xffn << 8n) | (BigInt(flags) << 4n) | BigInt(scope)) << 112n;
+    return [lo, lo | ((1n << 112n) - 1n)] as const;
+  }));
 const V6_LOOPBACK: IntervalSet = [[1n, 1n]];
 
 export class BoxRouting {
@@ -43,33 +50,65 @@ export class BoxRouting {
       }
       const shifted = v.off === 0n ? set : set.map(([lo, hi]) => [lo - v.off, hi - v.off] as const).filter(([, hi]) => hi >= 0n);
       const s = normalize(shifted.map(([lo, hi]) => [lo < 0n ? 0n : lo, hi] as const));
-      const y: Box[] = [];
-      const n: Box[] = [];
-      for (const b of p.boxes) {
-        const x = this.space.split(b, v.slot, s);
-        y.push(...x.yes);
-        n.push(...x.no);
+      const y: Term[] = [];
+      const n: Term[] = [];
+      for (const t of p.terms) {
+        const x = this.space.split(t.box, v.slot, s);
+        for (const b of x.yes) {
+          const nt = narrow(this.space, t, b);
+          if (nt) y.push(nt);
+        }
+        for (const b of x.no) {
+          const nt = narrow(this.space, t, b);
+          if (nt) n.push(nt);
+        }
       }
-      if (y.length) yes.push(withBoxes(p, y));
-      if (n.length) no.push(withBoxes(p, n));
+      if (y.length) yes.push(withTerms(p, y));
+      if (n.length) no.push(withTerms(p, n));
     }
     return { yes, no };
   }
 
-  /** ip_route_input for pieces at the end of PREROUTING. */
+  /** Multicast groups each device has joined, as Host.joinedGroup answers (by class index). */
+  private groupsOf(device: string): IntervalSet {
+    const r = this.routing;
+    const fam = r.family;
+    const candidates: bigint[] = fam === 'ipv4' ? [0xe0000001n] : [
+      0xff010000000000000000000000000001n,
+      0xff020000000000000000000000000001n,
+      0xff010000000000000000000000000002n,
+      0xff020000000000000000000000000002n,
+      0xff050000000000000000000000000002n,
+    ];
+    if (fam === 'ipv6') {
+      const solicited = 0xff0200000000000000000001ff000000n;
+      for (const a of r.addresses) {
+        candidates.push(solicited | (a.addr & 0xffffffn));
+        candidates.push(solicited | (a.addr & prefixMask('ipv6', a.prefixLen) & 0xffffffn));
+      }
+    }
+    return normalize(candidates.filter((g) => r.sim.joinedGroup(fam, device, g)).map((g) => [g, g] as const));
+  }
+
+  /**
+   * ip_route_input for pieces at the end of PREROUTING, in the order of the simulator's
+   * Host.routeInput (the analyzer's concrete model asks that Host itself): martian sources,
+   * broadcasts, multicast to joined groups, zero and loopback addresses, own addresses, routes.
+   * Without a host model an otherwise routable packet's fate is the environment's choice.
+   */
   input(pieces: readonly Piece[]): InputDecision[] {
     const out: InputDecision[] = [];
     const r = this.routing;
+    const fam = r.family;
     const martian = (ps: Piece[]) => ps.forEach((piece) => out.push({ kind: 'martian', piece }));
-    let rest: Piece[] = [...pieces];
+    const local = (ps: Piece[]) => ps.forEach((piece) => out.push({ kind: 'local', piece }));
     const src = (p: Piece) => getVal(p.sym, 'saddr');
     const dst = (p: Piece) => getVal(p.sym, 'daddr');
-    // Conditions read the piece's own values; pieces of one call may differ (NAT), so split one at a time.
     const step = (ps: Piece[], which: 'src' | 'dst', set: IntervalSet, onlyNotLo = false) => {
       const yes: Piece[] = [];
       const no: Piece[] = [];
       for (const p of ps) {
-        if (onlyNotLo && p.cls.lo) {
+        if (onlyNotLo && this.isLo(p)) {
           no.push(p);
           continue;
         }
@@ -79,82 +118,146 @@ export class BoxRouting {
       }
       return { yes, no };
     };
-    let sane: Piece[];
-    if (r.family === 'ipv4') {
-      let s = step(rest, 'src', union(V4.multicast, V4.limitedBroadcast));
+    const zero: IntervalSet = [[0n, 0n]];
+    let rest: Piece[] = [...pieces];
+    let s: { yes: Piece[]; no: Piece[] };
+    if (fam === 'ipv4') {
+      s = step(rest, 'src', union(V4.multicast, V4.limitedBroadcast));
       martian(s.yes);
-      s = step(s.no, 'src', V4.loopback, true);
+      s = step(s.no, 'dst', V4.limitedBroadcast);
+      local(s.yes);
+      // 0.0.0.0 to 0.0.0.0 is a local broadcast.
+      const z = step(s.no, 'src', zero);
+      const zz = step(z.yes, 'dst', zero);
+      local(zz.yes);
+      rest = [...zz.no, ...z.no];
+      s = step(rest, 'dst', V4.multicast);
+      this.multicast(s.yes, out);
+      s = step(s.no, 'src', zero);
       martian(s.yes);
-      s = step(s.no, 'dst', V4.zeroNet);
+      s = step(s.no, 'dst', zero);
       martian(s.yes);
       s = step(s.no, 'dst', V4.loopback, true);
       martian(s.yes);
-      // Broadcast and multicast destinations skip the remaining source checks.
-      const cast = step(s.no, 'dst', union(union(V4.limitedBroadcast, r.broadcast), V4.multicast));
-      s = step(cast.no, 'src', V4.zeroNet);
+      s = step(s.no, 'src', V4.loopback, true);
       martian(s.yes);
-      sane = [...cast.yes, ...s.no];
+      const bcast = subtract(r.broadcast, V4.limitedBroadcast, familyMax('ipv4'));
+      s = step(s.no, 'dst', bcast);
+      local(s.yes);
+      s = step(s.no, 'src', subtract(r.local, V4.loopback, familyMax('ipv4')), true);
+      martian(s.yes);
+      s = step(s.no, 'dst', union(V4.loopback, r.local));
+      local(s.yes);
+      rest = s.no;
     } else {
-      let s = step(rest, 'src', V6_MULTICAST);
+      s = step(rest, 'src', V6_MULTICAST);
       martian(s.yes);
       s = step(s.no, 'src', V6_LOOPBACK, true);
       martian(s.yes);
       s = step(s.no, 'dst', V6_LOOPBACK, true);
       martian(s.yes);
-      sane = s.no;
-    }
-    // Broadcast and multicast destinations are delivered here, host model or not.
-    const castHere = step(sane, 'dst', union(r.broadcast, r.multicast));
-    castHere.yes.forEach((piece) => out.push({ kind: 'local', piece }));
-    sane = castHere.no;
-    if (!r.hasHost) {
-      const route = this.space.extra({ kind: 'choice', key: CHOICE.route, doc: 'routing: 0 this host, 1 forwarded', domain: [[0n, 1n]] });
-      const oif = this.space.extra({ kind: 'choice', key: CHOICE.oif, doc: 'output interface', domain: this.space.ifaces.nonEmpty() });
-      const s = this.cut(sane, slotVal(route), [[0n, 0n]]);
-      // Delivered here means the destination is ours; a source equal to it is then ours too.
-      let here = s.yes;
-      if (r.family === 'ipv4') {
-        const same = this.splitEqual(
-          here.filter((p) => !p.cls.lo),
-          (p) => getVal(p.sym, 'saddr'),
-          (p) => getVal(p.sym, 'daddr'),
-        );
-        martian(same.eq);
-        here = [...here.filter((p) => p.cls.lo), ...same.ne];
-      }
-      for (const piece of here) out.push({ kind: 'local', piece });
-      for (const p of s.no) {
-        const q = this.restrict(p, oif, this.space.ifaces.nonEmpty());
-        if (q) out.push({ kind: 'forward', piece: q, oif: slotVal(oif) });
-      }
-      return out;
-    }
-    rest = sane;
-    if (r.family === 'ipv4') {
-      const cast = step(rest, 'dst', union(r.broadcast, r.multicast));
-      cast.yes.forEach((piece) => out.push({ kind: 'local', piece }));
-      let s = step(cast.no, 'src', V4.zeroNet);
-      martian(s.yes);
-      s = step(s.no, 'src', r.local, true);
-      martian(s.yes);
+      s = step(s.no, 'dst', V6_MULTICAST);
+      this.multicast(s.yes, out);
+      s = step(s.no, 'dst', union(V6_LOOPBACK, r.local));
+      local(s.yes);
       rest = s.no;
-    } else {
-      const mc = step(rest, 'dst', r.multicast);
-      mc.yes.forEach((piece) => out.push({ kind: 'local', piece }));
-      rest = mc.no;
     }
-    const loc = step(rest, 'dst', r.local);
-    loc.yes.forEach((piece) => out.push({ kind: 'local', piece }));
-    rest = loc.no;
+    const routed: Piece[] = [];
     for (const route of r.routes) {
       if (rest.length === 0) break;
-      const s = step(rest, 'dst', route.region);
+      const x = step(rest, 'dst', route.region);
       const oif = constVal(this.space.ifaces.classOf(route.device));
-      s.yes.forEach((piece) => out.push({ kind: 'forward', piece, oif }));
-      rest = s.no;
+      x.yes.forEach((piece) => out.push({ kind: 'forward', piece, oif }));
+      routed.push(...x.yes);
+      rest = x.no;
     }
-    rest.forEach((piece) => out.push({ kind: 'unreachable', piece }));
+    if (r.hasHost) {
+      rest.forEach((piece) => out.push({ kind: 'unreachable', piece }));
+      return out;
+    }
+    // No host model: here or onward is the environment's pick (a shared choice), never out of lo.
+    const route = this.space.extra({ kind: 'choice', key: CHOICE.route, doc: 'routing: 0 this host, 1 forwarded', domain: [[0n, 1n]] });
+    const devices = subtract(this.space.ifaces.nonEmpty(), this.space.ifaces.indicesOf(['lo']), this.space.top(IIF_SLOT));
+    const oif = this.space.extra({ kind: 'choice', key: CHOICE.oif, doc: 'output interface', domain: devices.length ? devices : this.space.ifaces.nonEmpty() });
+    const c = this.cut(rest, slotVal(route), [[0n, 0n]]);
+    let here = c.yes;
+    if (fam === 'ipv4') {
+      // Delivered here means the destination is ours; a source equal to it is then ours too.
+      const same = this.splitEqual(
+        here.filter((p) => !this.isLo(p)),
+        (p) => getVal(p.sym, 'saddr'),
+        (p) => getVal(p.sym, 'daddr'),
+      );
+      martian(same.eq);
+      here = [...here.filter((p) => this.isLo(p)), ...same.ne];
+    }
+    local(here);
+    for (const p of c.no) {
+      const q = this.restrict(p, oif, devices.length ? devices : this.space.ifaces.nonEmpty());
+      if (q) out.push({ kind: 'forward', piece: q, oif: slotVal(oif) });
+    }
     return out;
+  }
+
+  /** Arriving on lo (by class, or looped back). */
+  private isLo(p: Piece): boolean {
+    return p.cls.lo || (p.sym.iif.k === 'const' && p.sym.iif.v === BigInt(this.space.ifaces.classOf('lo')));
+  }
+
+  /** A multicast destination: delivered if the input device joined the group (always without a host model). */
+  private multicast(ps: readonly Piece[], out: InputDecision[]): void {
+    const r = this.routing;
+    for (const p of ps) {
+      if (!r.hasHost) {
+        out.push({ kind: 'local', piece: p });
+        continue;
+      }
+      const iif = p.sym.iif;
+      const perDevice: [bigint, Piece][] = [];
+      if (iif.k === 'const') perDevice.push([iif.v, p]);
+      else {
+        for (const t of p.terms) {
+          for (const [lo, hi] of this.space.values(t.box, iif.slot)) {
+            for (let i = lo; i <= hi; i++) {
+              const nt = narrow(this.space, t, this.space.with(t.box, iif.slot, [[i, i]]));
+              if (nt) perDevice.push([i, withTerms(p, [nt])]);
+            }
+          }
+        }
+      }
+      for (const [dev, q] of perDevice) {
+        const s = this.cut([q], getVal(q.sym, 'daddr'), this.groupsOf(this.space.ifaces.nameOf(Number(dev))));
+        s.yes.forEach((piece) => out.push({ kind: 'local', piece }));
+        s.no.forEach((piece) => out.push({ kind: 'martian', piece }));
+      }
+    }
+  }
+
+  /** IPv6 packets ip6_rcv_core drops before PREROUTING (Host.ipv6HeaderDrop); the rest go on. */
+  headerCheck(pieces: readonly Piece[]): { ok: Piece[]; dropped: Piece[] } {
+    if (this.routing.family !== 'ipv6') return { ok: [...pieces], dropped: [] };
+    const dropped: Piece[] = [];
+    const ok: Piece[] = [];
+    for (const p of pieces) {
+      const saddr = getVal(p.sym, 'saddr');
+      const daddr = getVal(p.sym, 'daddr');
+      let rest: Piece[] = [p];
+      const drop = (v: Val, set: IntervalSet) => {
+        const x = this.cut(rest, v, set);
+        dropped.push(...x.yes);
+        rest = x.no;
+      };
+      if (!this.isLo(p)) {
+        // Loopback addresses and interface-local multicast from the wire.
+        drop(saddr, V6_LOOPBACK);
+        drop(daddr, V6_LOOPBACK);
+        drop(daddr, V6_SCOPE(1));
+      }
+      drop(daddr, V6_SCOPE(0));
+      drop(saddr, V6_MULTICAST);
+      ok.push(...rest);
+    }
+    return { ok, dropped };
   }
 
   /** ip_route_output for a locally generated piece: the device, or unreachable. */
@@ -162,13 +265,15 @@ export class BoxRouting {
     const r = this.routing;
     if (!r.hasHost) {
       // Loopback destinations always leave by lo; anything else by the device the environment picks.
-      const oif = this.space.extra({ kind: 'choice', key: CHOICE.oif, doc: 'output interface', domain: this.space.ifaces.nonEmpty() });
+      const devices = subtract(this.space.ifaces.nonEmpty(), this.space.ifaces.indicesOf(['lo']), this.space.top(IIF_SLOT));
+      const domain = devices.length ? devices : this.space.ifaces.nonEmpty();
+      const oif = this.space.extra({ kind: 'choice', key: CHOICE.oif, doc: 'output interface', domain });
       const routed: { piece: Piece; oif: Val }[] = [];
       for (const p of pieces) {
         const s = this.cut([p], getVal(p.sym, 'daddr'), r.loopback);
         for (const q of s.yes) routed.push({ piece: q, oif: constVal(this.space.ifaces.classOf('lo')) });
         for (const q of s.no) {
-          const r2 = this.restrict(q, oif, this.space.ifaces.nonEmpty());
+          const r2 = this.restrict(q, oif, domain);
           if (r2) routed.push({ piece: r2, oif: slotVal(oif) });
         }
       }
@@ -217,26 +322,34 @@ export class BoxRouting {
     const eq: Piece[] = [];
     const ne: Piece[] = [];
     for (const p of pieces) {
-      const e: Box[] = [];
-      const n: Box[] = [];
-      for (const b of p.boxes) {
-        const s = equalParts(this.space, b, av(p), bv(p));
-        e.push(...s.eq);
-        n.push(...s.ne);
+      const e: Term[] = [];
+      const n: Term[] = [];
+      for (const t of p.terms) {
+        const s = equalParts(this.space, t.box, av(p), bv(p));
+        for (const b of s.eq) {
+          const nt = narrow(this.space, t, b);
+          if (nt) e.push(nt);
+        }
+        for (const b of s.ne) {
+          const nt = narrow(this.space, t, b);
+          if (nt) n.push(nt);
+        }
       }
-      if (e.length) eq.push(withBoxes(p, e));
-      if (n.length) ne.push(withBoxes(p, n));
+      if (e.length) eq.push(withTerms(p, e));
+      if (n.length) ne.push(withTerms(p, n));
     }
     return { eq, ne };
   }
 
   /** The piece with one slot restricted to a set (undefined when nothing is left). */
   restrict(p: Piece, slot: number, set: IntervalSet): Piece | undefined {
-    const boxes = p.boxes.flatMap((b) => {
-      const r = this.space.restrict(b, slot, set);
-      return r ? [r] : [];
-    });
-    return boxes.length ? withBoxes(p, boxes) : undefined;
+    const terms: Term[] = [];
+    for (const t of p.terms) {
+      const r = this.space.restrict(t.box, slot, set);
+      const nt = r && narrow(this.space, t, r);
+      if (nt) terms.push(nt);
+    }
+    return terms.length ? withTerms(p, terms) : undefined;
   }
 
   /** Splits pieces by a value set (each piece's own value when `of` is given). */

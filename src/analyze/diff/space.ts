@@ -392,3 +392,89 @@ export function freeClassSlots(space: Space, box: Box): Box {
   }
   return out;
 }
+
+// ---- terms: a box minus holes (lazy subtraction) ------------------------------------------
+
+/** Boxes taken out of a term, newest first (a list shared between terms). */
+export interface Holes {
+  readonly box: Box;
+  readonly next?: Holes;
+}
+
+/**
+ * A box minus the union of some holes, kept unsubtracted: a rule's "did not match" part is the
+ * same box with one more hole instead of several boxes, so pieces do not fragment rule after
+ * rule. Terms are subtracted out (materialize) only where a result is reported.
+ */
+export interface Term {
+  readonly box: Box;
+  readonly holes?: Holes;
+  /** Which leaf of the other side's walk the packets come from (see family.ts), kept by every split. */
+  readonly tag?: number;
+}
+
+export function term(box: Box, holes?: Holes, tag?: number): Term {
+  const t: { box: Box; holes?: Holes; tag?: number } = { box };
+  if (holes) t.holes = holes;
+  if (tag !== undefined) t.tag = tag;
+  return t;
+}
+
+export function addHoles(holes: Holes | undefined, boxes: readonly Box[]): Holes | undefined {
+  let h = holes;
+  for (const b of boxes) h = { box: b, next: h };
+  return h;
+}
+
+export function termHas(space: Space, t: Term, p: Point): boolean {
+  if (!boxHas(space, t.box, p)) return false;
+  for (let h = t.holes; h; h = h.next) if (boxHas(space, h.box, p)) return false;
+  return true;
+}
+
+/** Quick emptiness: the box lies inside one hole (a union of holes is not checked). */
+export function surelyEmpty(space: Space, t: Term): boolean {
+  for (let h = t.holes; h; h = h.next) if (space.contains(h.box, t.box)) return true;
+  return false;
+}
+
+/**
+ * The term narrowed to a sub-box: holes that no longer meet it are dropped (keeps hole lists
+ * short as pieces narrow). Undefined when the narrowed term is surely empty.
+ */
+export function narrow(space: Space, t: Term, box: Box): Term | undefined {
+  if (box === t.box) return t;
+  let kept: Box[] | undefined;
+  let changed = false;
+  for (let h = t.holes; h; h = h.next) {
+    if (!space.overlaps(h.box, box)) {
+      changed = true;
+      continue;
+    }
+    if (space.contains(h.box, box)) return undefined;
+    (kept ??= []).push(h.box);
+  }
+  if (!changed) return term(box, t.holes, t.tag);
+  return term(box, kept ? addHoles(undefined, kept.reverse()) : undefined, t.tag);
+}
+
+/** The term's points as disjoint boxes (hole-overlapping parts subtracted). */
+export function materialize(space: Space, t: Term): Box[] {
+  let rest: Box[] = [t.box];
+  for (let h = t.holes; h && rest.length; h = h.next) {
+    const hb = h.box;
+    const next: Box[] = [];
+    for (const r of rest) {
+      if (!space.overlaps(r, hb)) next.push(r);
+      else for (const x of space.subtract(r, hb)) next.push(x);
+    }
+    rest = next;
+  }
+  return rest;
+}
+
+export function holesList(t: Term): Box[] {
+  const out: Box[] = [];
+  for (let h = t.holes; h; h = h.next) out.push(h.box);
+  return out;
+}

@@ -1,6 +1,6 @@
 import { type IntervalSet, union } from '../../util/intervals.js';
 import type { DiffContext } from './context.js';
-import { type Box, ingressClasses } from './space.js';
+import { type Box, ingressClasses, term } from './space.js';
 import { type Piece, initialSym } from './sym.js';
 
 /**
@@ -19,7 +19,7 @@ export function startPieces(ctx: DiffContext, region?: readonly Box[]): Piece[] 
   const out: Piece[] = [];
   for (const { cls, box } of ingressClasses(ctx.space, ingressDevices(ctx))) {
     const boxes = ctx.space.disjoint(region ? ctx.space.meet([box], region) : [box]);
-    if (boxes.length) out.push({ boxes, sym: initialSym(cls), cls });
+    if (boxes.length) out.push({ terms: boxes.map((b) => term(b)), sym: initialSym(cls), cls });
   }
   return out;
 }

@@ -1,7 +1,8 @@
 import { CT_STATE, type NumericField, PORT_PROTOS } from '../../ir/fields.js';
 import type { Hook, TableName } from '../../ir/netfilter.js';
 import { FIELDS, FIELD_SLOT, IIF_SLOT, presenceOf } from '../model/fields.js';
-import { type Box, type PacketClass, l4Has } from './space.js';
+import { mergeBoxes } from './merge.js';
+import { type Box, type PacketClass, type Space, type Term, l4Has, term } from './space.js';
 
 /**
  * A packet in the middle of its walk, symbolically: each field is either a slot of the arriving
@@ -65,19 +66,25 @@ export function trailSteps(t: Trail | undefined): Step[] {
 }
 
 /**
- * Packets that are at the same place in the same symbolic state: a list of disjoint boxes
- * (many boxes share a state when a chain returns them from many rules) with one state, one
- * packet class and one trail.
+ * Packets that are at the same place in the same symbolic state: a list of disjoint terms
+ * (boxes minus holes; many share a state when a chain returns them from many rules) with one
+ * state, one packet class and one trail.
  */
 export interface Piece {
-  readonly boxes: readonly Box[];
+  readonly terms: readonly Term[];
   readonly sym: Sym;
   readonly cls: PacketClass;
   readonly trail?: Trail;
+  /**
+   * The walks of the two sides may have parted for these packets (a changed rule fired, the
+   * other side's extra rule may have, a changed policy applied). Until then both sides walk
+   * them step by step alike (see walk.ts, pruning).
+   */
+  readonly touched?: boolean;
 }
 
-export function withBoxes(p: Piece, boxes: readonly Box[]): Piece {
-  return boxes === p.boxes ? p : { ...p, boxes };
+export function withTerms(p: Piece, terms: readonly Term[]): Piece {
+  return terms === p.terms ? p : { ...p, terms };
 }
 
 export function withStep(p: Piece, step: Step): Piece {
@@ -114,22 +121,42 @@ export function trailKey(t: Trail | undefined): string {
 }
 
 /** Pieces in the same state with the same trail and class become one piece (their boxes joined). */
-export function coalesce(pieces: readonly Piece[]): Piece[] {
+export function coalesce(pieces: readonly Piece[], space?: Space): Piece[] {
   if (pieces.length < 2) return [...pieces];
   const by = new Map<string, Piece>();
-  const boxes = new Map<string, Box[]>();
+  const terms = new Map<string, Term[]>();
   for (const p of pieces) {
     const c = p.cls;
-    const key = `${symKey(p.sym)}#${trailKey(p.trail)}#${+c.local}${+c.lo}${c.l4}${c.ct}`;
-    const known = boxes.get(key);
-    if (known) for (const b of p.boxes) known.push(b);
+    const key = `${symKey(p.sym)}#${trailKey(p.trail)}#${+c.local}${+c.lo}${c.l4}${c.ct}#${+!!p.touched}`;
+    const known = terms.get(key);
+    if (known) for (const t of p.terms) known.push(t);
     else {
       by.set(key, p);
-      boxes.set(key, [...p.boxes]);
+      terms.set(key, [...p.terms]);
     }
   }
   if (by.size === pieces.length) return [...pieces];
-  return [...by].map(([k, p]) => withBoxes(p, boxes.get(k)!));
+  return [...by].map(([k, p]) => withTerms(p, compact(space, terms.get(k)!)));
+}
+
+/** Terms that are plain boxes, merged where they differ in one slot (many hosts' boxes become one). */
+export function compact(space: Space | undefined, ts: readonly Term[]): Term[] {
+  if (ts.length < 8 || !space) return [...ts];
+  const plain = new Map<number | undefined, Box[]>();
+  const out: Term[] = [];
+  let count = 0;
+  for (const t of ts) {
+    if (t.holes) out.push(t);
+    else {
+      const list = plain.get(t.tag);
+      if (list) list.push(t.box);
+      else plain.set(t.tag, [t.box]);
+      count++;
+    }
+  }
+  if (count < 8) return [...ts];
+  for (const [tag, boxes] of plain) for (const box of mergeBoxes(space, boxes)) out.push(term(box, undefined, tag));
+  return out;
 }
 
 export function getVal(sym: Sym, f: NumericField): Val {

@@ -33,16 +33,25 @@ export interface DiffSide {
   readonly witness: Witness;
 }
 
-/** One class of packets whose outcome changed: a cube of header space. */
-export interface DiffClass {
-  readonly family: Family;
-  readonly kind: DiffKind;
+/** A cube of header space: every packet in it is in the class. */
+export interface DiffCube {
   /** The cube in the DSL's flow syntax. */
   readonly flow: string;
-  /** What else the class needs beyond headers (environment choices, unmodelled tests, `saddr = daddr`). */
+  /** What else it needs beyond headers (environment choices, unmodelled tests, `saddr = daddr`). */
   readonly conditions: readonly string[];
   /** Field → printed value, for machine readers. */
   readonly fields: Readonly<Record<string, string>>;
+}
+
+/**
+ * One class of packets whose outcome changed the same way, decided by the same rules on each
+ * side: a union of disjoint cubes, with one witness packet replayed on both sides.
+ */
+export interface DiffClass {
+  readonly family: Family;
+  readonly kind: DiffKind;
+  /** The class as disjoint cubes, merged where adjacent. */
+  readonly cubes: readonly DiffCube[];
   /** A packet of the class, as the old side reads it. */
   readonly witness: { readonly summary: string; readonly input: PacketInput };
   readonly old: DiffSide;
@@ -77,6 +86,8 @@ export interface FamilyDiffStats {
   readonly rawCubes: number;
   readonly z3Queries: number;
   readonly z3Ms: number;
+  /** Milliseconds per phase: box walks, comparing their leaves, Z3, building the classes. */
+  readonly phases: { readonly walk: number; readonly compare: number; readonly z3: number; readonly classes: number };
   readonly ms: number;
 }
 

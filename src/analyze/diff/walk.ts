@@ -4,14 +4,15 @@ import { CT_STATE, CT_STATUS, type NumericField } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
 import { type IntervalSet, contains, subtract, union } from '../../util/intervals.js';
 import { type DropReason, UNKNOWN_ADDR, type Verdict } from '../concrete/interp.js';
-import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
+import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
 import { FIELDS, FIELD_SLOT, IIF_SLOT, fieldMax } from '../model/fields.js';
-import type { Matcher } from './region.js';
+import { type Matcher, maskedSet } from './region.js';
 import { BoxRouting } from './routing.js';
 import { BoxDomain } from '../box/box.js';
+import { isStatefulOpaque } from './align.js';
 import { ConstraintBoxes } from '../box/from-constraint.js';
-import { type Box, Inexact, type L4Class, OverBudget, type Point, type Space, boxHas, protosWith, setsOverlap } from './space.js';
-import { type Piece, type Sym, type Val, coalesce, constVal, getVal, present, sameVal, setVals, slotVal, tracked, withBoxes, withStep } from './sym.js';
+import { type Box, Inexact, type L4Class, OverBudget, type Point, type Space, type Term, addHoles, narrow, protosWith, setsOverlap, term, termHas } from './space.js';
+import { type Piece, type Sym, type Val, coalesce, constVal, getVal, present, sameVal, setVals, slotVal, tracked, withStep, withTerms } from './sym.js';
 
 /**
  * One side of a diff, walked over pieces of header space: the same steps as the analyzer's
@@ -55,6 +56,38 @@ export interface WalkLimits {
   readonly maxPieces: number;
 }
 
+/** Where this side differs from the other (from the alignment), for pruning. */
+export interface ChangePoints {
+  /** This side's rules the other side does not have (ids). */
+  readonly changed: ReadonlySet<number>;
+  /** Per chain (table/name), per position of this side: the other side's rules there. */
+  readonly gaps: ReadonlyMap<string, ReadonlyMap<number, readonly ModelRule[]>>;
+  /** Built-in chains (table/name) whose policy differs. */
+  readonly policies: ReadonlySet<string>;
+  /** The other side's over-approximation of a rule's match (for its rules in gaps). */
+  otherHull(r: ModelRule): Box | undefined;
+}
+
+/** A place ahead where the sides may part: a rule of either side, or anything (a changed policy). */
+type Gateway = { readonly own: boolean; readonly rule: ModelRule } | { readonly any: true };
+interface GatewayList {
+  readonly g: Gateway;
+  readonly next?: GatewayList;
+}
+
+/** What follows a chain walk: gateways in the callers' rest, or true when later stages may change. */
+type Cont = GatewayList | true | undefined;
+
+function concat(a: GatewayList | undefined, b: Cont): Cont {
+  if (b === true) return true;
+  if (!a) return b;
+  const items: Gateway[] = [];
+  for (let l: GatewayList | undefined = a; l; l = l.next) items.push(l.g);
+  let out: GatewayList | undefined = b;
+  for (let i = items.length - 1; i >= 0; i--) out = { g: items[i], next: out };
+  return out;
+}
+
 export class SideWalker {
   private readonly routing: BoxRouting;
   private readonly usesCtstatus: boolean;
@@ -68,12 +101,10 @@ export class SideWalker {
   private focus?: Point;
   private readonly sure = new Map<number, Constraint>();
   private leaves: Leaf[] = [];
-  /**
-   * Where each unmodelled test with state (by its space key) was evaluated in the last run, as
-   * boxes of arriving packets: the two sides must evaluate each test on the same packets, or
-   * its state (a rate limit, a recent list) evolves differently.
-   */
-  consulted = new Map<string, Box[]>();
+  private changes?: ChangePoints;
+  private prune = false;
+  private readonly gatewayCache = new Map<ModelChain, (GatewayList | undefined)[]>();
+  private readonly changedChains = new Map<ModelChain, boolean>();
 
   constructor(
     readonly space: Space,
@@ -92,7 +123,7 @@ export class SideWalker {
     const opaque = new Map<number, string[]>();
     for (const r of model.rules) {
       const keys = opaqueParts(r.constraint)
-        .filter((o) => o.key.includes('#'))
+        .filter((o) => isStatefulOpaque(o.key))
         .map((o) => opaqueKey(o.key));
       if (keys.length) opaque.set(r.id, keys);
     }
@@ -105,14 +136,147 @@ export class SideWalker {
     });
   }
 
-  /** Walks pieces of arriving packets to their outcomes. */
-  run(start: readonly Piece[]): Leaf[] {
+  /** Where this side differs from the other: enables pruning of packets no change can reach. */
+  setChanges(c: ChangePoints): void {
+    this.changes = c;
+    this.gatewayCache.clear();
+    this.changedChains.clear();
+  }
+
+  /** The rule's over-approximated match box (for the other side's gap tests). */
+  hullOf(r: ModelRule): Box | undefined {
+    return this.hulls[r.id];
+  }
+
+  /**
+   * Walks pieces of arriving packets to their outcomes. With `prune`, packets whose walks have
+   * not parted and can no longer reach a change are dropped: both sides treat them alike.
+   */
+  run(start: readonly Piece[], opts: { readonly prune?: boolean } = {}): Leaf[] {
     this.boxesMade = 0;
     this.leaves = [];
-    this.consulted = new Map();
     this.focus = undefined;
-    for (const p0 of start) this.enter(p0);
+    this.prune = (opts.prune ?? false) && this.changes !== undefined;
+    try {
+      for (const p0 of start) this.enter(p0);
+    } finally {
+      this.prune = false;
+    }
     return this.leaves;
+  }
+
+  // ---- pruning ---------------------------------------------------------------------
+
+  /** Does the chain (or a chain it leads to) hold a change point? */
+  private chainChanged(c: ModelChain, seen: Set<ModelChain> = new Set()): boolean {
+    const known = this.changedChains.get(c);
+    if (known !== undefined) return known;
+    if (seen.has(c)) return false;
+    seen.add(c);
+    const ch = this.changes!;
+    const key = chainKey(c.table, c.name);
+    let out = ch.policies.has(key) || (ch.gaps.get(key)?.size ?? 0) > 0 || c.rules.some((r) => ch.changed.has(r.id));
+    if (!out) {
+      for (const r of c.rules) {
+        const e = r.effect;
+        if (e.type !== 'jump' && e.type !== 'goto') continue;
+        const t = lookupChain(this.model, c.table, e.chain);
+        if (t && this.chainChanged(t, seen)) {
+          out = true;
+          break;
+        }
+      }
+    }
+    if (seen.size === 1 || out) this.changedChains.set(c, out);
+    return out;
+  }
+
+  /** Per position of a chain, the gateways at or after it (shared lists). */
+  private gatewaysOf(c: ModelChain): (GatewayList | undefined)[] {
+    const known = this.gatewayCache.get(c);
+    if (known) return known;
+    const ch = this.changes!;
+    const key = chainKey(c.table, c.name);
+    const gaps = ch.gaps.get(key);
+    const n = c.rules.length;
+    const out: (GatewayList | undefined)[] = new Array(n + 1);
+    let acc: GatewayList | undefined;
+    const push = (g: Gateway) => (acc = { g, next: acc });
+    if (ch.policies.has(key)) push({ any: true });
+    for (const r of gaps?.get(n) ?? []) push({ own: false, rule: r });
+    out[n] = acc;
+    for (let i = n - 1; i >= 0; i--) {
+      const r = c.rules[i];
+      const e = r.effect;
+      const target = e.type === 'jump' || e.type === 'goto' ? lookupChain(this.model, c.table, e.chain) : undefined;
+      if (ch.changed.has(r.id) || (target && this.chainChanged(target))) push({ own: true, rule: r });
+      for (const g of gaps?.get(i) ?? []) push({ own: false, rule: g });
+      out[i] = acc;
+    }
+    this.gatewayCache.set(c, out);
+    return out;
+  }
+
+  private mayMatchAny(list: Cont, sym: Sym, box: Box): boolean {
+    if (list === true) return true;
+    for (let l = list; l; l = l.next) {
+      const g = l.g;
+      if ('any' in g) return true;
+      if (g.own ? this.mayMatch(g.rule, sym, box) : this.mayMatchHull(this.changes!.otherHull(g.rule), sym, box)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Untouched packets that no gateway ahead can catch — in this chain, or in the callers'
+   * rest (`cont`; true: something later, beyond this hook's chains, may change) — are dropped.
+   */
+  private pruneAt(ps: Piece[], list: GatewayList | undefined, cont: Cont): Piece[] {
+    if (!this.prune || cont === true) return ps;
+    const out: Piece[] = [];
+    for (const p of ps) {
+      if (p.touched) {
+        out.push(p);
+        continue;
+      }
+      if (!list && !cont) continue;
+      const terms = p.terms.filter((t) => this.mayMatchAny(list, p.sym, t.box) || this.mayMatchAny(cont, p.sym, t.box));
+      if (terms.length) out.push(withTerms(p, terms));
+    }
+    return out;
+  }
+
+  /** Untouched packets the other side's extra rules (at this position) may catch are touched. */
+  private touchAtGap(ps: Piece[], rules: readonly ModelRule[] | undefined): Piece[] {
+    if (!this.prune || !rules?.length) return ps;
+    const out: Piece[] = [];
+    for (const p of ps) {
+      if (p.touched) {
+        out.push(p);
+        continue;
+      }
+      const hit: Term[] = [];
+      const miss: Term[] = [];
+      for (const t of p.terms) (rules.some((r) => this.mayMatchHull(this.changes!.otherHull(r), p.sym, t.box)) ? hit : miss).push(t);
+      if (hit.length) out.push({ ...withTerms(p, hit), touched: true });
+      if (miss.length) out.push(withTerms(p, miss));
+    }
+    return out;
+  }
+
+  /** Whether changes lie in later stages of this hook or in hooks that may follow it. */
+  private changesAfter(hook: Hook, stage: number): boolean {
+    if (!this.changes) return true;
+    const later = this.model.stages[hook].slice(stage + 1).some((s) => this.chainChanged(s.chain));
+    if (later) return true;
+    const follow: Record<Hook, readonly Hook[]> = {
+      PREROUTING: ['INPUT', 'FORWARD', 'POSTROUTING'],
+      INPUT: [],
+      FORWARD: ['POSTROUTING'],
+      OUTPUT: ['POSTROUTING', 'PREROUTING', 'INPUT'],
+      POSTROUTING: ['PREROUTING', 'INPUT'],
+    };
+    return follow[hook].some((h) => this.model.stages[h].some((s) => this.chainChanged(s.chain)));
   }
 
   /**
@@ -129,7 +293,7 @@ export class SideWalker {
       const p = this.keep([start])[0];
       if (!p) return undefined;
       this.enter(p);
-      return this.leaves.find((l) => l.piece.boxes.some((b) => boxHas(this.space, b, point)));
+      return this.leaves.find((l) => l.piece.terms.some((t) => termHas(this.space, t, point)));
     } finally {
       this.focus = undefined;
     }
@@ -142,14 +306,14 @@ export class SideWalker {
     }
   }
 
-  /** Drops, in a focused walk, the boxes (and pieces) that do not hold the point. */
+  /** Drops, in a focused walk, the terms (and pieces) that do not hold the point. */
   private keep(ps: readonly Piece[]): Piece[] {
     const f = this.focus;
     if (!f) return [...ps];
     const out: Piece[] = [];
     for (const p of ps) {
-      const boxes = p.boxes.filter((b) => boxHas(this.space, b, f));
-      if (boxes.length) out.push(withBoxes(p, boxes));
+      const terms = p.terms.filter((t) => termHas(this.space, t, f));
+      if (terms.length) out.push(withTerms(p, terms));
     }
     return out;
   }
@@ -187,7 +351,13 @@ export class SideWalker {
         const f = this.focus;
         if (!(e instanceof Inexact) || !f || e.slot === undefined || tries > 8) throw e;
         const v = f[e.slot] ?? 0n;
-        p = withBoxes(p, p.boxes.map((b) => this.space.with(b, e.slot!, [[v, v]])));
+        p = withTerms(
+          p,
+          p.terms.flatMap((t) => {
+            const nt = narrow(this.space, t, this.space.with(t.box, e.slot!, [[v, v]]));
+            return nt ? [nt] : [];
+          }),
+        );
       }
     }
   }
@@ -234,8 +404,10 @@ export class SideWalker {
     return this.keep(out);
   }
 
-  private fromDevice(p: Piece): void {
-    const pre = this.hook('PREROUTING', [p], 'dst');
+  private fromDevice(p0: Piece): void {
+    const head = this.routing.headerCheck([p0]);
+    for (const q of head.dropped) this.leaf(q, 'dropped', { dropReason: 'martian' });
+    const pre = this.hook('PREROUTING', head.ok, 'dst');
     for (const d of this.routing.input(pre)) {
       const piece = this.keep([d.piece])[0];
       if (!piece) continue;
@@ -273,7 +445,14 @@ export class SideWalker {
     const lo = BigInt(this.space.ifaces.classOf('lo'));
     const s = this.routing.split(sent, constVal(0), [[lo, lo]], (q) => q.sym.oif);
     for (const q of s.no) this.leaf(q, 'sent');
-    const back = s.yes.map((q) => ({ ...q, sym: { ...q.sym, iif: constVal(lo), oif: constVal(0) } }));
+    // Conntrack confirms the connection as it leaves; the looped-back packet sees it confirmed.
+    const back = s.yes
+      .flatMap((q) => {
+        if (!this.usesCtstatus) return [q];
+        const t = this.splitTracked(q);
+        return [...t.no, ...t.yes.flatMap((x) => this.setStatusBit(x, CT_STATUS.CONFIRMED))];
+      })
+      .map((q) => ({ ...q, sym: { ...q.sym, iif: constVal(lo), oif: constVal(0) } }));
     const passed = this.hook('INPUT', this.hook('PREROUTING', back, 'dst'), 'src');
     for (const q of passed) this.leaf({ ...q, sym: { ...q.sym, oif: constVal(lo) } }, 'sent');
   }
@@ -282,16 +461,20 @@ export class SideWalker {
 
   private hook(hook: Hook, pieces0: readonly Piece[], natHook: 'dst' | 'src', afterTable?: (t: TableName, ps: Piece[]) => Piece[]): Piece[] {
     let pieces: Piece[] = pieces0.map((p) => ({ ...p, sym: { ...p.sym, hook } }));
-    for (const stage of this.model.stages[hook]) {
+    const stages = this.model.stages[hook];
+    for (let si = 0; si < stages.length; si++) {
+      const stage = stages[si];
       if (pieces.length === 0) break;
+      const contAhead: Cont = this.changesAfter(hook, si) ? true : undefined;
+      if (this.prune && !contAhead && !this.chainChanged(stage.chain)) pieces = pieces.filter((p) => p.touched);
       const prio = TABLE_PRIORITY[stage.table][hook] ?? 0;
       if (prio > CONNTRACK_PRIORITY) pieces = pieces.flatMap((p) => this.conntrack(p));
-      if (stage.table === 'nat') pieces = this.natStage(stage, pieces, natHook);
-      else pieces = this.stageResult(stage, this.walk(stage.chain, pieces, [stage.chain]));
+      if (stage.table === 'nat') pieces = this.natStage(stage, pieces, natHook, contAhead);
+      else pieces = this.stageResult(stage, this.walk(stage.chain, pieces, [stage.chain], contAhead));
       if (afterTable) pieces = afterTable(stage.table, pieces);
       pieces = this.keep(pieces);
     }
-    return coalesce(pieces.flatMap((p) => this.conntrack(p)));
+    return coalesce(pieces.flatMap((p) => this.conntrack(p)), this.space);
   }
 
   /**
@@ -379,6 +562,18 @@ export class SideWalker {
     return out.filter((e) => this.keep([e.piece]).length);
   }
 
+  /**
+   * ct status |= bit. A known status is a constant; a connection's own status (a slot) splits:
+   * where the bit is set nothing changes, elsewhere the value grows by the bit.
+   */
+  private setStatusBit(p: Piece, bit: number): Piece[] {
+    const cur = getVal(p.sym, 'ctstatus');
+    if (cur.k === 'const') return [{ ...p, sym: setVals(p.sym, { ctstatus: constVal(cur.v | BigInt(bit)) }) }];
+    if (cur.off !== 0n) throw new Inexact('a status bit on a status not known here', cur.slot);
+    const s = this.routing.split([p], cur, maskedSet(16, BigInt(bit), BigInt(bit))!);
+    return [...s.yes, ...s.no.map((q) => ({ ...q, sym: setVals(q.sym, { ctstatus: slotVal(cur.slot, BigInt(bit)) }) }))];
+  }
+
   /** Splits a piece by protocol class (which layer-4 fields its packets have). */
   private splitL4(p: Piece): Piece[] {
     if (p.cls.l4 !== undefined) return [p];
@@ -413,9 +608,11 @@ export class SideWalker {
 
   private stageResult(stage: Stage, r: ChainResult): Piece[] {
     this.dropAll(r);
-    const out = coalesce([...r.acc, ...r.nat.map((n) => n.piece)]);
+    const out = coalesce([...r.acc, ...r.nat.map((n) => n.piece)], this.space);
     const policy = stage.chain.policy ?? 'ACCEPT';
-    for (const p of r.ret) {
+    const policyChanged = this.changes?.policies.has(chainKey(stage.table, stage.chain.name)) ?? false;
+    for (const p0 of r.ret) {
+      const p = policyChanged ? { ...p0, touched: true } : p0;
       const q = withStep(p, { t: 'policy', hook: p.sym.hook, table: stage.table, chain: stage.chain.name, policy });
       if (policy === 'DROP') this.leaf(q, 'dropped', { dropReason: 'policy', decidedBy: { policy: `${stage.table}/${stage.chain.name}` } });
       else out.push(q);
@@ -427,7 +624,7 @@ export class SideWalker {
     const byRule = new Map<number, ChainResult['drop']>();
     for (const d of r.drop) byRule.set(d.ruleId, [...(byRule.get(d.ruleId) ?? []), d]);
     for (const ds of byRule.values()) {
-      for (const piece of coalesce(ds.map((d) => d.piece))) {
+      for (const piece of coalesce(ds.map((d) => d.piece), this.space)) {
         const d = ds[0];
         this.leaf(piece, 'dropped', { dropReason: d.reason, decidedBy: { ruleId: d.ruleId }, deny: d.deny });
       }
@@ -435,7 +632,7 @@ export class SideWalker {
   }
 
   /** The nat table: consulted for a connection's first packet only, once per manip type. */
-  private natStage(stage: Stage, pieces: readonly Piece[], natHook: 'dst' | 'src'): Piece[] {
+  private natStage(stage: Stage, pieces: readonly Piece[], natHook: 'dst' | 'src', contAhead: Cont): Piece[] {
     const out: Piece[] = [];
     const doneBit = natHook === 'dst' ? CT_STATUS.DST_NAT_DONE : CT_STATUS.SRC_NAT_DONE;
     const done = (p: Piece): Piece => (this.usesCtstatus ? { ...p, sym: orStatus(p.sym, doneBit) } : p);
@@ -449,11 +646,13 @@ export class SideWalker {
         out.push(p);
         continue;
       }
-      const r = this.walk(stage.chain, [p], [stage.chain]);
+      const r = this.walk(stage.chain, [p], [stage.chain], contAhead);
       this.dropAll(r);
       out.push(...r.acc.map(done));
       const policy = stage.chain.policy ?? 'ACCEPT';
-      for (const q of r.ret) {
+      const policyChanged = this.changes?.policies.has(chainKey('nat', stage.chain.name)) ?? false;
+      for (const q0 of r.ret) {
+        const q = policyChanged ? { ...q0, touched: true } : q0;
         if (policy === 'DROP') {
           const d = withStep(q, { t: 'policy', hook: q.sym.hook, table: 'nat', chain: stage.chain.name, policy });
           this.leaf(d, 'dropped', { dropReason: 'policy', decidedBy: { policy: `nat/${stage.chain.name}` } });
@@ -472,7 +671,10 @@ export class SideWalker {
 
   /** Can some packet of the box, in this state, match the rule? (a cheap, sound pre-test) */
   private mayMatch(rule: ModelRule, sym: Sym, box: Box): boolean {
-    const hull = this.hulls[rule.id];
+    return this.mayMatchHull(this.hulls[rule.id], sym, box);
+  }
+
+  private mayMatchHull(hull: Box | undefined, sym: Sym, box: Box): boolean {
     if (!hull) return false;
     for (let i = 0; i < hull.length; i++) {
       const h = hull[i];
@@ -494,66 +696,89 @@ export class SideWalker {
     return true;
   }
 
-  private walk(chain: ModelChain, pieces: readonly Piece[], stack: readonly ModelChain[]): ChainResult {
+  private walk(chain: ModelChain, pieces: readonly Piece[], stack: readonly ModelChain[], contAhead: Cont): ChainResult {
     const res: ChainResult = { acc: [], drop: [], ret: [], nat: [] };
     let live: Piece[] = [...pieces];
-    for (const rule of chain.rules) {
+    const gw = this.prune ? this.gatewaysOf(chain) : undefined;
+    const gaps = this.prune ? this.changes!.gaps.get(chainKey(chain.table, chain.name)) : undefined;
+    let checked: GatewayList | undefined | null = null;
+    for (let ri = 0; ri < chain.rules.length; ri++) {
+      const rule = chain.rules[ri];
+      if (gw) {
+        live = this.touchAtGap(live, gaps?.get(ri));
+        // Prune again only when a gateway has been passed (the list ahead changed).
+        if (gw[ri] !== checked) {
+          live = this.pruneAt(live, gw[ri], contAhead);
+          checked = gw[ri];
+        }
+      }
       if (live.length === 0) break;
       const next: Piece[] = [];
       const opaque = this.opaqueRules.get(rule.id);
       for (const p of live) {
-        const matched: Box[] = [];
-        const rest: Box[] = [];
-        const consulted: Box[] = [];
-        const consultedMatched: Box[] = [];
-        const consultedRest: Box[] = [];
-        for (const b0 of p.boxes) {
-          if (!this.mayMatch(rule, p.sym, b0)) {
-            rest.push(b0);
+        // Packets whose walks have parted and that evaluate a stateful unmodelled test carry a
+        // step in their trail: the two sides must evaluate the same such tests (compare.ts).
+        const marked = opaque && this.prune && p.touched ? withStep(p, { t: 'opaque', hook: p.sym.hook, ruleId: rule.id, keys: opaque }) : undefined;
+        const matched: Term[] = [];
+        const rest: Term[] = [];
+        const markedMatched: Term[] = [];
+        const markedRest: Term[] = [];
+        // Splits a term by a region of its box: the parts inside (narrowed terms), the rest as the
+        // same box with the region as holes.
+        const cut = (t: Term, box: Box, m: readonly Box[], inside: Term[], outside: Term[]) => {
+          const base = box === t.box ? t : narrow(this.space, t, box);
+          if (!base) return;
+          if (m.length === 0) {
+            outside.push(base);
+            return;
+          }
+          for (const b of m) {
+            const nt = narrow(this.space, base, b);
+            if (nt) inside.push(nt);
+          }
+          if (!(m.length === 1 && m[0] === base.box)) outside.push(term(base.box, addHoles(base.holes, m), base.tag));
+          this.count(m.length + 1);
+        };
+        for (const t0 of p.terms) {
+          if (!this.mayMatch(rule, p.sym, t0.box)) {
+            rest.push(t0);
             continue;
           }
-          let parts: Box[] = [b0];
-          let marked: Box[] = [];
-          if (opaque) {
-            // Packets for which the unmodelled part is evaluated (the rest of the rule holds) are
-            // marked: where its state changes, the two sides must agree (see compare.ts).
-            const x = this.exact(b0, (b) => this.matcher.region(this.sureParts(rule), p, b));
-            marked = x.r;
-            rest.push(...this.space.minus([x.box], marked));
+          let parts: Term[] = [t0];
+          if (marked) {
+            const x = this.exact(t0.box, (b) => this.matcher.region(this.sureParts(rule), p, b));
             parts = [];
-            consulted.push(...marked);
+            cut(t0, x.box, x.r, parts, rest);
           }
-          for (const b1 of opaque ? marked : parts) {
-            const { box, r: m } = this.exact(b1, (b) => this.matcher.region(rule.constraint, p, b));
-            const notM = m.length === 0 ? [box] : m.length === 1 && m[0] === box ? [] : this.space.minus([box], m);
-            this.count(m.length + notM.length);
-            (opaque ? consultedMatched : matched).push(...m);
-            (opaque ? consultedRest : rest).push(...notM);
+          for (const t1 of parts) {
+            const { box, r: m } = this.exact(t1.box, (b) => this.matcher.region(rule.constraint, p, b));
+            cut(t1, box, m, marked ? markedMatched : matched, marked ? markedRest : rest);
           }
         }
-        if (opaque && consulted.length) {
-          for (const k of opaque) {
-            const list = this.consulted.get(k) ?? [];
-            for (const b of consulted) list.push(b);
-            this.consulted.set(k, list);
-          }
+        if (rest.length) next.push(withTerms(p, rest));
+        if (markedRest.length) next.push(withTerms(marked!, markedRest));
+        // After a jump returns, the rest of this chain (or what follows it) may still change.
+        const contAfter: Cont = gw ? concat(gw[ri + 1], contAhead) : true;
+        for (const [terms, base] of [
+          [matched, p],
+          [markedMatched, marked],
+        ] as const) {
+          if (!terms.length || !base) continue;
+          for (const q of this.keep([withTerms(base, terms)])) this.fire(chain, rule, q, stack, res, next, rule.effect.type === 'goto' ? contAhead : contAfter);
         }
-        for (const b of consultedRest) rest.push(b);
-        for (const b of consultedMatched) matched.push(b);
-        if (rest.length) next.push(withBoxes(p, rest));
-        const fired = this.keep(matched.length ? [withBoxes(p, matched)] : []);
-        for (const q of fired) this.fire(chain, rule, q, stack, res, next);
       }
-      live = this.keep(next.length > 4 ? coalesce(next) : next);
+      live = this.keep(next.length > 4 ? coalesce(next, this.space) : next);
     }
+    if (gw) live = this.touchAtGap(live, gaps?.get(chain.rules.length));
     res.ret.push(...live);
-    res.acc = coalesce(res.acc);
-    res.ret = coalesce(res.ret);
+    res.acc = coalesce(res.acc, this.space);
+    res.ret = coalesce(res.ret, this.space);
     return res;
   }
 
-  private fire(chain: ModelChain, rule: ModelRule, q: Piece, stack: readonly ModelChain[], res: ChainResult, next: Piece[]): void {
+  private fire(chain: ModelChain, rule: ModelRule, q0: Piece, stack: readonly ModelChain[], res: ChainResult, next: Piece[], contAfter: Cont): void {
     const e: TargetEffect = rule.effect;
+    const q = this.prune && !q0.touched && this.changes!.changed.has(rule.id) ? { ...q0, touched: true } : q0;
     const step = (action: string): Piece => withStep(q, { t: 'rule', hook: q.sym.hook, ruleId: rule.id, action });
     switch (e.type) {
       case 'accept':
@@ -575,11 +800,11 @@ export class SideWalker {
           next.push(q);
           return;
         }
-        const sub = this.walk(target, [q], [...stack, target]);
+        const sub = this.walk(target, [q], [...stack, target], contAfter);
         res.acc.push(...sub.acc);
         res.drop.push(...sub.drop);
         res.nat.push(...sub.nat);
-        if (e.type === 'jump') next.push(...coalesce(sub.ret));
+        if (e.type === 'jump') next.push(...coalesce(sub.ret, this.space));
         else res.ret.push(...sub.ret);
         return;
       }
@@ -705,15 +930,20 @@ export class SideWalker {
   /** Splits a piece into one piece per value of `v` (few values only), with changes per value. */
   private pointwise(p: Piece, v: Val, field: NumericField, change: (x: bigint) => Partial<Record<NumericField, Val>>): Piece[] {
     if (v.k === 'const') return [{ ...p, sym: setVals(p.sym, change(v.v)) }];
-    const byValue = new Map<bigint, Box[]>();
+    const byValue = new Map<bigint, Term[]>();
     let count = 0n;
-    for (const b of p.boxes) {
-      const here = this.space.values(b, v.slot);
+    for (const t of p.terms) {
+      const here = this.space.values(t.box, v.slot);
       count += here.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n);
       if (count > 256n) throw new Inexact(`a partial rewrite of ${field} on values not known here`, v.slot);
-      for (const [lo, hi] of here) for (let x = lo; x <= hi; x++) byValue.set(x, [...(byValue.get(x) ?? []), this.space.with(b, v.slot, [[x, x]])]);
+      for (const [lo, hi] of here) {
+        for (let x = lo; x <= hi; x++) {
+          const nt = narrow(this.space, t, this.space.with(t.box, v.slot, [[x, x]]));
+          if (nt) byValue.set(x, [...(byValue.get(x) ?? []), nt]);
+        }
+      }
     }
-    const out = [...byValue].map(([x, boxes]) => ({ ...p, boxes, sym: setVals(p.sym, change(x + v.off)) }));
+    const out = [...byValue].map(([x, terms]) => ({ ...p, terms, sym: setVals(p.sym, change(x + v.off)) }));
     this.count(out.length);
     return out;
   }
@@ -728,17 +958,24 @@ export class SideWalker {
   private pin(p: Piece, vals: readonly Val[]): Piece {
     const f = this.focus;
     if (!f) return p;
-    let boxes = p.boxes;
-    for (const v of vals) if (v.k === 'slot') boxes = boxes.map((b) => this.space.with(b, v.slot, [[f[v.slot] ?? 0n, f[v.slot] ?? 0n]]));
-    return withBoxes(p, boxes);
+    let terms = p.terms;
+    for (const v of vals) {
+      if (v.k !== 'slot') continue;
+      const x = f[v.slot] ?? 0n;
+      terms = terms.flatMap((t) => {
+        const nt = narrow(this.space, t, this.space.with(t.box, v.slot, [[x, x]]));
+        return nt ? [nt] : [];
+      });
+    }
+    return withTerms(p, terms);
   }
 
   /** The value of `v` when every box of the piece leaves it one choice. */
   private known(p: Piece, v: Val): bigint | undefined {
     if (v.k === 'const') return v.v;
     let value: bigint | undefined;
-    for (const b of p.boxes) {
-      const set = this.space.values(b, v.slot);
+    for (const t of p.terms) {
+      const set = this.space.values(t.box, v.slot);
       if (set.length !== 1 || set[0][0] !== set[0][1]) return undefined;
       if (value !== undefined && value !== set[0][0]) return undefined;
       value = set[0][0];
@@ -747,11 +984,14 @@ export class SideWalker {
   }
 
   /** Groups a piece's boxes by each value of a slot (few values: interface classes). */
-  private byValue(p: Piece, slot: number): Map<bigint, Box[]> {
-    const out = new Map<bigint, Box[]>();
-    for (const b of p.boxes) {
-      for (const [lo, hi] of this.space.values(b, slot)) {
-        for (let i = lo; i <= hi; i++) out.set(i, [...(out.get(i) ?? []), this.space.with(b, slot, [[i, i]])]);
+  private byValue(p: Piece, slot: number): Map<bigint, Term[]> {
+    const out = new Map<bigint, Term[]>();
+    for (const t of p.terms) {
+      for (const [lo, hi] of this.space.values(t.box, slot)) {
+        for (let i = lo; i <= hi; i++) {
+          const nt = narrow(this.space, t, this.space.with(t.box, slot, [[i, i]]));
+          if (nt) out.set(i, [...(out.get(i) ?? []), nt]);
+        }
       }
     }
     return out;
@@ -845,7 +1085,7 @@ export class SideWalker {
         const iif = p0.sym.iif;
         if (p0.sym.hook === 'OUTPUT') give(p0, loAddr);
         else if (iif.k === 'const') give(p0, addrOf(this.space.ifaces.nameOf(Number(iif.v))));
-        else for (const [i, boxes] of this.byValue(p0, iif.slot)) give(withBoxes(p0, boxes), addrOf(this.space.ifaces.nameOf(Number(i))));
+        else for (const [i, terms] of this.byValue(p0, iif.slot)) give(withTerms(p0, terms), addrOf(this.space.ifaces.nameOf(Number(i))));
         break;
       }
     }
