@@ -239,13 +239,15 @@ export function meetTerms(space: Space, ta: Term, tb: Term, x: Box): Term | unde
   return term(x, addHoles(na.holes, holesList(nb)));
 }
 
-/**
- * The first step where the two walks part ways: the rules (or policies) that decide the
- * difference, one per side. Steps of paired rules with the same action are the same step.
- */
 const PAIRS = new WeakMap<Alignment, Map<number, number>>();
 
-export function decisiveSteps(al: Alignment, a: Leaf, b: Leaf): { a?: Step; b?: Step } {
+/**
+ * The steps that decide a difference, one per side: for a side that drops, its dropping rule
+ * or policy; for a side that delivers, its decision at the same hook and table where the other
+ * side dropped (else its last rule); when both deliver or both drop, the first rule steps
+ * where the walks part (paired rules with the same action count as the same step).
+ */
+export function decisiveSteps(al: Alignment, a: Leaf, b: Leaf, tableOfRule: (side: 'a' | 'b', ruleId: number) => string): { a?: Step; b?: Step } {
   let pairOfB = PAIRS.get(al);
   if (!pairOfB) {
     pairOfB = new Map<number, number>();
@@ -254,15 +256,31 @@ export function decisiveSteps(al: Alignment, a: Leaf, b: Leaf): { a?: Step; b?: 
   }
   const sa = trailSteps(a.piece.trail).filter((s) => s.t !== 'opaque');
   const sb = trailSteps(b.piece.trail).filter((s) => s.t !== 'opaque');
-  const same = (x: Step, y: Step) =>
-    x.t === 'rule' && y.t === 'rule'
-      ? pairOfB.get(y.ruleId) === x.ruleId && x.action === y.action && x.hook === y.hook
-      : x.t === 'policy' && y.t === 'policy'
-        ? x.table === y.table && x.chain === y.chain && x.policy === y.policy && x.hook === y.hook
-        : false;
+  const last = <T>(xs: readonly T[]) => xs[xs.length - 1];
+  const lastRule = (xs: readonly Step[]) => [...xs].reverse().find((s) => s.t === 'rule') ?? last(xs);
+  const tableOf = (side: 'a' | 'b', s: Step | undefined) =>
+    !s ? undefined : s.t === 'policy' ? `${s.hook}/${s.table}` : s.t === 'rule' ? `${s.hook}/${tableOfRule(side, s.ruleId)}` : undefined;
+  const at = (xs: readonly Step[], side: 'a' | 'b', hookTable: string | undefined) => (hookTable ? [...xs].reverse().find((s) => tableOf(side, s) === hookTable) : undefined);
+  const da = a.out.verdict !== 'dropped';
+  const db = b.out.verdict !== 'dropped';
+  if (!da && db) {
+    const x = last(sa);
+    return { ...(x ? { a: x } : {}), ...opt('b', at(sb, 'b', tableOf('a', x)) ?? lastRule(sb)) };
+  }
+  if (da && !db) {
+    const y = last(sb);
+    return { ...opt('a', at(sa, 'a', tableOf('b', y)) ?? lastRule(sa)), ...(y ? { b: y } : {}) };
+  }
+  if (!da && !db) return { ...opt('a', last(sa)), ...opt('b', last(sb)) };
+  // Both deliver: the first rule steps that differ.
+  const ra = sa.filter((s) => s.t === 'rule');
+  const rb = sb.filter((s) => s.t === 'rule');
+  const same = (x: Step, y: Step) => x.t === 'rule' && y.t === 'rule' && pairOfB!.get(y.ruleId) === x.ruleId && x.action === y.action && x.hook === y.hook;
   let i = 0;
-  while (i < sa.length && i < sb.length && same(sa[i], sb[i])) i++;
-  // Nothing differs in the walks (a route or NAT pick tells them apart): show the last steps.
-  if (i === sa.length && i === sb.length) return { ...(sa.length ? { a: sa[sa.length - 1] } : {}), ...(sb.length ? { b: sb[sb.length - 1] } : {}) };
-  return { ...(sa[i] ? { a: sa[i] } : { ...(sa.length ? { a: sa[sa.length - 1] } : {}) }), ...(sb[i] ? { b: sb[i] } : { ...(sb.length ? { b: sb[sb.length - 1] } : {}) }) };
+  while (i < ra.length && i < rb.length && same(ra[i], rb[i])) i++;
+  return { ...opt('a', ra[i] ?? last(ra)), ...opt('b', rb[i] ?? last(rb)) };
+}
+
+function opt<K extends 'a' | 'b'>(k: K, s: Step | undefined): { [P in K]?: Step } {
+  return (s ? { [k]: s } : {}) as { [P in K]?: Step };
 }

@@ -1,6 +1,6 @@
 import { CT_STATE, type NumericField, PROTO, TCP_FLAG } from '../../ir/fields.js';
 import { protoName } from '../../kinds/match/proto.js';
-import { type IntervalSet, complement, size } from '../../util/intervals.js';
+import { type IntervalSet, complement, size, subtract, union } from '../../util/intervals.js';
 import { type Family, formatAddress, familyMax, intervalToPrefixes } from '../../util/ip.js';
 import { FIELDS, IIF_SLOT, OIF_SLOT, SLOT_COUNT, absentValue, fieldMax } from '../model/fields.js';
 import { type Box, type Space, classPinned, type PacketClass } from './space.js';
@@ -12,6 +12,18 @@ import { type Box, type Space, classPinned, type PacketClass } from './space.js'
  * unmodelled tests, relations between fields. Slots that span their whole domain (or that the
  * packet class pins, such as ports of ICMP) are left out.
  */
+/**
+ * How to say common sets briefly: values that cannot occur anyway (addresses the kernel drops
+ * as martian before any rule would matter) are "don't care" when printing an address set, and
+ * some sets have names (this host's addresses, what routes out of a device, the TCP flags
+ * conntrack accepts).
+ */
+export interface CubeNames {
+  readonly dontCare?: Partial<Record<'saddr' | 'daddr', IntervalSet>>;
+  readonly daddr?: readonly { readonly set: IntervalSet; readonly text: string }[];
+  readonly flags?: readonly { readonly set: IntervalSet; readonly text: string }[];
+}
+
 export interface CubeText {
   /** The header part, parseable as a flow when it uses flow words only. */
   readonly flow: string;
@@ -100,7 +112,14 @@ function ifaceName(space: Space, index: bigint, wildcards: readonly string[]): s
   return n;
 }
 
-export function cubeText(space: Space, box: Box, cls: PacketClass | undefined, wildcards: readonly string[], describeExtra: (slot: number, set: IntervalSet) => string | undefined): CubeText {
+export function cubeText(
+  space: Space,
+  box: Box,
+  cls: PacketClass | undefined,
+  wildcards: readonly string[],
+  describeExtra: (slot: number, set: IntervalSet) => string | undefined,
+  names: CubeNames = {},
+): CubeText {
   const fam = space.family;
   const words: string[] = [];
   const fields: Record<string, string> = {};
@@ -138,8 +157,20 @@ export function cubeText(space: Space, box: Box, cls: PacketClass | undefined, w
     switch (f) {
       case 'saddr':
       case 'daddr': {
-        const comp = complement(real, familyMax(fam));
-        put(f, setText(addrItems(fam, real), addrItems(fam, comp), f));
+        // Values that cannot occur widen the set if that makes it simpler.
+        const care = names.dontCare?.[f];
+        const wide = care ? union(real, care) : real;
+        const max = familyMax(fam);
+        if (wide.length === 1 && wide[0][0] === 0n && wide[0][1] === max) break;
+        const named = f === 'daddr' ? names.daddr?.filter((n) => equalsMod(n.set, real, care ?? [])) : undefined;
+        if (named?.length) {
+          conditions.push(named[0].text);
+          fields[f] = named[0].text;
+          break;
+        }
+        const shown = care ? fillGaps(real, care) : real;
+        const comp = care ? fillGaps(subtract(complement(real, max), care, max), care) : complement(real, max);
+        put(f, setText(addrItems(fam, shown), addrItems(fam, comp.length ? comp : complement(real, max)), f));
         break;
       }
       case 'sport':
@@ -151,8 +182,18 @@ export function cubeText(space: Space, box: Box, cls: PacketClass | undefined, w
         put('ct state', `ct state ${names.join(',')}`);
         break;
       }
-      case 'tcpflags':
-        put('flags', flagsText(real));
+      case 'tcpflags': {
+        const named = names.flags?.find((n) => n.set.length === real.length && n.set.every(([lo, hi], i) => lo === real[i][0] && hi === real[i][1]));
+        if (named) {
+          conditions.push(named.text);
+          fields.flags = named.text;
+        } else put('flags', flagsText(real));
+        break;
+      }
+      case 'ttl':
+        // Forwarding needs a TTL above 1 on both sides alike: not worth saying.
+        if (real.length === 1 && real[0][0] === 2n && real[0][1] === 255n) break;
+        put(f, setText(numItems(real), numItems(complement(real, 255n)), 'ttl'));
         break;
       case 'icmptype':
         put('type', setText(numItems(real), numItems(complement(real, 255n)), proto && proto[0][0] === BigInt(PROTO.icmpv6) ? 'icmpv6 type' : 'type'));
@@ -183,4 +224,29 @@ export function cubeText(space: Space, box: Box, cls: PacketClass | undefined, w
   }
   if (cls?.l4 === 'fragment') conditions.push('non-first fragments');
   return { flow: words.join(' ') || 'any packet', conditions, fields };
+}
+
+/** a and b are the same set once the don't-care values are ignored. */
+function equalsMod(a: IntervalSet, b: IntervalSet, care: IntervalSet): boolean {
+  const x = union(a, care);
+  const y = union(b, care);
+  return x.length === y.length && x.every(([lo, hi], i) => lo === y[i][0] && hi === y[i][1]);
+}
+
+/** A set with the gaps between its intervals filled where the gap is all don't-care values. */
+function fillGaps(set: IntervalSet, care: IntervalSet): IntervalSet {
+  const out: [bigint, bigint][] = [];
+  for (const [lo, hi] of set) {
+    const last = out[out.length - 1];
+    if (last && lo > last[1] + 1n) {
+      const gap: IntervalSet = [[last[1] + 1n, lo - 1n]];
+      if (subtract(gap, care, lo).length === 0) {
+        last[1] = hi;
+        continue;
+      }
+    }
+    if (last && lo <= last[1] + 1n) last[1] = hi > last[1] ? hi : last[1];
+    else out.push([lo, hi]);
+  }
+  return out;
 }

@@ -12,7 +12,9 @@ import { type AllowEntry, type AllowList, splitByAllowList } from './allow.js';
 import { changeRegion } from './change-region.js';
 import { type DiffKind, type RawDiff, type StatefulNote, compareTagged, decisiveSteps, differences, meetTerms } from './compare.js';
 import { type DiffContext, type Side, buildContext } from './context.js';
-import { cubeText } from './cube-text.js';
+import { type CubeNames, cubeText } from './cube-text.js';
+import { type IntervalSet, complement, subtract, union } from '../../util/intervals.js';
+import { familyMax } from '../../util/ip.js';
 import { mergeBoxes } from './merge.js';
 import { inputFor, pointIn } from './point.js';
 import { replayPair } from './replay.js';
@@ -279,8 +281,58 @@ function widenPoint(ctx: DiffContext, piece: Piece, pt: Point): RawDiff | undefi
 }
 
 function regionText(ctx: DiffContext, box: Box, cls: PacketClass | undefined): string {
-  const t = cubeText(ctx.space, box, cls, wildcardsOf(ctx), (slot, set) => extraText(ctx, slot, set));
+  const t = cubeText(ctx.space, box, cls, wildcardsOf(ctx), (slot, set) => extraText(ctx, slot, set), cubeNames(ctx, cls));
   return [t.flow, ...t.conditions.map((c) => `[${c}]`)].join(' ');
+}
+
+const NAMES = new WeakMap<DiffContext, Map<string, CubeNames>>();
+
+/** Brief names for cubes (see cube-text.ts CubeNames), per family and ingress. */
+export function cubeNames(ctx: DiffContext, cls: PacketClass | undefined): CubeNames {
+  const key = `${cls?.local}${cls?.lo}`;
+  let byCls = NAMES.get(ctx);
+  if (!byCls) NAMES.set(ctx, (byCls = new Map()));
+  const known = byCls.get(key);
+  if (known) return known;
+  const r = ctx.a.model.routing;
+  const v4 = ctx.family === 'ipv4';
+  const max = familyMax(ctx.family);
+  const one = (x: bigint): IntervalSet => [[x, x]];
+  const loopback: IntervalSet = v4 ? [[0x7f000000n, 0x7fffffffn]] : one(1n);
+  const fromDevice = cls !== undefined && !cls.local && !cls.lo;
+  // What the kernel drops as martian from a device before any verdict could differ.
+  const dontCare = fromDevice
+    ? {
+        saddr: v4 ? union(union(union(one(0n), loopback), [[0xe0000000n, 0xefffffffn], [0xffffffffn, 0xffffffffn]]), r.hasHost ? subtract(r.local, loopback, max) : []) : union(loopback, [[0xffn << 120n, max]]),
+        daddr: v4 ? union(one(0n), loopback) : loopback,
+      }
+    : undefined;
+  const here = union(union(r.local, r.broadcast), v4 ? one(0xe0000001n) : []);
+  const daddr: { set: IntervalSet; text: string }[] = [];
+  if (r.hasHost) {
+    daddr.push({ set: here, text: 'to this host' });
+    const byDevice = new Map<string, IntervalSet>();
+    for (const route of r.routes) byDevice.set(route.device, union(byDevice.get(route.device) ?? [], route.region));
+    const label = (dev: string) => {
+      const itf = ctx.a.model.policy.host?.interfaces.find((i) => i.device === dev);
+      return itf && itf.name !== dev ? `${dev} (${itf.name})` : dev;
+    };
+    // Multicast is never forwarded: not part of what routes out of a device.
+    const mcast: IntervalSet = v4 ? [[0xe0000000n, 0xefffffffn]] : [[0xffn << 120n, max]];
+    for (const [dev, region] of byDevice) daddr.push({ set: subtract(subtract(region, here, max), mcast, max), text: `to anywhere routed out of ${label(dev)}` });
+  }
+  const ct = ctx.a.model.ct;
+  const invalid = complement(ct.tcpValid, 255n);
+  const flags = [
+    { set: ct.tcpNew, text: 'TCP flags that open a connection' },
+    { set: ct.tcpValid, text: 'TCP flags conntrack accepts' },
+    { set: subtract(ct.tcpValid, ct.tcpNew, 255n), text: 'TCP flags conntrack accepts but that do not open a connection' },
+    { set: invalid, text: 'TCP flag combinations conntrack finds invalid' },
+    { set: union(ct.tcpNew, invalid), text: 'TCP flags that open a connection, or invalid ones' },
+  ];
+  const names: CubeNames = { ...(dontCare ? { dontCare } : {}), daddr, flags };
+  byCls.set(key, names);
+  return names;
 }
 
 export function wildcardsOf(ctx: DiffContext): string[] {
@@ -313,7 +365,7 @@ export function extraText(ctx: DiffContext, slot: number, set: readonly (readonl
 async function buildClasses(ctx: DiffContext, found: readonly Materialized[], opts: DiffOptions, internalErrors: DiffInternalError[]): Promise<DiffClass[]> {
   const groups = new Map<string, { items: Materialized[]; steps: ReturnType<typeof decisiveSteps> }>();
   for (const f of found) {
-    const steps = decisiveSteps(ctx.alignment, f.raw.a, f.raw.b);
+    const steps = decisiveSteps(ctx.alignment, f.raw.a, f.raw.b, (side, id) => (side === 'a' ? ctx.a : ctx.b).model.rules[id].table);
     const stepKey = (s: Step | undefined) => (s ? JSON.stringify(s) : '-');
     const key = [f.raw.kind, f.by, f.raw.a.piece.cls.local, f.raw.a.piece.cls.l4 === 'fragment', f.raw.a.out.verdict, f.raw.b.out.verdict, f.raw.a.out.deny, f.raw.b.out.deny, stepKey(steps.a), stepKey(steps.b)].join('|');
     const g = groups.get(key);
@@ -325,7 +377,8 @@ async function buildClasses(ctx: DiffContext, found: readonly Materialized[], op
   for (const { items, steps } of groups.values()) {
     const first = items[0];
     const boxes = mergeBoxes(ctx.space, items.flatMap((f) => f.boxes.map((b) => freeClassSlots(ctx.space, b))));
-    const printClass = { local: first.raw.a.piece.cls.local, lo: false };
+    const printClass = { local: first.raw.a.piece.cls.local, lo: first.raw.a.piece.cls.lo };
+    const names = cubeNames(ctx, printClass);
     const cubes: DiffCube[] = [];
     let witness: { input: PacketInput; inB: PacketInput; concA: ConcreteOutcome; concB: ConcreteOutcome; holder: Materialized } | undefined;
     for (const box of boxes) {
@@ -360,7 +413,7 @@ async function buildClasses(ctx: DiffContext, found: readonly Materialized[], op
         });
         continue;
       }
-      const text = cubeText(ctx.space, box, printClass, wildcards, (slot, set) => extraText(ctx, slot, set));
+      const text = cubeText(ctx.space, box, printClass, wildcards, (slot, set) => extraText(ctx, slot, set), names);
       cubes.push({ flow: text.flow, conditions: text.conditions, fields: text.fields });
       // The class's witness: its first cube's packet, preferring a new connection (it replays).
       if (!witness || (witness.input.ctState !== 'NEW' && inA.ctState === 'NEW')) witness = { input: inA, inB, concA, concB, holder };

@@ -37,6 +37,17 @@ function pick(set: IntervalSet, prefer?: bigint): bigint {
   return lo < hi ? lo + 1n : lo;
 }
 
+/** Addresses a witness should avoid when it can (broadcasts, multicast, network and special addresses). */
+function plain(family: Space['family'], set: IntervalSet, prefer: bigint | undefined): bigint {
+  if (prefer !== undefined && contains(set, prefer)) return prefer;
+  const odd = (v: bigint) =>
+    family === 'ipv4' ? v >> 28n === 0xen || (v & 0xffn) === 0xffn || (v & 0xffn) === 0n || v >> 24n === 0n || v >> 24n === 0x7fn : v >> 120n === 0xffn || v <= 1n;
+  for (const [lo, hi] of set) {
+    for (let v = lo, n = 0; v <= hi && n < 512; v++, n++) if (!odd(v)) return v;
+  }
+  return pick(set, prefer);
+}
+
 /** A natural-looking point of a box (TCP SYN to port 80, documentation addresses…). */
 export function pointIn(space: Space, box: Box, prefer: Partial<Record<NumericField, bigint>> = {}): Point {
   const fam = space.family;
@@ -44,7 +55,9 @@ export function pointIn(space: Space, box: Box, prefer: Partial<Record<NumericFi
   const out: bigint[] = [];
   for (let slot = 0; slot < space.size; slot++) {
     const set = space.values(box, slot);
-    if (slot < FIELDS.length) out.push(pick(set, defaults[FIELDS[slot]]));
+    const f = FIELDS[slot];
+    if (f === 'saddr' || f === 'daddr') out.push(plain(space.family, set, defaults[f]));
+    else if (slot < FIELDS.length) out.push(pick(set, defaults[FIELDS[slot]]));
     else if (slot === IIF_SLOT) {
       // A real device rather than lo when there is a choice.
       const lo = BigInt(space.ifaces.classOf('lo'));
