@@ -40,7 +40,8 @@ export interface Alignment {
  * what the test is, not which rule holds it (kinds/helpers.ts instanceKey).
  */
 export function stripInstance(key: string): string {
-  const m = /^([^#@\s]*)(?:#\d+)?(?:@\S*)?(.*)$/.exec(key);
+  // `@file:line:col` ends at the first `:line:col` followed by the detail (file names may hold spaces).
+  const m = /^([^#@\s]*)(?:#\d+)?(?:@.*?:\d+:\d+(?= |$))?(.*)$/.exec(key);
   return m ? `${m[1]}${m[2]}` : key;
 }
 
@@ -69,21 +70,22 @@ function canon(x: unknown): string {
   });
 }
 
+/** A constraint's meaning as text: opaque instances left out, conjunctions and disjunctions in a fixed order. */
 function constraintSig(c: Constraint): string {
-  const strip = (x: Constraint): unknown => {
+  const sig = (x: Constraint): string => {
     switch (x.op) {
       case 'opaque':
-        return { op: 'opaque', key: stripInstance(x.key) };
+        return canon({ op: 'opaque', key: stripInstance(x.key) });
       case 'and':
       case 'or':
-        return { op: x.op, of: x.of.map(strip) };
+        return `${x.op}(${x.of.map(sig).sort().join(',')})`;
       case 'not':
-        return { op: 'not', of: strip(x.of) };
+        return `not(${sig(x.of)})`;
       default:
-        return x;
+        return canon(x);
     }
   };
-  return canon(strip(c));
+  return sig(c);
 }
 
 function effectSig(e: TargetEffect): string {

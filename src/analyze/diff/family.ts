@@ -8,6 +8,7 @@ import { FIELDS } from '../model/fields.js';
 import { headerSummary, inputSummary, makeWitness, ruleRef } from '../witness.js';
 import { z3 } from '../z3/context.js';
 import { newZ3Stats } from '../z3/session.js';
+import { isStatefulOpaque } from './align.js';
 import { type AllowEntry, type AllowList, splitByAllowList } from './allow.js';
 import { changeRegion } from './change-region.js';
 import { type DiffKind, type RawDiff, type StatefulNote, compareTagged, decisiveSteps, differences, meetTerms } from './compare.js';
@@ -351,7 +352,12 @@ export function extraText(ctx: DiffContext, slot: number, set: readonly (readonl
   const x = ctx.space.extraAt(slot);
   if (!x) return undefined;
   const one = set.length === 1 && set[0][0] === set[0][1] ? set[0][0] : undefined;
-  if (x.kind === 'opaque') return one === undefined ? undefined : `when ${x.reason.replace(/:.*$/, '')} ${one === 1n ? 'matches' : 'does not match'}`;
+  if (x.kind === 'opaque') {
+    if (one === undefined) return undefined;
+    // A test with state belongs to its rule: say which side's when the other has its own.
+    const whose = x.key.startsWith('new:') ? ' (new rule)' : isStatefulOpaque(x.key) ? ' (old rule)' : '';
+    return `when ${x.reason.replace(/:.*$/, '')}${whose} ${one === 1n ? 'matches' : 'does not match'}`;
+  }
   if (x.kind === 'relation') {
     const name = (s: number) => (s < FIELDS.length ? FIELDS[s] : (ctx.space.extraAt(s)?.key ?? `slot ${s}`));
     return one === undefined ? undefined : `${name(x.a)} ${one === 1n ? '=' : '≠'} ${name(x.b)}`;

@@ -8,6 +8,7 @@ import { FAMILIES, type Family } from '../../util/ip.js';
 import { EXIT, printDiagnostics } from '../context.js';
 import { POLICY_FORMATS, type PolicyFormat, loadAnyPolicy } from '../load-policy.js';
 import type { Verb } from '../verb.js';
+import { reportVerification, verifyTranslation } from './diff.js';
 
 const FILE_NAME: Record<Family, string> = { ipv4: 'rules.v4', ipv6: 'rules.v6' };
 
@@ -25,7 +26,8 @@ export const compileVerb: Verb = {
       .option('-o, --output <dir>', 'write DIR/rules.v4 and DIR/rules.v6 instead of printing')
       .addOption(new Option('--family <family>', 'only this family').choices([...FAMILIES]))
       .addOption(new Option('--from <format>', 'input format (default: detected)').choices([...POLICY_FORMATS]))
-      .option('--no-source-comments', 'do not tag each rule with its source file:line');
+      .option('--no-source-comments', 'do not tag each rule with its source file:line')
+      .option('--verify', 'prove the emitted rules, read back by the importer, equivalent to the policy (translation validation; nothing is written unless they are)');
   },
   async run(ctx, args, opts) {
     const path = args[0];
@@ -42,6 +44,15 @@ export const compileVerb: Verb = {
       ctx.stderr.write(`nfproof: nothing written: ${path} cannot be compiled as it is\n`);
       return EXIT.input;
     }
+    let verified: number = EXIT.ok;
+    if (opts.verify) {
+      const checks = await verifyTranslation(loaded.policy, path, results.map(([family, r]) => ({ family, text: r.text })), ctx.sources);
+      verified = reportVerification(ctx, checks, ctx.color);
+      if (verified !== EXIT.ok && typeof opts.output === 'string') {
+        ctx.stderr.write(`nfproof: nothing written: the emitted rules are not proved equivalent to ${path}\n`);
+        return verified;
+      }
+    }
     if (typeof opts.output === 'string') {
       const dir = opts.output;
       try {
@@ -57,6 +68,6 @@ export const compileVerb: Verb = {
       return EXIT.ok;
     }
     ctx.stdout.write(results.map(([, r]) => r.text).join('\n'));
-    return EXIT.ok;
+    return verified;
   },
 };

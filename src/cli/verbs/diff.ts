@@ -10,7 +10,7 @@ import { writeFileAtomically } from '../../util/atomic-write.js';
 import { type Diagnostic, diag, sortDiagnostics } from '../../util/diagnostics.js';
 import { FAMILIES, type Family } from '../../util/ip.js';
 import type { SourceFiles } from '../../util/sources.js';
-import { EXIT, printDiagnostics } from '../context.js';
+import { type CliContext, EXIT, printDiagnostics } from '../context.js';
 import { POLICY_FORMATS, type PolicyFormat, loadAnyPolicy } from '../load-policy.js';
 import type { Verb } from '../verb.js';
 
@@ -120,4 +120,67 @@ export function diffExitCode(r: DiffReport): number {
   if (r.internalErrors.length) return EXIT.internal;
   if (r.classes.length || r.unknown.length) return EXIT.findings;
   return EXIT.ok;
+}
+
+// ---- translation validation (`nfproof compile --verify`) -------------------------------
+
+/** One family's emitted text, read back and compared with the policy it came from. */
+export interface TranslationCheck {
+  readonly family: Family;
+  /** What the importer said about the emitted text (errors mean it could not be read back). */
+  readonly importDiagnostics: readonly Diagnostic[];
+  readonly report?: DiffReport;
+}
+
+/**
+ * Translation validation: each family's emitted iptables-restore text is read back by the
+ * importer and diffed with the source policy (every table, nat included; the host model is the
+ * policy's, as the emitted file does not carry one). Equivalent means the compiler kept the
+ * meaning of every rule for every packet.
+ */
+export async function verifyTranslation(
+  policy: Policy,
+  path: string,
+  emitted: readonly { readonly family: Family; readonly text: string }[],
+  sources: SourceFiles,
+  opts: { readonly timeoutMs?: number; readonly replay?: boolean } = {},
+): Promise<TranslationCheck[]> {
+  const { importIptablesSave } = await import('../../backends/import/index.js');
+  const out: TranslationCheck[] = [];
+  for (const { family, text } of emitted) {
+    if (policy.rulesets[family].tables.length === 0) continue;
+    const file = `${path} (emitted ${family === 'ipv4' ? 'rules.v4' : 'rules.v6'})`;
+    sources.add(file, text);
+    const r = importIptablesSave(text, file, sources, { family });
+    if (!r.policy) {
+      out.push({ family, importDiagnostics: r.diagnostics });
+      continue;
+    }
+    const back: Policy = { ...r.policy, ...(policy.host ? { host: policy.host } : {}) };
+    const report = await diffPolicies({ path, policy }, { path: file, policy: back }, { families: [family], ...opts });
+    out.push({ family, importDiagnostics: r.diagnostics, report });
+  }
+  return out;
+}
+
+/** Prints the outcome of --verify; returns the exit code it calls for. */
+export function reportVerification(ctx: CliContext, checks: readonly TranslationCheck[], color: boolean): number {
+  let code: number = EXIT.ok;
+  for (const c of checks) {
+    if (!c.report) {
+      printDiagnostics(ctx, c.importDiagnostics.filter((d) => d.severity === 'error'));
+      ctx.stderr.write(`verify ${c.family}: the emitted rules cannot be read back by the importer\n`);
+      code = EXIT.internal;
+      continue;
+    }
+    const r = c.report;
+    if (r.status === 'equivalent') {
+      ctx.stderr.write(`verify ${c.family}: the emitted rules are equivalent to the policy (proved)\n`);
+      continue;
+    }
+    ctx.stderr.write(`verify ${c.family}: the emitted rules are NOT proved equivalent to the policy\n`);
+    ctx.stderr.write(renderDiffText(r, { color }));
+    code = r.internalErrors.length ? EXIT.internal : Math.max(code, EXIT.findings);
+  }
+  return code;
 }
