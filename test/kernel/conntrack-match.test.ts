@@ -113,8 +113,31 @@ const icmpTuplePorts: Scenario = {
   },
 };
 
+/**
+ * DNAT --random moves an ICMP echo id (nf_nat_l4proto_unique_tuple changes src.u.icmp.id
+ * whatever the manip type), yet only IPS_DST_NAT is set: the POSTROUTING null binding finds
+ * the tuple free and changes nothing. A listing cannot tell (the id differs between the
+ * tuples, which the harness reads as SRC_NAT on both sides); `--ctstate SNAT` can. Found by
+ * the differential property (seed 1).
+ */
+const dnatRandomIcmp: Scenario = {
+  name: 'DNAT --random of an ICMP echo moves the id but sets only DST_NAT',
+  host: GATEWAY,
+  rules: {
+    ipv4: restore({
+      nat: ['-A OUTPUT -p icmp -j DNAT --to-destination 198.51.100.77 --random'],
+      mangle: ['-A POSTROUTING -m conntrack --ctstate SNAT', '-A POSTROUTING -m conntrack --ctstate DNAT'],
+    }),
+  },
+  inputs: [at(0, 'local', ping('192.168.20.1', '198.51.100.9', 1))],
+  expectKernel(run) {
+    const post = run.final.chains.find((c) => c.table === 'mangle' && c.chain === 'POSTROUTING')!.rules.map((r) => r.packets);
+    expect(post).toEqual([0, 1]);
+  },
+};
+
 describe.skipIf(!env.run)('conntrack match details (kernel)', () => {
-  for (const s of [noConnection, expiry, icmpTuplePorts]) {
+  for (const s of [noConnection, expiry, icmpTuplePorts, dnatRandomIcmp]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

@@ -6,7 +6,7 @@ import { normalizePacket } from '../../../src/netfilter/wire.js';
 import { type Family, formatAddress } from '../../../src/util/ip.js';
 import { formatFileLine } from '../../../src/util/span.js';
 import { formatEntry, formatPacket, formatTuple } from './format.js';
-import { OBSERVABLE_STATUS, type SavedChain } from './observe.js';
+import { OBSERVABLE_STATUS, type SavedChain, natBits } from './observe.js';
 import type { KernelStep } from './run.js';
 
 /**
@@ -318,7 +318,11 @@ export function compareEntries(sim: readonly CtEntrySnapshot[], kernel: readonly
     });
     if (tupleKey(s.family, wild(s.reply)) !== tupleKey(k.family, wild(k.reply))) diffs.push(`reply tuple: sim ${formatTuple(s.reply, s.family)}, kernel ${formatTuple(k.reply, k.family)}`);
     if ((s.tcpState ?? '') !== (k.tcpState ?? '')) diffs.push(`state: sim ${s.tcpState ?? '-'}, kernel ${k.tcpState ?? '-'}`);
-    const ms = s.status & OBSERVABLE_STATUS & ~CT_STATUS.CONFIRMED;
+    // A listing shows no NAT flags: both sides' SRC_NAT/DST_NAT are read off the tuples the
+    // same way (an ICMP id moved by DNAT --random reads as SRC_NAT in either; the simulator's
+    // real bits are checked through --ctstate SNAT/DNAT matches and their counters).
+    const NAT = CT_STATUS.SRC_NAT | CT_STATUS.DST_NAT;
+    const ms = ((s.status & ~NAT) | natBits(s.original, s.reply)) & OBSERVABLE_STATUS & ~CT_STATUS.CONFIRMED;
     const mk = k.status & OBSERVABLE_STATUS & ~CT_STATUS.CONFIRMED;
     if (ms !== mk) diffs.push(`status: sim [${statusNames(ms).join(',')}], kernel [${statusNames(mk).join(',')}]`);
     if (s.mark !== k.mark) diffs.push(`mark: sim ${s.mark}, kernel ${k.mark}`);
