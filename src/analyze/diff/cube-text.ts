@@ -222,7 +222,11 @@ export function cubeText(
     const d = describeExtra(slot, s);
     if (d) conditions.push(d);
   }
-  if (cls?.l4 === 'fragment') conditions.push('non-first fragments');
+  const frag = box[FIELDS.indexOf('fragment')];
+  if (frag && frag.length === 1 && frag[0][0] === 1n) {
+    conditions.push('non-first fragments');
+    fields.fragment = 'non-first fragments';
+  }
   return { flow: words.join(' ') || 'any packet', conditions, fields };
 }
 

@@ -367,6 +367,17 @@ export function extraText(ctx: DiffContext, slot: number, set: readonly (readonl
   return `${x.doc}: ${set.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(', ')}`;
 }
 
+/** How ordinary a witness is (0 best): fragments, odd addresses and old connections cost. */
+function plainness(ctx: DiffContext, pt: Point): number {
+  const v4 = ctx.family === 'ipv4';
+  const odd = (a: bigint) => (v4 ? a >> 28n === 0xen || (a & 0xffn) === 0xffn || (a & 0xffn) === 0n : a >> 120n === 0xffn || a <= 1n);
+  let s = 0;
+  if (pt[FIELDS.indexOf('fragment')] === 1n) s -= 10;
+  if (odd(pt[FIELDS.indexOf('daddr')]) || odd(pt[FIELDS.indexOf('saddr')])) s -= 5;
+  if (pt[FIELDS.indexOf('ctstate')] !== 8n) s -= 3;
+  return s;
+}
+
 /** Raw cubes → merged classes with a replayed witness each. */
 async function buildClasses(ctx: DiffContext, found: readonly Materialized[], opts: DiffOptions, internalErrors: DiffInternalError[]): Promise<DiffClass[]> {
   const groups = new Map<string, { items: Materialized[]; steps: ReturnType<typeof decisiveSteps> }>();
@@ -386,25 +397,26 @@ async function buildClasses(ctx: DiffContext, found: readonly Materialized[], op
     const printClass = { local: first.raw.a.piece.cls.local, lo: first.raw.a.piece.cls.lo };
     const names = cubeNames(ctx, printClass);
     const cubes: DiffCube[] = [];
-    let witness: { input: PacketInput; inB: PacketInput; concA: ConcreteOutcome; concB: ConcreteOutcome; holder: Materialized } | undefined;
+    let witness: { input: PacketInput; inB: PacketInput; concA: ConcreteOutcome; concB: ConcreteOutcome; holder: Materialized; score: number } | undefined;
     for (const box of boxes) {
-      // A natural point of the cube, taken inside one of the raw cubes it came from.
-      let inter: Box | undefined;
-      let holder = first;
+      // A natural point of the cube, taken inside one of the raw cubes it came from: a few
+      // candidates, the plainest wins (a first fragment, a new connection, ordinary addresses).
+      let best: { pt: Point; inter: Box; holder: Materialized; score: number } | undefined;
+      let tried = 0;
       for (const f of items) {
         for (const b of f.boxes) {
           const x = ctx.space.intersect(b, box);
-          if (x) {
-            inter = x;
-            holder = f;
-            break;
-          }
+          if (!x) continue;
+          const pt = pointIn(ctx.space, x, { ctstate: 8n });
+          if (!boxHas(ctx.space, x, pt)) continue; // a relation left no point here
+          const score = plainness(ctx, pt);
+          if (!best || score > best.score) best = { pt, inter: x, holder: f, score };
+          if (++tried >= 12 || score === 0) break;
         }
-        if (inter) break;
+        if (tried >= 12 || best?.score === 0) break;
       }
-      if (!inter) continue;
-      const pt = pointIn(ctx.space, inter, { ctstate: 8n });
-      if (!boxHas(ctx.space, inter, pt)) continue; // a relation left no point: the cube is empty
+      if (!best) continue;
+      const { pt, holder } = best;
       // Every cube is checked on one packet by the concrete interpreter.
       const inA = inputFor(ctx.space, ctx.a, pt);
       const inB = inputFor(ctx.space, ctx.b, pt);
@@ -422,7 +434,8 @@ async function buildClasses(ctx: DiffContext, found: readonly Materialized[], op
       const text = cubeText(ctx.space, box, printClass, wildcards, (slot, set) => extraText(ctx, slot, set), names);
       cubes.push({ flow: text.flow, conditions: text.conditions, fields: text.fields });
       // The class's witness: its first cube's packet, preferring a new connection (it replays).
-      if (!witness || (witness.input.ctState !== 'NEW' && inA.ctState === 'NEW')) witness = { input: inA, inB, concA, concB, holder };
+      const score = best.score - (inA.ingress.kind === 'local' ? 1 : 0);
+      if (!witness || score > witness.score) witness = { input: inA, inB, concA, concB, holder, score };
     }
     if (!witness || cubes.length === 0) continue;
     const { input: inA, inB, concA, concB, holder } = witness;

@@ -42,8 +42,13 @@ function simKind(a: SimOutcome, b: SimOutcome): DiffKind | undefined {
   const db = b.verdict !== 'dropped';
   if (da !== db) return db ? 'allowed' : 'denied';
   if (!da) {
-    const answer = (o: SimOutcome) => o.responses.map((r) => `${r.packet.proto}/${r.packet.icmp?.type ?? ''}/${r.packet.icmp?.code ?? ''}/${r.packet.tcp?.flags ?? ''}`).join(',');
-    return answer(a) !== answer(b) ? 'deny-changed' : undefined;
+    // The rule that drops: a REJECT on one side and a DROP (or another REJECT) on the other.
+    // Whether the kernel then sends the answer (not for fragments, broadcasts…) is its business.
+    const how = (o: SimOutcome) => {
+      const last = [...o.trace].reverse().find((s) => s.rule !== undefined || s.action.startsWith('policy'));
+      return last ? last.action.replace(/\s+/g, ' ') : o.dropReason ?? '';
+    };
+    return how(a) !== how(b) ? 'deny-changed' : undefined;
   }
   const pa = a.egress?.packet ?? a.delivered;
   const pb = b.egress?.packet ?? b.delivered;
