@@ -20,7 +20,7 @@ import { SkipLog, knownRefusal } from './harness/known.js';
  */
 const env = harnessAvailable();
 const SEED = Number(process.env.NFPROOF_SEED ?? 42);
-const RUNS = Number(process.env.NFPROOF_REIMPORT_RUNS ?? 30);
+const RUNS = Number(process.env.NFPROOF_REIMPORT_RUNS ?? 100);
 /** Every match kind but ipset: `-m set` needs the set to exist, and this namespace has none. */
 const MATCHES = (Object.keys(MATCH_KINDS) as Match['kind'][]).filter((k) => k !== 'ipset');
 

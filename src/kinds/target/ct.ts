@@ -146,7 +146,9 @@ export const ctTargetKind: TargetKind<CtTarget> = {
       if (t.timeout !== undefined) out.push('--timeout', t.timeout);
       if (t.events) out.push('--ctevents', t.events.join(','));
       if (t.expEvents) out.push('--expevents', t.expEvents.join(','));
-      if (t.zone !== undefined) out.push(t.zoneDir === 'original' ? '--zone-orig' : t.zoneDir === 'reply' ? '--zone-reply' : '--zone', String(t.zone));
+      // Zone 0 is the default zone in either direction: the kernel keeps no trace of it (its save
+      // prints a bare `-j CT`), so neither do we — the round trip stays exact.
+      if (t.zone !== undefined && t.zone !== 0) out.push(t.zoneDir === 'original' ? '--zone-orig' : t.zoneDir === 'reply' ? '--zone-reply' : '--zone', String(t.zone));
       return out;
     },
     fromIptables(_name, options, ctx) {
@@ -187,11 +189,9 @@ export const ctTargetKind: TargetKind<CtTarget> = {
             ctx.report(diag('error', 'E-import-target', o.span, `CT does not take ${o.name}`));
         }
       }
-      if (!node.notrack && node.helper === undefined && node.zone === undefined && !node.events && !node.expEvents && node.timeout === undefined) {
-        // A bare -j CT (a template with nothing set) has no DSL form of its own.
-        ctx.report(diag('error', 'E-import-target', ctx.span, '-j CT without options is not supported', 'it only attaches an empty template; remove it or keep it as `xt target CT`'));
-        return undefined;
-      }
+      // A bare -j CT attaches an empty template: the default zone 0, no helper — which is also
+      // how iptables-save prints `--zone 0` in any direction (checked on the kernel).
+      if (!node.notrack && node.helper === undefined && node.zone === undefined && !node.events && !node.expEvents && node.timeout === undefined) node.zone = 0;
       return node;
     },
   },

@@ -62,6 +62,9 @@ export const MANGLE_RAW_TARGET_CASES = [
     ['tcp ct helper set Q.931', '-p tcp -j CT --helper Q.931'],
     ['ct zone set 3 reply', '-j CT --zone-reply 3'],
     ['ct zone set 3 original', '-j CT --zone-orig 3'],
+    // Zone 0 is the default zone: iptables-save prints `--zone 0` (any direction) as a bare -j CT.
+    ['ct zone set 0', '-j CT'],
+    ['udp ct zone set 0 reply', '-p udp -j CT', 'udp ct zone set 0 reply', 'udp ct zone set 0'],
     ['ct event set new,related', '-j CT --ctevents new,related'],
     ['tcp ct notrack helper set ftp expectation event set new event set new zone set 3', '-p tcp -j CT --notrack --helper ftp --ctevents new --expevents new --zone 3', 'tcp ct notrack helper set ftp zone set 3 event set new expectation event set new'],
     ['mark set 1', '-j MARK --set-xmark 0x1/0xffffffff', 'mark set 0x1'],
