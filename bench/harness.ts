@@ -10,6 +10,8 @@ export interface Measurement {
   readonly unit: string;
   /** Free-form detail for the table (inputs, sizes, peak RSS…). */
   readonly detail?: string;
+  /** Peak resident memory in MB, for targets that bound memory as well as time. */
+  readonly peakMb?: number;
 }
 
 export interface Benchmark {

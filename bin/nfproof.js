@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI lives in src/cli and is compiled to dist/ by `npm install` (prepare).
-import { main } from '../dist/cli/main.js';
+// Thin launcher: the CLI lives in src/cli; `npm install` (prepare) type-checks it and bundles it
+// into dist/nfproof.mjs (scripts/bundle.mjs says why).
+import { main } from '../dist/nfproof.mjs';
 
 main(process.argv).then(
   (code) => {
