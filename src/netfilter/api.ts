@@ -34,6 +34,13 @@ export interface SimInput {
   /** Socket owner of a locally generated packet (-m owner); default root (0) for `local`. */
   readonly uid?: number;
   readonly gid?: number;
+  /**
+   * Answers for opaque matches (rate limits, recent lists, unmodelled modules) by constraint
+   * key, taken instead of the kinds' state while this packet is handled. The analyzer replays
+   * a witness under the answers its model assumed, so a replay compares the pipeline, never
+   * the token buckets' history. Keys not listed are decided as usual.
+   */
+  readonly assume?: Readonly<Record<string, boolean>>;
 }
 
 /** A conntrack tuple as `conntrack -L` prints it. */

@@ -130,7 +130,13 @@ export class Frame {
 
 const ctScratch = new Tuple();
 
+/*
+ * A raw-table CT template (TEMPLATE_CT) is a connection with zeroed tuples to xt_conntrack:
+ * rules after `-j CT --zone 5` see --ctproto 0, --ctorigsrc 0.0.0.0, ports 0 and --ctdir
+ * ORIGINAL (checked on the kernel in test/analyze/kernel-cases.test.ts).
+ */
 function ctTupleField(f: Frame, dir: 0 | 1, side: 'src' | 'dst'): bigint | undefined {
+  if (f.ct === TEMPLATE_CT) return 0n;
   if (f.ct < 0) return undefined;
   const t = f.table.getTuple(f.ct, dir, ctScratch);
   return wordsToAddr(f.family, side === 'src' ? t.src : t.dst);
@@ -142,6 +148,7 @@ function ctTupleField(f: Frame, dir: 0 | 1, side: 'src' | 'dst'): bigint | undef
  * (destination), 0 for protocols without ports; nfproof's tuples hold exactly these.
  */
 function ctPortField(f: Frame, dir: 0 | 1, side: 'src' | 'dst'): bigint | undefined {
+  if (f.ct === TEMPLATE_CT) return 0n;
   if (f.ct < 0) return undefined;
   const t = f.table.getTuple(f.ct, dir, ctScratch);
   return BigInt(side === 'src' ? t.sport : t.dport);
@@ -195,9 +202,9 @@ export function readField(f: Frame, field: NumericField): bigint | undefined {
     case 'ctstatus':
       return f.ct >= 0 ? BigInt(f.table.status[f.ct] & 0xffff) : f.ct === TEMPLATE_CT ? 0n : undefined;
     case 'ctdir':
-      return f.ct >= 0 ? BigInt(f.ctDir) : undefined;
+      return f.ct >= 0 ? BigInt(f.ctDir) : f.ct === TEMPLATE_CT ? 0n : undefined;
     case 'ctproto':
-      return f.ct >= 0 ? BigInt(f.table.protoOf(f.ct)) : undefined;
+      return f.ct >= 0 ? BigInt(f.table.protoOf(f.ct)) : f.ct === TEMPLATE_CT ? 0n : undefined;
     case 'ctorigsrc':
       return ctTupleField(f, 0, 'src');
     case 'ctorigdst':

@@ -447,6 +447,9 @@ export class Host {
 
   /** Primary (first declared) address of a family on a device: REDIRECT's target. */
   primaryAddress(family: Family, device: string, forDst?: bigint): bigint | undefined {
+    // lo holds 127.0.0.1 and ::1 from the start (addresses added later come after them), so
+    // REDIRECT of a packet that came in by lo goes there (nf_nat_redirect_ipv4/ipv6).
+    if (device === 'lo') return family === 'ipv4' ? 0x7f000001n : 1n;
     const mine = this.locals.filter((l) => l.family === family && l.device === device);
     if (family === 'ipv6' && forDst !== undefined) {
       // An address of the destination's scope class (link-local or not), else the first.

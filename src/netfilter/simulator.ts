@@ -143,8 +143,12 @@ function ctExpiresOf(f: Frame): number | undefined {
 class OpaqueState implements OpaqueEnv {
   private readonly local = new Map<string, unknown>();
   private readonly shared = new Map<string, unknown>();
+  /** SimInput.assume of the packet being handled. */
+  assumed: Readonly<Record<string, boolean>> | undefined;
 
   decide(m: Match, key: string, c: Extract<Constraint, { op: 'opaque' }>, f: Frame): boolean {
+    const given = this.assumed?.[c.key];
+    if (given !== undefined) return given;
     const kind = matchKind(m);
     if (!kind.evaluate) return this.unknown(f, c);
     const local = this.local;
@@ -187,6 +191,7 @@ class PolicySimulator implements Simulator {
     this.max = cfg.maxEntries;
     const host = new Host(policy.host, { forwarding: settings.ipForward });
     const opaque = new OpaqueState();
+    this.opaque = opaque;
     for (const family of FAMILIES) {
       const rs = compileRuleset(policy.rulesets[family], opaque, compileOpts);
       const st = new FamilyState(family, rs, host, cfg, () => this.totalCount(), this.gc);
@@ -203,6 +208,7 @@ class PolicySimulator implements Simulator {
   }
 
   private readonly host: Host;
+  private readonly opaque: OpaqueState;
   private readonly v4: FamilyEngine;
   private readonly v6: FamilyEngine;
 
@@ -249,7 +255,12 @@ class PolicySimulator implements Simulator {
       const known = [...this.host.devices].join(', ');
       throw new SimulationError(`unknown interface "${input.ingress.device}" (the host has: ${known})`, input.line);
     }
-    return (input.packet.family === 'ipv4' ? this.v4 : this.v6).process(input);
+    this.opaque.assumed = input.assume;
+    try {
+      return (input.packet.family === 'ipv4' ? this.v4 : this.v6).process(input);
+    } finally {
+      this.opaque.assumed = undefined;
+    }
   }
 
   entries(family?: Family): CtEntrySnapshot[] {
