@@ -268,6 +268,9 @@ export function listRules(rules: readonly ModelRule[]): string {
 
 function contextNote(model: FamilyModel, r: ModelRule): string {
   if (r.table === 'raw' && r.source.matches.some((m) => m.kind === 'ct-state')) return ' (conntrack has not run yet in the raw table: every packet from a device is INVALID there)';
+  if (r.table === 'nat' && !model.features.tracking) {
+    return ` (no ${model.family === 'ipv4' ? 'IPv4' : 'IPv6'} rule asks for connection tracking, so the kernel does not track connections and never consults the nat table)`;
+  }
   if (r.table === 'nat') return ' (the nat table sees only the first packet of a connection)';
   return '';
 }

@@ -5,7 +5,8 @@ import type { Packet } from '../netfilter/packet.js';
 import { createSimulator } from '../netfilter/simulator.js';
 import { familyBits } from '../util/ip.js';
 import { NO_SPAN } from '../util/span.js';
-import { type ConcreteOutcome, runPacket } from './concrete/interp.js';
+import { opaqueParts } from '../ir/constraint.js';
+import { CHOICE, type ConcreteOutcome, DEFAULT_ICMP_ID, runPacket } from './concrete/interp.js';
 import type { PacketInput } from './concrete/input.js';
 import { icmpProto } from './model/fields.js';
 import { DEFAULT_FIELDS } from './box/candidates.js';
@@ -50,8 +51,26 @@ export function toSimPacket(input: PacketInput): Packet {
     p.dport = Number(f.dport ?? 0n);
     if (proto === PROTO.tcp) p.tcp = { flags: Number(f.tcpflags ?? 0x02n), seq: 1000, ack: 0, window: 64240 };
   }
-  if (icmp) p.icmp = { type: Number(f.icmptype ?? 8n), code: Number(f.icmpcode ?? 0n), id: 4242, seq: 1 };
+  if (icmp) p.icmp = { type: Number(f.icmptype ?? 8n), code: Number(f.icmpcode ?? 0n), id: Number(input.choices?.[CHOICE.icmpId] ?? DEFAULT_ICMP_ID), seq: 1 };
   return p;
+}
+
+/**
+ * Devices of a made-up host whose address the simulator picks itself: MASQUERADE's egress and
+ * REDIRECT's ingress device (ReplayPool.plan keeps their address lists apart).
+ */
+export function pickedAddressDevices(model: FamilyModel, runs: readonly { input: PacketInput; out: ConcreteOutcome }[]): Set<string> {
+  const out = new Set<string>();
+  for (const { input, out: o } of runs) {
+    const fired = (type: 'masquerade' | 'redirect') =>
+      o.fired.some((id) => {
+        const e = model.rules[id].effect;
+        return e.type === 'nat' && e.nat.type === type;
+      });
+    if (fired('masquerade') && o.oif && o.oif !== 'lo') out.add(o.oif);
+    if (fired('redirect') && input.ingress.kind === 'iface' && input.ingress.device !== 'lo') out.add(input.ingress.device);
+  }
+  return out;
 }
 
 /** A host that routes this one packet as the model decided (only used without a host model). */
@@ -85,12 +104,17 @@ export function replayHost(model: FamilyModel, input: PacketInput, out: Concrete
     }
     // Replies go back the way the request came.
     if (ingress && x.input.fields.saddr !== undefined) route(x.input.fields.saddr, ingress);
-    // MASQUERADE/REDIRECT without a host take the documentation address on the device.
-    for (const b of [x.out.binding.snat, x.out.binding.dnat]) {
-      if (!b) continue;
-      const d = b === x.out.binding.snat ? x.out.oif : ingress;
-      if (d && d !== 'lo' && model.rules.some((r) => r.effect.type === 'nat' && (r.effect.nat.type === 'masquerade' || r.effect.nat.type === 'redirect'))) ifs.get(d)?.add(b.toAddr);
-    }
+    // MASQUERADE/REDIRECT without a host take the documentation address on the device: that
+    // address is the device's own (not so for SNAT, DNAT or NETMAP, whose addresses are given).
+    const natFired = (type: 'masquerade' | 'redirect') => x.out.fired.some((id) => {
+      const e = model.rules[id].effect;
+      return e.type === 'nat' && e.nat.type === type;
+    });
+    const own = [
+      { b: x.out.binding.snat, d: x.out.oif, by: natFired('masquerade') },
+      { b: x.out.binding.dnat, d: ingress, by: natFired('redirect') },
+    ];
+    for (const { b, d, by } of own) if (b && by && d && d !== 'lo') ifs.get(d)?.add(b.toAddr);
   }
   const interfaces: Interface[] = [...ifs].filter(([name, addrs]) => name !== 'lo' || addrs.size > 0).map(([name, addrs]) => ({
     name,
@@ -108,7 +132,7 @@ export function replayHost(model: FamilyModel, input: PacketInput, out: Concrete
  */
 const LINEAR = { dispatchThreshold: Number.POSITIVE_INFINITY } as const;
 
-type Step = { readonly input: PacketInput; readonly fill?: boolean };
+type Step = { readonly input: PacketInput; readonly fill?: boolean; readonly assume?: Readonly<Record<string, boolean>> };
 
 /**
  * One simulator for many witnesses: compiling a large policy takes a while, so witnesses share
@@ -118,6 +142,8 @@ type Step = { readonly input: PacketInput; readonly fill?: boolean };
 export class ReplayPool {
   private readonly sims = new Map<number, { sim: Simulator; t: number }>();
   private readonly hosts: HostModel[] = [];
+  /** Per batch: devices whose address list must stay as one witness made it (see plan). */
+  private readonly pinned: Set<string>[] = [];
   private policySim?: { sim: Simulator; t: number };
 
   /**
@@ -131,20 +157,28 @@ export class ReplayPool {
     this.maxBatches = rules > 3000 ? 3 : 6;
   }
 
-  /** Reserves a place for a witness needing this made-up host; returns its batch (undefined: no room). */
-  plan(host: HostModel): number | undefined {
+  /**
+   * Reserves a place for a witness needing this made-up host; returns its batch (undefined: no
+   * room). `pinned` devices had their address chosen by MASQUERADE or REDIRECT: another
+   * witness's address on the same device could change which one the simulator picks, so their
+   * address lists are not shared.
+   */
+  plan(host: HostModel, pinned: ReadonlySet<string> = new Set()): number | undefined {
     for (let i = 0; i < this.hosts.length; i++) {
+      if (!pinsHold(this.hosts[i], host, this.pinned[i], pinned)) continue;
       const merged = mergeHosts(this.hosts[i], host);
       if (merged) {
         if (merged !== this.hosts[i]) {
           this.hosts[i] = merged;
           this.sims.delete(i);
         }
+        for (const d of pinned) this.pinned[i].add(d);
         return i;
       }
     }
     if (this.hosts.length >= this.maxBatches) return undefined;
     this.hosts.push(host);
+    this.pinned.push(new Set(pinned));
     return this.hosts.length - 1;
   }
 
@@ -170,11 +204,19 @@ export class ReplayPool {
         ingress: st.input.ingress.kind === 'iface' ? { kind: 'iface', device: st.input.ingress.device } : { kind: 'local' },
         packet: toSimPacket(st.input),
         ...(st.fill ? { fill: { seq: true, ack: true } } : {}),
+        ...(st.assume && Object.keys(st.assume).length ? { assume: st.assume } : {}),
         ...(st.input.ingress.kind === 'local' && uid !== undefined ? { uid: Number(uid) } : {}),
         ...(st.input.ingress.kind === 'local' && gid !== undefined ? { gid: Number(gid) } : {}),
       });
     });
   }
+}
+
+/** Merging keeps the address list of every pinned device as it is on the side that pinned it. */
+function pinsHold(a: HostModel, b: HostModel, pinnedA: ReadonlySet<string>, pinnedB: ReadonlySet<string>): boolean {
+  const addrs = (h: HostModel, d: string) => (h.interfaces.find((i) => i.device === d)?.addresses ?? []).map((x) => x.addr).join(',');
+  const keeps = (mine: HostModel, other: HostModel, d: string) => addrs(other, d) === '' || addrs(other, d) === addrs(mine, d);
+  return [...pinnedA].every((d) => keeps(a, b, d)) && [...pinnedB].every((d) => keeps(b, a, d));
 }
 
 /** Two made-up hosts as one, unless they disagree about an address (local in one, routed in the other). */
@@ -240,36 +282,80 @@ export function compareOutcome(model: FamilyModel, mine: ConcreteOutcome, sim: S
 interface Prepared {
   readonly steps: Step[];
   readonly host?: HostModel;
+  /** Devices of the made-up host whose address MASQUERADE or REDIRECT picked. */
+  readonly pinned: ReadonlySet<string>;
   judge(sims: SimOutcome[]): ReplayResult;
 }
 
+/** Keys of the opaque matches in the model's rules (the answers a replay can hand the simulator). */
+const MATCH_KEYS = new WeakMap<FamilyModel, ReadonlySet<string>>();
+function matchKeys(model: FamilyModel): ReadonlySet<string> {
+  let keys = MATCH_KEYS.get(model);
+  if (!keys) {
+    keys = new Set(model.rules.flatMap((r) => opaqueParts(r.constraint).map((o) => o.key)));
+    MATCH_KEYS.set(model, keys);
+  }
+  return keys;
+}
+
+/**
+ * The answers a run took for opaque matches (rate limits, recent lists, unmodelled modules),
+ * for the simulator to take too; undefined when the run also rests on something the simulator
+ * cannot be told (an unmodelled target's verdict, address types without a host model).
+ */
+function assumedAnswers(model: FamilyModel, input: PacketInput, out: ConcreteOutcome): Record<string, boolean> | undefined {
+  const keys = matchKeys(model);
+  const answers: Record<string, boolean> = {};
+  for (const k of out.opaqueUsed) {
+    if (!keys.has(k)) return undefined;
+    answers[k] = input.opaque?.[k] ?? false;
+  }
+  return answers;
+}
+
+/** What a witness's answers were about, for the replay's message. */
+function reasonsOf(model: FamilyModel, answers: Readonly<Record<string, boolean>>): string {
+  const reasons = new Set<string>();
+  for (const r of model.rules) for (const o of opaqueParts(r.constraint)) if (o.key in answers) reasons.add(o.reason.replace(/:.*$/, ''));
+  return [...reasons].join('; ');
+}
+
 function prepare(policy: Policy, model: FamilyModel, w: Witness): Prepared | ReplayResult {
-  if (w.dependsOn.length) return { status: 'not-replayed', detail: 'depends on an unmodelled match or target' };
   const input = w.input;
   if (input.ctState === 'RELATED') return { status: 'not-replayed', detail: 'a RELATED packet needs a helper or an ICMP error to set up' };
   if (input.ctState === 'INVALID') return { status: 'not-replayed', detail: 'the model treats INVALID as a given state; the simulator derives it from the tracker' };
   if (input.ctState !== 'NEW') return { status: 'not-replayed', detail: 'an ESTABLISHED packet on its own: the connection it belongs to is not part of the witness' };
   const mine = runPacket(model, input);
+  // The simulator answers opaque matches as the witness assumed them (SimInput.assume): the
+  // replay checks what the model did with those answers, whatever the token buckets or lists
+  // would say. An unmodelled target's verdict cannot be handed over that way.
+  const answers = assumedAnswers(model, input, mine);
+  if (!answers) return { status: 'not-replayed', detail: 'depends on an unmodelled target or on address types without a host model' };
   // A made-up host cannot join arbitrary multicast groups: without a host model, leave those.
   if (!policy.host && input.fields.daddr !== undefined && model.routing.sim.isMulticast(model.family, input.fields.daddr)) {
     return { status: 'not-replayed', detail: 'multicast group membership is unknown without a host model' };
   }
-  const steps: Step[] = [{ input }];
+  const steps: Step[] = [{ input, assume: answers }];
   const replyOut = w.reply ? runPacket(model, w.reply.input) : undefined;
-  if (w.reply) steps.push({ input: w.reply.input, fill: true });
+  const replyAnswers = w.reply && replyOut ? assumedAnswers(model, w.reply.input, replyOut) : undefined;
+  if (w.reply && !replyAnswers) return { status: 'not-replayed', detail: 'its reply depends on an unmodelled target' };
+  if (w.reply) steps.push({ input: w.reply.input, fill: true, assume: replyAnswers });
   const host = policy.host ? undefined : replayHost(model, input, mine, w.reply && replyOut ? { input: w.reply.input, out: replyOut } : undefined);
+  const pinned = pickedAddressDevices(model, [{ input, out: mine }, ...(w.reply && replyOut ? [{ input: w.reply.input, out: replyOut }] : [])]);
+  const given = (a: Readonly<Record<string, boolean>> | undefined) => (a && Object.keys(a).length ? ` (answering ${reasonsOf(model, a)} as the witness assumes)` : '');
   return {
     steps,
     ...(host ? { host } : {}),
+    pinned,
     judge(sims) {
       const diff = compareOutcome(model, mine, sims[0]);
-      if (diff) return { status: 'disagrees', detail: diff };
+      if (diff) return { status: 'disagrees', detail: diff + given(answers) };
       if (w.reply && replyOut) {
         const d2 = compareOutcome(model, replyOut, sims[1]);
-        if (d2) return { status: 'disagrees', detail: `reply: ${d2}` };
-        w.reply.replay = { status: 'agrees', detail: `simulator: ${sims[1].verdict}` };
+        if (d2) return { status: 'disagrees', detail: `reply: ${d2}${given(replyAnswers)}` };
+        w.reply.replay = { status: 'agrees', detail: `simulator: ${sims[1].verdict}${given(replyAnswers)}` };
       }
-      return { status: 'agrees', detail: `simulator: ${sims[0].verdict}${sims[0].egress ? ` out of ${sims[0].egress.device}` : ''}` };
+      return { status: 'agrees', detail: `simulator: ${sims[0].verdict}${sims[0].egress ? ` out of ${sims[0].egress.device}` : ''}${given(answers)}` };
     },
   };
 }
@@ -278,7 +364,7 @@ function prepare(policy: Policy, model: FamilyModel, w: Witness): Prepared | Rep
 export function replayWitness(policy: Policy, model: FamilyModel, w: Witness): ReplayResult {
   const p = prepare(policy, model, w);
   const pool = new ReplayPool(policy);
-  const result = 'judge' in p ? runPrepared(pool, p, p.host ? pool.plan(p.host) : undefined) : p;
+  const result = 'judge' in p ? runPrepared(pool, p, p.host ? pool.plan(p.host, p.pinned) : undefined) : p;
 
   w.replay = result;
   return result;
@@ -316,7 +402,7 @@ export function replayWitnesses(
   const planned = witnesses.map(({ w, rule }) => {
     const model = byFamily.get(w.input.family);
     const p = model ? prepare(policy, model, w) : ({ status: 'not-replayed', detail: 'no model of its family' } as ReplayResult);
-    const batch = 'judge' in p && p.host ? pool.plan(p.host) : undefined;
+    const batch = 'judge' in p && p.host ? pool.plan(p.host, p.pinned) : undefined;
     const noRoom = 'judge' in p && p.host !== undefined && batch === undefined;
     return { w, rule, p, batch, noRoom };
   });

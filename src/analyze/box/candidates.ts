@@ -106,6 +106,8 @@ export function* lazyCandidates(model: FamilyModel, dom: BoxDomain, box: Box, ho
       const v = value(i);
       if (v !== absentValue(f, fam) || f === 'cthelper') fields[f] = v;
     });
+    // The box may be a chain's after marks were set; the packet itself arrives unmarked.
+    fields.mark = 0n;
     const ifaceIndex = (slot: number): number => {
       const set = dom.values(b, slot);
       const lo = model.ifaces.classOf('lo');

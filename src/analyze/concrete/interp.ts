@@ -1,10 +1,12 @@
 import { type Compiled, compileConstraint } from './compile.js';
 import { type ChainIndex, buildIndex, positions } from './dispatch.js';
 import type { NatAction, SideEffect } from '../../ir/effect.js';
-import { CT_STATE, CT_STATUS, type CtStateName, type NumericField } from '../../ir/fields.js';
+import { CT_STATE, CT_STATUS, type CtStateName, type NumericField, PORT_PROTOS, PROTO } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
 import { contains, maxOf } from '../../util/intervals.js';
-import { FIELDS, absentValue, fieldMax } from '../model/fields.js';
+import { FIELDS, FIELD_SLOT, absentValue, fieldMax, icmpProto } from '../model/fields.js';
+import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
+import type { Family } from '../../util/ip.js';
 import { effectiveState } from '../model/ct-validity.js';
 import { DEFAULT_FIELDS } from '../box/candidates.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
@@ -53,7 +55,12 @@ export const CHOICE = {
   natPort: (ruleId: number) => `nat${ruleId}.port`,
   /** An unmodelled target: 0 = goes on with the next rule, 1 = accepts, 2 = drops. */
   target: (ruleId: number) => `target${ruleId}`,
+  /** The ICMP echo (query) identifier: no rule reads it, but conntrack keeps it as the tuple's "port". */
+  icmpId: 'icmpid',
 } as const;
+
+/** The echo identifier a witness carries when nothing asks for another (the replay sends it too). */
+export const DEFAULT_ICMP_ID = 4242n;
 
 /** The unknown behind address-type tests when there is no host model. */
 export const ADDRTYPE_UNKNOWN = 'addrtype:no-host-model';
@@ -98,6 +105,8 @@ export interface ConcreteOutcome {
   readonly routeChoice?: 'local' | 'forward';
   /** A locally generated packet's first route (before NAT rerouted it). */
   readonly firstOif?: string;
+  /** An ICMP query's identifier as the packet leaves (NAT with a port range can change it). */
+  readonly icmpId?: bigint;
 }
 
 type ChainResult =
@@ -118,17 +127,27 @@ class Run {
   /** Why and by what the packet was dropped, once it is. */
   drop?: { readonly reason: DropReason; readonly ruleId?: number; readonly policy?: string };
   notracked = false;
+  /** A CT or NOTRACK target already gave the packet its conntrack (see sideEffect). */
+  private ctAttached = false;
+  /** A REDIRECT fired before routing. */
+  redirected = false;
+  /** That was a CT target's template (its view lasts until conntrack). */
+  private templated = false;
   private ctDone = false;
   /** NAT of each manip type is set up once per connection (a looped-back packet skips it). */
   private readonly natDone = { dst: false, src: false };
   /** The routing decision, and the device chosen first (for replay hosts). */
   routeChoice?: 'local' | 'forward';
   firstOif?: string;
+  /** The ICMP query identifier (conntrack's "port" of an ICMP tuple); NAT may rewrite it. */
+  icmpId: bigint;
 
   constructor(
     readonly model: FamilyModel,
     readonly input: PacketInput,
-  ) {}
+  ) {
+    this.icmpId = input.choices?.[CHOICE.icmpId] ?? DEFAULT_ICMP_ID;
+  }
 
   choice(key: string, fallback: bigint): bigint {
     return this.input.choices?.[key] ?? fallback;
@@ -219,7 +238,19 @@ class Run {
         return;
       }
       case 'notrack':
-        this.notracked = true;
+      case 'ct-template':
+        // The first CT or NOTRACK target gives the packet its conntrack; later ones (and any
+        // on a packet conntrack has seen) are ignored (xt_CT: "previously seen"), so NOTRACK
+        // after `CT --zone` does not untrack. The rest of raw sees the result at once.
+        if (this.ctAttached) return;
+        this.ctAttached = true;
+        if (a.type === 'notrack') {
+          this.notracked = true;
+          st.set('ctstate', BigInt(CT_STATE.UNTRACKED));
+        } else {
+          this.templated = true;
+          setTemplateView(st);
+        }
         return;
       case 'rewrite-tos': {
         const tos = ((st.get('tos') & ~BigInt(a.mask) & 0xffn) ^ BigInt(a.xor)) & 0xffn;
@@ -234,7 +265,6 @@ class Run {
         return;
       }
       case 'log':
-      case 'ct-template':
       case 'unmodelled':
         return;
       default: {
@@ -276,6 +306,7 @@ class Run {
   conntrack(st: PacketState): void {
     if (this.ctDone) return;
     this.ctDone = true;
+    this.ctAttached = true;
     if (this.notracked) {
       st.set('ctstate', BigInt(CT_STATE.UNTRACKED));
       return;
@@ -291,6 +322,11 @@ class Run {
       this.model.family === 'ipv4' ? 1 : 58,
     );
     st.set('ctstate', BigInt(state));
+    if (state !== CT_STATE.NEW && this.templated) {
+      // The template gives way to the packet's own connection, as the input describes it.
+      const given = initialValues(this.model, this.input);
+      for (const f of Object.keys(TEMPLATE_VIEW) as NumericField[]) if (f !== 'ctstate') st.set(f, given[FIELD_SLOT[f]]);
+    }
     if (state === CT_STATE.NEW) {
       // A new connection: the tuples are this packet's, no NAT yet, no mark.
       st.set('ctdir', 0n);
@@ -301,11 +337,14 @@ class Run {
       st.set('ctorigdst', st.get('daddr'));
       st.set('ctreplsrc', st.get('daddr'));
       st.set('ctrepldst', st.get('saddr'));
-      const ports = st.has('sport');
-      st.set('ctorigsrcport', ports ? st.get('sport') : 0n);
-      st.set('ctorigdstport', ports ? st.get('dport') : 0n);
-      st.set('ctreplsrcport', ports ? st.get('dport') : 0n);
-      st.set('ctrepldstport', ports ? st.get('sport') : 0n);
+      // Tuple "ports" are the tuple's u.all (xt_conntrack reads them for every protocol): the
+      // ports, for an ICMP query the identifier and type << 8 | code (the reply tuple has the
+      // answer's type), 0 for protocols without ports.
+      const t = tuplePorts(st, this.icmpId, this.model.family);
+      st.set('ctorigsrcport', t.origSrc);
+      st.set('ctorigdstport', t.origDst);
+      st.set('ctreplsrcport', t.replSrc);
+      st.set('ctrepldstport', t.replDst);
     }
   }
 
@@ -379,6 +418,7 @@ class Run {
         break;
       }
       case 'redirect': {
+        if (natHook === 'dst') this.redirected = true;
         // lo always has the loopback address; other devices need the host model to know theirs.
         const a =
           st.hook === 'OUTPUT' || st.iif === 'lo'
@@ -402,10 +442,16 @@ class Run {
         port = this.choice(CHOICE.natPort(rule.id), beforePort);
       }
     }
+    // An ICMP query's identifier is its "port" for NAT, whichever side is mapped
+    // (nf_nat_l4proto_unique_tuple keys ICMP on src.u.icmp.id for SNAT and DNAT alike).
+    const icmpBefore = this.icmpId;
+    if (st.has('icmptype')) this.icmpId = natIdentifier(nat, icmpBefore, (fallback) => this.choice(CHOICE.natPort(rule.id), fallback));
     st.set(addrField, addr);
     if (port !== undefined) st.set(portField, port);
-    const changed = addr !== before || port !== beforePort;
+    const changed = addr !== before || port !== beforePort || this.icmpId !== icmpBefore;
     const part = { fromAddr: before, toAddr: addr, ...(beforePort !== undefined ? { fromPort: beforePort, toPort: port } : {}) };
+    // The reply tuple carries the (new) identifier as its source "port".
+    if (this.icmpId !== icmpBefore) st.set('ctreplsrcport', this.icmpId);
     if (natHook === 'dst') {
       this.binding.dnat = part;
       st.set('ctreplsrc', addr);
@@ -423,7 +469,9 @@ class Run {
   masqueradeSource(rule: ModelRule, st: PacketState): bigint | undefined {
     const routing = this.model.routing;
     if (!routing.hasHost) return this.choice(CHOICE.natAddr(rule.id), UNKNOWN_ADDR[this.model.family]);
-    if (st.oif === 'lo') return routing.primaryAddress('lo');
+    // Over lo: the source the kernel would pick for the (local) destination — IPv6 the
+    // destination itself, IPv4 the first address of universe scope (127.0.0.1 is host-scoped).
+    if (st.oif === 'lo') return routing.sim.selectSource(this.model.family, 'lo', st.get('daddr'));
     const route = routing.lookup(st.get('daddr'));
     if (!route || route.device !== st.oif) {
       return routing.addresses.find((a) => a.device === st.oif)?.addr;
@@ -467,6 +515,60 @@ function describeSideEffect(a: SideEffect): string {
   }
 }
 
+/**
+ * What rules after a CT target in raw see before conntrack runs: the template is a connection
+ * in state NEW, original direction, with zeroed tuples (protocol 0, addresses and ports 0),
+ * mark and status 0 (checked on the kernel: test/analyze/kernel-cases.test.ts).
+ */
+export const TEMPLATE_VIEW: Readonly<Partial<Record<NumericField, bigint>>> = {
+  ctstate: BigInt(CT_STATE.NEW),
+  ctdir: 0n,
+  ctproto: 0n,
+  ctmark: 0n,
+  ctstatus: 0n,
+  ctorigsrc: 0n,
+  ctorigdst: 0n,
+  ctreplsrc: 0n,
+  ctrepldst: 0n,
+  ctorigsrcport: 0n,
+  ctorigdstport: 0n,
+  ctreplsrcport: 0n,
+  ctrepldstport: 0n,
+};
+
+function setTemplateView(st: PacketState): void {
+  for (const [f, v] of Object.entries(TEMPLATE_VIEW) as [NumericField, bigint][]) st.set(f, v);
+}
+
+/** The four tuple "ports" of a new connection, as conntrack fills them (see conntrack above). */
+export function tuplePorts(st: PacketState, icmpId: bigint, family: Family): { origSrc: bigint; origDst: bigint; replSrc: bigint; replDst: bigint } {
+  if (st.has('sport')) return { origSrc: st.get('sport'), origDst: st.get('dport'), replSrc: st.get('dport'), replDst: st.get('sport') };
+  if (st.has('icmptype')) {
+    const type = st.get('icmptype');
+    const code = st.get('icmpcode');
+    // Only query types open a connection, and each has an answer type; 0 stands for "none".
+    const answer = BigInt(icmpInverseType(Number(icmpProto(family)), Number(type)) ?? 0);
+    return { origSrc: icmpId, origDst: (type << 8n) | code, replSrc: icmpId, replDst: (answer << 8n) | code };
+  }
+  return { origSrc: 0n, origDst: 0n, replSrc: 0n, replDst: 0n };
+}
+
+/**
+ * The identifier NAT gives an ICMP query (get_unique_tuple for a single connection): a given
+ * range keeps one inside it and moves one outside it, random mapping always picks, and
+ * without a range it stays.
+ */
+export function natIdentifier(nat: NatAction, id: bigint, pickFrom: (fallback: bigint) => bigint): bigint {
+  const random = nat.random || nat.fullyRandom;
+  if (nat.ports) {
+    const [lo, hi] = nat.ports;
+    const inRange = id >= lo && id <= hi;
+    if (!inRange || (random && lo !== hi)) return lo === hi ? lo : pickFrom(lo);
+    return id;
+  }
+  return random ? pickFrom(id) : id;
+}
+
 /** Without a host model, packets leave by the first real device unless the input says otherwise. */
 function defaultOif(model: FamilyModel): bigint {
   const i = model.ifaces.names.findIndex((n) => n !== '' && n !== 'lo');
@@ -481,6 +583,9 @@ export function initialValues(model: FamilyModel, input: PacketInput): bigint[] 
     switch (name) {
       case 'ctstate':
         return BigInt(CT_STATE.INVALID); // raw runs before conntrack
+      case 'mark':
+        // Packets arrive unmarked (an assumption every report states); rules may mark them.
+        return 0n;
       case 'tos':
         return tos;
       case 'dscp':
@@ -488,11 +593,25 @@ export function initialValues(model: FamilyModel, input: PacketInput): bigint[] 
       case 'cthelper':
         // No master connection unless the input says which helper expected it.
         return f.cthelper ?? absentValue('cthelper', model.family);
+      case 'length': {
+        // A packet is at least as long as its headers (the replay could not send it shorter).
+        const given = f.length ?? DEFAULT_FIELDS[model.family].length ?? 0n;
+        const min = minimumLength(model.family, f.proto ?? DEFAULT_FIELDS[model.family].proto ?? 0n, f.fragment ?? 0n);
+        return given < min ? min : given;
+      }
       default:
         // Fields the input leaves out take the same ordinary values the replay gives them.
         return f[name] ?? DEFAULT_FIELDS[model.family][name] ?? 0n;
     }
   });
+}
+
+/** IP header plus transport header (none on a non-first fragment), as replay.ts builds packets. */
+export function minimumLength(family: Family, proto: bigint, fragment: bigint): bigint {
+  const ip = family === 'ipv4' ? 20n : 40n;
+  if (fragment === 1n) return ip;
+  if (proto === BigInt(PROTO.tcp)) return ip + 20n;
+  return PORT_PROTOS.includes(Number(proto)) || proto === BigInt(icmpProto(family)) ? ip + 8n : ip;
 }
 
 /** Runs one packet through the model. */
@@ -548,6 +667,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
       oif: st.oif,
       ...(run.routeChoice ? { routeChoice: run.routeChoice } : {}),
       ...(run.firstOif !== undefined ? { firstOif: run.firstOif } : {}),
+      ...(st.has('icmptype') ? { icmpId: run.icmpId } : {}),
     };
   };
   const dropped = (): ConcreteOutcome => done('dropped');
@@ -562,7 +682,8 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
     let toLocal: boolean;
     let oif = '';
     if (decision === undefined) {
-      toLocal = run.choice(CHOICE.route, 0n) === 0n;
+      // REDIRECT took an address of the incoming device: that one is this host's.
+      toLocal = run.redirected || run.choice(CHOICE.route, 0n) === 0n;
       run.routeChoice = toLocal ? 'local' : 'forward';
       // Delivered here means the destination is ours; a source equal to it is then ours too.
       if (model.family === 'ipv4' && toLocal && iif !== 'lo' && st.get('saddr') === st.get('daddr')) return done('dropped', { dropReason: 'martian' });

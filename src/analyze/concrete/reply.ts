@@ -1,7 +1,7 @@
 import { PORT_PROTOS, type NumericField } from '../../ir/fields.js';
 import type { FamilyModel } from '../model/build.js';
 import { icmpProto } from '../model/fields.js';
-import type { ConcreteOutcome } from './interp.js';
+import { CHOICE, type ConcreteOutcome } from './interp.js';
 import type { PacketInput } from './input.js';
 
 /**
@@ -43,7 +43,10 @@ export function replyInput(model: FamilyModel, request: PacketInput, out: Concre
   }
   const ingress: PacketInput['ingress'] =
     out.verdict === 'local' ? { kind: 'local' } : { kind: 'iface', device: out.egress ?? '' };
-  return { family: model.family, ingress, fields, ctState: 'ESTABLISHED', binding: out.binding };
+  // An echo reply carries the identifier the request left with (NAT may have changed it), or
+  // it would not belong to the connection.
+  const choices = out.icmpId !== undefined ? { choices: { [CHOICE.icmpId]: out.icmpId } } : {};
+  return { family: model.family, ingress, fields, ctState: 'ESTABLISHED', binding: out.binding, ...choices };
 }
 
 /** Did the reply get back to the client, with the client's own addresses and ports? */

@@ -6,7 +6,6 @@ import { FIELDS, FIELD_SLOT, isPresent, presenceOf } from '../model/fields.js';
 const PROTO_SLOT = FIELD_SLOT.proto;
 const FRAG_SLOT = FIELD_SLOT.fragment;
 const STATE_SLOT = FIELD_SLOT.ctstate;
-const CTPROTO_SLOT = FIELD_SLOT.ctproto;
 
 /**
  * A packet in the middle of its walk through the model: current field values (rewritten by
@@ -46,7 +45,7 @@ export class PacketState implements PacketView {
     const kind = presenceOf(f);
     if (kind === 'always') return true;
     const v = this.values;
-    return isPresent(f, this.family, v[FIELD_SLOT[f]], v[PROTO_SLOT], v[FRAG_SLOT], v[STATE_SLOT], this, v[CTPROTO_SLOT]);
+    return isPresent(f, this.family, v[FIELD_SLOT[f]], v[PROTO_SLOT], v[FRAG_SLOT], v[STATE_SLOT], this);
   }
 
   /** Fields computed from others at the moment a rule reads them (address types). */

@@ -7,6 +7,7 @@ import type { Family } from '../../util/ip.js';
 import type { Span } from '../../util/span.js';
 import { type IfacePattern, IfaceDomain } from './ifaces.js';
 import { RoutingView } from './routing.js';
+import { rulesetUsesConntrack } from '../../netfilter/rules/needs-conntrack.js';
 import { type CtValidity, ctValidity } from './ct-validity.js';
 
 /**
@@ -57,6 +58,8 @@ export interface ModelFeatures {
   readonly setsCtmark: boolean;
   readonly notrack: boolean;
   readonly nat: boolean;
+  /** Some rule asks for connection tracking, so the kernel tracks this family at all. */
+  readonly tracking: boolean;
 }
 
 /** A problem in the policy's structure the analysis worked around (it is reported, not thrown). */
@@ -173,10 +176,15 @@ export function buildFamilyModel(policy: Policy, family: Family, extraFlows: rea
   };
   for (const c of chains.values()) if (c.hook) propagate(c, c.hook, new Set());
 
+  // Conntrack runs in a namespace only once some rule asks for it (nf_ct_netns_get); without
+  // it packets carry no connection and the nat table is never consulted (nf_nat_inet_fn).
+  // The simulator decides this the same way (src/netfilter/rules/needs-conntrack.ts).
+  const tracking = rulesetUsesConntrack(ruleset);
   const stages = {} as Record<Hook, Stage[]>;
   for (const hook of HOOKS) {
     stages[hook] = [];
     for (const t of tablesOnHook(hook)) {
+      if (t === 'nat' && !tracking) continue;
       const c = chains.get(chainKey(t, hook));
       if (c) stages[hook].push({ hook, table: t, chain: c });
     }
@@ -186,7 +194,7 @@ export function buildFamilyModel(policy: Policy, family: Family, extraFlows: rea
   // lo always gets its own class: the kernel treats it apart (martian checks, no MAC header).
   const ifaces = new IfaceDomain(patterns, [...routing.devices, 'lo']);
   const ct = ctValidity(family, policy.host?.sysctls ?? {});
-  return { family, policy, rules, chains, stages, ifaces, routing, features: { setsMark, setsCtmark, notrack, nat }, ct, notes };
+  return { family, policy, rules, chains, stages, ifaces, routing, features: { setsMark, setsCtmark, notrack, nat, tracking }, ct, notes };
 }
 
 function compileRules(family: Family, table: TableName, chain: Chain, out: ModelRule[]): ModelRule[] {

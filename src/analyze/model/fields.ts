@@ -23,6 +23,10 @@ export const OIF_SLOT = FIELDS.length + 1;
 /** Number of slots in a box: every numeric field, then iif and oif (interface class indices). */
 export const SLOT_COUNT = FIELDS.length + 2;
 
+/**
+ * 'ctports' is no longer any field's presence (tuple ports exist on every connection, see
+ * PRESENCE); it stays in the type while src/analyze/diff still names it.
+ */
 export type Presence = 'always' | 'ports' | 'tcp' | 'icmp' | 'ct' | 'ctports' | 'helper' | 'mac' | 'socket';
 
 const PRESENCE: Readonly<Record<NumericField, Presence>> = {
@@ -52,10 +56,13 @@ const PRESENCE: Readonly<Record<NumericField, Presence>> = {
   ctorigdst: 'ct',
   ctreplsrc: 'ct',
   ctrepldst: 'ct',
-  ctorigsrcport: 'ctports',
-  ctorigdstport: 'ctports',
-  ctreplsrcport: 'ctports',
-  ctrepldstport: 'ctports',
+  // Tuple "ports" are the tuple's u.all, which xt_conntrack reads for every protocol: ports,
+  // an ICMP query's identifier and type/code, 0 for the rest (kernel case in
+  // test/kernel/conntrack-match.test.ts). So they exist whenever the connection does.
+  ctorigsrcport: 'ct',
+  ctorigdstport: 'ct',
+  ctreplsrcport: 'ct',
+  ctrepldstport: 'ct',
   // Only connections that were expected by a helper have a master (ESTABLISHED or RELATED).
   cthelper: 'helper',
   macsrc: 'mac',
@@ -125,7 +132,6 @@ export function isPresent(
   fragment: bigint,
   ctstate: bigint,
   where: PresenceContext,
-  ctproto?: bigint,
 ): boolean {
   switch (PRESENCE[f]) {
     case 'always':
@@ -137,10 +143,8 @@ export function isPresent(
     case 'icmp':
       return fragment === 0n && proto === BigInt(icmpProto(family));
     case 'ct':
-      return TRACKED_STATES.includes(Number(ctstate));
     case 'ctports':
-      // Tuple ports exist only for connections of port protocols (the simulator's reading).
-      return TRACKED_STATES.includes(Number(ctstate)) && ctproto !== undefined && PORT_PROTOS.includes(Number(ctproto));
+      return TRACKED_STATES.includes(Number(ctstate));
     case 'helper':
       // The value ABSENT (one above the maximum) stands for "no master connection".
       return (ctstate === BigInt(CT_STATE.ESTABLISHED) || ctstate === BigInt(CT_STATE.RELATED)) && value <= fieldMax(f, family);

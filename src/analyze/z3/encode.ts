@@ -4,7 +4,8 @@ import { CT_STATE, CT_STATUS, type NumericField, PORT_PROTOS, PROTO } from '../.
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
 import { type IntervalSet, normalize, subtract } from '../../util/intervals.js';
 import { familyMax, prefixMask } from '../../util/ip.js';
-import { CHOICE, UNKNOWN_ADDR } from '../concrete/interp.js';
+import { CHOICE, TEMPLATE_VIEW, UNKNOWN_ADDR } from '../concrete/interp.js';
+import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
 import { FIELDS, bitsOf, fieldMax, icmpProto, presenceOf } from '../model/fields.js';
 import type { Z3BV, Z3Bool, Z3Context } from './context.js';
@@ -90,10 +91,12 @@ export class SymState {
     public hook: Hook,
     public notrack: Z3Bool,
     public helperPresent: Z3Bool,
+    /** A raw-table CT or NOTRACK target already gave the packet its conntrack (first one wins). */
+    public ctAttached: Z3Bool,
   ) {}
 
   clone(): SymState {
-    return new SymState(new Map(this.vals), this.iif, this.oif, this.hook, this.notrack, this.helperPresent);
+    return new SymState(new Map(this.vals), this.iif, this.oif, this.hook, this.notrack, this.helperPresent, this.ctAttached);
   }
 }
 
@@ -117,6 +120,8 @@ export class Encoder {
   readonly matchAt = new Map<number, Z3Bool>();
   readonly atHook = new Map<Hook, Z3Bool>();
   private ctNewTerm: Z3Bool;
+  /** A REDIRECT fired before routing (its address is the incoming device's own). */
+  private redirected: Z3Bool;
   private ctStateAfter?: Z3BV;
 
   constructor(
@@ -128,6 +133,7 @@ export class Encoder {
     this.T = ctx.Bool.val(true);
     this.F = ctx.Bool.val(false);
     this.ctNewTerm = this.F;
+    this.redirected = this.F;
   }
 
   // ---- terms -------------------------------------------------------------------------
@@ -278,7 +284,8 @@ export class Encoder {
     addSet(r.loopback);
     addSet(r.multicast);
     addSet(r.broadcast);
-    for (const x of r.routes) addSet(x.region);
+    // A route's own first address can be the subnet-router anycast address: a step of its own.
+    for (const x of r.routes) addSet([...x.region, ...x.region.map(([lo]) => [lo, lo] as const)]);
     for (const a of r.addresses) addSet([[a.addr, a.addr], [a.addr & prefixMask(fam, a.prefixLen), a.addr & prefixMask(fam, a.prefixLen)]]);
     if (fam === 'ipv4') addSet([[0xffffffffn, 0xffffffffn]]);
     else addSet([[0xffffn << 32n, (0xffffn << 32n) | 0xffffffffn]]);
@@ -303,7 +310,7 @@ export class Encoder {
     if (kind === 'always') return this.t();
     if (kind === 'mac' || kind === 'socket') return this.presentUncached(st, f);
     const anchor = (kind === 'ct' || kind === 'helper' || kind === 'ctports' ? this.val(st, 'ctstate') : this.val(st, 'proto')) as unknown as object;
-    const key = kind === 'helper' ? `${kind}` : kind === 'ct' ? kind : `${kind}`;
+    const key: string = kind;
     let m = this.presenceCache.get(anchor);
     if (!m) {
       m = new Map();
@@ -311,8 +318,7 @@ export class Encoder {
     }
     // The fragment term and helper flag are part of the key through their identity.
     const frag = this.val(st, 'fragment') as unknown as object;
-    const extra = kind === 'ctports' ? this.termId(this.val(st, 'ctproto') as unknown as object) : 0;
-    const full = `${key}:${this.termId(frag)}:${this.termId(st.helperPresent as unknown as object)}:${extra}`;
+    const full = `${key}:${this.termId(frag)}:${this.termId(st.helperPresent as unknown as object)}`;
     let x = m.get(full);
     if (!x) {
       x = this.presentUncached(st, f);
@@ -347,9 +353,8 @@ export class Encoder {
       case 'icmp':
         return this.and([unfragmented(), protoIs([icmpProto(this.model.family)])]);
       case 'ct':
-        return this.or(TRACKED.map((s) => state().eq(this.lit(s, 8))));
       case 'ctports':
-        return this.and([this.or(TRACKED.map((s) => state().eq(this.lit(s, 8)))), this.or(PORT_PROTOS.map((p) => this.val(st, 'ctproto').eq(this.lit(p, 8))))]);
+        return this.or(TRACKED.map((s) => state().eq(this.lit(s, 8))));
       case 'helper':
         return this.and([this.or([CT_STATE.ESTABLISHED, CT_STATE.RELATED].map((s) => state().eq(this.lit(s, 8)))), st.helperPresent]);
       case 'mac': {
@@ -503,10 +508,16 @@ export class Encoder {
           st.vals.set(a.to, this.ite(this.and([fire, this.present(st, 'ctmark')]), next, to));
           break;
         }
-        case 'notrack':
+        case 'notrack': {
+          // Ignored when a CT target already attached a template (xt_CT: "previously seen");
+          // the rest of raw sees UNTRACKED at once (interp.ts sideEffect).
           st = st.clone();
-          st.notrack = this.or([st.notrack, fire]);
+          const takes = this.and([fire, this.not(st.ctAttached)]);
+          st.notrack = this.or([st.notrack, takes]);
+          st.ctAttached = this.or([st.ctAttached, fire]);
+          st.vals.set('ctstate', this.ite(takes, this.lit(CT_STATE.UNTRACKED, 8), this.val(st, 'ctstate')));
           break;
+        }
         case 'rewrite-tos': {
           st = st.clone();
           const cur = this.val(st, 'tos');
@@ -525,8 +536,16 @@ export class Encoder {
           st.vals.set('ttl', this.ite(fire, next, cur));
           break;
         }
+        case 'ct-template': {
+          st = st.clone();
+          const takes = this.and([fire, this.not(st.ctAttached)]);
+          st.ctAttached = this.or([st.ctAttached, fire]);
+          for (const [f, v] of Object.entries(TEMPLATE_VIEW) as [NumericField, bigint][]) {
+            st.vals.set(f, this.ite(takes, this.lit(v, this.bits(f)), this.val(st, f)));
+          }
+          break;
+        }
         case 'log':
-        case 'ct-template':
         case 'unmodelled':
           break;
         default: {
@@ -553,6 +572,8 @@ export class Encoder {
       return st;
     }
     const out = st.clone();
+    // From here on the packet has its conntrack: CT/NOTRACK targets are ignored.
+    out.ctAttached = this.t();
     const declared = this.ctStateVar();
     const state0 = this.effectiveState(st, declared);
     const after = this.ite(st.notrack, this.lit(CT_STATE.UNTRACKED, 8), state0);
@@ -570,16 +591,33 @@ export class Encoder {
       ctreplsrc: this.val(st, 'daddr'),
       ctrepldst: this.val(st, 'saddr'),
     };
+    // Tuple "ports" (u.all): ports, an ICMP query's identifier and type << 8 | code (the reply
+    // tuple with the answer's type), 0 for other protocols (interp.ts tuplePorts).
     const ports = this.present(st, 'sport');
-    const port = (f: 'sport' | 'dport') => this.ite(ports, this.val(st, f), this.lit(0, 16));
-    derived.ctorigsrcport = port('sport');
-    derived.ctorigdstport = port('dport');
-    derived.ctreplsrcport = port('dport');
-    derived.ctrepldstport = port('sport');
+    const icmp = this.present(st, 'icmptype');
+    const id = this.choiceVar(CHOICE.icmpId, 16);
+    const type = this.val(st, 'icmptype');
+    const code = this.val(st, 'icmpcode');
+    const tuplePort = (port: Z3BV, icmpValue: Z3BV) => this.ite(ports, port, this.ite(icmp, icmpValue, this.lit(0, 16)));
+    derived.ctorigsrcport = tuplePort(this.val(st, 'sport'), id);
+    derived.ctorigdstport = tuplePort(this.val(st, 'dport'), this.ctx.Concat(type, code) as Z3BV);
+    derived.ctreplsrcport = tuplePort(this.val(st, 'dport'), id);
+    derived.ctrepldstport = tuplePort(this.val(st, 'sport'), this.ctx.Concat(this.icmpAnswerType(type), code) as Z3BV);
     for (const [f, v] of Object.entries(derived) as [NumericField, Z3BV][]) {
       out.vals.set(f, this.ite(isNew, v, this.fieldVar(f)));
     }
     out.helperPresent = this.and([this.not(isNew), st.helperPresent]);
+    return out;
+  }
+
+  /** The answer type of an ICMP query type (0 for types without one, which never open a connection). */
+  private icmpAnswerType(type: Z3BV): Z3BV {
+    const proto = icmpProto(this.model.family);
+    let out: Z3BV = this.lit(0, 8);
+    for (let t = 0; t < 256; t++) {
+      const answer = icmpInverseType(proto, t);
+      if (answer !== undefined && answer !== 0) out = this.ite(type.eq(this.lit(t, 8)), this.lit(answer, 8), out);
+    }
     return out;
   }
 
@@ -704,10 +742,19 @@ export class Encoder {
       addr = this.ite(n.fire, a.addr, addr);
       port = this.ite(n.fire, this.natPort(n.rule, n.nat, fromPort, hasPorts, natHook), port);
     }
+    // An ICMP query's identifier is its "port" for NAT on either side; conntrack set the reply
+    // tuple's source "port" to it, and the mapping changes it there (interp.ts natIdentifier).
+    const isIcmp = this.present(st, 'icmptype');
+    const fromId = this.val(st, 'ctreplsrcport');
+    let id = fromId;
+    for (const n of [...r.nats].reverse()) id = this.ite(n.fire, this.natIdentifier(n.rule, n.nat, fromId), id);
     const applied = this.or(r.nats.map((n) => n.fire));
+    if (natHook === 'dst') this.redirected = this.or(r.nats.filter((n) => n.nat.type === 'redirect').map((n) => n.fire));
     st.vals.set(addrF, addr);
     st.vals.set(portF, this.ite(hasPorts, port, fromPort));
-    const changed = this.and([applied, this.or([this.not(addr.eq(fromAddr)), this.and([hasPorts, this.not(port.eq(fromPort))])])]);
+    const idChanged = this.and([isIcmp, this.not(id.eq(fromId))]);
+    const changed = this.and([applied, this.or([this.not(addr.eq(fromAddr)), this.and([hasPorts, this.not(port.eq(fromPort))]), idChanged])]);
+    st.vals.set('ctreplsrcport', this.ite(this.and([applied, isIcmp]), id, this.val(st, 'ctreplsrcport')));
     const status = this.val(st, 'ctstatus');
     const natBit = natHook === 'dst' ? CT_STATUS.DST_NAT : CT_STATUS.SRC_NAT;
     const doneBit = natHook === 'dst' ? CT_STATUS.DST_NAT_DONE : CT_STATUS.SRC_NAT_DONE;
@@ -782,9 +829,10 @@ export class Encoder {
           }
         }
         const isLo = onOif('lo');
-        addr = this.ite(isLo, this.lit(routing.primaryAddress('lo')!, bits), addr);
+        const lo = this.loopbackSource(daddr);
+        addr = this.ite(isLo, lo.addr, addr);
         const viaRoute = this.or(routeOnOif);
-        const ok = this.or([isLo, this.and([viaRoute, this.or(routeOk)]), this.and([this.not(viaRoute), this.or(fallbackOk)])]);
+        const ok = this.or([this.and([isLo, lo.ok]), this.and([viaRoute, this.or(routeOk)]), this.and([this.not(viaRoute), this.or(fallbackOk)])]);
         return { addr, fails: this.not(ok) };
       }
       case 'redirect': {
@@ -821,6 +869,40 @@ export class Encoder {
     }
     if (random && natHook === 'src') return this.choiceVar(CHOICE.natPort(rule.id), 16);
     return from;
+  }
+
+  /**
+   * MASQUERADE's source on lo, as the simulator's Host.selectSource picks it for a local
+   * destination: IPv6 the destination itself; IPv4 the first address declared on lo whose
+   * subnet holds the destination, or its first, or else the host's first address.
+   */
+  private loopbackSource(daddr: Z3BV): { addr: Z3BV; ok: Z3Bool } {
+    const routing = this.model.routing;
+    const bits = this.bits('daddr');
+    if (this.model.family === 'ipv6') return { addr: daddr, ok: this.t() };
+    const declared = routing.addresses.filter((a) => a.device === 'lo');
+    if (declared.length === 0) {
+      const a = routing.sim.selectSource('ipv4', 'lo', 0x7f000001n);
+      return a === undefined ? { addr: this.lit(0, bits), ok: this.f() } : { addr: this.lit(a, bits), ok: this.t() };
+    }
+    let addr: Z3BV = this.lit(declared[0].addr, bits);
+    for (const a of [...declared].reverse()) {
+      const net = prefixMask('ipv4', a.prefixLen);
+      addr = this.ite(daddr.and(this.lit(net, bits)).eq(this.lit(a.addr & net, bits)), this.lit(a.addr, bits), addr);
+    }
+    return { addr, ok: this.t() };
+  }
+
+  private natIdentifier(rule: ModelRule, nat: NatAction, from: Z3BV): Z3BV {
+    const random = nat.random || nat.fullyRandom;
+    if (nat.ports) {
+      const [lo, hi] = nat.ports;
+      if (lo === hi) return this.lit(lo, 16);
+      const c = this.choiceVar(CHOICE.natPort(rule.id), 16);
+      this.assumptions.push(this.inSet(c, [[lo, hi]], 16));
+      return random ? c : this.ite(this.inSet(from, [[lo, hi]], 16), from, c);
+    }
+    return random ? this.choiceVar(CHOICE.natPort(rule.id), 16) : from;
   }
 
   private undoNat(st0: SymState, natHook: 'dst' | 'src'): SymState {
@@ -870,13 +952,29 @@ export class Encoder {
     }
     const helper = this.ctx.Bool.const(`${this.opts.prefix}helperPresent`) as Z3Bool;
     this.vars.helperPresent = helper;
-    return new SymState(vals, iif, this.ifaceIndex(''), local ? 'OUTPUT' : 'PREROUTING', this.f(), reply ? this.f() : helper);
+    return new SymState(vals, iif, this.ifaceIndex(''), local ? 'OUTPUT' : 'PREROUTING', this.f(), reply ? this.f() : helper, this.f());
   }
 
   /** Per-field domain limits that every packet satisfies. */
+  /**
+   * A packet is at least as long as its headers: the IP header and, unless it is a non-first
+   * fragment, the transport header (TCP 20, other port protocols and ICMP 8), as the replay
+   * builds it (replay.ts toSimPacket, concrete/interp.ts minimumLength).
+   */
   private fieldAssumptions(): void {
     const len = this.vars.fields.get('length');
-    if (len) this.assumptions.push(this.ctx.UGE(len, this.lit(this.model.family === 'ipv4' ? 20 : 40, 16)));
+    if (!len) return;
+    const at = (f: NumericField) => this.initial?.vals.get(f) ?? this.fieldVar(f);
+    const proto = at('proto');
+    const whole = at('fragment').eq(this.lit(0, 1));
+    const is = (ps: readonly number[]) => this.or(ps.map((p) => proto.eq(this.lit(p, 8))));
+    const base = this.model.family === 'ipv4' ? 20 : 40;
+    const l4 = this.ite(
+      this.and([whole, is([PROTO.tcp])]),
+      this.lit(20, 16),
+      this.ite(this.and([whole, is([...PORT_PROTOS, icmpProto(this.model.family)])]), this.lit(8, 16), this.lit(0, 16)),
+    );
+    this.assumptions.push(this.ctx.UGE(len, this.lit(base, 16).add(l4) as Z3BV));
   }
 
   private initial?: SymState;
@@ -1098,8 +1196,9 @@ export class Encoder {
       const route = this.choiceVar(CHOICE.route, 1);
       const oif = this.choiceVar(CHOICE.oif, this.ifBits);
       this.assumptions.push(this.ifaceIn(oif, this.routedDevices()));
-      // Loopback destinations are this host's whatever the host model says.
-      const toLocal = this.or([castLocal, inS(dst, routing.loopback), route.eq(this.lit(0, 1))]);
+      // Loopback destinations are this host's whatever the host model says, and so is the
+      // address REDIRECT took from the incoming device.
+      const toLocal = this.or([castLocal, inS(dst, routing.loopback), this.redirected, route.eq(this.lit(0, 1))]);
       // Delivered here means the destination is ours; a source equal to it is then ours too.
       const selfSource = fam === 'ipv4' ? this.and([this.not(castLocal), route.eq(this.lit(0, 1)), notLo, src.eq(dst)]) : this.f();
       const ok = this.and([sane, this.not(selfSource)]);
