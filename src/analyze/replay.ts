@@ -332,7 +332,8 @@ function prepare(policy: Policy, model: FamilyModel, w: Witness): Prepared | Rep
   const answers = assumedAnswers(model, input, mine);
   if (!answers) return { status: 'not-replayed', detail: 'depends on an unmodelled target or on address types without a host model' };
   // A made-up host cannot join arbitrary multicast groups: without a host model, leave those.
-  if (!policy.host && input.fields.daddr !== undefined && model.routing.sim.isMulticast(model.family, input.fields.daddr)) {
+  const multicast = (a: bigint | undefined) => a !== undefined && model.routing.sim.isMulticast(model.family, a);
+  if (!policy.host && (multicast(input.fields.daddr) || multicast(mine.final.daddr))) {
     return { status: 'not-replayed', detail: 'multicast group membership is unknown without a host model' };
   }
   const steps: Step[] = [{ input, assume: answers }];
