@@ -202,3 +202,36 @@ export function readName(cur: WordCursor): { text: string; span: Span } | undefi
   }
   return undefined;
 }
+
+/**
+ * Reads `xt match NAME ["OPTIONS"]` or `xt target NAME ["OPTIONS"]` (the cursor at `xt`): the
+ * verbatim escape hatch both opaque kinds share. Reports a missing or malformed name and an
+ * unterminated quote in the options.
+ */
+export function readXtClause(
+  cur: WordCursor,
+  ctx: DslContext,
+  what: 'match' | 'target',
+  nameRe: RegExp,
+  example: string,
+): { name: string; args: string[]; span: Span } | undefined {
+  const kw = cur.next()!;
+  cur.next(); // `match` or `target`
+  const name = cur.next();
+  if (name?.type !== 'atom' || !nameRe.test(name.text)) {
+    ctx.report(diag('error', 'E-xt-syntax', name?.span ?? cur.endSpan, `\`xt ${what}\` needs an iptables ${what === 'match' ? 'module' : 'target'} name`, `e.g. ${example}`));
+    return undefined;
+  }
+  let args: string[] = [];
+  const w = cur.peek();
+  if (w?.type === 'string') {
+    cur.next();
+    const split = splitRawWords(w.value);
+    if (!split) {
+      ctx.report(diag('error', 'E-xt-syntax', w.span, 'the options string has an unterminated quote', 'quote words with blanks inside as \\"a b\\"'));
+      return undefined;
+    }
+    args = split;
+  }
+  return { name: name.text, args, span: clauseSpan(kw.span, cur) };
+}

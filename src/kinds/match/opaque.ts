@@ -1,7 +1,7 @@
 import { type Constraint, opaque } from '../../ir/constraint.js';
 import { diag } from '../../util/diagnostics.js';
 import type { Span } from '../../util/span.js';
-import { clauseSpan, instanceKey, joinRawWords, optionWords, optionsSpan, splitRawWords } from '../helpers.js';
+import { instanceKey, joinRawWords, optionWords, optionsSpan, readXtClause } from '../helpers.js';
 import type { MatchKind } from '../kind.js';
 
 /**
@@ -36,25 +36,8 @@ export const opaqueMatchKind: MatchKind<OpaqueMatch> = {
   },
 
   parse(cur, ctx) {
-    const kw = cur.next()!;
-    cur.next(); // `match`
-    const name = cur.next();
-    if (name?.type !== 'atom' || !MODULE_RE.test(name.text)) {
-      ctx.report(diag('error', 'E-xt-syntax', name?.span ?? cur.endSpan, '`xt match` needs an iptables module name', 'e.g. xt match statistic "--mode random --probability 0.5"'));
-      return undefined;
-    }
-    let args: string[] = [];
-    const w = cur.peek();
-    if (w?.type === 'string') {
-      cur.next();
-      const split = splitRawWords(w.value);
-      if (!split) {
-        ctx.report(diag('error', 'E-xt-syntax', w.span, 'the options string has an unterminated quote', 'quote words with blanks inside as \\"a b\\"'));
-        return undefined;
-      }
-      args = split;
-    }
-    return { kind: 'opaque', module: name.text, args, span: clauseSpan(kw.span, cur) };
+    const xt = readXtClause(cur, ctx, 'match', MODULE_RE, 'xt match statistic "--mode random --probability 0.5"');
+    return xt && { kind: 'opaque', module: xt.name, args: xt.args, span: xt.span };
   },
 
   print(m) {

@@ -1,6 +1,6 @@
 import { diag } from '../../util/diagnostics.js';
 import type { Span } from '../../util/span.js';
-import { clauseSpan, joinRawWords, optionWords, splitRawWords } from '../helpers.js';
+import { joinRawWords, optionWords, readXtClause } from '../helpers.js';
 import type { TargetKind } from '../kind.js';
 
 /**
@@ -32,25 +32,8 @@ export const opaqueTargetKind: TargetKind<OpaqueTarget> = {
   },
 
   parse(cur, ctx) {
-    const kw = cur.next()!;
-    cur.next(); // `target`
-    const name = cur.next();
-    if (name?.type !== 'atom' || !NAME_RE.test(name.text)) {
-      ctx.report(diag('error', 'E-xt-syntax', name?.span ?? cur.endSpan, '`xt target` needs an iptables target name', 'e.g. xt target AUDIT "--type drop"'));
-      return undefined;
-    }
-    let args: string[] = [];
-    const w = cur.peek();
-    if (w?.type === 'string') {
-      cur.next();
-      const split = splitRawWords(w.value);
-      if (!split) {
-        ctx.report(diag('error', 'E-xt-syntax', w.span, 'the options string has an unterminated quote', 'quote words with blanks inside as \\"a b\\"'));
-        return undefined;
-      }
-      args = split;
-    }
-    return { kind: 'opaque', name: name.text, args, span: clauseSpan(kw.span, cur) };
+    const xt = readXtClause(cur, ctx, 'target', NAME_RE, 'xt target AUDIT "--type drop"');
+    return xt && { kind: 'opaque', name: xt.name, args: xt.args, span: xt.span };
   },
 
   print(t) {
