@@ -55,8 +55,9 @@ export function natTarget(S: FamilyState, f: Frame, a: NatAction): number {
       const orig = S.table.getTuple(i, 0, S.t3);
       let zero = true;
       for (let k = 0; k < S.words; k++) if (orig.src[k] !== 0) zero = false;
-      // A locally generated packet without source address is not masqueraded.
-      if (zero) return ACCEPT;
+      // An IPv4 packet sent from 0.0.0.0 (a DHCP client) is not masqueraded; IPv6 has no such
+      // exception (nf_nat_masquerade_ipv4 tests the address, nf_nat_masquerade_ipv6 does not).
+      if (zero && family === 'ipv4') return ACCEPT;
       const nh = f.nexthop ?? f.pkt.dst;
       const src = S.host.selectSource(family, f.oif, nh, f.pkt.dst);
       if (src === undefined) {
