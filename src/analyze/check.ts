@@ -84,7 +84,7 @@ export async function checkPolicy(policy: Policy, opts: CheckOptions = {}): Prom
     internalErrors.push(...built.internalErrors);
     for (const n of model.notes) internalErrors.push({ message: n.message });
   }
-  dedupeAcrossFamilies(findings);
+  mergeFamilies(findings, models);
   const te = performance.now();
   const checked = await checkExpectations(policy, models, findings, { timeoutMs, stats: z3stats });
   stats.expectationsMs = performance.now() - te;
@@ -105,19 +105,66 @@ export async function checkPolicy(policy: Policy, opts: CheckOptions = {}): Prom
   return report;
 }
 
+const FAMILY_NAME: Readonly<Record<Family, string>> = { ipv4: 'IPv4', ipv6: 'IPv6' };
+
+function spanKey(span: { file: string; start: { offset: number } }): string {
+  return `${span.file}|${span.start.offset}`;
+}
+
+/** What a finding is about, whatever the family: its kind, its place, the rules it names. */
+function substance(f: Finding): string {
+  const span = f.rule?.span ?? f.chain?.span;
+  return `${f.kind}|${span ? spanKey(span) : ''}|${f.related.map((r) => spanKey(r.rule.span)).join(',')}`;
+}
+
 /**
- * An `inet` table is analysed once per family; the same finding on the same source line in both
- * is reported once (the first family's witness is kept).
+ * A table of both families (`table filter` without ip/ip6) is analysed once per family, so a
+ * rule there can get a finding twice at the same place. Findings of the same kind on the same
+ * rule that name the same other rules are one finding, said to hold in both families (the
+ * IPv4 witness is kept); a finding that holds in one family only, or differs in substance
+ * between them, says which family it is about.
  */
-function dedupeAcrossFamilies(findings: Finding[]): void {
-  const seen = new Set<string>();
-  for (let i = 0; i < findings.length; i++) {
-    const f = findings[i];
+export function mergeFamilies(findings: Finding[], models: readonly FamilyModel[]): void {
+  const places = new Map<Family, Set<string>>();
+  for (const m of models) {
+    const mine = new Set<string>();
+    for (const r of m.rules) mine.add(spanKey(r.span));
+    for (const c of m.chains.values()) mine.add(spanKey(c.span));
+    places.set(m.family, mine);
+  }
+  const familyOf = (f: Finding): Family | undefined => f.rule?.family ?? f.chain?.family;
+  const shared = (f: Finding): boolean => {
     const span = f.rule?.span ?? f.chain?.span;
-    if (!span || span.start.line === 0) continue;
-    const key = `${f.kind}|${span.file}|${span.start.offset}|${f.message}`;
-    if (seen.has(key)) findings.splice(i--, 1);
-    else seen.add(key);
+    if (!span || span.start.line === 0) return false;
+    const k = spanKey(span);
+    return models.length === 2 && models.every((m) => places.get(m.family)!.has(k));
+  };
+  const byPlace = new Map<string, Finding[]>();
+  for (const f of findings) {
+    if (!shared(f)) continue;
+    const k = spanKey((f.rule?.span ?? f.chain?.span)!) + '|' + f.kind;
+    byPlace.set(k, [...(byPlace.get(k) ?? []), f]);
+  }
+  const drop = new Set<Finding>();
+  const renamed = new Map<Finding, Finding>();
+  for (const group of byPlace.values()) {
+    const [first, ...rest] = group;
+    const twin = rest.find((g) => familyOf(g) !== familyOf(first) && substance(g) === substance(first));
+    if (twin) {
+      renamed.set(first, { ...first, message: `${first.message} (in IPv4 and IPv6)`, families: ['ipv4', 'ipv6'] });
+      drop.add(twin);
+    }
+    for (const g of group) {
+      if (g === first && twin) continue;
+      if (g === twin) continue;
+      const fam = familyOf(g)!;
+      renamed.set(g, { ...g, message: `${g.message} (in ${FAMILY_NAME[fam]} only)`, families: [fam] });
+    }
+  }
+  for (let i = findings.length - 1; i >= 0; i--) {
+    const f = findings[i];
+    if (drop.has(f)) findings.splice(i, 1);
+    else if (renamed.has(f)) findings[i] = renamed.get(f)!;
   }
 }
 

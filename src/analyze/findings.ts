@@ -9,6 +9,7 @@ import type { PacketInput } from './concrete/input.js';
 import { type FamilyModel, type ModelChain, type ModelRule, chainKey, lookupChain } from './model/build.js';
 import type { RuleDecision } from './z3/rules.js';
 import type { Finding, InternalError } from './types.js';
+import { preferDevice } from './polish.js';
 import { makeWitness, ruleRef } from './witness.js';
 
 /**
@@ -139,6 +140,7 @@ export function buildFindings(model: FamilyModel, prepass: Prepass, status: read
     const because = removableBecause(prepass, chain, r, dead);
     if (!because) continue;
     const s = status[r.id] as Extract<RuleStatus, { kind: 'fires' }>;
+    const input = preferDevice(model, s.input, (o) => o.fired.includes(r.id));
     const takers = because.by.map((id) => ({ rule: ref(id), note: `${describeEffect(model.rules[id].effect)} the same packets` }));
     const tail = because.policy ? `${takers.length ? ' and ' : ''}the chain policy (${chain.policy ?? 'ACCEPT'})` : '';
     findings.push(
@@ -147,7 +149,7 @@ export function buildFindings(model: FamilyModel, prepass: Prepass, status: read
         message: `rule is redundant: removing it changes no verdict; the packets it ${describeEffect(r.effect)} get the same verdict from ${takers.length ? listRules(because.by.map((id) => model.rules[id])) : ''}${tail}`,
         rule: ref(r.id),
         related: takers,
-        witness: makeWitness(model, s.input),
+        witness: makeWitness(model, input),
         hint: 'delete it, or keep it on purpose with a comment',
         decidedBy: 'prepass',
       }),
@@ -237,6 +239,7 @@ function deadRuleFinding(
   const main = different[different.length - 1] ?? blamed[blamed.length - 1];
   let witnessInput = s.witness;
   if (!witnessInput || !runPacket(model, witnessInput).fired.includes(main.id)) witnessInput = decidedWitness(model, prepass, r, main);
+  if (witnessInput) witnessInput = preferDevice(model, witnessInput, (o) => o.fired.includes(main.id));
   const witness = witnessInput ? makeWitness(model, witnessInput) : undefined;
   if (witness && runPacket(model, witnessInput!).fired.includes(r.id)) {
     internalErrors.push({ message: `rule ${r.id} was found dead but its witness fires it`, witness, rule: ref(r.id) });

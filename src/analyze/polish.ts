@@ -22,3 +22,19 @@ export function polish(model: FamilyModel, input: PacketInput, holds: (out: Conc
   }
   return cur;
 }
+
+/**
+ * A witness that comes in by lo reads like a looped-back local packet; when some other device
+ * shows the same thing (one no rule names first), that one is used instead.
+ */
+export function preferDevice(model: FamilyModel, input: PacketInput, holds: (out: ConcreteOutcome, input: PacketInput) => boolean): PacketInput {
+  if (input.ingress.kind !== 'iface' || input.ingress.device !== 'lo') return input;
+  const unnamed = model.ifaces.unnamed();
+  const names = model.ifaces.names.filter((n, i) => n !== '' && n !== 'lo' && i !== unnamed);
+  const tries = [...(unnamed !== undefined ? [model.ifaces.nameOf(unnamed)] : []), ...names].slice(0, 8);
+  for (const device of tries) {
+    const next: PacketInput = { ...input, ingress: { kind: 'iface', device } };
+    if (holds(runPacket(model, next), next)) return next;
+  }
+  return input;
+}

@@ -11,6 +11,7 @@ import type { PacketInput } from './concrete/input.js';
 import { icmpProto } from './model/fields.js';
 import { DEFAULT_FIELDS } from './box/candidates.js';
 import type { FamilyModel } from './model/build.js';
+import { withLinkLocalAddress } from './model/routing.js';
 import type { CheckReport, InternalError, ReplayResult, Witness } from './types.js';
 
 /**
@@ -341,7 +342,12 @@ function prepare(policy: Policy, model: FamilyModel, w: Witness): Prepared | Rep
   const replyAnswers = w.reply && replyOut ? assumedAnswers(model, w.reply.input, replyOut) : undefined;
   if (w.reply && !replyAnswers) return { status: 'not-replayed', detail: 'its reply depends on an unmodelled target' };
   if (w.reply) steps.push({ input: w.reply.input, fill: true, assume: replyAnswers });
-  const host = policy.host ? undefined : replayHost(model, input, mine, w.reply && replyOut ? { input: w.reply.input, out: replyOut } : undefined);
+  let host = policy.host ? undefined : replayHost(model, input, mine, w.reply && replyOut ? { input: w.reply.input, out: replyOut } : undefined);
+  // The model took the destination as the interface's own link-local address: so must the host.
+  for (const o of [mine, replyOut]) {
+    const ll = o?.ownLinkLocal;
+    if (ll) host = withLinkLocalAddress(host ?? policy.host!, ll.device, ll.addr);
+  }
   const pinned = pickedAddressDevices(model, [{ input, out: mine }, ...(w.reply && replyOut ? [{ input: w.reply.input, out: replyOut }] : [])]);
   const given = (a: Readonly<Record<string, boolean>> | undefined) => (a && Object.keys(a).length ? ` (answering ${reasonsOf(model, a)} as the witness assumes)` : '');
   return {

@@ -96,6 +96,11 @@ export interface Finding {
   readonly hint?: string;
   /** How it was decided: the box pre-pass or Z3. */
   readonly decidedBy: 'prepass' | 'z3' | 'structure';
+  /**
+   * For a rule of a table of both families: the families the finding holds in (both, or the
+   * one it is about). Absent for single-family tables.
+   */
+  readonly families?: readonly Family[];
 }
 
 export type ExpectationStatus = 'proved' | 'failed' | 'unknown';

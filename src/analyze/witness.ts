@@ -55,7 +55,7 @@ export function makeWitness(model: FamilyModel, input: PacketInput, outcome: Con
   const leaves = outcome.verdict !== 'dropped';
   return {
     input,
-    summary: inputSummary(model, input),
+    summary: inputSummary(model, input) + (outcome.ownLinkLocal ? ` (taking ${formatAddress(model.family, outcome.ownLinkLocal.addr)} as ${outcome.ownLinkLocal.device}'s own link-local address)` : ''),
     verdict: outcome.verdict,
     ...(outcome.dropReason ? { dropReason: outcome.dropReason } : {}),
     ...(outcome.egress !== undefined ? { egress: outcome.egress } : {}),

@@ -226,4 +226,62 @@ table ip6 nat {
     expect(f.map((x) => x.kind)).toEqual(['unreachable']);
     expect(f[0].message).toContain('no IPv6 rule asks for connection tracking');
   });
+
+  it('IPv6: a packet to fe80::/64 may be for the ingress interface\'s own link-local address', async () => {
+    // The kernel gives every interface with a MAC an fe80::/64 address the host model does not
+    // know; only that one address is local. So the DHCPv6 rule is reachable, and a witness that
+    // needs it takes its destination as that address (the replay host gets it too).
+    const text = `
+host ws6 {
+  interface eth dev enp1s0 address 2001:db8:42::100/64
+  route default via 2001:db8:42::1 dev eth
+}
+table ip6 filter {
+  chain input policy drop {
+    udp dport 546 daddr fe80::/10 accept   # L1
+    daddr fe80::/10 accept
+    udp daddr fe80::/10 drop               # L3
+  }
+}`;
+    const r = await check(text);
+    // Reachable (it was called unreachable): only redundant, since the next rule accepts it too.
+    expect(at(r, lineOf(text, '# L1')).map((x) => x.kind)).toEqual(['redundant']);
+    const [f] = at(r, lineOf(text, '# L3'));
+    expect(f.kind).toBe('shadowed');
+    expect(f.witness?.summary).toContain("as enp1s0's own link-local address");
+    expect(f.witness?.verdict).toBe('local');
+    expect(f.witness?.replay?.status).toBe('agrees');
+    expect(r.internalErrors).toEqual([]);
+  });
+
+  it('MASQUERADE leaves an IPv4 connection from 0.0.0.0 alone, not an IPv6 one from ::', () => {
+    // nf_nat_masquerade_ipv4 returns early for a source of 0.0.0.0 (a DHCP client);
+    // nf_nat_masquerade_ipv6 has no such test and picks a source as usual.
+    const policy = (fam: 'ip' | 'ip6', addr: string) =>
+      nfp(`
+host h {
+  interface wan dev eth0 address ${addr}
+}
+table ${fam} nat {
+  chain postrouting {
+    oif wan masquerade
+  }
+}`);
+    const v4 = buildFamilyModel(policy('ip', '192.0.2.1/24'), 'ipv4');
+    const out4 = runPacket(v4, {
+      family: 'ipv4',
+      ingress: { kind: 'local' },
+      fields: { saddr: 0n, daddr: 0xffffffffn, proto: 17n, sport: 68n, dport: 67n },
+      ctState: 'NEW',
+    });
+    expect(out4.final.saddr).toBe(0n);
+    const v6 = buildFamilyModel(policy('ip6', '2001:db8::1/64'), 'ipv6');
+    const out6 = runPacket(v6, {
+      family: 'ipv6',
+      ingress: { kind: 'local' },
+      fields: { saddr: 0n, daddr: addr('2001:db8::9'), proto: 17n, sport: 546n, dport: 547n },
+      ctState: 'NEW',
+    });
+    expect(out6.final.saddr).toBe(addr('2001:db8::1'));
+  });
 });

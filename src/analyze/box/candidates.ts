@@ -111,11 +111,13 @@ export function* lazyCandidates(model: FamilyModel, dom: BoxDomain, box: Box, ho
     const ifaceIndex = (slot: number): number => {
       const set = dom.values(b, slot);
       const lo = model.ifaces.classOf('lo');
-      // Variant 1 prefers a device no rule names (it slips past interface-specific rules).
+      // A device no rule names slips past interface-specific rules (and is never lo).
       const unnamed = model.ifaces.unnamed();
-      if (variant === 1 && unnamed !== undefined && contains(set, BigInt(unnamed))) return unnamed;
-      for (const [a, z] of set) for (let i = a; i <= z; i++) if (Number(i) !== lo || variant === 2) return Number(i);
-      return Number(set[0][0]);
+      if (variant < 2 && unnamed !== undefined && contains(set, BigInt(unnamed))) return unnamed;
+      const devices: number[] = [];
+      for (const [a, z] of set) for (let i = a; i <= z && devices.length < 64; i++) if (Number(i) !== lo) devices.push(Number(i));
+      if (devices.length === 0) return Number(set[0][0]);
+      return variant < 2 ? devices[0] : devices[Math.floor(rand() * devices.length)];
     };
     const iif = model.ifaces.nameOf(ifaceIndex(IIF_SLOT));
     const oifIndex = ifaceIndex(OIF_SLOT);

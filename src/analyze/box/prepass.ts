@@ -412,7 +412,15 @@ export class Prepass {
   private tryCandidates(r: ModelRule, region: readonly Box[], hook: Hook): PrepassResult | undefined {
     const own = opaqueParts(r.constraint).map((o) => o.key);
     let seed = r.id + 1;
-    for (const box of region.slice(0, 4)) {
+    // Packets that come in by lo are looped-back local ones: a witness reads better with a
+    // real device, so boxes that allow one go first.
+    const lo = BigInt(this.model.ifaces.classOf('lo'));
+    const onlyLo = (b: Box) => {
+      const s = b[IIF_SLOT];
+      return s !== undefined && s.length === 1 && s[0][0] === lo && s[0][1] === lo;
+    };
+    const ordered = [...region.filter((b) => !onlyLo(b)), ...region.filter(onlyLo)];
+    for (const box of ordered.slice(0, 4)) {
       for (const input of lazyCandidates(this.model, this.dom, box, hook, 3, seed++)) {
         const found = this.confirm(r, input, own);
         if (found) return found;

@@ -1,6 +1,6 @@
 import { CT_STATE } from '../../ir/fields.js';
 import type { Hook, TableName } from '../../ir/netfilter.js';
-import { type IntervalSet, intersect, normalize, subtract } from '../../util/intervals.js';
+import { type IntervalSet, intersect, normalize, subtract, union } from '../../util/intervals.js';
 import { familyMax } from '../../util/ip.js';
 import type { FamilyModel } from '../model/build.js';
 import { FIELD_SLOT, IIF_SLOT, OIF_SLOT, absentValue, fieldMax } from '../model/fields.js';
@@ -89,7 +89,9 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
       return withMac(noSocket(dom.with(received(base), OIF_SLOT, empty)));
     case 'INPUT': {
       let b = dom.with(received(base), OIF_SLOT, empty);
-      if (routing.hasHost) b = dom.with(b, FIELD_SLOT.daddr, routing.localDelivery);
+      // Local destinations, and (IPv6) the ingress interface's own link-local address, which
+      // can be any of fe80::/64 as far as the host model tells.
+      if (routing.hasHost) b = dom.with(b, FIELD_SLOT.daddr, union(routing.localDelivery, routing.linkLocalGuess));
       return withMac(noSocket(b));
     }
     case 'FORWARD':

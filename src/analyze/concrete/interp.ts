@@ -55,6 +55,11 @@ export const CHOICE = {
   natPort: (ruleId: number) => `nat${ruleId}.port`,
   /** An unmodelled target: 0 = goes on with the next rule, 1 = accepts, 2 = drops. */
   target: (ruleId: number) => `target${ruleId}`,
+  /**
+   * IPv6 with a host model, a packet to fe80::/64 from a device: 0 = its destination is that
+   * interface's own link-local address (which the host model does not know), 1 = it is not.
+   */
+  ownLinkLocal: 'ownll',
   /** The ICMP echo (query) identifier: no rule reads it, but conntrack keeps it as the tuple's "port". */
   icmpId: 'icmpid',
 } as const;
@@ -107,6 +112,8 @@ export interface ConcreteOutcome {
   readonly firstOif?: string;
   /** An ICMP query's identifier as the packet leaves (NAT with a port range can change it). */
   readonly icmpId?: bigint;
+  /** IPv6: the destination was taken as the ingress interface's own link-local address. */
+  readonly ownLinkLocal?: { readonly device: string; readonly addr: bigint };
 }
 
 type ChainResult =
@@ -141,6 +148,8 @@ class Run {
   firstOif?: string;
   /** The ICMP query identifier (conntrack's "port" of an ICMP tuple); NAT may rewrite it. */
   icmpId: bigint;
+  /** The packet's destination taken as the ingress interface's own link-local address. */
+  ownLinkLocal?: { readonly device: string; readonly addr: bigint };
 
   constructor(
     readonly model: FamilyModel,
@@ -412,6 +421,8 @@ class Run {
         break;
       }
       case 'masquerade': {
+        // nf_nat_masquerade_ipv4 leaves a connection from 0.0.0.0 alone (a null binding).
+        if (family === 'ipv4' && st.get('ctorigsrc') === 0n) return true;
         const a = this.masqueradeSource(rule, st);
         if (a === undefined) return false;
         addr = a;
@@ -621,6 +632,13 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   const local = input.ingress.kind === 'local';
   const iif = input.ingress.kind === 'iface' ? input.ingress.device : '';
   const st = new PacketState(model.family, initialValues(model, input), iif, '', local ? 'OUTPUT' : 'PREROUTING', local);
+  // IPv6: the destination may be the ingress interface's own (unknown) link-local address; the
+  // host then has that address for everything this packet meets (address types, routing).
+  let host = routing.sim;
+  if (!local && routing.ownLinkLocalPossible(iif, st.get('daddr')) && run.choice(CHOICE.ownLinkLocal, 0n) === 0n) {
+    run.ownLinkLocal = { device: iif, addr: st.get('daddr') };
+    host = routing.hostWithLinkLocal(iif, st.get('daddr'));
+  }
   // The receive/send path sets the packet type from the destination the packet arrives with.
   st.set('pkttype', BigInt(routing.sim.isBroadcast(model.family, st.get('daddr')) ? 1 : routing.sim.isMulticast(model.family, st.get('daddr')) ? 2 : 0));
   st.derive = (f, s) => {
@@ -631,7 +649,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
       if (!run.opaqueUsed.includes(ADDRTYPE_UNKNOWN)) run.opaqueUsed.push(ADDRTYPE_UNKNOWN);
       return undefined;
     }
-    return BigInt(routing.sim.addrTypeField(model.family, s.get(f === 'srctype' ? 'saddr' : 'daddr')));
+    return BigInt(host.addrTypeField(model.family, s.get(f === 'srctype' ? 'saddr' : 'daddr')));
   };
   // ct fields other than for NEW come from the input as given.
   let snap: Record<NumericField, bigint> | undefined;
@@ -668,6 +686,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
       ...(run.routeChoice ? { routeChoice: run.routeChoice } : {}),
       ...(run.firstOif !== undefined ? { firstOif: run.firstOif } : {}),
       ...(st.has('icmptype') ? { icmpId: run.icmpId } : {}),
+      ...(run.ownLinkLocal ? { ownLinkLocal: run.ownLinkLocal } : {}),
     };
   };
   const dropped = (): ConcreteOutcome => done('dropped');
@@ -678,7 +697,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
       return done('dropped', { dropReason: 'martian' });
     }
     if (!run.hook('PREROUTING', st, 'dst')) return dropped();
-    const decision = routing.inputDecision(iif, st.get('saddr'), st.get('daddr'));
+    const decision = routing.inputDecision(iif, st.get('saddr'), st.get('daddr'), host);
     let toLocal: boolean;
     let oif = '';
     if (decision === undefined) {

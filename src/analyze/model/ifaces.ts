@@ -100,7 +100,8 @@ export class IfaceDomain {
 
   /** The class of names no pattern matches, if there is one. */
   unnamed(): number | undefined {
-    const i = this.names.findIndex((n) => n !== '' && this.signature(n).indexOf('1') < 0);
+    // lo is a class of its own but a poor stand-in for "some other device" in a witness.
+    const i = this.names.findIndex((n) => n !== '' && n !== 'lo' && this.signature(n).indexOf('1') < 0);
     return i > 0 ? i : undefined;
   }
 

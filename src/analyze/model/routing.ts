@@ -44,6 +44,7 @@ const V6 = {
   loopback: [[1n, 1n]] as IntervalSet,
   multicast: [[0xffn << 120n, familyMax('ipv6')]] as IntervalSet,
   linkLocal: [[0xfe80n << 112n, (0xfe80n << 112n) | ((1n << 118n) - 1n)]] as IntervalSet,
+  linkLocal64: [[0xfe80n << 112n, (0xfe80n << 112n) | ((1n << 64n) - 1n)]] as IntervalSet,
 };
 
 export class RoutingView {
@@ -64,11 +65,21 @@ export class RoutingView {
   /** The simulator's own host model: the concrete interpreter asks it, so the two cannot differ. */
   readonly sim: Host;
 
+  /**
+   * IPv6 with a host model: where each interface's own link-local address lies. The kernel
+   * gives every interface with a hardware address (not lo) one in fe80::/64 — from its MAC
+   * (EUI-64) or made up (stable-privacy) — which the host model does not know. Only that one
+   * address is local, not the whole /64; so the analyzer lets the packet's destination be the
+   * ingress interface's own link-local address or not (a choice: see ownLinkLocalPossible).
+   */
+  readonly linkLocalGuess: IntervalSet;
+
   constructor(
     readonly family: Family,
-    host: HostModel | undefined,
+    private readonly host: HostModel | undefined,
   ) {
     this.sim = new Host(host);
+    this.linkLocalGuess = family === 'ipv6' && host ? V6.linkLocal64 : [];
     this.hasHost = host !== undefined;
     const max = familyMax(family);
     this.loopback = family === 'ipv4' ? V4.loopback : V6.loopback;
@@ -185,6 +196,26 @@ export class RoutingView {
     return union(union(this.local, this.broadcast), this.multicast);
   }
 
+  /** Can `dst` be the own link-local address of `device` (a host device other than lo)? */
+  ownLinkLocalPossible(device: string, dst: bigint): boolean {
+    if (device === '' || device === 'lo' || !contains(this.linkLocalGuess, dst) || contains(this.local, dst)) return false;
+    return this.host?.interfaces.some((i) => i.device === device) ?? false;
+  }
+
+  private readonly withLinkLocal = new Map<string, Host>();
+
+  /** The simulator's Host of this host model with `addr` (fe80::/64) as `device`'s link-local address. */
+  hostWithLinkLocal(device: string, addr: bigint): Host {
+    const key = `${device}|${addr}`;
+    let h = this.withLinkLocal.get(key);
+    if (!h) {
+      h = new Host(withLinkLocalAddress(this.host!, device, addr));
+      if (this.withLinkLocal.size > 64) this.withLinkLocal.clear();
+      this.withLinkLocal.set(key, h);
+    }
+    return h;
+  }
+
   /**
    * The routing decision for a packet arriving on `device` (ip_route_input), as the simulator's
    * Host makes it. Without a host model a unicast destination's fate is not known: undefined.
@@ -193,8 +224,9 @@ export class RoutingView {
     device: string,
     src: bigint,
     dst: bigint,
+    sim: Host = this.sim,
   ): { kind: 'local' } | { kind: 'forward'; route: RouteRegion } | { kind: 'unreachable' } | { kind: 'martian'; reason: string } | undefined {
-    const d = this.sim.routeInput(this.family, device, src, dst);
+    const d = sim.routeInput(this.family, device, src, dst);
     switch (d.kind) {
       case 'martian':
         return { kind: 'martian', reason: d.reason };
@@ -269,4 +301,15 @@ export class RoutingView {
       { type: 7, set: [[0n, max]] },
     ];
   }
+}
+
+/**
+ * A host model with `addr` as one more address of `device` (its link-local address). It is
+ * added as a /128 so that routing stays as the host model has it: only the address is new.
+ */
+export function withLinkLocalAddress(host: HostModel, device: string, addr: bigint): HostModel {
+  return {
+    ...host,
+    interfaces: host.interfaces.map((i) => (i.device === device ? { ...i, addresses: [...i.addresses, { family: 'ipv6' as const, addr, prefixLen: 128 }] } : i)),
+  };
 }

@@ -120,6 +120,11 @@ export class Encoder {
   readonly matchAt = new Map<number, Z3Bool>();
   readonly atHook = new Map<Hook, Z3Bool>();
   private ctNewTerm: Z3Bool;
+  /**
+   * IPv6 with a host model: the packet's destination taken as the ingress interface's own
+   * link-local address (interp.ts CHOICE.ownLinkLocal), and the address type it then has.
+   */
+  private ownLinkLocal?: { readonly on: Z3Bool; readonly addr: Z3BV; readonly type: number };
   /** A REDIRECT fired before routing (its address is the incoming device's own). */
   private redirected: Z3Bool;
   private ctStateAfter?: Z3BV;
@@ -256,6 +261,8 @@ export class Encoder {
       const bits = this.bits('saddr');
       let t: Z3BV = this.lit(0, 12);
       for (const [set, value] of [...this.addrTypeSteps()].reverse()) t = this.ite(this.inSet(addr, set, bits), this.lit(value, 12), t);
+      const own = this.ownLinkLocal;
+      if (own) t = this.ite(this.and([own.on, addr.eq(own.addr)]), this.lit(own.type, 12), t);
       return t;
     }
     const v = st.vals.get(f);
@@ -740,14 +747,19 @@ export class Encoder {
       const a = this.natAddress(n.rule, n.nat, st, fromAddr, natHook);
       if (a.fails) failed.push(this.and([n.fire, a.fails]));
       addr = this.ite(n.fire, a.addr, addr);
-      port = this.ite(n.fire, this.natPort(n.rule, n.nat, fromPort, hasPorts, natHook), port);
+      // (A MASQUERADE of an IPv4 connection from 0.0.0.0 changes nothing, ports included.)
+      const keep = n.nat.type === 'masquerade' && this.model.family === 'ipv4' ? this.val(st, 'ctorigsrc').eq(this.lit(0, this.bits('saddr'))) : this.f();
+      port = this.ite(n.fire, this.ite(keep, fromPort, this.natPort(n.rule, n.nat, fromPort, hasPorts, natHook)), port);
     }
     // An ICMP query's identifier is its "port" for NAT on either side; conntrack set the reply
     // tuple's source "port" to it, and the mapping changes it there (interp.ts natIdentifier).
     const isIcmp = this.present(st, 'icmptype');
     const fromId = this.val(st, 'ctreplsrcport');
     let id = fromId;
-    for (const n of [...r.nats].reverse()) id = this.ite(n.fire, this.natIdentifier(n.rule, n.nat, fromId), id);
+    for (const n of [...r.nats].reverse()) {
+      const keep = n.nat.type === 'masquerade' && this.model.family === 'ipv4' ? this.val(st, 'ctorigsrc').eq(this.lit(0, this.bits('saddr'))) : this.f();
+      id = this.ite(n.fire, this.ite(keep, fromId, this.natIdentifier(n.rule, n.nat, fromId)), id);
+    }
     const applied = this.or(r.nats.map((n) => n.fire));
     if (natHook === 'dst') this.redirected = this.or(r.nats.filter((n) => n.nat.type === 'redirect').map((n) => n.fire));
     st.vals.set(addrF, addr);
@@ -802,7 +814,7 @@ export class Encoder {
         if (!routing.hasHost) {
           const c = this.choiceVar(CHOICE.natAddr(rule.id), bits);
           this.assumptions.push(c.eq(this.lit(UNKNOWN_ADDR[fam], bits)));
-          return { addr: c };
+          return { addr: fam === 'ipv4' ? this.ite(this.val(st, 'ctorigsrc').eq(this.lit(0, bits)), from, c) : c };
         }
         // As the concrete interpreter: lo gives 127.0.0.1; a route toward daddr on the egress
         // device gives its source address; otherwise the first address of the egress device.
@@ -833,7 +845,10 @@ export class Encoder {
         addr = this.ite(isLo, lo.addr, addr);
         const viaRoute = this.or(routeOnOif);
         const ok = this.or([this.and([isLo, lo.ok]), this.and([viaRoute, this.or(routeOk)]), this.and([this.not(viaRoute), this.or(fallbackOk)])]);
-        return { addr, fails: this.not(ok) };
+        if (fam === 'ipv6') return { addr, fails: this.not(ok) };
+        // nf_nat_masquerade_ipv4 leaves a connection from 0.0.0.0 alone (interp.ts applyNat).
+        const unspecified = this.val(st, 'ctorigsrc').eq(this.lit(0, bits));
+        return { addr: this.ite(unspecified, from, addr), fails: this.and([this.not(unspecified), this.not(ok)]) };
       }
       case 'redirect': {
         if (natHook === 'dst' && st.hook === 'OUTPUT') return { addr: this.lit(routing.primaryAddress('lo')!, bits) };
@@ -952,12 +967,29 @@ export class Encoder {
     }
     const helper = this.ctx.Bool.const(`${this.opts.prefix}helperPresent`) as Z3Bool;
     this.vars.helperPresent = helper;
+    const routing = this.model.routing;
+    if (!local && routing.linkLocalGuess.length) {
+      // The destination as it arrives may be the ingress interface's own link-local address.
+      const dst = vals.get('daddr')!;
+      const bits = this.bits('daddr');
+      const devices = (routing.sim.model?.interfaces ?? []).map((i) => i.device).filter((d) => d !== 'lo');
+      const sample = 0xfe80n << 112n | 1n;
+      this.ownLinkLocal = {
+        on: this.and([
+          this.ifaceIn(iif, this.model.ifaces.indicesOf(devices)),
+          this.inSet(dst, routing.linkLocalGuess, bits),
+          this.not(this.inSet(dst, routing.local, bits)),
+          this.choiceVar(CHOICE.ownLinkLocal, 1).eq(this.lit(0, 1)),
+        ]),
+        addr: dst,
+        type: devices.length ? routing.hostWithLinkLocal(devices[0], sample).addrTypeField('ipv6', sample) : 0,
+      };
+    }
     return new SymState(vals, iif, this.ifaceIndex(''), local ? 'OUTPUT' : 'PREROUTING', this.f(), reply ? this.f() : helper, this.f());
   }
 
-  /** Per-field domain limits that every packet satisfies. */
   /**
-   * A packet is at least as long as its headers: the IP header and, unless it is a non-first
+   * Per-field domain limits that every packet satisfies. A packet is at least as long as its headers: the IP header and, unless it is a non-first
    * fragment, the transport header (TCP 20, other port protocols and ICMP 8), as the replay
    * builds it (replay.ts toSimPacket, concrete/interp.ts minimumLength).
    */
@@ -1204,7 +1236,8 @@ export class Encoder {
       const ok = this.and([sane, this.not(selfSource)]);
       return { local: this.and([ok, toLocal]), forward: this.and([ok, this.not(toLocal)]), oif };
     }
-    const isLocal = this.or([castLocal, inS(dst, routing.local)]);
+    const own = this.ownLinkLocal;
+    const isLocal = this.or([castLocal, inS(dst, routing.local), ...(own ? [this.and([own.on, dst.eq(own.addr)])] : [])]);
     let oif: Z3BV = this.ifaceIndex('');
     const routed: Z3Bool[] = [];
     for (const r of [...routing.routes].reverse()) {
