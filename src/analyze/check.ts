@@ -14,7 +14,10 @@ import { newZ3Stats } from './z3/session.js';
 export interface CheckOptions {
   /** Time limit of one solver query, in milliseconds (default 5000). */
   readonly timeoutMs?: number;
-  /** Report generalization/correlation anomalies (default true). */
+  /**
+   * Also report the order-dependent overlaps (generalization, correlation) as info findings
+   * (default false: they are how most firewalls are written, not mistakes).
+   */
   readonly anomalies?: boolean;
   /** Replay every witness in the simulator (default true). */
   readonly replay?: boolean;
@@ -78,7 +81,7 @@ export async function checkPolicy(policy: Policy, opts: CheckOptions = {}): Prom
       }
     }
     const tf = performance.now();
-    const built = buildFindings(model, prepass, status, { anomalies: opts.anomalies ?? true });
+    const built = buildFindings(model, prepass, status, { anomalies: opts.anomalies ?? false });
     stats.findingsMs += performance.now() - tf;
     findings.push(...built.findings);
     internalErrors.push(...built.internalErrors);

@@ -62,8 +62,10 @@ const SEVERITY = {
   unreachable: 'error',
   shadowed: 'error',
   redundant: 'warning',
-  generalization: 'warning',
-  correlation: 'warning',
+  // Order-dependent overlaps are how firewalls are written (a block list before the service
+  // accepts, exceptions before a closing rule): worth a look on request, never a failure.
+  generalization: 'info',
+  correlation: 'info',
   'unused-chain': 'warning',
   'nat-never-fires': 'error',
   undecided: 'info',
@@ -220,8 +222,8 @@ function deadRuleFinding(
     const why = contradicts
       ? 'its tests contradict each other: no packet matches it'
       : isNat
-        ? `no new connection's first packet that matches it reaches chain ${chainLabel(chain)}`
-        : `no packet that matches it reaches chain ${chainLabel(chain)}`;
+        ? `no new connection's first packet that matches it reaches chain ${chainLabel(chain)}${entryNote(chain)}`
+        : `no packet that matches it reaches chain ${chainLabel(chain)}${entryNote(chain)}`;
     const witness = contradicts ? undefined : isolationWitness(model, prepass, r);
     return finding({
       kind: isNat ? 'nat-never-fires' : 'unreachable',
@@ -233,8 +235,11 @@ function deadRuleFinding(
       decidedBy: s.via,
     });
   }
-  const different = blamed.filter((b) => !sameEffect(b.effect, r.effect));
-  const kind = isNat ? 'nat-never-fires' : different.length ? 'shadowed' : 'redundant';
+  const different = blamed.filter((b) => !sameEffect(b.effect, r.effect) && !sameNat(b.effect, r.effect));
+  const twin = chain.rules.slice(0, r.index).find((e) => e.text === r.text);
+  // A NAT rule whose first packets all get the same mapping earlier (a repeated MASQUERADE
+  // line) changes nothing: redundant, not a NAT that was meant to happen and does not.
+  const kind = isNat ? (different.length ? 'nat-never-fires' : 'redundant') : different.length ? 'shadowed' : 'redundant';
   // The closest rule to blame is usually the one the author should look at.
   const main = different[different.length - 1] ?? blamed[blamed.length - 1];
   let witnessInput = s.witness;
@@ -245,11 +250,25 @@ function deadRuleFinding(
     internalErrors.push({ message: `rule ${r.id} was found dead but its witness fires it`, witness, rule: ref(r.id) });
   }
   const list = listRules([main, ...blamed.filter((b) => b !== main)]);
+  if (twin) {
+    // An exact copy further up: whatever decides this rule's packets decided the copy's first.
+    return finding({
+      kind: 'redundant',
+      message: `rule is redundant: it repeats ${listRules([twin])} exactly, so it never fires`,
+      rule: ref(r.id),
+      related: [{ rule: ref(twin.id), note: 'is the same rule' }],
+      ...(witness ? { witness } : {}),
+      hint: 'delete the copy',
+      decidedBy: s.via,
+    });
+  }
   const message =
     kind === 'shadowed'
       ? `rule is shadowed: every packet it matches is decided earlier by ${list}${different.length ? ` (which ${describeEffect(main.effect)} them; this rule ${describeEffect(r.effect)})` : ''}; it never fires`
       : kind === 'redundant'
-        ? `rule is redundant: every packet it matches is already handled by ${list} with the same action (${describeEffect(r.effect)})`
+        ? isNat
+            ? `rule is redundant: every first packet it matches already gets the same ${describeEffect(r.effect)} from ${list}`
+            : `rule is redundant: every packet it matches is already handled by ${list} with the same action (${describeEffect(r.effect)})`
         : `NAT rule never fires: every first packet it matches is decided earlier by ${list}`;
   return finding({
     kind,
@@ -267,6 +286,24 @@ export function listRules(rules: readonly ModelRule[]): string {
   const shown = rules.slice(0, 3).map((b) => `\`${b.text}\` (line ${b.span.start.line})`);
   const more = rules.length > 3 ? ` and ${rules.length - 3} more` : '';
   return shown.join(', ') + more;
+}
+
+/** Two NAT effects that give a connection the same mapping. */
+function sameNat(a: TargetEffect, b: TargetEffect): boolean {
+  return a.type === 'nat' && b.type === 'nat' && JSON.stringify(a.nat, bigintText) === JSON.stringify(b.nat, bigintText);
+}
+
+function bigintText(_k: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? v.toString() : v;
+}
+
+/** ` (the chain is entered only from lines 163, 164)` for a user chain with callers. */
+function entryNote(chain: ModelChain): string {
+  if (chain.hook || chain.callers.length === 0) return '';
+  const lines = [...new Set(chain.callers.map((c) => c.span.start.line))].filter((l) => l > 0).sort((a, b) => a - b);
+  if (lines.length === 0) return '';
+  const shown = lines.slice(0, 4).join(', ') + (lines.length > 4 ? ` and ${lines.length - 4} more` : '');
+  return ` (it is entered only from line${lines.length > 1 ? 's' : ''} ${shown})`;
 }
 
 function contextNote(model: FamilyModel, r: ModelRule): string {

@@ -85,6 +85,7 @@ export function summaryLine(report: CheckReport): string {
     `${count('error')} error${count('error') === 1 ? '' : 's'}`,
     `${count('warning')} warning${count('warning') === 1 ? '' : 's'}`,
   ];
+  if (count('info')) parts.push(`${count('info')} note${count('info') === 1 ? '' : 's'}`);
   if (e.length) {
     parts.push(`expectations: ${e.filter((x) => x.status === 'proved').length} hold, ${e.filter((x) => x.status === 'failed').length} fail${e.some((x) => x.status === 'unknown') ? `, ${e.filter((x) => x.status === 'unknown').length} unknown` : ''}`);
   }

@@ -78,9 +78,10 @@ function guardOnly(r: ModelRule): boolean {
 }
 
 /**
- * Pairs (earlier i, later j) of live rules with different verdicts that overlap: j a strict
- * superset of i (generalization), or a partial overlap (correlation). Catch-all rules and
- * pure state guards are left out: their overlaps are what they are written for.
+ * Pairs (earlier i, later j) of live rules, one accepting and one dropping or rejecting, that
+ * overlap: j a strict superset of i (generalization), or a partial overlap (correlation).
+ * Catch-all and broad closing rules and pure state guards are left out: their overlaps are
+ * what they are written for.
  */
 export function anomalies(prepass: Prepass, chain: ModelChain, live: ReadonlySet<number>, limitPerRule = 5): Anomaly[] {
   const dom = prepass.dom;
@@ -95,13 +96,15 @@ export function anomalies(prepass: Prepass, chain: ModelChain, live: ReadonlySet
   };
   for (let jj = 0; jj < candidates.length; jj++) {
     const j = candidates[jj];
-    // A broad closing rule (`tcp reject`, `iif wan drop`) is meant to generalize: no warning.
+    // A broad closing rule (`tcp reject`, `iif wan drop`) is meant to have exceptions before it.
     const broad = j.source.matches.every((m) => m.kind === 'proto' || m.kind === 'iface' || m.kind === 'ct-state');
+    if (broad) continue;
     const mj = prepass.boxes[j.id].over;
     let found = 0;
     for (let ii = 0; ii < jj && found < limitPerRule; ii++) {
       const i = candidates[ii];
-      if (sameEffect(i.effect, j.effect)) continue;
+      // Dropping and rejecting are the same decision here: the packet does not get through.
+      if (sameEffect(i.effect, j.effect) || (i.effect.type !== 'accept' && j.effect.type !== 'accept')) continue;
       const mi = prepass.boxes[i.id].over;
       const meet = mi.some((x) => mj.some((y) => {
         const z = dom.intersect(x, y);
@@ -110,7 +113,6 @@ export function anomalies(prepass: Prepass, chain: ModelChain, live: ReadonlySet
       if (!meet) continue;
       if (subset(mj, mi)) continue; // j inside i: j is dead, reported as shadowed already
       const kind = subset(mi, mj) ? 'generalization' : 'correlation';
-      if (kind === 'generalization' && broad) continue;
       out.push({ kind, earlier: i.id, later: j.id });
       found++;
     }

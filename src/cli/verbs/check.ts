@@ -7,7 +7,7 @@ import { toJson } from '../../report/json.js';
 import { toJunit } from '../../report/junit.js';
 import { toSarif } from '../../report/sarif.js';
 import { writeFileAtomically } from '../../util/atomic-write.js';
-import { sortDiagnostics } from '../../util/diagnostics.js';
+import { type Diagnostic, sortDiagnostics } from '../../util/diagnostics.js';
 import { EXIT, printDiagnostics } from '../context.js';
 import type { CliContext } from '../context.js';
 import { POLICY_FORMATS, type PolicyFormat, loadAnyPolicy } from '../load-policy.js';
@@ -34,7 +34,7 @@ export const checkVerb: Verb = {
       .addOption(new Option('--fail-on <severity>', 'lowest finding severity that fails the check').choices(['error', 'warning']).default('error'))
       .option('-o, --output <file>', 'write the report to FILE (atomically) instead of stdout')
       .option('--timeout <ms>', 'time limit of one solver query in milliseconds', '5000')
-      .option('--no-anomalies', 'leave out generalization/correlation warnings')
+      .option('--anomalies', 'also report rules whose order decides overlapping packets (generalization, correlation) as info')
       .option('--no-replay', 'do not replay witnesses in the simulator')
       .option('-v, --verbose', 'also list the expectations that hold')
       .addOption(new Option('--from <format>', 'input format (default: detected)').choices([...POLICY_FORMATS]));
@@ -47,7 +47,9 @@ export const checkVerb: Verb = {
       return EXIT.input;
     }
     // The analyzer reports unused chains itself, with more to say about them.
-    printDiagnostics(ctx, sortDiagnostics(loaded.diagnostics.filter((d) => d.severity !== 'info' && d.code !== 'W-unreachable-chain')));
+    const { shown, folded } = foldRepeated(sortDiagnostics(loaded.diagnostics.filter((d) => d.severity !== 'info' && d.code !== 'W-unreachable-chain')), 3);
+    printDiagnostics(ctx, shown);
+    for (const [code, n] of folded) ctx.stderr.write(`note: ${n} more ${code} like the ones above, not shown\n\n`);
     const timeoutMs = Number(opts.timeout);
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
       ctx.stderr.write(`nfproof: --timeout must be a positive number of milliseconds, not "${String(opts.timeout)}"\n`);
@@ -57,7 +59,7 @@ export const checkVerb: Verb = {
     const progress = startProgress(ctx, format);
     const checkOpts: CheckOptions = {
       timeoutMs,
-      anomalies: opts.anomalies !== false,
+      anomalies: opts.anomalies === true,
       replay: opts.replay !== false,
       ...(progress ? { onProgress: progress.update } : {}),
     };
@@ -84,6 +86,23 @@ export const checkVerb: Verb = {
     return exitCode(report, failOn);
   },
 };
+
+/**
+ * The same input warning on many lines (an old dump writing `-d ! x` everywhere) is shown a few
+ * times and then counted, so that the analysis results stay in view.
+ */
+export function foldRepeated(ds: readonly Diagnostic[], keep: number): { shown: Diagnostic[]; folded: Map<string, number> } {
+  const seen = new Map<string, number>();
+  const shown: Diagnostic[] = [];
+  const folded = new Map<string, number>();
+  for (const d of ds) {
+    const n = (seen.get(d.code) ?? 0) + 1;
+    seen.set(d.code, n);
+    if (d.severity === 'error' || n <= keep) shown.push(d);
+    else folded.set(d.code, (folded.get(d.code) ?? 0) + 1);
+  }
+  return { shown, folded };
+}
 
 function render(report: CheckReport, format: Format, ctx: CliContext, failOn: 'error' | 'warning', verbose: boolean): string {
   switch (format) {

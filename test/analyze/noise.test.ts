@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { foldRepeated } from '../../src/cli/verbs/check.js';
+import { diag } from '../../src/util/diagnostics.js';
+import { NO_SPAN } from '../../src/util/span.js';
+import { at, check, lineOf } from './support/nfp.js';
+
+/**
+ * What `check` leaves out or says once: order-dependent overlaps only on request, one finding
+ * for a rule of a table of both families, repeated lines called repeats, the same input
+ * warning counted instead of repeated. Every expected value follows from the rules by hand.
+ *
+ * Runtime: ~1 s.
+ */
+describe('check stays quiet where it should', () => {
+  const blocklist = `
+table ip filter {
+  chain input policy drop {
+    ct state established,related accept
+    saddr 198.51.100.9 reject               # L1
+    tcp dport 80 ct state new accept        # L2
+    tcp dport 443 ct state new accept
+    tcp reject with tcp-reset               # L4
+  }
+}`;
+
+  it('a block list before the service accepts and a closing reject are not findings by default', async () => {
+    const r = await check(blocklist);
+    expect(r.findings).toEqual([]);
+  });
+
+  it('with --anomalies the overlaps are notes (info), and the closing reject is still left alone', async () => {
+    const r = await check(blocklist, { anomalies: true });
+    // L2 overlaps L1 (198.51.100.9 to port 80): the earlier reject wins there.
+    const l2 = at(r, lineOf(blocklist, '# L2'));
+    expect(l2.map((f) => [f.kind, f.severity])).toEqual([['correlation', 'info']]);
+    // L4 rejects a superset of what L2 accepts first: the standard closing rule, no finding.
+    expect(at(r, lineOf(blocklist, '# L4'))).toEqual([]);
+    expect(r.findings.every((f) => f.severity === 'info')).toBe(true);
+  });
+
+  it('a rule of a table of both families is one finding when both families agree', async () => {
+    const text = `
+table filter {
+  chain input policy drop {
+    tcp dport 22 accept
+    tcp dport 22 drop     # L2
+  }
+}`;
+    const r = await check(text);
+    const f = at(r, lineOf(text, '# L2'));
+    expect(f.map((x) => x.kind)).toEqual(['shadowed']);
+    expect(f[0].message).toMatch(/\(in IPv4 and IPv6\)$/);
+    expect(f[0].families).toEqual(['ipv4', 'ipv6']);
+  });
+
+  it('a finding in one family only says which', async () => {
+    // Only the IPv6 copy of L2 is shadowed: the ip6-only accept above it takes its packets.
+    const text = `
+table filter {
+  chain input policy drop {
+    ip6 tcp dport 22 accept
+    tcp dport 22 drop     # L2
+    accept
+  }
+}`;
+    const r = await check(text);
+    const f = at(r, lineOf(text, '# L2'));
+    expect(f.map((x) => x.kind)).toEqual(['shadowed']);
+    expect(f[0].message).toMatch(/\(in IPv6 only\)$/);
+    expect(f[0].witness?.input.family).toBe('ipv6');
+  });
+
+  it('a repeated NAT line is redundant (a warning), a NAT rule that loses to another mapping is an error', async () => {
+    const text = `
+table ip nat {
+  chain postrouting {
+    saddr 10.0.0.0/8 oif eth1 masquerade          # L1
+    saddr 10.0.0.0/8 oif eth1 masquerade          # L2
+    saddr 10.1.0.0/16 oif eth1 snat to 192.0.2.7  # L3
+  }
+}`;
+    const r = await check(text);
+    const l2 = at(r, lineOf(text, '# L2'));
+    expect(l2.map((f) => [f.kind, f.severity])).toEqual([['redundant', 'warning']]);
+    expect(l2[0].message).toContain('repeats');
+    expect(l2[0].message).toContain(`(line ${lineOf(text, '# L1')}) exactly`);
+    // 10.1/16 is inside 10/8: L1 masquerades those first, so the SNAT to .7 never happens.
+    expect(at(r, lineOf(text, '# L3')).map((f) => [f.kind, f.severity])).toEqual([['nat-never-fires', 'error']]);
+  });
+
+  it('an unreachable rule in a user chain says where the chain is entered from', async () => {
+    const text = `
+table ip filter {
+  chain forward policy drop {
+    daddr 10.1.0.0/16 jump lan     # L1
+  }
+  chain lan {
+    daddr 10.2.0.5 accept          # L2
+  }
+}`;
+    const r = await check(text);
+    const [f] = at(r, lineOf(text, '# L2'));
+    expect(f.kind).toBe('unreachable');
+    expect(f.message).toContain(`(it is entered only from line ${lineOf(text, '# L1')})`);
+  });
+
+  it('the same input warning is shown three times, then counted', () => {
+    const ds = Array.from({ length: 5 }, () => diag('warning', 'W-import-old-negation', NO_SPAN, 'old negation'));
+    const { shown, folded } = foldRepeated([...ds, diag('error', 'E-x', NO_SPAN, 'an error')], 3);
+    expect(shown.map((d) => d.code)).toEqual(['W-import-old-negation', 'W-import-old-negation', 'W-import-old-negation', 'E-x']);
+    expect([...folded]).toEqual([['W-import-old-negation', 2]]);
+  });
+});
