@@ -1,5 +1,7 @@
 import type { TargetEffect } from '../ir/effect.js';
 import { type Box } from './box/box.js';
+import { type IntervalSet, contains, subtract } from '../util/intervals.js';
+import { FIELD_SLOT, IIF_SLOT } from './model/fields.js';
 import { candidates } from './box/candidates.js';
 import { type Prepass } from './box/prepass.js';
 import { anomalies, isVerdict, removableBecause, sameEffect } from './box/relations.js';
@@ -217,6 +219,21 @@ function deadRuleFinding(
   const chain = lookupChain(model, r.table, r.chain)!;
   const isNat = r.effect.type === 'nat';
   const blamed = s.blame.map((id) => model.rules[id]);
+  const martian = martians(model, prepass, r);
+  if ((s.cause === 'no-entry' || blamed.length === 0) && martian && !isNat) {
+    // A rule written to drop what the kernel drops anyway (`-d 127.0.0.0/8 ! -i lo -j REJECT`):
+    // it never fires, but it does no harm either.
+    const witness = isolationWitness(model, prepass, r);
+    return finding({
+      kind: 'redundant',
+      message: `rule is redundant: the kernel drops every packet it matches before ${chainLabel(chain)}: ${martian.what} is a martian (ip_route_input)${martian.loToo ? `, and none of its packets from lo reaches the chain${entryNote(chain)}` : ''}`,
+      rule: ref(r.id),
+      related: [],
+      ...(witness ? { witness } : {}),
+      hint: 'delete it, or keep it as documentation',
+      decidedBy: s.via,
+    });
+  }
   if (s.cause === 'no-entry' || blamed.length === 0) {
     const contradicts = prepass.boxes[r.id].over.every((b) => prepass.dom.isEmpty(b));
     const why = contradicts
@@ -252,6 +269,8 @@ function deadRuleFinding(
   const list = listRules([main, ...blamed.filter((b) => b !== main)]);
   if (twin) {
     // An exact copy further up: whatever decides this rule's packets decided the copy's first.
+    const twinInput = decidedWitness(model, prepass, r, twin);
+    const witness = twinInput ? makeWitness(model, preferDevice(model, twinInput, (o) => o.fired.includes(twin.id))) : undefined;
     return finding({
       kind: 'redundant',
       message: `rule is redundant: it repeats ${listRules([twin])} exactly, so it never fires`,
@@ -270,9 +289,16 @@ function deadRuleFinding(
             ? `rule is redundant: every first packet it matches already gets the same ${describeEffect(r.effect)} from ${list}`
             : `rule is redundant: every packet it matches is already handled by ${list} with the same action (${describeEffect(r.effect)})`
         : `NAT rule never fires: every first packet it matches is decided earlier by ${list}`;
+  const fromDevices = martian ? `; from a device other than lo the kernel drops them first (${martian.what} is a martian)` : '';
+  // Only lo's packets get this far, and a rule for lo took them: nothing is lost by the rule.
+  const loOnly = (x: ModelRule) => {
+    const lo = BigInt(model.ifaces.classOf('lo'));
+    return prepass.boxes[x.id].over.every((b) => subtract(prepass.dom.values(b, IIF_SLOT), [[lo, lo]], prepass.dom.top(IIF_SLOT)).length === 0);
+  };
+  const harmless = martian !== undefined && kind === 'shadowed' && blamed.every(loOnly);
   return finding({
-    kind,
-    message,
+    kind: harmless ? 'redundant' : kind,
+    message: (harmless ? `rule is redundant: it never fires: ${list} takes its packets from lo` : message) + fromDevices,
     rule: ref(r.id),
     related: [main, ...blamed.filter((b) => b !== main)].map((b) => ({ rule: ref(b.id), note: `${describeEffect(b.effect)} these packets first` })),
     ...(witness ? { witness } : {}),
@@ -286,6 +312,46 @@ export function listRules(rules: readonly ModelRule[]): string {
   const shown = rules.slice(0, 3).map((b) => `\`${b.text}\` (line ${b.span.start.line})`);
   const more = rules.length > 3 ? ` and ${rules.length - 3} more` : '';
   return shown.join(', ') + more;
+}
+
+/**
+ * Why the kernel drops, before INPUT and FORWARD, every packet the rule matches that comes in
+ * by a device other than lo (ip_route_input's martian checks), if it does: `what` names the
+ * check; `loToo` says whether packets from lo can match the rule at all.
+ */
+function martians(model: FamilyModel, prepass: Prepass, r: ModelRule): { what: string; loToo: boolean } | undefined {
+  const chain = lookupChain(model, r.table, r.chain)!;
+  const hooks = chain.hooks.size ? [...chain.hooks] : [];
+  if (hooks.length === 0 || !hooks.every((h) => h === 'INPUT' || h === 'FORWARD')) return undefined;
+  const dom = prepass.dom;
+  const routing = model.routing;
+  const lo = BigInt(model.ifaces.classOf('lo'));
+  let what: string | undefined;
+  let loToo = false;
+  for (const b of prepass.boxes[r.id].over) {
+    if (dom.isEmpty(b)) continue;
+    const iifs = dom.values(b, IIF_SLOT);
+    if (contains(iifs, lo)) loToo = true;
+    if (subtract(iifs, [[lo, lo]], dom.top(IIF_SLOT)).length === 0) continue;
+    const src = dom.values(b, FIELD_SLOT.saddr);
+    const dst = dom.values(b, FIELD_SLOT.daddr);
+    // Only the checks ip_route_input (ip6_rcv_core) makes whatever the rest of the packet is:
+    // a loopback destination, a multicast (or limited broadcast) source, an IPv6 loopback
+    // source. A source of 0.0.0.0 or one of our own is fine toward some destinations.
+    const within = (set: IntervalSet, outer: IntervalSet, slot: number) => subtract(set, outer, dom.top(slot)).length === 0;
+    const limited: IntervalSet = model.family === 'ipv4' ? [[0xffffffffn, 0xffffffffn]] : routing.loopback;
+    const badDst = within(dst, routing.loopback, FIELD_SLOT.daddr);
+    const badSrc = within(src, [...routing.multicast, ...limited].sort((x, y) => (x[0] < y[0] ? -1 : 1)), FIELD_SLOT.saddr);
+    if (!badDst && !badSrc) return undefined;
+    what ??= badDst
+      ? 'a loopback destination on the wire'
+      : within(src, routing.multicast, FIELD_SLOT.saddr)
+        ? 'a multicast source'
+        : model.family === 'ipv4'
+          ? 'the broadcast address as source'
+          : 'a loopback source on the wire';
+  }
+  return what ? { what, loToo } : undefined;
 }
 
 /** Two NAT effects that give a connection the same mapping. */
@@ -324,8 +390,11 @@ function isolationWitness(model: FamilyModel, prepass: Prepass, r: ModelRule) {
       for (const m of prepass.boxes[r.id].over) {
         const b = prepass.dom.intersect(u, m);
         if (!b || prepass.dom.isEmpty(b)) continue;
-        const [input] = candidates(model, prepass.dom, b, hook, 1, r.id + 7);
-        if (input) return makeWitness(model, input);
+        const [found] = candidates(model, prepass.dom, b, hook, 1, r.id + 7);
+        if (!found) continue;
+        const first = runPacket(model, found);
+        const input = preferDevice(model, found, (o) => o.verdict === first.verdict && o.dropReason === first.dropReason);
+        return makeWitness(model, input);
       }
     }
   }

@@ -110,4 +110,26 @@ table ip filter {
     expect(shown.map((d) => d.code)).toEqual(['W-import-old-negation', 'W-import-old-negation', 'W-import-old-negation', 'E-x']);
     expect([...folded]).toEqual([['W-import-old-negation', 2]]);
   });
+
+  it('a rule for packets the kernel drops as martians anyway is redundant, not an error', async () => {
+    // ip_route_input drops, before INPUT, packets from a device other than lo to 127/8 and
+    // packets with a multicast source; the lo packets are accepted by the first rule.
+    const text = `
+table ip filter {
+  chain input policy drop {
+    iif lo accept                          # L1
+    daddr 127.0.0.0/8 iif != lo reject     # L2
+    saddr 224.0.0.0/4 drop                 # L3
+    tcp dport 22 accept
+  }
+}`;
+    const r = await check(text);
+    const l2 = at(r, lineOf(text, '# L2'));
+    expect(l2.map((f) => [f.kind, f.severity])).toEqual([['redundant', 'warning']]);
+    expect(l2[0].message).toContain('a loopback destination on the wire is a martian');
+    const l3 = at(r, lineOf(text, '# L3'));
+    expect(l3.map((f) => [f.kind, f.severity])).toEqual([['redundant', 'warning']]);
+    expect(l3[0].message).toContain(`takes its packets from lo`);
+    expect(l3[0].message).toContain('a multicast source is a martian');
+  });
 });
