@@ -252,21 +252,7 @@ function deadRuleFinding(
       decidedBy: s.via,
     });
   }
-  const different = blamed.filter((b) => !sameEffect(b.effect, r.effect) && !sameNat(b.effect, r.effect));
   const twin = chain.rules.slice(0, r.index).find((e) => e.text === r.text);
-  // A NAT rule whose first packets all get the same mapping earlier (a repeated MASQUERADE
-  // line) changes nothing: redundant, not a NAT that was meant to happen and does not.
-  const kind = isNat ? (different.length ? 'nat-never-fires' : 'redundant') : different.length ? 'shadowed' : 'redundant';
-  // The closest rule to blame is usually the one the author should look at.
-  const main = different[different.length - 1] ?? blamed[blamed.length - 1];
-  let witnessInput = s.witness;
-  if (!witnessInput || !runPacket(model, witnessInput).fired.includes(main.id)) witnessInput = decidedWitness(model, prepass, r, main);
-  if (witnessInput) witnessInput = preferDevice(model, witnessInput, (o) => o.fired.includes(main.id));
-  const witness = witnessInput ? makeWitness(model, witnessInput) : undefined;
-  if (witness && runPacket(model, witnessInput!).fired.includes(r.id)) {
-    internalErrors.push({ message: `rule ${r.id} was found dead but its witness fires it`, witness, rule: ref(r.id) });
-  }
-  const list = listRules([main, ...blamed.filter((b) => b !== main)]);
   if (twin) {
     // An exact copy further up: whatever decides this rule's packets decided the copy's first.
     const twinInput = decidedWitness(model, prepass, r, twin);
@@ -281,30 +267,90 @@ function deadRuleFinding(
       decidedBy: s.via,
     });
   }
-  const message =
+  // One earlier rule of the chain that matches all of this rule's packets is the clearest
+  // thing to blame (`drop` above `iif eth0 drop`); otherwise every rule that took a share.
+  const cover = coveringRule(prepass, chain, r);
+  const blame = cover ? [cover] : blamed;
+  const different = blame.filter((b) => !sameEffect(b.effect, r.effect) && !sameNat(b.effect, r.effect));
+  // A NAT rule whose first packets all get the same mapping earlier (a repeated MASQUERADE
+  // line) changes nothing: redundant, not a NAT that was meant to happen and does not.
+  let kind: 'shadowed' | 'redundant' | 'nat-never-fires' = isNat ? (different.length ? 'nat-never-fires' : 'redundant') : different.length ? 'shadowed' : 'redundant';
+  // The closest rule to blame is usually the one the author should look at.
+  const main = different[different.length - 1] ?? blame[blame.length - 1];
+  let witnessInput = s.witness;
+  if (!witnessInput || !runPacket(model, witnessInput).fired.includes(main.id)) witnessInput = decidedWitness(model, prepass, r, main);
+  if (witnessInput) witnessInput = preferDevice(model, witnessInput, (o) => o.fired.includes(main.id));
+  const witness = witnessInput ? makeWitness(model, witnessInput) : undefined;
+  if (witness && runPacket(model, witnessInput!).fired.includes(r.id)) {
+    internalErrors.push({ message: `rule ${r.id} was found dead but its witness fires it`, witness, rule: ref(r.id) });
+  }
+  const ordered = [main, ...blame.filter((b) => b !== main)];
+  const list = listRules(ordered);
+  let message =
     kind === 'shadowed'
-      ? `rule is shadowed: every packet it matches is decided earlier by ${list}${different.length ? ` (which ${describeEffect(main.effect)} them; this rule ${describeEffect(r.effect)})` : ''}; it never fires`
+      ? `rule is shadowed: every packet it matches is decided earlier by ${list} (${decision(model, main, witnessInput)}; this rule ${describeEffect(r.effect)}); it never fires`
       : kind === 'redundant'
         ? isNat
-            ? `rule is redundant: every first packet it matches already gets the same ${describeEffect(r.effect)} from ${list}`
-            : `rule is redundant: every packet it matches is already handled by ${list} with the same action (${describeEffect(r.effect)})`
+          ? `rule is redundant: every first packet it matches already gets the same ${describeEffect(r.effect)} from ${list}`
+          : `rule is redundant: every packet it matches is already handled by ${list} with the same action (${describeEffect(r.effect)})`
         : `NAT rule never fires: every first packet it matches is decided earlier by ${list}`;
-  const fromDevices = martian ? `; from a device other than lo the kernel drops them first (${martian.what} is a martian)` : '';
-  // Only lo's packets get this far, and a rule for lo took them: nothing is lost by the rule.
-  const loOnly = (x: ModelRule) => {
-    const lo = BigInt(model.ifaces.classOf('lo'));
-    return prepass.boxes[x.id].over.every((b) => subtract(prepass.dom.values(b, IIF_SLOT), [[lo, lo]], prepass.dom.top(IIF_SLOT)).length === 0);
-  };
-  const harmless = martian !== undefined && kind === 'shadowed' && blamed.every(loOnly);
+  if (martian && kind === 'shadowed') {
+    // Packets from other devices never get here (martians); lo's are taken by the rules above,
+    // which is what such a rule (`-d 127.0.0.0/8 -j DROP` after `-i lo -j ACCEPT`) wants.
+    kind = 'redundant';
+    message = `rule is redundant: it never fires: ${list} ${ordered.length === 1 ? 'takes' : 'take'} its packets from lo, and from any other device the kernel drops them first (${martian.what} is a martian)`;
+  }
   return finding({
-    kind: harmless ? 'redundant' : kind,
-    message: (harmless ? `rule is redundant: it never fires: ${list} takes its packets from lo` : message) + fromDevices,
+    kind,
+    message: message + contextNote(model, r, ordered),
     rule: ref(r.id),
-    related: [main, ...blamed.filter((b) => b !== main)].map((b) => ({ rule: ref(b.id), note: `${describeEffect(b.effect)} these packets first` })),
+    related: ordered.map((b) => ({ rule: ref(b.id), note: `${firstNote(b.effect)} first` })),
     ...(witness ? { witness } : {}),
     hint: kind === 'shadowed' ? 'move it above the rules that decide its packets, or narrow them' : 'delete it, or move it before the rules that cover it',
     decidedBy: s.via,
   });
+}
+
+/** The nearest earlier rule of the chain that decides every packet `r` matches, if one does. */
+function coveringRule(prepass: Prepass, chain: ModelChain, r: ModelRule): ModelRule | undefined {
+  const dom = prepass.dom;
+  const mine = prepass.boxes[r.id].over.filter((b) => !dom.isEmpty(b));
+  if (mine.length === 0) return undefined;
+  for (let i = r.index - 1; i >= 0; i--) {
+    const e = chain.rules[i];
+    const t = e.effect.type;
+    // Past a rule that may change the packet (a mark, a jump) the packet e saw is another one.
+    const rewrites = t === 'jump' || t === 'goto' || t === 'opaque' || (e.effect.type === 'continue' && e.effect.actions.some((a) => a.type !== 'log' && a.type !== 'unmodelled'));
+    if (rewrites) return undefined;
+    if (!(t === 'accept' || t === 'drop' || t === 'reject' || t === 'return' || t === 'nat')) continue;
+    let rest: Box[] = mine;
+    for (const u of prepass.boxes[e.id].under) rest = rest.flatMap((x) => dom.subtract(x, u));
+    if (rest.every((x) => dom.isEmpty(x))) return e;
+  }
+  return undefined;
+}
+
+/** `which drops them` — or, for a jump, what the chain it jumps to does with the witness. */
+function decision(model: FamilyModel, main: ModelRule, witness: PacketInput | undefined): string {
+  const e = main.effect;
+  if (e.type !== 'jump' && e.type !== 'goto') return `which ${describeEffect(e)} them`;
+  const out = witness ? runPacket(model, witness) : undefined;
+  const last = out ? [...out.path].reverse().find((p) => p.ruleId !== undefined && (p.action === 'ACCEPT' || p.action === 'DROP' || p.action === 'REJECT')) : undefined;
+  const by = last ? ` \`${model.rules[last.ruleId!].text}\` (line ${model.rules[last.ruleId!].span.start.line}) ${describeEffect(model.rules[last.ruleId!].effect)} them` : ' they are decided';
+  return `which sends them to chain ${e.chain}, where${by}`;
+}
+
+/** How a blamed rule handles the packets first, for the related notes. */
+function firstNote(e: TargetEffect): string {
+  switch (e.type) {
+    case 'jump':
+    case 'goto':
+      return `sends these packets to chain ${e.chain}`;
+    case 'nat':
+      return `maps these packets (${e.nat.type.toUpperCase()})`;
+    default:
+      return `${describeEffect(e)} these packets`;
+  }
 }
 
 /** `` `tcp dport 22 accept` (line 9)`` for up to three rules. */
@@ -354,6 +400,24 @@ function martians(model: FamilyModel, prepass: Prepass, r: ModelRule): { what: s
   return what ? { what, loToo } : undefined;
 }
 
+/** Does the rule match only ICMP error messages (destination unreachable, time exceeded…)? */
+function isIcmpErrorRule(model: FamilyModel, r: ModelRule): boolean {
+  const errors = model.ct.icmpError;
+  const types = icmpTypesOf(r.constraint);
+  return types !== undefined && types.length > 0 && subtract(types, errors, 255n).length === 0;
+}
+
+function icmpTypesOf(c: ModelRule['constraint']): IntervalSet | undefined {
+  if (c.op === 'in' && c.field === 'icmptype') return c.set;
+  if (c.op === 'and') {
+    for (const x of c.of) {
+      const t = icmpTypesOf(x);
+      if (t) return t;
+    }
+  }
+  return undefined;
+}
+
 /** Two NAT effects that give a connection the same mapping. */
 function sameNat(a: TargetEffect, b: TargetEffect): boolean {
   return a.type === 'nat' && b.type === 'nat' && JSON.stringify(a.nat, bigintText) === JSON.stringify(b.nat, bigintText);
@@ -372,8 +436,11 @@ function entryNote(chain: ModelChain): string {
   return ` (it is entered only from line${lines.length > 1 ? 's' : ''} ${shown})`;
 }
 
-function contextNote(model: FamilyModel, r: ModelRule): string {
+function contextNote(model: FamilyModel, r: ModelRule, blamed: readonly ModelRule[] = []): string {
   if (r.table === 'raw' && r.source.matches.some((m) => m.kind === 'ct-state')) return ' (conntrack has not run yet in the raw table: every packet from a device is INVALID there)';
+  // ICMP errors never start a connection: conntrack makes them RELATED or INVALID.
+  const byState = blamed.length > 0 && blamed.some((b) => b.source.matches.some((m) => m.kind === 'ct-state'));
+  if (byState && isIcmpErrorRule(model, r)) return ' (conntrack makes every ICMP error RELATED to a connection, or INVALID)';
   if (r.table === 'nat' && !model.features.tracking) {
     return ` (no ${model.family === 'ipv4' ? 'IPv4' : 'IPv6'} rule asks for connection tracking, so the kernel does not track connections and never consults the nat table)`;
   }

@@ -132,4 +132,57 @@ table ip filter {
     expect(l3[0].message).toContain(`takes its packets from lo`);
     expect(l3[0].message).toContain('a multicast source is a martian');
   });
+
+  it('one earlier rule that covers a dead rule is the one blamed', async () => {
+    // L3 can only be reached past L2, which drops everything: redundant because of L2 alone,
+    // although L1 takes some of its packets (with another action) even earlier.
+    const text = `
+table ip6 filter {
+  chain input policy drop {
+    udp dport 546 accept       # L1
+    drop                       # L2
+    iif eth0 drop              # L3
+  }
+}`;
+    const r = await check(text);
+    const [f] = at(r, lineOf(text, '# L3'));
+    expect(f.kind).toBe('redundant');
+    expect(f.related.map((x) => x.rule.span.start.line)).toEqual([lineOf(text, '# L2')]);
+  });
+
+  it('a rule shadowed through a jump says what the chain it jumps to does', async () => {
+    // Every udp packet from 192.0.2.14 goes to udp_out, which drops what it does not accept:
+    // the broadcast accept after the jump never fires.
+    const text = `
+table ip filter {
+  chain output policy drop {
+    saddr 192.0.2.14 udp jump udp_out                       # L1
+    saddr 192.0.2.14 daddr 192.0.2.255 udp accept           # L2
+  }
+  chain udp_out {
+    daddr 198.51.100.53 udp dport 53 accept
+    drop                                                    # L3
+  }
+}`;
+    const r = await check(text);
+    const [f] = at(r, lineOf(text, '# L2'));
+    expect(f.kind).toBe('shadowed');
+    expect(f.message).toContain(`which sends them to chain udp_out, where \`drop\` (line ${lineOf(text, '# L3')}) drops them; this rule accepts`);
+    expect(f.related[0].note).toBe('sends these packets to chain udp_out first');
+  });
+
+  it('an accept for ICMP errors after the conntrack state rules says why it never fires', async () => {
+    const text = `
+table ip filter {
+  chain input policy drop {
+    ct state established,related accept
+    ct state invalid drop
+    icmp type destination-unreachable accept     # L3
+  }
+}`;
+    const r = await check(text);
+    const [f] = at(r, lineOf(text, '# L3'));
+    expect(f.kind).toBe('shadowed');
+    expect(f.message).toContain('conntrack makes every ICMP error RELATED to a connection, or INVALID');
+  });
 });
