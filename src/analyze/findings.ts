@@ -316,7 +316,8 @@ function coveringRule(prepass: Prepass, chain: ModelChain, r: ModelRule): ModelR
   const dom = prepass.dom;
   const mine = prepass.boxes[r.id].over.filter((b) => !dom.isEmpty(b));
   if (mine.length === 0) return undefined;
-  for (let i = r.index - 1; i >= 0; i--) {
+  // Bounded: a long chain of dead rules must not make this quadratic.
+  for (let i = r.index - 1, seen = 0; i >= 0 && seen < 64; i--, seen++) {
     const e = chain.rules[i];
     const t = e.effect.type;
     // Past a rule that may change the packet (a mark, a jump) the packet e saw is another one.
