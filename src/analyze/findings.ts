@@ -54,7 +54,7 @@ export function describeEffect(e: TargetEffect): string {
     case 'continue':
       return 'marks/logs and goes on';
     case 'nat':
-      return e.nat.type.toUpperCase();
+      return `${e.nat.type.toUpperCase()}s`;
     case 'opaque':
       return `runs ${e.name}`;
   }
@@ -291,7 +291,7 @@ function deadRuleFinding(
       ? `rule is shadowed: every packet it matches is decided earlier by ${list} (${decision(model, main, witnessInput)}; this rule ${describeEffect(r.effect)}); it never fires`
       : kind === 'redundant'
         ? isNat
-          ? `rule is redundant: every first packet it matches already gets the same ${describeEffect(r.effect)} from ${list}`
+          ? `rule is redundant: every first packet it matches already gets the same ${r.effect.type === 'nat' ? r.effect.nat.type.toUpperCase() : describeEffect(r.effect)} from ${list}`
           : `rule is redundant: every packet it matches is already handled by ${list} with the same action (${describeEffect(r.effect)})`
         : `NAT rule never fires: every first packet it matches is decided earlier by ${list}`;
   if (martian && kind === 'shadowed') {
@@ -445,7 +445,7 @@ function contextNote(model: FamilyModel, r: ModelRule, blamed: readonly ModelRul
   if (r.table === 'nat' && !model.features.tracking) {
     return ` (no ${model.family === 'ipv4' ? 'IPv4' : 'IPv6'} rule asks for connection tracking, so the kernel does not track connections and never consults the nat table)`;
   }
-  if (r.table === 'nat') return ' (the nat table sees only the first packet of a connection)';
+  if (r.table === 'nat' && blamed.length === 0) return ' (the nat table sees only the first packet of a connection)';
   return '';
 }
 
