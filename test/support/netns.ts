@@ -1,4 +1,5 @@
-import { type ExecFileSyncOptions, execFileSync, spawnSync } from 'node:child_process';
+import { type ChildProcess, type ExecFileSyncOptions, execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { Socket } from 'node:net';
 
 /**
  * Network namespaces for kernel tests. Every namespace is created here, named with the
@@ -25,6 +26,26 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// A test runner's forked worker whose runner dies (vitest exits on SIGTERM without stopping its
+// workers) would go on running tests alone; it ends as the runner would have ended it.
+if (process.connected) process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+
+/**
+ * For the deaths no handler sees (SIGKILL, out of memory): a detached shell, started with the
+ * first namespace, reads a pipe from this process until the kernel closes it, which happens
+ * however the process ends, and then deletes whatever namespaces of this process remain (the
+ * names carry the pid, so it never touches anyone else's). After a clean exit there are none.
+ */
+let guard: ChildProcess | undefined;
+function startGuard(): void {
+  if (guard) return;
+  const script = 'cat >/dev/null; ip netns list | while read -r name _; do case "$name" in "$1"*) ip netns del "$name";; esac; done';
+  guard = spawn('sh', ['-c', script, 'nfproof-netns-guard', PREFIX], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+  guard.unref();
+  // The pipe must not keep this process alive either.
+  (guard.stdin as Socket | null)?.unref();
+}
+
 export interface ExecResult {
   readonly stdout: string;
   readonly stderr: string;
@@ -38,6 +59,7 @@ export class Netns {
 
   /** Creates a fresh namespace with loopback up. */
   static create(label = 'ns'): Netns {
+    startGuard();
     const name = `${PREFIX}${counter++}${label.replace(/[^a-z0-9]/gi, '').slice(0, 8)}`;
     execFileSync('ip', ['netns', 'add', name], { stdio: 'pipe' });
     live.add(name);
