@@ -653,7 +653,9 @@ export class Encoder {
       ),
     );
     const fragment = this.val(st, 'fragment').eq(this.lit(1, 1));
-    return this.ite(fragment, invalid, this.ite(isTcp, tcp, this.ite(isIcmp, icmp, declared)));
+    // ICMP of the other family: its tracker refuses the packet (model/ct-validity.ts).
+    const otherIcmp = this.val(st, 'proto').eq(this.lit(icmpProto(this.model.family) === 1 ? 58 : 1, 8));
+    return this.ite(this.or([fragment, otherIcmp]), invalid, this.ite(isTcp, tcp, this.ite(isIcmp, icmp, declared)));
   }
 
   ctStateVar(): Z3BV {
@@ -994,8 +996,8 @@ export class Encoder {
    * builds it (replay.ts toSimPacket, concrete/interp.ts minimumLength).
    */
   private fieldAssumptions(): void {
-    const len = this.vars.fields.get('length');
-    if (!len) return;
+    // Always: a query may mention the length after the walk (a region from the pre-pass).
+    const len = this.opts.reply?.fields.length ?? this.fieldVar('length');
     const at = (f: NumericField) => this.initial?.vals.get(f) ?? this.fieldVar(f);
     const proto = at('proto');
     const whole = at('fragment').eq(this.lit(0, 1));
