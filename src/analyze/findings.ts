@@ -11,7 +11,7 @@ import type { PacketInput } from './concrete/input.js';
 import { type FamilyModel, type ModelChain, type ModelRule, chainKey, lookupChain } from './model/build.js';
 import type { RuleDecision } from './z3/rules.js';
 import type { Finding, InternalError } from './types.js';
-import { preferDevice } from './polish.js';
+import { fieldsOf, preferDevice, readable } from './polish.js';
 import { makeWitness, ruleRef } from './witness.js';
 
 /**
@@ -144,7 +144,7 @@ export function buildFindings(model: FamilyModel, prepass: Prepass, status: read
     const because = removableBecause(prepass, chain, r, dead);
     if (!because) continue;
     const s = status[r.id] as Extract<RuleStatus, { kind: 'fires' }>;
-    const input = preferDevice(model, s.input, (o) => o.fired.includes(r.id));
+    const input = readable(model, s.input, (o) => o.fired.includes(r.id));
     const takers = because.by.map((id) => ({ rule: ref(id), note: `${describeEffect(model.rules[id].effect)} the same packets` }));
     const tail = because.policy ? `${takers.length ? ' and ' : ''}the chain policy (${chain.policy ?? 'ACCEPT'})` : '';
     findings.push(
@@ -256,7 +256,7 @@ function deadRuleFinding(
   if (twin) {
     // An exact copy further up: whatever decides this rule's packets decided the copy's first.
     const twinInput = decidedWitness(model, prepass, r, twin);
-    const witness = twinInput ? makeWitness(model, preferDevice(model, twinInput, (o) => o.fired.includes(twin.id))) : undefined;
+    const witness = twinInput ? makeWitness(model, readable(model, twinInput, (o) => o.fired.includes(twin.id), r.constraint)) : undefined;
     return finding({
       kind: 'redundant',
       message: `rule is redundant: it repeats ${listRules([twin])} exactly, so it never fires`,
@@ -279,7 +279,7 @@ function deadRuleFinding(
   const main = different[different.length - 1] ?? blame[blame.length - 1];
   let witnessInput = s.witness;
   if (!witnessInput || !runPacket(model, witnessInput).fired.includes(main.id)) witnessInput = decidedWitness(model, prepass, r, main);
-  if (witnessInput) witnessInput = preferDevice(model, witnessInput, (o) => o.fired.includes(main.id));
+  if (witnessInput) witnessInput = readable(model, witnessInput, (o) => o.fired.includes(main.id), r.constraint);
   const witness = witnessInput ? makeWitness(model, witnessInput) : undefined;
   if (witness && runPacket(model, witnessInput!).fired.includes(r.id)) {
     internalErrors.push({ message: `rule ${r.id} was found dead but its witness fires it`, witness, rule: ref(r.id) });
@@ -461,7 +461,8 @@ function isolationWitness(model: FamilyModel, prepass: Prepass, r: ModelRule) {
         const [found] = candidates(model, prepass.dom, b, hook, 1, r.id + 7);
         if (!found) continue;
         const first = runPacket(model, found);
-        const input = preferDevice(model, found, (o) => o.verdict === first.verdict && o.dropReason === first.dropReason);
+        // Only the state and the device change: the header must keep matching the rule's tests.
+        const input = preferDevice(model, found, (o) => o.verdict === first.verdict && o.dropReason === first.dropReason, fieldsOf(r.constraint, new Set()));
         return makeWitness(model, input);
       }
     }
