@@ -16,6 +16,16 @@ import { type Family, familyBits, formatAddress, prefixMask } from '../util/ip.j
  * - a route's next hop is its `via`, else the destination itself.
  */
 
+/**
+ * The metric the kernel gives a declared route: IPv4 takes it as given (none is 0); IPv6 turns
+ * 0, given or not, into IP6_RT_PRIO_USER (1024, ip6_route_info_create), so `metric 0` there
+ * loses to `metric 2` (checked on the kernel: test/kernel/routing.test.ts).
+ */
+export function routeMetric(family: Family, metric: number | undefined): number {
+  if (family === 'ipv4') return metric ?? 0;
+  return metric ? metric : 1024;
+}
+
 /** Kernel route types (RTN_*), used for addrtype matching (bit 1 << type). */
 export const RTN = {
   UNSPEC: 0,
@@ -181,7 +191,7 @@ export class Host {
         mask: prefixMask(r.family, r.dest.len),
         ...(r.via !== undefined ? { via: r.via } : {}),
         device: r.device,
-        metric: r.metric ?? (r.family === 'ipv4' ? 0 : 1024),
+        metric: routeMetric(r.family, r.metric),
         order: order++,
       });
     }

@@ -111,3 +111,14 @@ COMMIT
     expect(d.detail).toMatch(/^sim 2 packets 80 bytes, kernel 3 packets 120 bytes/);
   });
 });
+
+describe('parseSave', () => {
+  it('reads a rule with neither match nor target (iptables-save prints a bare -A CHAIN)', () => {
+    const [input, forward] = parseSave('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [5:300]\n[5:300] -A FORWARD\n[1:60] -A FORWARD -p udp\nCOMMIT\n', 'ipv4');
+    expect(input.rules).toEqual([]);
+    expect(forward.rules.map((r) => [r.packets, r.bytes, r.text])).toEqual([
+      [5, 300, '-A FORWARD'],
+      [1, 60, '-A FORWARD -p udp'],
+    ]);
+  });
+});

@@ -197,7 +197,8 @@ export function parseSave(text: string, family: Family): SavedChain[] {
       byName.set(chain, c);
       continue;
     }
-    const ruleLine = /^\[(\d+):(\d+)\] (-A (\S+) .*)$/.exec(line);
+    // A rule with neither match nor target (a bare counter) is just `-A CHAIN`.
+    const ruleLine = /^\[(\d+):(\d+)\] (-A (\S+)(?: .*)?)$/.exec(line);
     if (!ruleLine) throw new Error(`iptables-save: line not understood: ${line}`);
     const [, p, b, rule, chain] = ruleLine;
     const c = byName.get(chain);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import type { HostModel, Policy, Route } from '../../../src/ir/policy.js';
 import type { Match, Target } from '../../../src/kinds/index.js';
+import { routeMetric } from '../../../src/netfilter/host.js';
 import { policyArb } from '../../gen/policy.js';
 import { hostFamilies } from './traffic.js';
 
@@ -40,7 +41,7 @@ export const DIFF_TARGETS: readonly Target['kind'][] = [
  *    same policies as before) lets each cache go with its policy.
  */
 export function differentialPolicyArb(): fc.Arbitrary<Policy> {
-  return fc.constant(null).chain(() =>
+  return rebuiltPerDraw(() =>
     policyArb({
       tables: ['raw', 'mangle', 'nat', 'filter'],
       matchKinds: DIFF_MATCHES,
@@ -49,6 +50,15 @@ export function differentialPolicyArb(): fc.Arbitrary<Policy> {
       maxRules: 4,
     }),
   );
+}
+
+/**
+ * An arbitrary built afresh for every value it draws, so that what one `fc.gen()` instance
+ * caches goes with its value (see above); `chain` from a constant draws nothing of its own, so a
+ * seed gives the same values as `make()` itself would.
+ */
+export function rebuiltPerDraw<T>(make: () => fc.Arbitrary<T>): fc.Arbitrary<T> {
+  return fc.constant(null).chain(make);
 }
 
 /** Why the property cannot run this policy on the kernel, or undefined when it can. */
@@ -60,13 +70,14 @@ export function notRunnable(p: Policy): string | undefined {
 
 /**
  * Routes the kernel cannot hold at once (a second route with the same destination and metric
- * is refused with "File exists") are left out of the host, for both sides.
+ * is refused with "File exists"; for IPv6, metric 0 is 1024) are left out of the host, for
+ * both sides.
  */
 export function kernelHost(host: HostModel): HostModel {
   const seen = new Set<string>();
   const routes: Route[] = [];
   for (const r of host.routes) {
-    const key = `${r.family} ${r.dest.addr}/${r.dest.len} ${r.metric ?? 0}`;
+    const key = `${r.family} ${r.dest.addr}/${r.dest.len} ${routeMetric(r.family, r.metric)}`;
     if (seen.has(key)) continue;
     seen.add(key);
     routes.push(r);

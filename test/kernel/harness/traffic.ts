@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { PROTO } from '../../../src/ir/fields.js';
 import type { HostModel, Interface } from '../../../src/ir/policy.js';
 import type { SimInput } from '../../../src/netfilter/api.js';
+import { routeMetric } from '../../../src/netfilter/host.js';
 import type { Packet } from '../../../src/netfilter/packet.js';
 import { type Family, formatAddress, prefixMask } from '../../../src/util/ip.js';
 import { answer, at, icmpError, tcpFlags } from './craft.js';
@@ -137,8 +138,9 @@ export function routeDevice(host: HostModel, family: Family, addr: bigint): stri
     if ((addr & prefixMask(family, len)) !== (net & prefixMask(family, len))) return;
     if (!best || len > best.len || (len === best.len && metric < best.metric)) best = { len, metric, device };
   };
-  for (const i of host.interfaces) for (const a of i.addresses) if (a.family === family) consider(a.addr, a.prefixLen, 0, i.device);
-  for (const r of host.routes) if (r.family === family) consider(r.dest.addr, r.dest.len, r.metric ?? 0, r.device);
+  // Connected routes: metric 0 (IPv4) and 256 (IPv6), as the kernel installs them.
+  for (const i of host.interfaces) for (const a of i.addresses) if (a.family === family) consider(a.addr, a.prefixLen, family === 'ipv4' ? 0 : 256, i.device);
+  for (const r of host.routes) if (r.family === family) consider(r.dest.addr, r.dest.len, routeMetric(family, r.metric), r.device);
   return best?.device;
 }
 
