@@ -10,6 +10,7 @@ import { type SimulatorLike, differential } from './harness/differential.js';
 import { harnessAvailable } from './harness/env.js';
 import { SkipLog, knownRefusal } from './harness/known.js';
 import { differentialPolicyArb, kernelHost, notRunnable } from './harness/random-policy.js';
+import { TimeBox } from './harness/time-box.js';
 import { SIMULATOR_SYSCTLS, Topology } from './harness/topology.js';
 import { packetLine, resolveSequence, type SessionSpec, sequenceArb } from './harness/traffic.js';
 
@@ -73,6 +74,8 @@ function shiftedSimulator(sim: Simulator, offset: number): SimulatorLike {
 
 let sequencesRun = 0;
 let policiesRun = 0;
+/** fast-check's index of the current case in the first pass (what NFPROOF_DIFF_PATH replays); shrinking runs after it. */
+let caseIndex = Number(process.env.NFPROOF_DIFF_PATH?.split(':')[0] ?? 0) - 1;
 const skipped = new SkipLog();
 
 /**
@@ -95,6 +98,7 @@ function numberRules(p: Policy): Policy {
 }
 
 async function checkPolicy(source: Policy, sequences: readonly (readonly SessionSpec[])[]): Promise<void> {
+  caseIndex++;
   const why = notRunnable(source);
   if (why) {
     skipped.add(why);
@@ -145,7 +149,10 @@ async function checkPolicy(source: Policy, sequences: readonly (readonly Session
       if (diff.disagreements.length) {
         const report = caseReport(policy, rules, diff.outcomes.map((o) => packetLine(o.input)), diff.report);
         if (!SURVEY) throw new Error(report);
-        survey.push(diff.disagreements.map((d) => `${d.where}: ${d.detail.split('\n')[0]}`).join(' | '));
+        // The whole case goes to the log; the summary at the end has one line per sequence.
+        const replay = `NFPROOF_SEED=${SEED} NFPROOF_DIFF_PATH=${caseIndex} (sequence ${sequences.indexOf(seq) + 1})`;
+        console.info(`survey: disagreement, replay with ${replay}\n${report}`);
+        survey.push(`${replay}: ${diff.disagreements.map((d) => `${d.where}: ${d.detail.split('\n')[0]}`).join(' | ')}`);
       }
     }
   } finally {
@@ -153,32 +160,38 @@ async function checkPolicy(source: Policy, sequences: readonly (readonly Session
   }
 }
 
+/**
+ * Time: about 2.5 s per policy (10 sequences) on 2 busy cores. The hard cap allows 6 s per
+ * policy; a failure gets 60 s of shrinking on top (harness/time-box.ts), so a failing CI run
+ * (30 policies) ends within 4 min.
+ */
+const box = new TimeBox(60_000, POLICIES * 6_000 + 60_000);
+
 describe.skipIf(!env.run)('simulator vs kernel on random policies and traffic (property)', () => {
   it(
     `${POLICIES} random policies × ${SEQUENCES} packet sequences agree (seed ${SEED})`,
     async () => {
-      await fc.assert(
-        fc.asyncProperty(differentialPolicyArb(), fc.array(sequenceArb, { minLength: SEQUENCES, maxLength: SEQUENCES }), checkPolicy),
-        {
-          seed: SEED,
-          numRuns: POLICIES,
-          // Bounded: shrinking on the kernel is slow, so a failure reports the smallest case found within 3 min.
-          interruptAfterTimeLimit: 3 * 60_000,
-          markInterruptAsFailure: true,
-          endOnFailure: process.env.NFPROOF_NO_SHRINK === '1',
-          // NFPROOF_DIFF_PATH replays one case, as fast-check printed its path.
-          ...(process.env.NFPROOF_DIFF_PATH ? { path: process.env.NFPROOF_DIFF_PATH } : {}),
-        },
-      );
-      console.info(`differential property: ${policiesRun} policy runs, ${sequencesRun} sequences (shrinking included)`);
-      skipped.report('differential property');
-      if (SURVEY) {
-        console.info(`survey: ${survey.length} of ${sequencesRun} sequences disagree\n${survey.map((x) => `  - ${x.slice(0, 400)}`).join('\n')}`);
-        if (survey.length) throw new Error(`${survey.length} sequences disagree (see the survey above)`);
+      try {
+        await fc.assert(
+          fc.asyncProperty(differentialPolicyArb(), fc.array(sequenceArb, { minLength: SEQUENCES, maxLength: SEQUENCES }), box.wrap(checkPolicy)),
+          {
+            seed: SEED,
+            numRuns: POLICIES,
+            ...box.options,
+            endOnFailure: process.env.NFPROOF_NO_SHRINK === '1',
+            // NFPROOF_DIFF_PATH replays one case, as fast-check printed its path.
+            ...(process.env.NFPROOF_DIFF_PATH ? { path: process.env.NFPROOF_DIFF_PATH } : {}),
+          },
+        );
+      } finally {
+        console.info(`differential property: ${policiesRun} policy runs, ${sequencesRun} sequences (shrinking included)`);
+        const cut = box.summary();
+        if (cut) console.info(`differential property: ${cut}`);
+        skipped.report('differential property');
+        if (SURVEY) console.info(`survey: ${survey.length} of ${sequencesRun} sequences disagree\n${survey.map((x) => `  - ${x.slice(0, 400)}`).join('\n')}`);
       }
+      if (survey.length) throw new Error(`${survey.length} sequences disagree (see the survey above)`);
     },
-    15 * 60_000,
+    box.totalMs + 60_000,
   );
 });
-
-

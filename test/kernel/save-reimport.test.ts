@@ -10,6 +10,8 @@ import { policyArb } from '../gen/policy.js';
 import { Netns } from '../support/netns.js';
 import { harnessAvailable } from './harness/env.js';
 import { SkipLog, knownRefusal } from './harness/known.js';
+import { rebuiltPerDraw } from './harness/random-policy.js';
+import { TimeBox } from './harness/time-box.js';
 
 /**
  * The emitter check of the kernel differential issue: for random policies, what the kernel
@@ -84,19 +86,24 @@ function roundTrip(ns: Netns, flavour: 'legacy' | 'nft', policy: Policy): void {
 
 describe.skipIf(!env.run)('kernel iptables-save re-imports to the source policy (property)', () => {
   for (const flavour of ['legacy', 'nft'] as const) {
+    // A policy takes ~0.15 s (legacy) to ~0.25 s (nft) on 2 busy cores; the cap allows 1 s each and a failure 30 s
+    // of shrinking (harness/time-box.ts): a failing CI run (100 per flavour) ends within 130 s.
+    const box = new TimeBox(30_000, RUNS * 1_000 + 30_000);
     it(`${flavour}: ${RUNS} random policies (seed ${SEED})`, async () => {
       const ns = Netns.create(`ri${flavour}`);
       try {
-        // Asynchronous so that the event loop turns between runs (signals, timeouts), and bounded
-        // in time: shrinking on the kernel is slow, so a failure reports what it has after 3 min.
+        // Asynchronous so that the event loop turns between runs (signals, timeouts).
         await fc.assert(
-          fc.asyncProperty(policyArb({ expectations: false, host: false, matchKinds: MATCHES }), async (p) => roundTrip(ns, flavour, p)),
-          { seed: SEED, numRuns: RUNS, endOnFailure: process.env.NFPROOF_NO_SHRINK === '1', interruptAfterTimeLimit: 180_000, markInterruptAsFailure: true },
+          // Rebuilt per draw: one long-lived policyArb keeps ~0.5 MB per policy (random-policy.ts).
+          fc.asyncProperty(rebuiltPerDraw(() => policyArb({ expectations: false, host: false, matchKinds: MATCHES })), box.wrap(async (p) => roundTrip(ns, flavour, p))),
+          { seed: SEED, numRuns: RUNS, endOnFailure: process.env.NFPROOF_NO_SHRINK === '1', ...box.options },
         );
       } finally {
         ns.dispose();
         skipped.report(`save-reimport (${flavour})`);
+        const cut = box.summary();
+        if (cut) console.info(`save-reimport (${flavour}): ${cut}`);
       }
-    }, 300_000);
+    }, box.totalMs + 60_000);
   }
 });

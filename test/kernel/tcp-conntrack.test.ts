@@ -4,6 +4,7 @@ import { parseTrackerSysctls } from '../../src/netfilter/proto/registry.js';
 import { CtDriver, type EntryView, type Observation } from '../netfilter/proto/ct-driver.js';
 import { TCP_SCENARIOS, type TcpScenario } from '../netfilter/proto/tcp-scenarios.js';
 import { c, DEFAULT_ENDPOINTS, describeSeg, type Endpoints, s as sv, type Seg, segPacket } from '../netfilter/proto/tcp-script.js';
+import { TimeBox } from './harness/time-box.js';
 import { labAvailable, type KernelCtState, type KernelEntry, TcpLab } from './tcp-lab.js';
 
 /**
@@ -110,20 +111,32 @@ describe.skipIf(!env.run)('TCP conntrack: nfproof tracker vs the Linux kernel', 
       })),
     );
 
+  // A conversation takes ~0.45 s on 2 busy cores; the cap allows 1.5 s each and a failure 30 s of shrinking
+  // (harness/time-box.ts), so a failing CI run (40 conversations) ends within 90 s.
+  const runs = Number(process.env.NFPROOF_KERNEL_RUNS ?? 40);
+  const box = new TimeBox(30_000, runs * 1_500 + 30_000);
   it('random conversations agree with the kernel (fast-check, fixed seed)', async () => {
     let port = 50000;
-    await fc.assert(
-      fc.asyncProperty(convArb, async (sc) => {
-        const ep = { ...DEFAULT_ENDPOINTS, cport: port++ };
-        const { kernel, sim } = await play(sc, ep);
-        if (JSON.stringify(kernel) !== JSON.stringify(sim)) {
-          console.log(kernel.map((k, i) => `  ${k.seg}\n    kernel: ${k.ct} ${k.entry}\n    nfproof: ${sim[i].ct} ${sim[i].entry}`).join('\n'));
-        }
-        expect(sim).toEqual(kernel);
-      }),
-      { seed: Number(process.env.NFPROOF_SEED ?? 42), numRuns: Number(process.env.NFPROOF_KERNEL_RUNS ?? 40), endOnFailure: false },
-    );
-  }, 600_000);
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          convArb,
+          box.wrap(async (sc) => {
+            const ep = { ...DEFAULT_ENDPOINTS, cport: port++ };
+            const { kernel, sim } = await play(sc, ep);
+            if (JSON.stringify(kernel) !== JSON.stringify(sim)) {
+              console.log(kernel.map((k, i) => `  ${k.seg}\n    kernel: ${k.ct} ${k.entry}\n    nfproof: ${sim[i].ct} ${sim[i].entry}`).join('\n'));
+            }
+            expect(sim).toEqual(kernel);
+          }),
+        ),
+        { seed: Number(process.env.NFPROOF_SEED ?? 42), numRuns: runs, endOnFailure: false, ...box.options },
+      );
+    } finally {
+      const cut = box.summary();
+      if (cut) console.info(`tcp conversations: ${cut}`);
+    }
+  }, box.totalMs + 60_000);
 
   for (const [index, sc] of TCP_SCENARIOS.entries()) {
     it(sc.name, async () => {
