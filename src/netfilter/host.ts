@@ -267,18 +267,19 @@ export class Host {
   /**
    * Longest-prefix route lookup in the main table. Routes are kept sorted by preference
    * (longest prefix, lowest metric, first declared), so the first that contains the
-   * destination wins; IPv4 compares 32-bit numbers, IPv6 bigints.
+   * destination wins; IPv4 compares 32-bit numbers, IPv6 bigints. With `onDevice`, only
+   * routes by that device count (a lookup bound to an interface).
    */
-  lookup(family: Family, dst: bigint): RouteResult | undefined {
+  lookup(family: Family, dst: bigint, onDevice?: string): RouteResult | undefined {
     if (family === 'ipv4') {
       const d = Number(dst);
       for (const r of this.sorted4) {
-        if ((d & r.mask4) >>> 0 === r.net4) return this.result(r, dst);
+        if ((d & r.mask4) >>> 0 === r.net4 && (onDevice === undefined || r.device === onDevice)) return this.result(r, dst);
       }
       return undefined;
     }
     for (const r of this.sorted6) {
-      if ((dst & r.mask) === r.addr) return this.result(r, dst);
+      if ((dst & r.mask) === r.addr && (onDevice === undefined || r.device === onDevice)) return this.result(r, dst);
     }
     // IPv6 link-local destinations are reachable on-link; without an interface hint we cannot
     // know which link, so they are unroutable here (as with `ip route get fe80::1`).
@@ -328,8 +329,17 @@ export class Host {
       if (dTop === 0x7f || this.local4.has(d4)) return LOCAL_UNICAST;
     } else {
       if (isV6Multicast(src)) return MARTIAN_SRC;
-      if (device !== 'lo' && (src === V6_LOOPBACK || dst === V6_LOOPBACK)) return { kind: 'martian', reason: 'loopback address on the wire' };
+      if (device !== 'lo' && src === V6_LOOPBACK) return { kind: 'martian', reason: 'loopback address on the wire' };
       if (isV6Multicast(dst)) return this.multicastInput(family, device, dst);
+      // Loopback and link-local destinations (from outside, only DNAT makes ::1: ip6_rcv_core
+      // dropped it before PREROUTING) are looked up bound to the incoming interface
+      // (rt6_need_strict: the route's device must be it), so ::1, which lives on lo, is not
+      // local here; a route by the incoming device forwards the packet back out of it, else the
+      // sender gets "no route". IPv4 drops a loopback destination as a martian instead.
+      if (device !== 'lo' && (dst === V6_LOOPBACK || isV6LinkLocal(dst))) {
+        const route = this.lookup(family, dst, device);
+        return route ? { kind: 'forward', route } : UNREACHABLE;
+      }
       if (this.isLocal(family, dst)) return LOCAL_UNICAST;
     }
     return this.forwardTo(family, dst);
