@@ -74,7 +74,7 @@ export const ADDRTYPE_UNKNOWN = 'addrtype:no-host-model';
 export const UNKNOWN_ADDR = { ipv4: 0xc0000201n, ipv6: 0x20010db8000000000000000000000001n } as const;
 
 export type Verdict = 'local' | 'forwarded' | 'sent' | 'dropped';
-export type DropReason = 'rule' | 'policy' | 'martian' | 'unreachable' | 'ttl' | 'nat-failed' | 'unmodelled';
+export type DropReason = 'rule' | 'policy' | 'martian' | 'unreachable' | 'not-unicast' | 'ttl' | 'nat-failed' | 'unmodelled';
 
 export interface PathStep {
   readonly hook: Hook;
@@ -720,6 +720,9 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
       if (!run.hook('INPUT', st, 'src')) return dropped();
       return done('local');
     }
+    // ip_forward / ip6_forward: only a frame addressed to this host is forwarded; one that
+    // came as a link-layer broadcast or multicast is not, even when DNAT made it unicast.
+    if (st.get('pkttype') !== 0n) return done('dropped', { dropReason: 'not-unicast' });
     if (st.get('ttl') <= 1n) return done('dropped', { dropReason: 'ttl' });
     st.set('ttl', st.get('ttl') - 1n);
     st.oif = oif;

@@ -1066,9 +1066,11 @@ export class Encoder {
         stFwd.oif = d.oif;
         const ttl = this.val(stFwd, 'ttl');
         const ttlOk = this.ctx.UGE(ttl, this.lit(2, 8));
+        // Only a frame addressed to this host is forwarded (interp.ts: not-unicast).
+        const unicast = this.val(stFwd, 'pkttype').eq(this.lit(0, 2));
         stFwd.vals.set('ttl', ttl.sub(this.lit(1, 8)) as Z3BV);
         if (stop !== 'INPUT') {
-          const fwd = this.hook('FORWARD', stFwd, this.and([pre.alive, d.forward, ttlOk]), 'src', fwdBinding);
+          const fwd = this.hook('FORWARD', stFwd, this.and([pre.alive, d.forward, unicast, ttlOk]), 'src', fwdBinding);
           stFwd = fwd.st;
           const post = stop === 'FORWARD' ? fwd : this.hook('POSTROUTING', stFwd, fwd.alive, 'src', fwdBinding);
           forwarded = post.alive;
