@@ -279,7 +279,7 @@ export class FamilyEngine implements TargetHost {
     if (!this.natStage(f)) return this.dropped(f);
     if (f.pkt.dst !== dstBefore) {
       // ip_route_me_harder: the destination changed, route again.
-      const again = host.routeOutput(S.family, f.pkt.dst);
+      const again = host.rerouteOutput(S.family, f.pkt.src, f.pkt.dst, f.oif);
       if (!again) {
         f.dropReason = 'no-route';
         return this.dropped(f);

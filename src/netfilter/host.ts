@@ -413,6 +413,34 @@ export class Host {
   }
 
   /**
+   * Output routing again after OUTPUT rewrote the destination of a locally generated packet
+   * (ip_route_me_harder, ip6_route_me_harder), which routes with the packet's own source.
+   * - IPv4, a multicast or limited broadcast destination: with a source that is ours or
+   *   unicast, and no bound device, the packet leaves by the device that owns the source
+   *   address (ip_route_output_key_hash_rcu); a source we do not have is "unreachable".
+   * - IPv6, a multicast or link-local destination: the lookup is bound to the device the
+   *   packet was routed to so far. Every interface that is up has the multicast route
+   *   ff00::/8 (addrconf_add_mroute; lo has none), so multicast stays on that device.
+   * - Otherwise as routeOutput.
+   * Not modelled: the copy of a multicast (or broadcast) the sender's own host receives too
+   * when it has joined the group.
+   */
+  rerouteOutput(family: Family, src: bigint, dst: bigint, device: string): RouteResult | undefined {
+    if (family === 'ipv4') {
+      const d = Number(dst);
+      if (d !== 0xffffffff && d >>> 28 !== 0xe) return this.routeOutput(family, dst);
+      const s = Number(src);
+      // A broadcast, multicast or zero source is not kept: plain routing by destination.
+      if (s === 0 || s === 0xffffffff || s >>> 28 === 0xe || this.broadcasts4.has(s)) return this.routeOutput(family, dst);
+      const owner = s === 0x7f000001 ? 'lo' : this.locals.find((l) => l.family === 'ipv4' && l.addr === src)?.device;
+      return owner ? { device: owner, prefsrc: src } : undefined;
+    }
+    if (isV6Multicast(dst)) return device === 'lo' ? undefined : { device, prefixLen: 8 };
+    if (isV6LinkLocal(dst)) return this.lookup(family, dst, device);
+    return this.routeOutput(family, dst);
+  }
+
+  /**
    * The source address the kernel picks for packets leaving by `device` toward `nexthop`
    * (MASQUERADE takes it, and so do routes without a preferred source).
    * IPv4, inet_select_addr with universe scope: on the device, the first primary address

@@ -346,15 +346,23 @@ export function packetToJson(p: Packet): Record<string, unknown> {
     o.seq = p.tcp.seq;
     o.ack = p.tcp.ack;
     o.window = p.tcp.window;
+    if (p.tcp.mss !== undefined) o.mss = p.tcp.mss;
+    if (p.tcp.wscale !== undefined) o.wscale = p.tcp.wscale;
+    if (p.tcp.sackPerm) o.sackok = true;
   }
   if (p.icmp) {
     o.type = p.icmp.type;
     o.code = p.icmp.code;
     if (p.icmp.id !== undefined) o.id = p.icmp.id;
     if (p.icmp.seq !== undefined) o.seq = p.icmp.seq;
+    if (p.icmp.mtu !== undefined) o.mtu = p.icmp.mtu;
     if (p.icmp.inner) o.inner = packetToJson(p.icmp.inner);
   }
   o.ttl = p.ttl;
+  // Everything the reader takes back, so that a written packet reads as the same packet.
+  if (p.tos !== undefined) o.tos = p.tos;
+  if (p.ipId !== undefined) o.ipid = p.ipId;
+  if (p.fragment) o.fragment = true;
   if (p.payload.length > 0) {
     const text = new TextDecoder('utf-8', { fatal: false }).decode(p.payload);
     if (/^[\x20-\x7e\r\n\t]*$/.test(text)) o.payload = text;

@@ -278,8 +278,42 @@ const dnatToLoopback: Scenario = {
   },
 };
 
+/**
+ * A locally generated packet that nat OUTPUT sends to a multicast (or link-local) address is
+ * routed again (ip_route_me_harder, ip6_route_me_harder), and not by the routing table alone.
+ * IPv4: with a source address of ours, a multicast destination leaves by the device that owns
+ * the source (ip_route_output_key_hash_rcu), here lan although the default route is wan.
+ * IPv6: a multicast or link-local destination binds the lookup to the device the packet was
+ * routed to before the rewrite; every interface that is up has ff00::/8, so the multicast
+ * stays on wan, and fe80::1 goes where a route of that device covers it — wan's default
+ * route does, lan has none (dropped, the sender gets EPERM). Found by the differential
+ * property (seeds 1003 and 1004: the simulator routed the rewritten packets by the table).
+ */
+const localToMulticast: Scenario = {
+  name: 'nat OUTPUT to a multicast or link-local address: IPv4 leaves by the source address, IPv6 by the device routed to before',
+  host: GATEWAY,
+  rules: {
+    ipv4: restore({ nat: ['-A OUTPUT -p udp --dport 7000 -j DNAT --to-destination 239.1.2.3'] }),
+    ipv6: restore({ nat: ['-A OUTPUT -p udp --dport 7000 -j DNAT --to-destination ff0e::1234', '-A OUTPUT -p udp --dport 7001 -j DNAT --to-destination fe80::1'] }),
+  },
+  inputs: [
+    at(0, 'local', udp('192.168.18.1:5000', '198.51.100.7:7000', 'v4 mc')),
+    at(0, 'local', udp('[fd00:18::1]:5000', '[2001:db8:77::5]:7000', 'v6 mc')),
+    at(0, 'local', udp('[fd00:18::1]:5001', '[2001:db8:77::5]:7001', 'll wan')),
+    at(0, 'local', udp('[fd00:18::1]:5002', '[fd00:18::7]:7001', 'll lan')),
+  ],
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.emitted.map((e) => [e.device, e.packet.dst]))).toEqual([
+      [['eth0', A('239.1.2.3')]],
+      [['eth1', A('ff0e::1234')]],
+      [['eth1', A('fe80::1')]],
+      [],
+    ]);
+  },
+};
+
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

@@ -4,6 +4,7 @@ import type { HostModel, Interface } from '../../../src/ir/policy.js';
 import type { SimInput } from '../../../src/netfilter/api.js';
 import { routeMetric } from '../../../src/netfilter/host.js';
 import type { Packet } from '../../../src/netfilter/packet.js';
+import { packetToJson } from '../../../src/netfilter/packet-file.js';
 import { type Family, formatAddress, prefixMask } from '../../../src/util/ip.js';
 import { answer, at, icmpError, tcpFlags } from './craft.js';
 import type { InputContext, InputSpec } from './run.js';
@@ -345,31 +346,15 @@ function ftpSession(family: Family, c: Resolved, v: Resolved, s: Extract<Session
 // ------------------------------------------------------------------------------------------------
 // Printing a case so it can be replayed with `nfproof simulate --packets`
 
-const PROTO_NAMES: Record<number, string> = { [PROTO.tcp]: 'tcp', [PROTO.udp]: 'udp', [PROTO.icmp]: 'icmp', [PROTO.icmpv6]: 'icmpv6' };
-
-/** One input as a line of the simulator's JSON Lines packet format (issue 4). */
+/**
+ * One input as a line of the simulator's JSON Lines packet format (issue 4), written by the
+ * simulator's own writer, so that `nfproof simulate POLICY --packets FILE` reads it back as
+ * the same input (a quoted packet is an `inner` object there).
+ */
 export function packetLine(input: SimInput): string {
-  const p = input.packet;
-  const o: Record<string, unknown> = {
-    t: input.t,
-    iface: input.ingress.kind === 'local' ? 'local' : input.ingress.device,
-    src: formatAddress(p.family, p.src),
-    dst: formatAddress(p.family, p.dst),
-    proto: PROTO_NAMES[p.proto] ?? p.proto,
-  };
-  if (p.sport !== undefined) Object.assign(o, { sport: p.sport, dport: p.dport });
-  if (p.tcp) {
-    const letters = ['F', 'S', 'R', 'P', 'A', 'U', 'E', 'C'].filter((_, i) => p.tcp!.flags & (1 << i)).join('');
-    Object.assign(o, { flags: letters, seq: p.tcp.seq, ack: p.tcp.ack });
-  }
-  if (p.icmp) {
-    Object.assign(o, { type: p.icmp.type, code: p.icmp.code });
-    if (p.icmp.id !== undefined) Object.assign(o, { id: p.icmp.id, seq: p.icmp.seq });
-    if (p.icmp.inner) o.quoting = packetLine({ t: 0, ingress: { kind: 'local' }, packet: p.icmp.inner });
-  }
-  if (p.payload.length) o.payload = Buffer.from(p.payload).toString('latin1');
-  if (p.ttl !== 64) o.ttl = p.ttl;
-  return JSON.stringify(o);
+  const iface = input.ingress.kind === 'local' ? 'local' : input.ingress.device;
+  const owner = { ...(input.uid !== undefined ? { uid: input.uid } : {}), ...(input.gid !== undefined ? { gid: input.gid } : {}) };
+  return JSON.stringify({ t: input.t, iface, ...packetToJson(input.packet), ...owner });
 }
 
 
