@@ -82,6 +82,8 @@ export function effectiveState(
   // A non-first fragment carries no transport header to find its connection by: INVALID, as
   // the simulator treats it. (The kernel would reassemble first when conntrack is loaded.)
   if (fragment) return CT_STATE.INVALID;
+  // ICMP of the other family (ICMPv4 in IPv6, ICMPv6 in IPv4): its tracker refuses the packet.
+  if (proto === (icmpProtoNumber === 1 ? 58 : 1)) return CT_STATE.INVALID;
   const has = (set: IntervalSet, x: number) => set.some(([lo, hi]) => BigInt(x) >= lo && BigInt(x) <= hi);
   if (proto === 6 && tcpflags !== undefined) {
     if (!has(v.tcpValid, tcpflags)) return CT_STATE.INVALID;
