@@ -66,6 +66,10 @@ export class Answers {
       return;
     }
     if (!mayAnswerWithIcmp(p) || f.pkttype !== 0) return;
+    // Nor about a packet to a group or broadcast address, as it is now (a local one may have
+    // been sent there by nat OUTPUT): icmp_send looks at its route's flags, icmp6_send at the
+    // destination.
+    if (S.host.isMulticast(S.family, p.dst) || S.host.isBroadcast(S.family, p.dst)) return;
     const back = S.host.routeOutput(S.family, p.src);
     if (!back) return;
     let src: bigint | undefined;

@@ -293,14 +293,24 @@ const localToMulticast: Scenario = {
   name: 'nat OUTPUT to a multicast or link-local address: IPv4 leaves by the source address, IPv6 by the device routed to before',
   host: GATEWAY,
   rules: {
-    ipv4: restore({ nat: ['-A OUTPUT -p udp --dport 7000 -j DNAT --to-destination 239.1.2.3'] }),
-    ipv6: restore({ nat: ['-A OUTPUT -p udp --dport 7000 -j DNAT --to-destination ff0e::1234', '-A OUTPUT -p udp --dport 7001 -j DNAT --to-destination fe80::1'] }),
+    ipv4: restore({
+      nat: ['-A OUTPUT -p udp --dport 7000 -j DNAT --to-destination 239.1.2.3', '-A OUTPUT -p udp --dport 7002 -j DNAT --to-destination 239.1.2.3'],
+      filter: ['-A OUTPUT -p udp --dport 7002 -j REJECT'],
+    }),
+    ipv6: restore({
+      nat: ['-A OUTPUT -p udp --dport 7000 -j DNAT --to-destination ff0e::1234', '-A OUTPUT -p udp --dport 7001 -j DNAT --to-destination fe80::1', '-A OUTPUT -p udp --dport 7002 -j DNAT --to-destination ff0e::1234'],
+      filter: ['-A OUTPUT -p udp --dport 7002 -j REJECT'],
+    }),
   },
   inputs: [
     at(0, 'local', udp('192.168.18.1:5000', '198.51.100.7:7000', 'v4 mc')),
     at(0, 'local', udp('[fd00:18::1]:5000', '[2001:db8:77::5]:7000', 'v6 mc')),
     at(0, 'local', udp('[fd00:18::1]:5001', '[2001:db8:77::5]:7001', 'll wan')),
     at(0, 'local', udp('[fd00:18::1]:5002', '[fd00:18::7]:7001', 'll lan')),
+    // REJECT of such a packet: no ICMP error about a packet to a group (icmp_send, icmp6_send),
+    // which would come back to the sender through lo.
+    at(0, 'local', udp('192.168.18.1:5003', '198.51.100.7:7002', 'v4 rej')),
+    at(0, 'local', udp('[fd00:18::1]:5003', '[2001:db8:77::5]:7002', 'v6 rej')),
   ],
   expectKernel(run) {
     expect(run.steps.map((s) => s.emitted.map((e) => [e.device, e.packet.dst]))).toEqual([
@@ -308,7 +318,12 @@ const localToMulticast: Scenario = {
       [['eth1', A('ff0e::1234')]],
       [['eth1', A('fe80::1')]],
       [],
+      [],
+      [],
     ]);
+    expect(run.steps.flatMap((s) => s.delivered)).toEqual([]);
+    const rejects = (f: 'ipv4' | 'ipv6') => run.final.chains.find((c) => c.family === f && c.table === 'filter' && c.chain === 'OUTPUT')!.rules[0].packets;
+    expect([rejects('ipv4'), rejects('ipv6')]).toEqual([1, 1]);
   },
 };
 
