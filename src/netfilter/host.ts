@@ -337,6 +337,9 @@ export class Host {
       // local here; a route by the incoming device forwards the packet back out of it, else the
       // sender gets "no route". IPv4 drops a loopback destination as a martian instead.
       if (device !== 'lo' && (dst === V6_LOOPBACK || isV6LinkLocal(dst))) {
+        // The incoming interface's own link-local address is local: its local route is bound to
+        // that device (kernel case in test/analyze/kernel-cases.test.ts).
+        if (this.locals.some((l) => l.family === 'ipv6' && l.addr === dst && l.device === device)) return LOCAL_UNICAST;
         const route = this.lookup(family, dst, device);
         return route ? { kind: 'forward', route } : UNREACHABLE;
       }
