@@ -227,3 +227,55 @@ describe.skipIf(!env.run)('kernel-checked cases: the kernel', () => {
     });
   }
 });
+
+/**
+ * A packet from a link to the interface's own (declared) link-local address is delivered; the
+ * simulator once looked link-local destinations up bound to the incoming device before asking
+ * whether they are its own, and forwarded it back out. Kernel: a UDP datagram from a peer to
+ * fe80::100%link counts once in INPUT and never in FORWARD.
+ */
+describe('kernel-checked cases: own link-local address', () => {
+  const save = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 9
+-A FORWARD -p udp -m udp --dport 9
+COMMIT
+`;
+  const policy = fromSave(save, { family: 'ipv6', host: { interfaces: { vf0: ['fe80::100/64', '2001:db8::1/64'] } } });
+  const input: PacketInput = {
+    family: 'ipv6',
+    ingress: { kind: 'iface', device: 'vf0' },
+    fields: { saddr: 0xfe800000000000000000000000000002n, daddr: 0xfe800000000000000000000000000100n, proto: 17n, sport: 40000n, dport: 9n, length: 49n },
+    ctState: 'NEW',
+  };
+
+  it('the model and the simulator deliver it locally', () => {
+    const model = buildFamilyModel(policy, 'ipv6');
+    const out = runPacket(model, input);
+    expect(out.verdict).toBe('local');
+    expect(out.fired.map((id) => `${model.rules[id].chain}#${model.rules[id].index}`)).toEqual(['INPUT#0']);
+    const sim = createSimulator(policy, { trace: true }).process({ t: 0, ingress: { kind: 'iface', device: 'vf0' }, packet: toSimPacket(input) });
+    expect(sim.verdict).toBe('local');
+  });
+
+  it.skipIf(!env.run)('the kernel delivers it locally', async () => {
+    const hits = await withNetns(['fw', 'peer'], (fw, peer) => {
+      fw.run('ip', ['link', 'add', 'name', 'vf0', 'type', 'veth', 'peer', 'name', 'vp0']);
+      fw.run('ip', ['link', 'set', 'vp0', 'netns', peer.name]);
+      fw.run('ip', ['addr', 'add', 'fe80::100/64', 'dev', 'vf0', 'nodad']);
+      fw.run('ip', ['link', 'set', 'vf0', 'up']);
+      peer.run('ip', ['addr', 'add', 'fe80::2/64', 'dev', 'vp0', 'nodad']);
+      peer.run('ip', ['link', 'set', 'vp0', 'up']);
+      fw.run('ip6tables-legacy-restore', [], save);
+      peer.run('/usr/bin/python3', ['-c', "import socket, time\ns = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\ns.sendto(b'x', ('fe80::100%vp0', 9))\ntime.sleep(0.5)"]);
+      return fw
+        .run('ip6tables-legacy-save', ['-c', '-t', 'filter'])
+        .split('\n')
+        .filter((l) => l.startsWith('['))
+        .map((l) => `${/-A (\S+)/.exec(l)![1]} ${/^\[(\d+):/.exec(l)![1]}`);
+    });
+    expect(hits).toEqual(['INPUT 1', 'FORWARD 0']);
+  });
+});

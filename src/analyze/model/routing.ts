@@ -65,6 +65,9 @@ export class RoutingView {
   /** The simulator's own host model: the concrete interpreter asks it, so the two cannot differ. */
   readonly sim: Host;
 
+  /** Route entries in lookup order (longest prefix, lowest metric, first declared). */
+  private readonly entries: readonly { addr: bigint; len: number; device: string }[];
+
   /**
    * IPv6 with a host model: where each interface's own link-local address lies. The kernel
    * gives every interface with a hardware address (not lo) one in fe80::/64 — from its MAC
@@ -124,6 +127,7 @@ export class RoutingView {
     this.local = host ? union(this.loopback, normalize(addresses.map((a) => [a.addr, a.addr] as const))) : [];
     this.broadcast = normalize(bcast);
     entries.sort((a, b) => b.len - a.len || a.metric - b.metric || a.order - b.order);
+    this.entries = entries;
     let covered: IntervalSet = [];
     const routes: RouteRegion[] = [];
     for (const e of entries) {
@@ -194,6 +198,30 @@ export class RoutingView {
    */
   get localDelivery(): IntervalSet {
     return union(union(this.local, this.broadcast), this.multicast);
+  }
+
+  /**
+   * IPv6 loopback and link-local destinations from a device are looked up bound to it
+   * (rt6_need_strict, the simulator's Host.routeInput): the regions each of its own routes
+   * wins there, and the addresses configured on it (local to such a packet).
+   */
+  strictOn(device: string): { readonly routes: readonly IntervalSet[]; readonly own: readonly bigint[] } {
+    const max = familyMax(this.family);
+    let covered: IntervalSet = [];
+    const routes: IntervalSet[] = [];
+    for (const e of this.entries) {
+      if (e.device !== device) continue;
+      const iv = prefixToInterval({ family: this.family, addr: e.addr, len: e.len });
+      const region = subtract([iv], covered, max);
+      covered = union(covered, [iv]);
+      if (region.length) routes.push(region);
+    }
+    return { routes, own: this.addresses.filter((a) => a.device === device).map((a) => a.addr) };
+  }
+
+  /** Where strict lookups apply: ::1 and fe80::/10 (IPv6 only). */
+  get strictDestinations(): IntervalSet {
+    return this.family === 'ipv6' ? union(V6.loopback, V6.linkLocal) : [];
   }
 
   /** Can `dst` be the own link-local address of `device` (a host device other than lo)? */

@@ -1241,13 +1241,34 @@ export class Encoder {
       return { local: this.and([ok, toLocal]), forward: this.and([ok, this.not(toLocal)]), oif };
     }
     const own = this.ownLinkLocal;
-    const isLocal = this.or([castLocal, inS(dst, routing.local), ...(own ? [this.and([own.on, dst.eq(own.addr)])] : [])]);
+    const ownLL = own ? this.and([own.on, dst.eq(own.addr)]) : this.f();
+    const isLocal = this.or([castLocal, inS(dst, routing.local), ownLL]);
     let oif: Z3BV = this.ifaceIndex('');
     const routed: Z3Bool[] = [];
     for (const r of [...routing.routes].reverse()) {
       const inR = inS(dst, r.region);
       oif = this.ite(inR, this.ifaceIndex(r.device), oif);
       routed.push(inR);
+    }
+    if (fam === 'ipv6') {
+      // ::1 and link-local destinations from a device: lookups bound to it (RoutingView.strictOn).
+      const strict = this.and([notLo, inS(dst, routing.strictDestinations), this.not(castLocal)]);
+      const sLocal: Z3Bool[] = [ownLL];
+      const sRouted: Z3Bool[] = [];
+      for (const dev of routing.devices) {
+        if (dev === 'lo') continue;
+        const on = st.iif.eq(this.ifaceIndex(dev));
+        const { routes, own: mine } = routing.strictOn(dev);
+        sLocal.push(this.and([on, this.or(mine.map((a) => dst.eq(this.lit(a, bits))))]));
+        sRouted.push(this.and([on, this.or(routes.map((r) => inS(dst, r)))]));
+      }
+      const strictLocal = this.or(sLocal);
+      const either = (c: Z3Bool, a: Z3Bool, b: Z3Bool) => this.or([this.and([c, a]), this.and([this.not(c), b])]);
+      return {
+        local: this.and([sane, either(strict, strictLocal, isLocal)]),
+        forward: this.and([sane, either(strict, this.and([this.not(strictLocal), this.or(sRouted)]), this.and([this.not(isLocal), this.or(routed)]))]),
+        oif: this.ite(strict, st.iif, oif),
+      };
     }
     return { local: this.and([sane, isLocal]), forward: this.and([sane, this.not(isLocal), this.or(routed)]), oif };
   }
