@@ -226,7 +226,7 @@ function deadRuleFinding(
     const witness = isolationWitness(model, prepass, r);
     return finding({
       kind: 'redundant',
-      message: `rule is redundant: the kernel drops every packet it matches before ${chainLabel(chain)}: ${martian.what} is a martian (ip_route_input)${martian.loToo ? `, and none of its packets from lo reaches the chain${entryNote(chain)}` : ''}`,
+      message: `rule is redundant: the kernel drops every packet it matches before ${chainLabel(chain)}: ${martian.what} is a martian (${model.family === 'ipv4' ? 'ip_route_input' : 'ip6_rcv_core'})${martian.loToo ? `, and none of its packets from lo reaches the chain${entryNote(chain)}` : ''}`,
       rule: ref(r.id),
       related: [],
       ...(witness ? { witness } : {}),
