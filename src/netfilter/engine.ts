@@ -240,7 +240,9 @@ export class FamilyEngine implements TargetHost {
 
   private postrouting(f: Frame, verdict: SimVerdict): PathResult {
     enter(f, 'POSTROUTING');
-    f.iif = '';
+    // ip_output / ip6_output hand the hook the packet's device so far as its input device: a
+    // forwarded packet keeps the one it came in by (rules in user chains can test it), a local
+    // one has none (checked on the kernel: test/kernel/hook-devices.test.ts).
     if (!this.table(f, 'mangle')) return this.dropped(f);
     if (!this.natStage(f)) return this.dropped(f);
     if (!this.confirm(f)) return this.dropped(f);
