@@ -5,7 +5,7 @@ import { normalizePacket } from '../../src/netfilter/wire.js';
 import { PortMap, compareCounters, compareEntries, compareStep, inputForKernel } from './harness/compare.js';
 import { addr, at, tcp } from './harness/craft.js';
 import { parseConntrackLine, parseSave } from './harness/observe.js';
-import type { KernelStep } from './harness/run.js';
+import { type KernelStep, carriedOnWith } from './harness/run.js';
 
 /**
  * The comparison logic on made-up outcomes (no kernel needed): what counts as agreement, how
@@ -55,6 +55,30 @@ describe('compareStep', () => {
     const kept = compareStep(0, outcome({ egress: { device: 'eth1', packet: { ...natted, sport: 120 } } }), kstep({ emitted: [{ device: 'eth1', packet: kernelOut, checksumOk: true, notes: [] }] }), map2);
     expect(kept).toHaveLength(1);
     expect(kept[0].detail).toContain('sport: sim 120, kernel 61001');
+  });
+
+  it('learns a random SNAT port of a local packet that loops back through lo', () => {
+    // Seed 1002 of the differential property: a local SYN to our own address, SNATed with
+    // --random-fully in POSTROUTING, comes back in by lo with a port each side drew itself.
+    const local = at(0, 'local', tcp('192.168.18.1:2000', '192.168.18.1:22', 'S', { seq: 5 }));
+    const simBack = { ...local.packet, src: addr('192.168.20.1').value, sport: 22309 };
+    const kernelBack = normalizePacket({ ...simBack, sport: 38579 });
+    const map = new PortMap();
+    const sim: SimOutcome = { input: local, verdict: 'sent', egress: { device: 'lo', packet: simBack }, responses: [], ctState: 'NEW', trace: [] };
+    const ds = compareStep(0, sim, { input: local, emitted: [], delivered: [{ packet: kernelBack, indev: 'lo' }], other: [] }, map);
+    expect(ds).toEqual([]);
+    expect(map.port('toKernel', 'ipv4', syn.proto, addr('192.168.20.1').value, 22309)).toBe(38579);
+  });
+});
+
+describe('carriedOnWith', () => {
+  it('does not take the ICMP error a REJECT delivers back to a local sender for the packet itself', () => {
+    // Seed 1001: a reply was built from that error and had no ports at all.
+    const local = at(0, 'local', tcp('192.168.18.1:40000', '198.51.100.8:80', 'S', { seq: 5 }));
+    const error = normalizePacket({ family: 'ipv4', src: addr('192.168.18.1').value, dst: addr('192.168.18.1').value, proto: 1, ttl: 64, icmp: { type: 3, code: 13, inner: local.packet }, payload: new Uint8Array(0) });
+    expect(carriedOnWith({ input: local, emitted: [], delivered: [{ packet: error, indev: 'lo' }], other: [] })).toBeUndefined();
+    const self = { ...local.packet, dst: addr('192.168.18.1').value };
+    expect(carriedOnWith({ input: { ...local, packet: self }, emitted: [], delivered: [{ packet: normalizePacket(self), indev: 'lo' }], other: [] })?.device).toBe('local');
   });
 });
 

@@ -204,6 +204,10 @@ export function compareStep(index: number, sim: SimOutcome, k: KernelStep, map: 
   if (sim.verdict === 'local' && sim.delivered) {
     for (const d of k.delivered) learnBinding(sim.input.packet, normalizePacket(sim.delivered), d.packet, map);
   }
+  // A local packet that loops back through lo (SNAT with a random port on its way to ourselves).
+  if (simLoopback) {
+    for (const d of k.delivered) if (d.indev === 'lo') learnBinding(sim.input.packet, normalizePacket(simLoopback), d.packet, map);
+  }
 
   const kernelSent = k.emitted.map((e) => ({ device: e.device, packet: map.packet('toSim', e.packet), checksumOk: e.checksumOk }));
   const unmatched = [...kernelSent];

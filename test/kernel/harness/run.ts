@@ -91,7 +91,9 @@ export function carriedOnWith(step: KernelStep): { packet: Packet; device: strin
         : Buffer.compare(Buffer.from(q.payload), Buffer.from(p.payload)) === 0);
   const fwd = step.emitted.find((e) => same(e.packet));
   if (fwd) return { packet: fwd.packet, device: fwd.device };
-  const d = step.delivered[0];
+  // Delivered locally, it must be the input too: a REJECT of a local packet delivers the
+  // host's own ICMP error through lo, which carries nothing on.
+  const d = step.delivered.find((x) => same(x.packet));
   return d ? { packet: d.packet, device: 'local' } : undefined;
 }
 
