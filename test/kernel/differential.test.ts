@@ -162,10 +162,10 @@ async function checkPolicy(source: Policy, sequences: readonly (readonly Session
 
 /**
  * Time: about 2.5 s per policy (10 sequences) on 2 busy cores. The hard cap allows 6 s per
- * policy; a failure gets 60 s of shrinking on top (harness/time-box.ts), so a failing CI run
+ * policy; a failure gets 45 s of shrinking on top (harness/time-box.ts), so a failing CI run
  * (30 policies) ends within 4 min.
  */
-const box = new TimeBox(60_000, POLICIES * 6_000 + 60_000);
+const box = new TimeBox(45_000, POLICIES * 6_000 + 45_000);
 
 describe.skipIf(!env.run)('simulator vs kernel on random policies and traffic (property)', () => {
   it(
