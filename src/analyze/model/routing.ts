@@ -1,5 +1,5 @@
 import type { HostModel } from '../../ir/policy.js';
-import { Host } from '../../netfilter/host.js';
+import { Host, routeMetric } from '../../netfilter/host.js';
 import { type IntervalSet, contains, intersect, normalize, subtract, union } from '../../util/intervals.js';
 import { type Family, familyMax, prefixMask, prefixToInterval } from '../../util/ip.js';
 
@@ -118,7 +118,8 @@ export class RoutingView {
         len: r.dest.len,
         ...(r.via !== undefined ? { via: r.via } : {}),
         device: r.device,
-        metric: r.metric ?? (family === 'ipv4' ? 0 : 1024),
+        // As the simulator's Host: IPv6 turns metric 0 into 1024 (ip6_route_info_create).
+        metric: routeMetric(family, r.metric),
         order: o,
       });
     }
