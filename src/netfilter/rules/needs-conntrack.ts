@@ -7,7 +7,9 @@ import { matchConstraint, targetEffect } from '../../kinds/index.js';
  * Whether the kernel tracks connections for a family at all. Since Linux 4.x conntrack's hooks
  * are registered in a network namespace only when something asks for them (nf_ct_netns_get):
  * the iptables extensions that look at or change connections (state, conntrack, connmark,
- * connbytes, connlimit, helper, the CT/NOTRACK targets, every NAT target…). A nat table with
+ * connbytes, connlimit, helper, the CT target with a template, every NAT target…). `CT
+ * --notrack` and `NOTRACK` do not ask (xt_ct_tg_check skips nf_ct_netns_get for them): alone
+ * they track nothing, and the packet they mark would not be tracked anyway. A nat table with
  * no NAT rule, a filter table with plain header matches: no connection is ever tracked, no
  * entry appears in `conntrack -L`, every packet carries no conntrack.
  * (Checked on the kernel: an empty nat table, `-A POSTROUTING -j ACCEPT` or `-m mark` leave
@@ -19,7 +21,7 @@ const CT_FIELDS = new Set(['ctstate', 'ctstatus', 'ctmark', 'ctdir', 'ctproto', 
 
 /** iptables match modules and targets that take a conntrack reference (xt_*.c checkentry). */
 const CT_MATCH_MODULES = new Set(['state', 'conntrack', 'connmark', 'connbytes', 'connlabel', 'connlimit', 'helper', 'cluster', 'ipvs']);
-const CT_TARGETS = new Set(['CT', 'NOTRACK', 'CONNMARK', 'CONNSECMARK', 'SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT', 'NETMAP', 'CLUSTERIP', 'SYNPROXY']);
+const CT_TARGETS = new Set(['CT', 'CONNMARK', 'CONNSECMARK', 'SNAT', 'DNAT', 'MASQUERADE', 'REDIRECT', 'NETMAP', 'CLUSTERIP', 'SYNPROXY']);
 
 function constraintUsesCt(c: Constraint): boolean {
   switch (c.op) {
@@ -39,7 +41,6 @@ function constraintUsesCt(c: Constraint): boolean {
 
 function sideEffectUsesCt(e: SideEffect): boolean {
   switch (e.type) {
-    case 'notrack':
     case 'ct-template':
       return true;
     case 'xmark':
