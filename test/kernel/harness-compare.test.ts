@@ -67,7 +67,21 @@ describe('compareStep', () => {
     const sim: SimOutcome = { input: local, verdict: 'sent', egress: { device: 'lo', packet: simBack }, responses: [], ctState: 'NEW', trace: [] };
     const ds = compareStep(0, sim, { input: local, emitted: [], delivered: [{ packet: kernelBack, indev: 'lo' }], other: [] }, map);
     expect(ds).toEqual([]);
-    expect(map.port('toKernel', 'ipv4', syn.proto, addr('192.168.20.1').value, 22309)).toBe(38579);
+    expect(map.port('toKernel', 'ipv4', syn.proto, addr('192.168.20.1').value, 22309, addr('192.168.18.1').value, 22)).toBe(38579);
+  });
+
+  it('keeps bindings per connection: one simulator port may be two kernel ports toward different far ends', () => {
+    // Seed 1006: two connections SNATed to one address and port range; the simulator drew the
+    // same port for both, the kernel two different ones.
+    const map = new PortMap();
+    const toServer = (dport: number) => ({ ...natted, dport });
+    for (const [dport, kernelPort] of [[30, 61001], [31, 61002]] as const) {
+      const sim = outcome({ input: at(0, 'eth0', { ...syn, dport }), egress: { device: 'eth1', packet: { ...toServer(dport), sport: 1024 } } });
+      const k = kstep({ emitted: [{ device: 'eth1', packet: normalizePacket({ ...toServer(dport), sport: kernelPort }), checksumOk: true, notes: [] }] });
+      expect(compareStep(0, sim, k, map)).toEqual([]);
+    }
+    const reply = (sport: number) => at(0, 'eth1', tcp(`202.10.10.1:${sport}`, '192.168.20.1:1024', 'SA', { seq: 1, ack: 1001 }));
+    expect([inputForKernel(reply(30), map).packet.dport, inputForKernel(reply(31), map).packet.dport]).toEqual([61001, 61002]);
   });
 });
 

@@ -34,14 +34,22 @@ export class PortMap {
   private readonly toKernelMap = new Map<string, number>();
   private readonly toSimMap = new Map<string, number>();
 
-  private static key(family: Family, proto: number, addr: bigint, port: number): string {
-    return `${family}|${proto}|${addr}|${port}`;
+  /**
+   * A binding is one connection's: the translated address and port, and the far end it talks
+   * to. Two connections may share a translated port toward different far ends, and each side
+   * picks its ports on its own, so one simulator port can stand for different kernel ports.
+   */
+  private static key(family: Family, proto: number, addr: bigint, port: number, peer: bigint, peerPort: number | undefined): string {
+    return `${family}|${proto}|${addr}|${port}|${peer}|${peerPort ?? ''}`;
   }
 
-  /** Records that the simulator's `simPort` is the kernel's `kernelPort` on (addr, proto); false on a conflict. */
-  learn(family: Family, proto: number, addr: bigint, simPort: number, kernelPort: number): boolean {
-    const ks = PortMap.key(family, proto, addr, simPort);
-    const kk = PortMap.key(family, proto, addr, kernelPort);
+  /**
+   * Records that, toward `peer`:`peerPort`, the simulator's `simPort` on `addr` is the kernel's
+   * `kernelPort`; false on a conflict with what was learned before.
+   */
+  learn(family: Family, proto: number, addr: bigint, simPort: number, kernelPort: number, peer: bigint, peerPort: number | undefined): boolean {
+    const ks = PortMap.key(family, proto, addr, simPort, peer, peerPort);
+    const kk = PortMap.key(family, proto, addr, kernelPort, peer, peerPort);
     const knownK = this.toKernelMap.get(ks);
     const knownS = this.toSimMap.get(kk);
     if (knownK !== undefined || knownS !== undefined) return knownK === kernelPort && knownS === simPort;
@@ -54,24 +62,25 @@ export class PortMap {
     return this.toKernelMap.size;
   }
 
-  port(dir: 'toKernel' | 'toSim', family: Family, proto: number, addr: bigint, port: number | undefined): number | undefined {
+  /** The other side's number for `port` on `addr` toward `peer`:`peerPort` (unchanged when nothing was learned). */
+  port(dir: 'toKernel' | 'toSim', family: Family, proto: number, addr: bigint, port: number | undefined, peer: bigint, peerPort: number | undefined): number | undefined {
     if (port === undefined) return undefined;
     const m = dir === 'toKernel' ? this.toKernelMap : this.toSimMap;
-    return m.get(PortMap.key(family, proto, addr, port)) ?? port;
+    return m.get(PortMap.key(family, proto, addr, port, peer, peerPort)) ?? port;
   }
 
   /** A packet with both endpoints (and a quoted packet's) mapped. */
   packet(dir: 'toKernel' | 'toSim', p: Packet): Packet {
     if (this.size === 0) return p;
     const out: Packet = { ...p };
-    if (p.sport !== undefined) out.sport = this.port(dir, p.family, p.proto, p.src, p.sport);
-    if (p.dport !== undefined) out.dport = this.port(dir, p.family, p.proto, p.dst, p.dport);
+    if (p.sport !== undefined) out.sport = this.port(dir, p.family, p.proto, p.src, p.sport, p.dst, p.dport);
+    if (p.dport !== undefined) out.dport = this.port(dir, p.family, p.proto, p.dst, p.dport, p.src, p.sport);
     if (p.icmp) {
       out.icmp = { ...p.icmp };
-      // An echo's id plays the port's role on both ends of the binding.
+      // An echo's id plays the port's role on both ends of the binding (no far-end port).
       if (p.icmp.id !== undefined) {
-        const viaSrc = this.port(dir, p.family, p.proto, p.src, p.icmp.id);
-        out.icmp.id = viaSrc !== p.icmp.id ? viaSrc : this.port(dir, p.family, p.proto, p.dst, p.icmp.id);
+        const viaSrc = this.port(dir, p.family, p.proto, p.src, p.icmp.id, p.dst, undefined);
+        out.icmp.id = viaSrc !== p.icmp.id ? viaSrc : this.port(dir, p.family, p.proto, p.dst, p.icmp.id, p.src, undefined);
       }
       if (p.icmp.inner) out.icmp.inner = this.packet(dir, p.icmp.inner);
     }
@@ -80,13 +89,12 @@ export class PortMap {
 
   tuple(dir: 'toKernel' | 'toSim', family: Family, t: CtTuple): CtTuple {
     if (this.size === 0) return t;
+    const id = (addr: bigint, peer: bigint) => this.port(dir, family, t.proto, addr, t.icmpId, peer, undefined);
     return {
       ...t,
-      ...(t.sport !== undefined ? { sport: this.port(dir, family, t.proto, t.src, t.sport) } : {}),
-      ...(t.dport !== undefined ? { dport: this.port(dir, family, t.proto, t.dst, t.dport) } : {}),
-      ...(t.icmpId !== undefined
-        ? { icmpId: this.port(dir, family, t.proto, t.src, t.icmpId) !== t.icmpId ? this.port(dir, family, t.proto, t.src, t.icmpId) : this.port(dir, family, t.proto, t.dst, t.icmpId) }
-        : {}),
+      ...(t.sport !== undefined ? { sport: this.port(dir, family, t.proto, t.src, t.sport, t.dst, t.dport) } : {}),
+      ...(t.dport !== undefined ? { dport: this.port(dir, family, t.proto, t.dst, t.dport, t.src, t.sport) } : {}),
+      ...(t.icmpId !== undefined ? { icmpId: id(t.src, t.dst) !== t.icmpId ? id(t.src, t.dst) : id(t.dst, t.src) } : {}),
     };
   }
 }
@@ -266,12 +274,12 @@ function comparePlain(what: string, sim: readonly Packet[], kernel: readonly Pac
 function learnBinding(input: Packet, sim: Packet, kernel: Packet, map: PortMap): void {
   if (sim.family !== kernel.family || sim.proto !== kernel.proto || sim.src !== kernel.src || sim.dst !== kernel.dst) return;
   if (sim.sport !== undefined && kernel.sport !== undefined && sim.sport !== kernel.sport && sim.sport !== input.sport && kernel.sport !== input.sport) {
-    map.learn(sim.family, sim.proto, sim.src, sim.sport, kernel.sport);
+    map.learn(sim.family, sim.proto, sim.src, sim.sport, kernel.sport, sim.dst, sim.dport);
   }
   const si = sim.icmp?.id;
   const ki = kernel.icmp?.id;
   if (si !== undefined && ki !== undefined && si !== ki && si !== input.icmp?.id && ki !== input.icmp?.id) {
-    map.learn(sim.family, sim.proto, sim.src, si, ki);
+    map.learn(sim.family, sim.proto, sim.src, si, ki, sim.dst, undefined);
   }
 }
 

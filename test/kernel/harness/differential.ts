@@ -3,6 +3,7 @@ import type { ChainCounters, CtEntrySnapshot, SimInput, SimOutcome } from '../..
 import type { Family } from '../../../src/util/ip.js';
 import { type Disagreement, PortMap, compareCounters, compareEntries, compareStep, formatDisagreements, inputForKernel } from './compare.js';
 import { type InputContext, type InputSpec, carriedOn, carriedOnWith, checkSpan, describeEvent, firstTime, type KernelFinal, type KernelStep, resolveInput, snapshot, stepOnKernel, waitUntilDue } from './run.js';
+import { formatPacket } from './format.js';
 import type { Topology } from './topology.js';
 
 /**
@@ -69,20 +70,29 @@ export async function differential(topo: Topology, sim: SimulatorLike, specs: re
   };
   const t0 = firstTime(specs);
   const start = performance.now();
+  // NFPROOF_DEBUG_STEPS: each input, what the simulator made of it and what the kernel sent.
+  const debug = !!process.env.NFPROOF_DEBUG_STEPS;
   for (const [i, spec] of specs.entries()) {
     const input = resolveInput(spec, ctx);
     const local = input.ingress.kind === 'local';
     if (local && ((input.uid ?? 0) !== 0 || (input.gid ?? 0) !== 0)) {
       throw new Error(`packet ${i + 1}: the harness sends locally generated packets from a root socket; uid/gid other than 0 cannot be reproduced`);
     }
-    if (process.env.NFPROOF_DEBUG_STEPS) console.info(`    step ${i + 1}: ${JSON.stringify(input, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : v))}`);
+    if (debug) console.info(`    step ${i + 1}: ${formatPacket(input.packet)} in ${input.ingress.kind === 'local' ? 'local' : input.ingress.device}`);
     const outcome = sim.process(input);
-    if (process.env.NFPROOF_DEBUG_STEPS) console.info(`    step ${i + 1} simulated: ${outcome.verdict}`);
+    if (debug) {
+      const out = [outcome.egress && `${outcome.egress.device}: ${formatPacket(outcome.egress.packet)}`, outcome.delivered && `local: ${formatPacket(outcome.delivered)}`];
+      console.info(`      simulator ${outcome.verdict}${out.filter(Boolean).map((x) => `; ${x}`).join('')}`);
+    }
     // The simulator completes what the author left out (seq/ack, a local source address): the
     // kernel gets the completed packet.
     const sent = outcome.input ?? input;
     await waitUntilDue(sent, t0, start);
     const step = await stepOnKernel(topo, inputForKernel(sent, map));
+    if (debug) {
+      const seen = [...step.emitted.map((e) => `${e.device}: ${formatPacket(e.packet)}`), ...step.delivered.map((d) => `local (in ${d.indev ?? '?'}): ${formatPacket(d.packet)}`)];
+      console.info(`      kernel ${seen.length ? seen.join('; ') : 'nothing'}${step.sendError ? ` (${step.sendError})` : ''}`);
+    }
     outcomes.push(outcome);
     steps.push(step);
     disagreements.push(...compareStep(i, outcome, { ...step, input: sent }, map));
