@@ -70,6 +70,19 @@ describe('compareStep', () => {
     expect(map.port('toKernel', 'ipv4', syn.proto, addr('192.168.20.1').value, 22309, addr('192.168.18.1').value, 22)).toBe(38579);
   });
 
+  it('translates a connection started again with the same endpoints afresh (SYN into a TIME_WAIT entry)', () => {
+    // Seed 1010: the reopened connection drew a new random port on each side.
+    const map = new PortMap();
+    for (const kernelPort of [61001, 61005]) {
+      const sim = outcome({ egress: { device: 'eth1', packet: { ...natted, sport: 1024 } } });
+      const k = kstep({ emitted: [{ device: 'eth1', packet: normalizePacket({ ...natted, sport: kernelPort }), checksumOk: true, notes: [] }] });
+      expect(compareStep(0, sim, k, map)).toEqual([]);
+    }
+    const reply = at(0, 'eth1', tcp('202.10.10.1:30', '192.168.20.1:1024', 'SA', { seq: 1, ack: 1001 }));
+    expect(inputForKernel(reply, map).packet.dport).toBe(61005);
+    expect(map.size).toBe(1);
+  });
+
   it('keeps bindings per connection: one simulator port may be two kernel ports toward different far ends', () => {
     // Seed 1006: two connections SNATed to one address and port range; the simulator drew the
     // same port for both, the kernel two different ones.

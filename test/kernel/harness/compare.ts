@@ -44,18 +44,20 @@ export class PortMap {
   }
 
   /**
-   * Records that, toward `peer`:`peerPort`, the simulator's `simPort` on `addr` is the kernel's
-   * `kernelPort`; false on a conflict with what was learned before.
+   * Records that, toward `peer`:`peerPort`, the simulator's `simPort` on `addr` is now the
+   * kernel's `kernelPort`. The latest observation wins: a connection that ends and starts again
+   * with the same endpoints (a SYN reopening a TIME_WAIT entry) is translated afresh, by both
+   * sides, so an earlier binding of either port toward that far end is replaced.
    */
-  learn(family: Family, proto: number, addr: bigint, simPort: number, kernelPort: number, peer: bigint, peerPort: number | undefined): boolean {
+  learn(family: Family, proto: number, addr: bigint, simPort: number, kernelPort: number, peer: bigint, peerPort: number | undefined): void {
     const ks = PortMap.key(family, proto, addr, simPort, peer, peerPort);
     const kk = PortMap.key(family, proto, addr, kernelPort, peer, peerPort);
-    const knownK = this.toKernelMap.get(ks);
-    const knownS = this.toSimMap.get(kk);
-    if (knownK !== undefined || knownS !== undefined) return knownK === kernelPort && knownS === simPort;
+    const oldKernel = this.toKernelMap.get(ks);
+    if (oldKernel !== undefined) this.toSimMap.delete(PortMap.key(family, proto, addr, oldKernel, peer, peerPort));
+    const oldSim = this.toSimMap.get(kk);
+    if (oldSim !== undefined) this.toKernelMap.delete(PortMap.key(family, proto, addr, oldSim, peer, peerPort));
     this.toKernelMap.set(ks, kernelPort);
     this.toSimMap.set(kk, simPort);
-    return true;
   }
 
   get size(): number {
