@@ -1,7 +1,7 @@
-import { type IntervalSet, intersect } from '../../util/intervals.js';
 import type { Alignment } from './align.js';
-import { type Box, type Space, type Term, addHoles, holesList, materialize, narrow, setsOverlap, term } from './space.js';
-import { type Step, type Val, sameVal, trailSteps } from './sym.js';
+import { type Box, type Space, type Term, addHoles, holesList, materialize, narrow, term } from './space.js';
+import { equalParts } from './equal.js';
+import { type Step, type Val, trailSteps, valKey as symValKey } from './sym.js';
 import type { Leaf, SideOutcome } from './walk.js';
 
 /**
@@ -78,7 +78,7 @@ export function compareTagged(space: Space, la: readonly Leaf[], lb: readonly Le
 const delivered = (o: SideOutcome) => o.verdict !== 'dropped';
 
 function valKey(v: Val | undefined): string {
-  return v === undefined ? '-' : v.k === 'const' ? `c${v.v}` : `s${v.slot}${v.off ? `+${v.off}` : ''}`;
+  return v === undefined ? '-' : symValKey(v);
 }
 
 /** Everything about an outcome the comparison looks at, as a key (equal keys: no difference). */
@@ -89,31 +89,8 @@ export function outcomeKey(l: Leaf): string {
   return `${o.verdict} ${valKey(o.egress)} ${valKey(f.saddr)} ${valKey(f.daddr)} ${valKey(f.sport)} ${valKey(f.dport)}`;
 }
 
-/** Splits a box by whether two values are equal; two slots are compared through a relation slot. */
-export function splitEqual(space: Space, box: Box, a: Val, b: Val): { eq: Box[]; ne: Box[] } {
-  if (sameVal(a, b)) return { eq: [box], ne: [] };
-  if (a.k === 'const' && b.k === 'const') return a.v === b.v ? { eq: [box], ne: [] } : { eq: [], ne: [box] };
-  if (a.k === 'const') [a, b] = [b, a];
-  if (a.k !== 'slot') return { eq: [], ne: [box] };
-  if (b.k === 'const') {
-    const s = space.split(box, a.slot, [[b.v - a.off, b.v - a.off]]);
-    return { eq: s.yes, ne: s.no };
-  }
-  const sa = shifted(space.values(box, a.slot), a.off);
-  const sb = shifted(space.values(box, b.slot), b.off);
-  if (!setsOverlap(sa, sb)) return { eq: [], ne: [box] };
-  const one = (s: IntervalSet) => s.length === 1 && s[0][0] === s[0][1];
-  if (one(sa) && one(sb)) return { eq: [box], ne: [] };
-  if (a.off !== 0n || b.off !== 0n || intersect(sa, sb).length === 0) return { eq: [], ne: [box] };
-  const [x, y] = a.slot < b.slot ? [a.slot, b.slot] : [b.slot, a.slot];
-  const rel = space.extra({ kind: 'relation', key: `slot${x} = slot${y}`, a: x, b: y });
-  const s = space.split(box, rel, [[1n, 1n]]);
-  return { eq: s.yes, ne: s.no };
-}
-
-function shifted(set: IntervalSet, off: bigint): IntervalSet {
-  return off === 0n ? set : set.map(([lo, hi]) => [lo + off, hi + off] as const);
-}
+/** Splits a box by whether two values are equal (equal.ts). */
+export const splitEqual = equalParts;
 
 /** The parts of `box` where two outcomes differ, by kind. */
 export function differences(space: Space, box: Box, a: SideOutcome, b: SideOutcome): { box: Box; kind: DiffKind }[] {

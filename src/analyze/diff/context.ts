@@ -5,6 +5,7 @@ import { type FamilyModel, type ModelRule, buildFamilyModel, ifacePatterns } fro
 import { type IfacePattern, IfaceDomain } from '../model/ifaces.js';
 import { type Alignment, align, isStatefulOpaque, stripInstance } from './align.js';
 import type { SideNames } from './point.js';
+import { type ConnectionDomain, connectionDomain } from './connections.js';
 import { Matcher } from './region.js';
 import { Space } from './space.js';
 import { SideWalker, type WalkLimits } from './walk.js';
@@ -27,6 +28,8 @@ export interface DiffContext {
   readonly a: Side;
   readonly b: Side;
   readonly alignment: Alignment;
+  /** The connections existing packets belong to (made by one of the two rulesets). */
+  readonly connections: ConnectionDomain;
 }
 
 export const DEFAULT_LIMITS: WalkLimits = { maxPieces: 400_000 };
@@ -75,5 +78,5 @@ export function buildContext(
   const policies = new Set(alignment.policyChanged.map((c) => `${c.table}/${c.name}`));
   a.walker.setChanges({ changed: new Set(alignment.changedA.map((r) => r.id)), gaps: alignment.gapsA, policies, otherHull: (r) => b.walker.hullOf(r) });
   b.walker.setChanges({ changed: new Set(alignment.changedB.map((r) => r.id)), gaps: alignment.gapsB, policies, otherHull: (r) => a.walker.hullOf(r) });
-  return { family, space, a, b, alignment };
+  return { family, space, a, b, alignment, connections: connectionDomain([ma, mb]) };
 }

@@ -1,4 +1,5 @@
-import { CT_STATE, type NumericField, PROTO, TCP_FLAG } from '../../ir/fields.js';
+import { CT_HELPER, CT_STATE, CT_STATUS, type NumericField, PROTO, TCP_FLAG } from '../../ir/fields.js';
+import { ADDRTYPE } from '../../kinds/match/addrtype.js';
 import { protoName } from '../../kinds/match/proto.js';
 import { type IntervalSet, complement, size, subtract, union } from '../../util/intervals.js';
 import { type Family, formatAddress, familyMax, intervalToPrefixes } from '../../util/ip.js';
@@ -20,6 +21,8 @@ import { type Box, type Space, classPinned, type PacketClass } from './space.js'
  */
 export interface CubeNames {
   readonly dontCare?: Partial<Record<'saddr' | 'daddr', IntervalSet>>;
+  /** Sets that say nothing for these fields (every connection the rulesets can make): not printed. */
+  readonly uninformative?: Partial<Record<NumericField, IntervalSet>>;
   readonly daddr?: readonly { readonly set: IntervalSet; readonly text: string }[];
   readonly flags?: readonly { readonly set: IntervalSet; readonly text: string }[];
 }
@@ -132,6 +135,8 @@ export function cubeText(
     const s = box[slot];
     if (!s || isFull(space, slot, s)) return undefined;
     if (cls && classPinned(space, cls, slot, s)) return undefined;
+    const plain = slot < FIELDS.length ? names.uninformative?.[FIELDS[slot]] : undefined;
+    if (plain && sameSet(withoutAbsent(s, absentValue(FIELDS[slot], fam)), withoutAbsent(plain, absentValue(FIELDS[slot], fam)))) return undefined;
     return s;
   };
   // Protocol first, as flows read.
@@ -195,6 +200,18 @@ export function cubeText(
         if (real.length === 1 && real[0][0] === 2n && real[0][1] === 255n) break;
         put(f, setText(numItems(real), numItems(complement(real, 255n)), 'ttl'));
         break;
+      case 'srctype':
+      case 'dsttype':
+        put(f, addrTypeText(real, f === 'srctype' ? 'saddr type' : 'daddr type'));
+        break;
+      case 'ctstatus':
+        put(f, statusText(real));
+        break;
+      case 'cthelper': {
+        const byId = new Map(Object.entries(CT_HELPER).map(([n, id]) => [BigInt(id), n]));
+        put(f, setText(real.flatMap(([lo, hi]) => Array.from({ length: Number(hi - lo + 1n) }, (_, i) => `"${byId.get(lo + BigInt(i)) ?? lo + BigInt(i)}"`)), undefined, 'ct helper'));
+        break;
+      }
       case 'icmptype':
         put('type', setText(numItems(real), numItems(complement(real, 255n)), proto && proto[0][0] === BigInt(PROTO.icmpv6) ? 'icmpv6 type' : 'type'));
         break;
@@ -253,4 +270,42 @@ function fillGaps(set: IntervalSet, care: IntervalSet): IntervalSet {
     else out.push([lo, hi]);
   }
   return out;
+}
+
+function sameSet(a: IntervalSet, b: IntervalSet): boolean {
+  return a.length === b.length && a.every(([lo, hi], i) => lo === b[i][0] && hi === b[i][1]);
+}
+
+function withoutAbsent(set: IntervalSet, abs: bigint): IntervalSet {
+  return subtract(set, [[abs, abs]], abs);
+}
+
+/** Address types by name: the types whose bit value lies in the set (`daddr type { local, broadcast }`). */
+function addrTypeText(set: IntervalSet, word: string): string {
+  const all = Object.entries(ADDRTYPE) as [string, number][];
+  const has = (bit: number) => set.some(([lo, hi]) => BigInt(bit) >= lo && BigInt(bit) <= hi);
+  const yes = all.filter(([, bit]) => has(bit)).map(([n]) => n.toLowerCase());
+  const no = all.filter(([, bit]) => !has(bit)).map(([n]) => n.toLowerCase());
+  return setText(yes, no, word);
+}
+
+/**
+ * ct status as the bits it insists on (`ct status seen-reply`, any of them set as iptables
+ * reads it; `ct status != assured`, none set) when the set is exactly that, else the values.
+ */
+function statusText(set: IntervalSet): string {
+  const values: bigint[] = [];
+  for (const [lo, hi] of set) for (let v = lo; v <= hi && values.length <= 2048; v++) values.push(v);
+  const width = 0x3ffn;
+  let fixed = width;
+  for (const v of values) fixed &= ~(v ^ values[0]) & width;
+  const free = (width & ~fixed).toString(2).replace(/0/g, '').length;
+  const names = (bits: bigint) => (Object.entries(CT_STATUS) as [string, number][]).filter(([, b]) => (bits & BigInt(b)) !== 0n).map(([n]) => n.toLowerCase().replace('_', '-'));
+  if (values.length <= 2048 && BigInt(values.length) === 1n << BigInt(free) && values.every((v) => v <= width)) {
+    const on = values[0] & fixed;
+    const off = fixed & ~on & width;
+    const parts = [...names(on).map((n) => `ct status ${n}`), ...(off ? [`ct status != ${names(off).join(',')}`] : [])];
+    if (parts.length) return parts.join(' ');
+  }
+  return setText(numItems(set), undefined, 'ct status');
 }

@@ -13,6 +13,9 @@ export function equalParts(space: Space, box: Box, a0: Val, b0: Val): { eq: Box[
   if (sameVal(a, b)) return { eq: [box], ne: [] };
   if (a.k === 'const' && b.k === 'const') return a.v === b.v ? { eq: [box], ne: [] } : { eq: [], ne: [box] };
   if (a.k === 'const') [a, b] = [b, a];
+  // Bits of a mark are never compared (outcomes compare addresses, ports and devices).
+  if (a.k === 'bits') throw new Inexact('a comparison of partly rewritten values', a.slot);
+  if (b.k === 'bits') throw new Inexact('a comparison of partly rewritten values', b.slot);
   if (a.k !== 'slot') return { eq: [], ne: [box] };
   if (b.k === 'const') {
     const s = space.split(box, a.slot, [[b.v - a.off, b.v - a.off]]);

@@ -4,7 +4,7 @@ import { formatFileLine } from '../../util/span.js';
 import { Prepass } from '../box/prepass.js';
 import { type ConcreteOutcome, runPacket } from '../concrete/interp.js';
 import type { PacketInput } from '../concrete/input.js';
-import { FIELDS } from '../model/fields.js';
+import { FIELDS, FIELD_SLOT } from '../model/fields.js';
 import { headerSummary, inputSummary, makeWitness, ruleRef } from '../witness.js';
 import { z3 } from '../z3/context.js';
 import { newZ3Stats } from '../z3/session.js';
@@ -17,7 +17,7 @@ import { type CubeNames, cubeText } from './cube-text.js';
 import { type IntervalSet, complement, subtract, union } from '../../util/intervals.js';
 import { familyMax } from '../../util/ip.js';
 import { mergeBoxes } from './merge.js';
-import { inputFor, pointIn } from './point.js';
+import { inputFor, naturalPoint } from './point.js';
 import { replayPair } from './replay.js';
 import { type Box, Inexact, OverBudget, type PacketClass, type Point, boxHas, freeClassSlots, holesList, materialize, narrow, term, termHas } from './space.js';
 import { startPieces } from './start.js';
@@ -38,6 +38,11 @@ export interface DiffOptions {
   readonly flows?: readonly Flow[];
   /** Differences Z3 reports per region the box walk left (default 48). */
   readonly maxZ3Rounds?: number;
+  /**
+   * Time for Z3 on the regions the box walk left, per family, in milliseconds (default
+   * 120000): past it, the regions not yet settled are reported as open questions.
+   */
+  readonly z3BudgetMs?: number;
   /** Expected differences (reported apart, in FamilyDiff.allowed). */
   readonly allow?: AllowList;
   /** Filled with the allow entries that matched something. */
@@ -224,6 +229,7 @@ async function solveResidual(
   const { ctx: zctx } = await z3();
   const prepasses = { a: new Prepass(ctx.a.model), b: new Prepass(ctx.b.model) };
   const rounds = opts.maxZ3Rounds ?? 48;
+  const deadline = performance.now() + (opts.z3BudgetMs ?? 120_000);
   for (const ingress of ['iface', 'local'] as const) {
     const mine = residual.filter((r) => (r.piece.cls.local ? 'local' : 'iface') === ingress);
     if (mine.length === 0) continue;
@@ -234,6 +240,14 @@ async function solveResidual(
         const blocked: Box[] = holesList(piece.terms[0]);
         let round = 0;
         for (; round < rounds; round++) {
+          if (performance.now() > deadline) {
+            const more = round > 0 ? 'more differences may exist here: ' : '';
+            unknown.push({ family: ctx.family, reason: `${more}the time for the solver ran out (the box walk gave up here: ${why})`, region: regionText(ctx, region, piece.cls) });
+            break;
+          }
+          // z3-solver frees its terms from finalizers, which only run when the event loop turns;
+          // a long run of synchronous checks would otherwise keep every term of every round.
+          await turnEventLoop();
           const ans = await pair.ask(region, blocked);
           if (ans.kind === 'unsat') break;
           if (ans.kind === 'unknown') {
@@ -262,6 +276,10 @@ async function solveResidual(
       pair.release();
     }
   }
+}
+
+function turnEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** The difference cube around one point: both sides walked focused on it, then compared. */
@@ -331,7 +349,9 @@ export function cubeNames(ctx: DiffContext, cls: PacketClass | undefined): CubeN
     { set: invalid, text: 'TCP flag combinations conntrack finds invalid' },
     { set: union(ct.tcpNew, invalid), text: 'TCP flags that open a connection, or invalid ones' },
   ];
-  const names: CubeNames = { ...(dontCare ? { dontCare } : {}), daddr, flags };
+  const conn = ctx.connections;
+  const uninformative = { ...(conn.ctmark ? { ctmark: conn.ctmark } : {}), ctstatus: conn.ctstatus, cthelper: conn.cthelper };
+  const names: CubeNames = { ...(dontCare ? { dontCare } : {}), daddr, flags, uninformative };
   byCls.set(key, names);
   return names;
 }
@@ -378,6 +398,16 @@ function plainness(ctx: DiffContext, pt: Point): number {
   return s;
 }
 
+/** Witnesses tried in the simulator per class before it is reported as not replayed. */
+const MAX_REPLAYS = 4;
+
+interface Candidate {
+  readonly a: { readonly input: PacketInput; readonly out: ConcreteOutcome };
+  readonly b: { readonly input: PacketInput; readonly out: ConcreteOutcome };
+  readonly holder: Materialized;
+  readonly score: number;
+}
+
 /** Raw cubes → merged classes with a replayed witness each. */
 async function buildClasses(ctx: DiffContext, found: readonly Materialized[], opts: DiffOptions, internalErrors: DiffInternalError[]): Promise<DiffClass[]> {
   const groups = new Map<string, { items: Materialized[]; steps: ReturnType<typeof decisiveSteps> }>();
@@ -397,27 +427,10 @@ async function buildClasses(ctx: DiffContext, found: readonly Materialized[], op
     const printClass = { local: first.raw.a.piece.cls.local, lo: first.raw.a.piece.cls.lo };
     const names = cubeNames(ctx, printClass);
     const cubes: DiffCube[] = [];
-    let witness: { input: PacketInput; inB: PacketInput; concA: ConcreteOutcome; concB: ConcreteOutcome; holder: Materialized; score: number } | undefined;
-    for (const box of boxes) {
-      // A natural point of the cube, taken inside one of the raw cubes it came from: a few
-      // candidates, the plainest wins (a first fragment, a new connection, ordinary addresses).
-      let best: { pt: Point; inter: Box; holder: Materialized; score: number } | undefined;
-      let tried = 0;
-      for (const f of items) {
-        for (const b of f.boxes) {
-          const x = ctx.space.intersect(b, box);
-          if (!x) continue;
-          const pt = pointIn(ctx.space, x, { ctstate: 8n });
-          if (!boxHas(ctx.space, x, pt)) continue; // a relation left no point here
-          const score = plainness(ctx, pt);
-          if (!best || score > best.score) best = { pt, inter: x, holder: f, score };
-          if (++tried >= 12 || score === 0) break;
-        }
-        if (tried >= 12 || best?.score === 0) break;
-      }
-      if (!best) continue;
-      const { pt, holder } = best;
-      // Every cube is checked on one packet by the concrete interpreter.
+    /** Witness candidates: the natural point of each cube (and of established ones, the other direction too). */
+    const candidates: Candidate[] = [];
+    const candidate = (pt: Point, holder: Materialized, score: number): Candidate | undefined => {
+      // Every candidate is checked on one packet by the concrete interpreter.
       const inA = inputFor(ctx.space, ctx.a, pt);
       const inB = inputFor(ctx.space, ctx.b, pt);
       const concA = runPacket(ctx.a.model, inA);
@@ -429,16 +442,70 @@ async function buildClasses(ctx: DiffContext, found: readonly Materialized[], op
           message: `the box walk says ${first.raw.kind} here, the concrete interpreter says ${kind ?? 'no difference'} (old: ${concA.verdict}, new: ${concB.verdict})`,
           witness: inputSummary(ctx.a.model, inA),
         });
-        continue;
+        return undefined;
       }
+      // A new connection replays most easily; a packet from a device reads better than one from a socket.
+      return { a: { input: inA, out: concA }, b: { input: inB, out: concB }, holder, score: score - (inA.ingress.kind === 'local' ? 1 : 0) };
+    };
+    for (const box of boxes) {
+      // A natural point of the cube, taken inside one of the raw cubes it came from: a few
+      // candidates, the plainest wins (a first fragment, a new connection, ordinary addresses).
+      let best: { pt: Point; inter: Box; holder: Materialized; score: number } | undefined;
+      let tried = 0;
+      for (const f of items) {
+        for (const b of f.boxes) {
+          const x = ctx.space.intersect(b, box);
+          if (!x) continue;
+          const pt = naturalPoint(ctx.space, x);
+          if (!boxHas(ctx.space, x, pt)) continue; // a relation left no point here
+          const score = plainness(ctx, pt);
+          if (!best || score > best.score) best = { pt, inter: x, holder: f, score };
+          if (++tried >= 12 || score === 0) break;
+        }
+        if (tried >= 12 || best?.score === 0) break;
+      }
+      if (!best) continue;
+      const c = candidate(best.pt, best.holder, best.score);
+      if (!c) continue;
       const text = cubeText(ctx.space, box, printClass, wildcards, (slot, set) => extraText(ctx, slot, set), names);
       cubes.push({ flow: text.flow, conditions: text.conditions, fields: text.fields });
-      // The class's witness: its first cube's packet, preferring a new connection (it replays).
-      const score = best.score - (inA.ingress.kind === 'local' ? 1 : 0);
-      if (!witness || score > witness.score) witness = { input: inA, inB, concA, concB, holder, score };
+      candidates.push(c);
+      // A packet of an existing connection may replay only one way round (whose rules let its connection start).
+      if (c.a.input.ctState === 'ESTABLISHED' && candidates.length < MAX_REPLAYS) {
+        const other = naturalPoint(ctx.space, best.inter, best.pt[FIELD_SLOT.ctdir] === 0n ? 1n : 0n);
+        if (other[FIELD_SLOT.ctdir] !== best.pt[FIELD_SLOT.ctdir] && boxHas(ctx.space, best.inter, other)) {
+          const o = candidate(other, best.holder, best.score);
+          if (o) candidates.push(o);
+        }
+      }
     }
-    if (!witness || cubes.length === 0) continue;
-    const { input: inA, inB, concA, concB, holder } = witness;
+    if (candidates.length === 0 || cubes.length === 0) continue;
+    candidates.sort((x, y) => y.score - x.score);
+    const dependsOnOf = (c: Candidate) => [...new Set([...makeWitness(ctx.a.model, c.a.input, c.a.out).dependsOn, ...makeWitness(ctx.b.model, c.b.input, c.b.out).dependsOn])];
+    // The witness: the plainest candidate that replays (a few are tried), else the plainest.
+    let chosen = candidates[0];
+    let replay: DiffClass['replay'] = { status: 'not-replayed', detail: 'replay turned off' };
+    if (opts.replay ?? true) {
+      let firstDetail: string | undefined;
+      let disagreed = false;
+      for (const c of candidates.slice(0, MAX_REPLAYS)) {
+        const r = replayPair(ctx, first.raw.kind, c.a, c.b, dependsOnOf(c), (x, y) => concreteKind(ctx, x, y));
+        if (r.status === 'disagrees') {
+          internalErrors.push({ family: ctx.family, message: `replay in the simulator: ${r.detail}`, witness: inputSummary(ctx.a.model, c.a.input) });
+          disagreed = true;
+          break;
+        }
+        firstDetail ??= r.detail;
+        if (r.status === 'agrees') {
+          chosen = c;
+          replay = { status: r.status, detail: r.detail };
+          break;
+        }
+      }
+      if (disagreed) continue;
+      if (replay.status !== 'agrees') replay = { status: 'not-replayed', detail: firstDetail ?? 'no witness to replay' };
+    }
+    const { a: ra, b: rb, holder } = chosen;
     const dA = decision(ctx.a, steps.a, holder.raw.a.out);
     const dB = decision(ctx.b, steps.b, holder.raw.b.out);
     const side = (s: Side, input: PacketInput, conc: ConcreteOutcome, d: DiffDecision | undefined): DiffSide => ({
@@ -447,23 +514,15 @@ async function buildClasses(ctx: DiffContext, found: readonly Materialized[], op
       ...(d ? { decision: d } : {}),
       witness: makeWitness(s.model, input, conc),
     });
-    const oldSide = side(ctx.a, inA, concA, dA);
-    const newSide = side(ctx.b, inB, concB, dB);
-    const dependsOn = [...new Set([...oldSide.witness.dependsOn, ...newSide.witness.dependsOn])];
-    let replay: DiffClass['replay'] = { status: 'not-replayed', detail: 'replay turned off' };
-    if (opts.replay ?? true) {
-      const r = replayPair(ctx, first.raw.kind, { input: inA, out: concA }, { input: inB, out: concB }, dependsOn);
-      if (r.status === 'disagrees') {
-        internalErrors.push({ family: ctx.family, message: `replay in the simulator: ${r.detail}`, witness: inputSummary(ctx.a.model, inA) });
-        continue;
-      }
-      replay = { status: r.status, detail: r.detail };
-    }
+    const oldSide = side(ctx.a, ra.input, ra.out, dA);
+    const newSide = side(ctx.b, rb.input, rb.out, dB);
+    const dependsOn = dependsOnOf(chosen);
+    const inA = ra.input;
     out.push({
       family: ctx.family,
       kind: first.raw.kind,
       cubes,
-      witness: { summary: inputSummary(ctx.a.model, inA), input: inA },
+      witness: { summary: inputSummary(ctx.a.model, inA) + (inA.ctState === 'ESTABLISHED' && inA.fields.ctdir === 1n ? ' (reply direction)' : ''), input: inA },
       old: oldSide,
       new: newSide,
       replay,

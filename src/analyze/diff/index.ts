@@ -53,6 +53,7 @@ export async function diffPolicies(oldSide: DiffSideInput, newSide: DiffSideInpu
     assumptions.push('no host model: whether a packet is for this host or forwarded, and by which device it leaves, is left open and taken alike on both sides');
   }
   assumptions.push('each packet is compared on its own, arriving unmarked, with the conntrack state it is given (new, established, related or invalid)');
+  assumptions.push('a packet of an existing connection belongs to one these rulesets could have made: its connection mark is one their rules can set (0 if none does), its helper one a CT rule attaches');
   const opaque = new Set<string>();
   const allowUsed = new Set<AllowEntry>();
   const families: FamilyDiff[] = [];

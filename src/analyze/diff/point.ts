@@ -1,13 +1,13 @@
 import { opaqueParts } from '../../ir/constraint.js';
-import { CT_STATE, type CtStateName, type NumericField } from '../../ir/fields.js';
+import { CT_STATE, CT_STATUS, type CtStateName, type NumericField } from '../../ir/fields.js';
 import { type IntervalSet, contains, intersect } from '../../util/intervals.js';
 import { DEFAULT_FIELDS } from '../box/candidates.js';
-import { CHOICE } from '../concrete/interp.js';
+import { CHOICE, DEFAULT_ICMP_ID } from '../concrete/interp.js';
 import type { PacketInput } from '../concrete/input.js';
 import type { FamilyModel, ModelRule } from '../model/build.js';
 import { FIELDS, FIELD_SLOT, IIF_SLOT, SLOT_COUNT, absentValue, presenceOf } from '../model/fields.js';
 import type { Box, Point, Space } from './space.js';
-import type { Val } from './sym.js';
+import { type Val, evalVal } from './sym.js';
 import { natDescriptor, natHookOf } from './walk.js';
 
 /**
@@ -68,11 +68,39 @@ export function pointIn(space: Space, box: Box, prefer: Partial<Record<NumericFi
       if (x?.kind === 'opaque' || x?.kind === 'relation') out.push(pick(set, x.kind === 'opaque' ? 1n : 0n));
       else if (x?.kind === 'choice') {
         const inDomain = set.flatMap(([a, b]) => x.domain.flatMap(([c, d]) => (a > d || c > b ? [] : [[a > c ? a : c, b < d ? b : d] as const])));
-        out.push(pick(inDomain.length ? inDomain : set, x.key === CHOICE.route ? 1n : undefined));
+        out.push(pick(inDomain.length ? inDomain : set, x.key === CHOICE.route ? 1n : x.key === CHOICE.icmpId ? DEFAULT_ICMP_ID : undefined));
       } else out.push(pick(set, 0n));
     }
   }
   return honourRelations(space, box, out) ?? out;
+}
+
+/**
+ * A natural point of the box for a packet: a new connection when the box has one, else a
+ * packet of an established connection as the rules would have made it — an ACK, in the
+ * direction `dir` (0 original) when the box allows, its connection's tuple its own header,
+ * seen both ways, no mark — so that the replay can set the connection up (replay.ts).
+ */
+export function naturalPoint(space: Space, box: Box, dir = 0n): Point {
+  const pt = pointIn(space, box, { ctstate: BigInt(CT_STATE.NEW) });
+  if (pt[FIELD_SLOT.ctstate] === BigInt(CT_STATE.NEW)) return pt;
+  const conn = { ctstate: BigInt(CT_STATE.ESTABLISHED), tcpflags: 0x10n, ctdir: dir, ctmark: 0n, ctstatus: BigInt(CT_STATUS.CONFIRMED | CT_STATUS.SEEN_REPLY | CT_STATUS.ASSURED) };
+  const base = pointIn(space, box, conn);
+  const at = (f: NumericField) => base[FIELD_SLOT[f]];
+  const header = { saddr: at('saddr'), daddr: at('daddr'), sport: at('sport'), dport: at('dport'), proto: at('proto') };
+  const orig = at('ctdir') === 0n;
+  const tuple = {
+    ctproto: header.proto,
+    ctorigsrc: orig ? header.saddr : header.daddr,
+    ctorigdst: orig ? header.daddr : header.saddr,
+    ctreplsrc: orig ? header.daddr : header.saddr,
+    ctrepldst: orig ? header.saddr : header.daddr,
+    ctorigsrcport: orig ? header.sport : header.dport,
+    ctorigdstport: orig ? header.dport : header.sport,
+    ctreplsrcport: orig ? header.dport : header.sport,
+    ctrepldstport: orig ? header.sport : header.dport,
+  };
+  return pointIn(space, box, { ...conn, ...header, ctdir: at('ctdir'), ...tuple });
 }
 
 /**
@@ -109,7 +137,7 @@ export function honourRelations(space: Space, box: Box, p0: Point): Point | unde
 }
 
 export function valAt(v: Val, p: Point): bigint {
-  return v.k === 'const' ? v.v : (p[v.slot] ?? 0n) + v.off;
+  return v.k === 'const' ? v.v : evalVal(v, p[v.slot] ?? 0n);
 }
 
 /** What a side reads from extra slots, rule by rule, computed once per side. */
@@ -166,10 +194,12 @@ export function inputFor(space: Space, side: SideNames, p: Point): PacketInput {
   };
   const opaque: Record<string, boolean> = {};
   const choices: Record<string, bigint> = {};
-  for (const key of [CHOICE.route, CHOICE.oif]) {
+  for (const key of [CHOICE.route, CHOICE.oif, CHOICE.icmpId]) {
     const v = at('choice', key);
     if (v !== undefined) choices[key] = v;
   }
+  // Never the interface's own link-local address (see z3pair.ts): the host model's addresses only.
+  if (fam === 'ipv6') choices[CHOICE.ownLinkLocal] = 1n;
   const ix = indexOf(side);
   // An unmodelled test reads false unless the input says true (concrete/interp.ts).
   for (const o of ix.opaque) if (at('opaque', o.spaceKey) === 1n) for (const k of o.keys) opaque[k] = true;
@@ -218,6 +248,7 @@ export function pointOf(space: Space, side: SideNames, input: PacketInput): Poin
       out[slot] = own && input.opaque?.[own.key] ? 1n : 0n;
     } else if (x.kind === 'relation') out[slot] = out[x.a] === out[x.b] ? 1n : 0n;
     else if (x.key === CHOICE.route || x.key === CHOICE.oif) out[slot] = input.choices?.[x.key] ?? (x.key === CHOICE.oif ? defaultOif(space) : 0n);
+    else if (x.key === CHOICE.icmpId) out[slot] = input.choices?.[x.key] ?? DEFAULT_ICMP_ID;
     else {
       // NAT and target choices: the first rule of this side that reads the slot.
       let v: bigint | undefined;

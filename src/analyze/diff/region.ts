@@ -2,10 +2,10 @@ import { type Constraint, ifaceMatches } from '../../ir/constraint.js';
 import { CT_STATE, type NumericField } from '../../ir/fields.js';
 import { type IntervalSet, contains, intersect, normalize, subtract, union } from '../../util/intervals.js';
 import { type Family, familyMax } from '../../util/ip.js';
-import { FIELD_SLOT, bitsOf, fieldMax, presenceOf } from '../model/fields.js';
+import { FIELDS, FIELD_SLOT, bitsOf, fieldMax, presenceOf } from '../model/fields.js';
 import type { RoutingView } from '../model/routing.js';
 import { type Box, Inexact, type Space, protosWith } from './space.js';
-import { type Piece, type Val, getVal, present } from './sym.js';
+import { type BitsVal, type Piece, type Val, evalVal, getVal, present, slotVal } from './sym.js';
 
 /**
  * Where a rule's constraint holds within a piece of header space, exactly, as disjoint boxes.
@@ -79,7 +79,7 @@ export class Matcher {
       case 'present': {
         const v = getVal(p.sym, c.field);
         return this.presenceRegion(p, box, c.field).flatMap((b) =>
-          v.k === 'const' ? (v.v <= fieldMax(c.field, this.family) ? [b] : []) : this.onSlot(b, v, [[0n, fieldMax(c.field, this.family)]]),
+          v.k === 'const' ? (v.v <= fieldMax(c.field, this.family) ? [b] : []) : v.k === 'bits' ? [b] : this.onSlot(b, v, [[0n, fieldMax(c.field, this.family)]]),
         );
       }
       case 'iface': {
@@ -132,10 +132,11 @@ export class Matcher {
   /** The part of `box` where `v` takes a value of `set`. */
   onSlot(box: Box, v: Val, set: IntervalSet): Box[] {
     if (v.k === 'const') return contains(set, v.v) ? [box] : [];
-    const shifted = v.off === 0n ? set : shift(set, -v.off, this.space.top(v.slot));
-    const b = this.space.restrict(box, v.slot, shifted);
+    const pre = v.k === 'bits' ? bitsPreimage(this.space, box, v, set) : v.off === 0n ? set : shift(set, -v.off, this.space.top(v.slot));
+    const b = this.space.restrict(box, v.slot, pre);
     return b ? [b] : [];
   }
+
 
   /** An address-type test with a host model: the addresses whose type passes `ok`. */
   private addrTypeTest(p: Piece, box: Box, f: 'srctype' | 'dsttype', ok: (bits: bigint) => boolean): Box[] {
@@ -170,14 +171,23 @@ export class Matcher {
       for (let d = 0n; d <= 63n; d++) if ((d & m) === value) ok.push([d, d]);
       return this.onSlot(box, getVal(p.sym, 'tos'), dscpToTos(normalize(ok)));
     }
-    const v = getVal(p.sym, f);
-    if (v.k === 'const') return (v.v & m) === value ? [box] : [];
+    const v0 = getVal(p.sym, f);
+    if (v0.k === 'const') return (v0.v & m) === value ? [box] : [];
+    if (v0.k === 'bits') {
+      // ((x & keep) ^ xor) & m = value: bits of m outside keep are xor's, the rest a mask test on x.
+      if (((v0.xor ^ value) & m & ~v0.keep) !== 0n) return [];
+      const km = m & v0.keep;
+      const set = maskedSet(bits, km, (value ^ v0.xor) & km);
+      if (set) return this.onSlot(box, slotVal(v0.slot), set);
+      return this.onSlot(box, v0, maskedPoints(this.space.values(box, v0.slot), v0, m, value));
+    }
+    const v = v0;
     const set = maskedSet(bits, m, value);
     if (set && v.off === 0n) return this.onSlot(box, v, set);
     // Few values possible here: test them one by one.
     const here = this.space.values(box, v.slot);
     const count = here.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n);
-    if (count <= 256n) {
+    if (count <= 1024n) {
       const ok: [bigint, bigint][] = [];
       for (const [lo, hi] of here) for (let x = lo; x <= hi; x++) if (((x + v.off) & m) === value) ok.push([x, x]);
       const b = this.space.restrict(box, v.slot, normalize(ok));
@@ -224,6 +234,44 @@ export function shift(set: IntervalSet, by: bigint, top: bigint): IntervalSet {
     const b = hi + by;
     if (b < 0n || a > top) continue;
     out.push([a < 0n ? 0n : a, b > top ? top : b]);
+  }
+  return out;
+}
+
+/** The values v takes on the slot values `here` that pass (v & m) == value (few values only). */
+function maskedPoints(here: IntervalSet, v: BitsVal, m: bigint, value: bigint): IntervalSet {
+  const out: [bigint, bigint][] = [];
+  let n = 0;
+  for (const [lo, hi] of here) {
+    for (let x = lo; x <= hi; x++) {
+      if (++n > 1024) throw new Inexact('a mask test on a partly rewritten value has no exact box form', v.slot);
+      const y = evalVal(v, x);
+      if ((y & m) === value) out.push([y, y]);
+    }
+  }
+  return normalize(out);
+}
+
+/** The slot values x of the box with (x & keep) ^ xor in `set`: few values one by one, else by masks. */
+export function bitsPreimage(space: Space, box: Box, v: BitsVal, set: IntervalSet): IntervalSet {
+  const here = space.values(box, v.slot);
+  if (here.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n) <= 1024n) {
+    const ok: [bigint, bigint][] = [];
+    for (const [lo, hi] of here) for (let x = lo; x <= hi; x++) if (contains(set, evalVal(v, x))) ok.push([x, x]);
+    return normalize(ok);
+  }
+  const points = set.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n);
+  if (points > 16n) throw new Inexact('a range test on a partly rewritten value', v.slot);
+  let out: IntervalSet = [];
+  for (const [lo, hi] of set) {
+    for (let c = lo; c <= hi; c++) {
+      // (x & keep) ^ xor = c: the kept bits of x are those of c ^ xor, the others must agree already.
+      const want = c ^ v.xor;
+      if ((want & ~v.keep) !== 0n) continue;
+      const part = maskedSet(bitsOf(FIELDS[v.slot], space.family), v.keep, want);
+      if (!part) throw new Inexact('a test on a partly rewritten value has no exact box form', v.slot);
+      out = union(out, part);
+    }
   }
   return out;
 }

@@ -1,9 +1,11 @@
-import { PORT_PROTOS } from '../../ir/fields.js';
-import type { Policy } from '../../ir/policy.js';
-import type { SimOutcome } from '../../netfilter/api.js';
+import { CT_STATUS, PORT_PROTOS } from '../../ir/fields.js';
+import type { HostModel } from '../../ir/policy.js';
+import type { CtEntrySnapshot, SimInput, SimOutcome, Simulator } from '../../netfilter/api.js';
+import type { Packet } from '../../netfilter/packet.js';
 import { createSimulator } from '../../netfilter/simulator.js';
-import type { ConcreteOutcome } from '../concrete/interp.js';
+import { type ConcreteOutcome, runPacket } from '../concrete/interp.js';
 import type { PacketInput } from '../concrete/input.js';
+import { icmpProto } from '../model/fields.js';
 import { compareOutcome, replayHost, toSimPacket } from '../replay.js';
 import type { DiffKind } from './compare.js';
 import type { DiffContext } from './context.js';
@@ -13,27 +15,37 @@ import type { DiffContext } from './context.js';
  * agree with the analyzer's model of that side, and the two simulations must show the claimed
  * difference; anything else is an internal error of nfproof, reported, never hidden.
  *
+ * A packet of an existing connection (ESTABLISHED) is replayed after its connection is set up
+ * by the rules themselves: its first packet and the answer, then the witness; the model is then
+ * asked again with the connection the simulator made (its mark, status, tuple), since the
+ * witness as found leaves those open. When the rules of a side do not let the connection come
+ * about (its first packet is dropped, NAT rewrites it), the witness is not replayed.
+ *
  * Without a host model the replay host is built from what the model chose for the witness (the
  * analyzer's replayHost), once for both sides, so both simulators route alike.
  */
 export type PairReplay = { readonly status: 'agrees' | 'disagrees' | 'not-replayed'; readonly detail: string };
 
-interface Run {
+export interface Run {
   readonly input: PacketInput;
   readonly out: ConcreteOutcome;
 }
 
-function simulate(policy: Policy, input: PacketInput): SimOutcome {
-  const sim = createSimulator(policy, { trace: true });
+/** Which kind of difference two model outcomes show (family.ts concreteKind). */
+export type KindOf = (a: ConcreteOutcome, b: ConcreteOutcome) => DiffKind | undefined;
+
+type Step = Omit<SimInput, 't'>;
+
+function stepOf(input: PacketInput, packet: Packet = toSimPacket(input), fill = false): Step {
   const uid = input.fields.uid;
   const gid = input.fields.gid;
-  return sim.process({
-    t: 0,
+  return {
     ingress: input.ingress.kind === 'iface' ? { kind: 'iface', device: input.ingress.device } : { kind: 'local' },
-    packet: toSimPacket(input),
+    packet,
+    ...(fill && packet.tcp ? { fill: { seq: true, ack: true } } : {}),
     ...(input.ingress.kind === 'local' && uid !== undefined ? { uid: Number(uid) } : {}),
     ...(input.ingress.kind === 'local' && gid !== undefined ? { gid: Number(gid) } : {}),
-  });
+  };
 }
 
 /** The kind of difference two simulations show (undefined: none). */
@@ -60,23 +72,214 @@ function simKind(a: SimOutcome, b: SimOutcome): DiffKind | undefined {
   return undefined;
 }
 
-export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dependsOn: readonly string[]): PairReplay {
+const where = (o: SimOutcome) => `${o.verdict}${o.egress ? ` out of ${o.egress.device}` : ''}`;
+
+export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dependsOn: readonly string[], kindOf: KindOf): PairReplay {
   if (dependsOn.length) return { status: 'not-replayed', detail: `depends on what nfproof does not model: ${dependsOn.join('; ')}` };
-  if (a.input.ctState !== 'NEW') return { status: 'not-replayed', detail: `a ${a.input.ctState} packet needs its connection set up first` };
+  const state = a.input.ctState;
+  if (state !== 'NEW' && state !== 'ESTABLISHED') return { status: 'not-replayed', detail: `a ${state} packet needs ${state === 'RELATED' ? 'a helper or an ICMP error' : 'a tracker that refuses it'} to set it up` };
   const pa = ctx.a.model.policy;
   const pb = ctx.b.model.policy;
-  const host = pa.host ?? pb.host ?? replayHost(ctx.a.model, a.input, a.out, b);
+  const host = pa.host ?? pb.host ?? bothHosts(replayHost(ctx.a.model, a.input, a.out), replayHost(ctx.b.model, b.input, b.out));
   try {
-    const sa = simulate({ ...pa, host }, a.input);
-    const sb = simulate({ ...pb, host }, b.input);
-    const da = compareOutcome(ctx.a.model, a.out, sa);
-    if (da) return { status: 'disagrees', detail: `old side: the simulator disagrees with the model: ${da}` };
-    const db = compareOutcome(ctx.b.model, b.out, sb);
-    if (db) return { status: 'disagrees', detail: `new side: the simulator disagrees with the model: ${db}` };
-    const k = simKind(sa, sb);
-    if (k !== kind) return { status: 'disagrees', detail: `the simulator shows ${k ?? 'no difference'} where the diff claims ${kind}` };
-    return { status: 'agrees', detail: `simulator: old ${sa.verdict}${sa.egress ? ` out of ${sa.egress.device}` : ''}, new ${sb.verdict}${sb.egress ? ` out of ${sb.egress.device}` : ''}` };
+    const sims = { a: createSimulator({ ...pa, host }, { trace: true }), b: createSimulator({ ...pb, host }, { trace: true }) };
+    return state === 'NEW' ? replayNew(ctx, kind, a, b, sims) : replayEstablished(ctx, kind, a, b, sims, kindOf);
   } catch (e) {
     return { status: 'not-replayed', detail: `the simulator refused the witness: ${e instanceof Error ? e.message : String(e)}` };
   }
+}
+
+type Sims = { readonly a: Simulator; readonly b: Simulator };
+
+/**
+ * One made-up host for both sides: each side's (analyzer replayHost, from its own model's run)
+ * joined — the devices with the addresses of both, the routes of both (the first side's route
+ * for a destination wins; the sides route alike but for where NAT sent them).
+ */
+function bothHosts(a: HostModel, b: HostModel): HostModel {
+  const interfaces = a.interfaces.map((i) => ({ ...i, addresses: [...i.addresses] }));
+  for (const i of b.interfaces) {
+    const mine = interfaces.find((x) => x.device === i.device);
+    if (!mine) interfaces.push({ ...i, addresses: [...i.addresses] });
+    else for (const x of i.addresses) if (!mine.addresses.some((y) => y.addr === x.addr)) mine.addresses.push(x);
+  }
+  const routes = [...a.routes, ...b.routes.filter((r) => !a.routes.some((x) => x.dest.addr === r.dest.addr && x.dest.len === r.dest.len))];
+  return { ...a, interfaces, routes };
+}
+
+/** Both sides' simulations against their models, then the difference they show. */
+function judge(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, sa: SimOutcome, sb: SimOutcome): PairReplay {
+  const da = compareOutcome(ctx.a.model, a.out, sa);
+  if (da) return { status: 'disagrees', detail: `old side: the simulator disagrees with the model: ${da}` };
+  const db = compareOutcome(ctx.b.model, b.out, sb);
+  if (db) return { status: 'disagrees', detail: `new side: the simulator disagrees with the model: ${db}` };
+  const k = simKind(sa, sb);
+  if (k !== kind) return { status: 'disagrees', detail: `the simulator shows ${k ?? 'no difference'} where the diff claims ${kind}` };
+  return { status: 'agrees', detail: `simulator: old ${where(sa)}, new ${where(sb)}` };
+}
+
+function replayNew(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, sims: Sims): PairReplay {
+  const sa = sims.a.process({ t: 0, ...stepOf(a.input) });
+  const sb = sims.b.process({ t: 0, ...stepOf(b.input) });
+  return judge(ctx, kind, a, b, sa, sb);
+}
+
+// ---- packets of existing connections -------------------------------------------------------
+
+/** The packet that opens a connection with this header: a TCP SYN, an ICMP echo request. */
+function opener(p: Packet): Packet {
+  const out: Packet = { ...p, payload: new Uint8Array(0) };
+  if (p.tcp) out.tcp = { ...p.tcp, flags: 0x02, seq: 1000, ack: 0 };
+  if (p.icmp) out.icmp = { ...p.icmp, type: p.family === 'ipv4' ? 8 : 128, code: 0 };
+  return out;
+}
+
+/** The answer to a packet as it left: addresses and ports swapped (a SYN-ACK, an echo reply). */
+function answer(p: Packet): Packet {
+  const out: Packet = { ...p, src: p.dst, dst: p.src, ttl: 64, payload: new Uint8Array(0) };
+  if (p.sport !== undefined) {
+    out.sport = p.dport;
+    out.dport = p.sport;
+  }
+  if (p.tcp) out.tcp = { ...p.tcp, flags: p.tcp.flags === 0x02 ? 0x12 : 0x10, seq: 5000, ack: 0 };
+  if (p.icmp) out.icmp = { ...p.icmp, type: p.family === 'ipv4' ? 0 : 129 };
+  return out;
+}
+
+/** Where a packet that reached `o` is answered from: this host's own socket, or the device it left by. */
+function answeredFrom(o: SimOutcome): Step['ingress'] | undefined {
+  if (o.verdict === 'dropped') return undefined;
+  if (o.verdict === 'local' || o.egress?.device === 'lo') return { kind: 'local' };
+  return o.egress ? { kind: 'iface', device: o.egress.device } : undefined;
+}
+
+/** Did NAT rewrite the packet on its way (then the connection is NATed)? */
+function rewritten(sent: Packet, o: SimOutcome): boolean {
+  const p = o.egress?.packet ?? o.delivered;
+  return !!p && (p.src !== sent.src || p.dst !== sent.dst || p.sport !== sent.sport || p.dport !== sent.dport);
+}
+
+function entryOf(sim: Simulator, family: PacketInput['family'], p: Packet): CtEntrySnapshot | undefined {
+  const icmpId = p.icmp?.id;
+  const isIcmp = p.proto === icmpProto(family);
+  return sim.entries(family).find((e) => {
+    const t = e.original;
+    const r = e.reply;
+    const same = (x: typeof t) => x.proto === p.proto && x.src === p.src && x.dst === p.dst && (isIcmp ? x.icmpId === icmpId : x.sport === p.sport && x.dport === p.dport);
+    return same(t) || same(r);
+  });
+}
+
+/**
+ * The witness with the connection the simulator made: its state, direction, mark, status (the
+ * bits the model knows) and tuple, no master helper.
+ */
+function withConnection(input: PacketInput, e: CtEntrySnapshot, dir: 'original' | 'reply'): PacketInput {
+  const fam = input.family;
+  // Tuple "ports" as conntrack keeps them (interp.ts tuplePorts): ports, or an ICMP id and type/code.
+  const ports = (t: CtEntrySnapshot['original']) =>
+    PORT_PROTOS.includes(t.proto)
+      ? { src: BigInt(t.sport ?? 0), dst: BigInt(t.dport ?? 0) }
+      : t.proto === icmpProto(fam)
+        ? { src: BigInt(t.icmpId ?? 0), dst: (BigInt(t.icmpType ?? 0) << 8n) | BigInt(t.icmpCode ?? 0) }
+        : { src: 0n, dst: 0n };
+  const o = ports(e.original);
+  const r = ports(e.reply);
+  return {
+    ...input,
+    ctState: 'ESTABLISHED',
+    fields: {
+      ...input.fields,
+      ctdir: dir === 'original' ? 0n : 1n,
+      ctmark: BigInt(e.mark),
+      // The status bits the model knows (IPS_EXPECTED … IPS_DYING).
+      ctstatus: BigInt(e.status) & 0x3ffn,
+      ctproto: BigInt(e.original.proto),
+      ctorigsrc: e.original.src,
+      ctorigdst: e.original.dst,
+      ctreplsrc: e.reply.src,
+      ctrepldst: e.reply.dst,
+      ctorigsrcport: o.src,
+      ctorigdstport: o.dst,
+      ctreplsrcport: r.src,
+      ctrepldstport: r.dst,
+    },
+  };
+}
+
+/**
+ * An ESTABLISHED witness: its connection set up on each side by the rules themselves (first
+ * packet, answer; for a witness in the reply direction, the first packet the other way), then
+ * the witness; the models are asked again with the connection each simulator made.
+ */
+function replayEstablished(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, sims: Sims, kindOf: KindOf): PairReplay {
+  const fam = ctx.family;
+  const w = toSimPacket(a.input);
+  if (w.fragment || (!PORT_PROTOS.includes(w.proto) && w.proto !== icmpProto(fam))) {
+    return { status: 'not-replayed', detail: 'only TCP, UDP-like and ICMP connections are set up for a replay' };
+  }
+  if (w.icmp && w.icmp.type !== (fam === 'ipv4' ? 8 : 128) && w.icmp.type !== (fam === 'ipv4' ? 0 : 129)) {
+    return { status: 'not-replayed', detail: 'an ICMP packet of an existing connection is an echo request or reply' };
+  }
+  const reply = (a.input.fields.ctdir ?? 0n) === 1n;
+  // The side that opened the connection: the witness's own, or (for a reply) where it goes.
+  const there = reply ? whereTo(a, b) : undefined;
+  if (reply && !there) return { status: 'not-replayed', detail: 'where the connection of a reply came from is not known (the witness is dropped on both sides)' };
+  let t = 0;
+  const run = (sim: Simulator, s: Step) => sim.process({ ...s, t: (t += 0.001) });
+  const inputs: Record<'a' | 'b', PacketInput> = { a: a.input, b: b.input };
+  const outs: Partial<Record<'a' | 'b', SimOutcome>> = {};
+  const witnessStep = (key: 'a' | 'b') => stepOf(inputs[key], w.tcp ? { ...w, tcp: { ...w.tcp, flags: w.tcp.flags & ~0x02 } } : w, true);
+  for (const key of ['a', 'b'] as const) {
+    const sim = sims[key];
+    const name = key === 'a' ? 'old' : 'new';
+    // A ruleset that never asks for conntrack is not tracked at all: nothing to set up.
+    if (!ctx[key].model.features.tracking) {
+      outs[key] = run(sim, witnessStep(key));
+      continue;
+    }
+    const first: Step = there ? { ingress: there, packet: opener(answer(w)) } : stepOf(inputs[key], opener(w));
+    const o1 = run(sim, first);
+    if (o1.verdict === 'dropped') return { status: 'not-replayed', detail: `its connection cannot be set up on the ${name} side: the first packet is dropped (${o1.dropReason ?? 'dropped'})` };
+    if (rewritten(first.packet, o1)) return { status: 'not-replayed', detail: `its connection is NATed on the ${name} side` };
+    const from = answeredFrom(o1);
+    const back = o1.egress?.packet ?? o1.delivered;
+    if (!from || !back) return { status: 'not-replayed', detail: `the answer to its connection's first packet has nowhere to come from on the ${name} side` };
+    run(sim, { ingress: from, packet: answer(back), ...(back.tcp ? { fill: { seq: true, ack: true } } : {}) });
+    // TCP: the opener's ACK completes the handshake.
+    if (first.packet.tcp) run(sim, { ...first, packet: { ...first.packet, tcp: { ...first.packet.tcp, flags: 0x10 } }, fill: { seq: true, ack: true } });
+    outs[key] = run(sim, witnessStep(key));
+  }
+  const runs: Partial<Record<'a' | 'b', Run>> = {};
+  const conns: string[] = [];
+  for (const key of ['a', 'b'] as const) {
+    const o = outs[key]!;
+    const name = key === 'a' ? 'old' : 'new';
+    const side = ctx[key];
+    if (!side.model.features.tracking) {
+      runs[key] = key === 'a' ? a : b;
+      continue;
+    }
+    if (o.ctState !== 'ESTABLISHED') return { status: 'not-replayed', detail: `on the ${name} side the simulator's connection gives the witness the state ${o.ctState}` };
+    const e = entryOf(sims[key], fam, w);
+    if (!e) return { status: 'not-replayed', detail: `the simulator kept no connection for the witness on the ${name} side` };
+    if (e.status & (CT_STATUS.SRC_NAT | CT_STATUS.DST_NAT)) return { status: 'not-replayed', detail: `its connection is NATed on the ${name} side` };
+    const input = withConnection(inputs[key], e, o.ctDir ?? 'original');
+    runs[key] = { input, out: runPacket(side.model, input) };
+    conns.push(`${name}: mark ${e.mark}, status 0x${e.status.toString(16)}`);
+  }
+  const ra = runs.a!;
+  const rb = runs.b!;
+  if (kindOf(ra.out, rb.out) !== kind) return { status: 'not-replayed', detail: `on the connection the rules make (${conns.join('; ')}) the packet is not in this class` };
+  return judge(ctx, kind, ra, rb, outs.a!, outs.b!);
+}
+
+/** Where a witness in the reply direction goes, as the models route it (the side that does not drop it). */
+function whereTo(a: Run, b: Run): Step['ingress'] | undefined {
+  for (const r of [a, b]) {
+    const o = r.out;
+    if (o.verdict === 'local') return { kind: 'local' };
+    if ((o.verdict === 'forwarded' || o.verdict === 'sent') && o.egress) return o.egress === 'lo' ? { kind: 'local' } : { kind: 'iface', device: o.egress };
+  }
+  return undefined;
 }

@@ -1,11 +1,12 @@
 import { CHOICE } from '../concrete/interp.js';
 import type { RoutingView } from '../model/routing.js';
 import { type IntervalSet, normalize, subtract, union } from '../../util/intervals.js';
-import { familyMax, prefixMask } from '../../util/ip.js';
+import { familyMax, prefixMask, prefixToInterval } from '../../util/ip.js';
 import { IIF_SLOT } from '../model/fields.js';
 import { type Space, type Term, narrow } from './space.js';
 import { equalParts } from './equal.js';
-import { type Piece, type Val, constVal, getVal, slotVal, withTerms } from './sym.js';
+import { bitsPreimage } from './region.js';
+import { type BitsVal, type Piece, type Val, constVal, getVal, slotVal, withTerms } from './sym.js';
 
 /**
  * The host's routing decisions over pieces of header space, as RoutingView (model/routing.ts)
@@ -32,6 +33,8 @@ const V6_SCOPE = (scope: number): IntervalSet =>
     return [lo, lo | ((1n << 112n) - 1n)] as const;
   }));
 const V6_LOOPBACK: IntervalSet = [[1n, 1n]];
+/** fe80::/10. */
+const V6_LINK_LOCAL: IntervalSet = [[0xfe80n << 112n, (0xfe80n << 112n) | ((1n << 118n) - 1n)]];
 
 export class BoxRouting {
   constructor(
@@ -48,12 +51,14 @@ export class BoxRouting {
         (set.some(([lo, hi]) => v.v >= lo && v.v <= hi) ? yes : no).push(p);
         continue;
       }
-      const shifted = v.off === 0n ? set : set.map(([lo, hi]) => [lo - v.off, hi - v.off] as const).filter(([, hi]) => hi >= 0n);
-      const s = normalize(shifted.map(([lo, hi]) => [lo < 0n ? 0n : lo, hi] as const));
+      const s =
+        v.k === 'bits'
+          ? undefined
+          : normalize((v.off === 0n ? set : set.map(([lo, hi]) => [lo - v.off, hi - v.off] as const).filter(([, hi]) => hi >= 0n)).map(([lo, hi]) => [lo < 0n ? 0n : lo, hi] as const));
       const y: Term[] = [];
       const n: Term[] = [];
       for (const t of p.terms) {
-        const x = this.space.split(t.box, v.slot, s);
+        const x = this.space.split(t.box, v.slot, s ?? bitsPreimage(this.space, t.box, v as BitsVal, set));
         for (const b of x.yes) {
           const nt = narrow(this.space, t, b);
           if (nt) y.push(nt);
@@ -154,11 +159,17 @@ export class BoxRouting {
       martian(s.yes);
       s = step(s.no, 'src', V6_LOOPBACK, true);
       martian(s.yes);
-      s = step(s.no, 'dst', V6_LOOPBACK, true);
-      martian(s.yes);
       s = step(s.no, 'dst', V6_MULTICAST);
       this.multicast(s.yes, out);
-      s = step(s.no, 'dst', union(V6_LOOPBACK, r.local));
+      rest = s.no;
+      if (r.hasHost) {
+        // ::1 and link-local destinations from a device are looked up bound to that device
+        // (Host.routeInput: rt6_need_strict); without a host model their fate is open like any.
+        s = step(rest, 'dst', union(V6_LOOPBACK, V6_LINK_LOCAL), true);
+        for (const p of s.yes) this.strictInput(p, out);
+        rest = s.no;
+      }
+      s = step(rest, 'dst', union(V6_LOOPBACK, r.local));
       local(s.yes);
       rest = s.no;
     }
@@ -197,6 +208,49 @@ export class BoxRouting {
       if (q) out.push({ kind: 'forward', piece: q, oif: slotVal(oif) });
     }
     return out;
+  }
+
+  /**
+   * An IPv6 packet to ::1 or a link-local address from a device: local if it is that device's
+   * own address, forwarded back out of it if one of its routes holds the destination, else
+   * unreachable.
+   */
+  private strictInput(p: Piece, out: InputDecision[]): void {
+    const iif = p.sym.iif;
+    const perDevice: [bigint, Piece][] = [];
+    if (iif.k === 'const') perDevice.push([iif.v, p]);
+    else if (iif.k === 'slot') {
+      for (const t of p.terms) {
+        for (const [lo, hi] of this.space.values(t.box, iif.slot)) {
+          for (let i = lo; i <= hi; i++) {
+            const nt = narrow(this.space, t, this.space.with(t.box, iif.slot, [[i, i]]));
+            if (nt) perDevice.push([i, withTerms(p, [nt])]);
+          }
+        }
+      }
+    }
+    for (const [dev, q] of perDevice) {
+      const name = this.space.ifaces.nameOf(Number(dev));
+      const own = normalize(this.routing.addresses.filter((a) => a.device === name).map((a) => [a.addr, a.addr] as const));
+      const mine = this.cut([q], getVal(q.sym, 'daddr'), own);
+      mine.yes.forEach((piece) => out.push({ kind: 'local', piece }));
+      const routed = this.cut(mine.no, getVal(q.sym, 'daddr'), this.deviceRoutes(name));
+      routed.yes.forEach((piece) => out.push({ kind: 'forward', piece, oif: constVal(Number(dev)) }));
+      routed.no.forEach((piece) => out.push({ kind: 'unreachable', piece }));
+    }
+  }
+
+  /** Destinations some route of the host model sends out of `device` (connected or declared). */
+  private deviceRoutes(device: string): IntervalSet {
+    const host = this.routing.sim.model;
+    const fam = this.routing.family;
+    const prefixes: IntervalSet[] = [];
+    for (const i of host?.interfaces ?? []) {
+      if (i.device !== device) continue;
+      for (const a of i.addresses) if (a.family === fam) prefixes.push([prefixToInterval({ family: fam, addr: a.addr & prefixMask(fam, a.prefixLen), len: a.prefixLen })]);
+    }
+    for (const route of host?.routes ?? []) if (route.family === fam && route.device === device) prefixes.push([prefixToInterval(route.dest)]);
+    return prefixes.reduce<IntervalSet>((acc, x) => union(acc, x), []);
   }
 
   /** Arriving on lo (by class, or looped back). */

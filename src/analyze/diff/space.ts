@@ -3,6 +3,7 @@ import { type IntervalSet, complement, contains, intersect, isSubset, normalize,
 import type { Family } from '../../util/ip.js';
 import { FIELDS, FIELD_SLOT, IIF_SLOT, SLOT_COUNT, absentValue, fieldMax, icmpProto, presenceOf, slotTop } from '../model/fields.js';
 import type { IfaceDomain } from '../model/ifaces.js';
+import type { ConnectionDomain } from './connections.js';
 
 /**
  * The header space the diff works in: one slot per packet field as it arrives (the analyzer's
@@ -318,7 +319,7 @@ export function protosWith(family: Family, what: 'ports' | 'tcp' | 'icmp'): Inte
  * an ingress never has (a MAC on lo or from a socket, a socket owner from a device) are pinned
  * to ABSENT; `mark` arrives 0; `dscp` and `pkttype` are derived (their slots stay pinned).
  */
-export function ingressClasses(space: Space, ingressDevices: IntervalSet): { cls: PacketClass; box: Box }[] {
+export function ingressClasses(space: Space, ingressDevices: IntervalSet, connections?: ConnectionDomain): { cls: PacketClass; box: Box }[] {
   const fam = space.family;
   const ifaces = space.ifaces;
   const lo = ifaces.indicesOf(['lo']);
@@ -346,6 +347,12 @@ export function ingressClasses(space: Space, ingressDevices: IntervalSet): { cls
       else if (p === 'socket') set(f, ing.local ? realOf(f) : absentOf(f));
     }
     set('ctstate', normalize([CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED, CT_STATE.INVALID].map((v) => [BigInt(v), BigInt(v)] as const)));
+    // Existing connections are ones the rulesets can make (connections.ts).
+    if (connections) {
+      if (connections.ctmark) set('ctmark', connections.ctmark);
+      set('ctstatus', connections.ctstatus);
+      set('cthelper', connections.cthelper);
+    }
     out.push({ cls: { local: ing.local, lo: ing.lo }, box: b });
   }
   return out;

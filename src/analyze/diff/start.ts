@@ -17,7 +17,7 @@ export function ingressDevices(ctx: DiffContext): IntervalSet {
 
 export function startPieces(ctx: DiffContext, region?: readonly Box[]): Piece[] {
   const out: Piece[] = [];
-  for (const { cls, box } of ingressClasses(ctx.space, ingressDevices(ctx))) {
+  for (const { cls, box } of ingressClasses(ctx.space, ingressDevices(ctx), ctx.connections)) {
     const boxes = ctx.space.disjoint(region ? ctx.space.meet([box], region) : [box]);
     if (boxes.length) out.push({ terms: boxes.map((b) => term(b)), sym: initialSym(cls), cls });
   }

@@ -11,9 +11,19 @@ import { type Box, type PacketClass, type Space, type Term, l4Has, term } from '
  * happens to a packet in netfilter maps slots to slots or constants, so the set of packets that
  * satisfy a test stays a box over the arriving packet.
  */
-export type Val = { readonly k: 'slot'; readonly slot: number; readonly off: bigint } | { readonly k: 'const'; readonly v: bigint };
+export type Val =
+  | { readonly k: 'slot'; readonly slot: number; readonly off: bigint }
+  | { readonly k: 'const'; readonly v: bigint }
+  /**
+   * Some bits of a slot, the others set: (slot & keep) ^ xor — a mark or TOS byte after a
+   * masked write (MARK --set-xmark, CONNMARK with masks, DSCP) whose old value was not known.
+   */
+  | { readonly k: 'bits'; readonly slot: number; readonly keep: bigint; readonly xor: bigint };
 
-export function slotVal(slot: number, off = 0n): Val {
+export type SlotVal = Extract<Val, { k: 'slot' }>;
+export type BitsVal = Extract<Val, { k: 'bits' }>;
+
+export function slotVal(slot: number, off = 0n): SlotVal {
   return { k: 'slot', slot, off };
 }
 
@@ -21,8 +31,60 @@ export function constVal(v: bigint | number): Val {
   return { k: 'const', v: BigInt(v) };
 }
 
+/** v as bits of one slot (a constant has no kept bits); undefined for a shifted slot. */
+function asBits(v: Val, width: bigint): { slot: number; keep: bigint; xor: bigint } | undefined {
+  if (v.k === 'const') return { slot: -1, keep: 0n, xor: v.v & width };
+  if (v.k === 'slot') return v.off === 0n ? { slot: v.slot, keep: width, xor: 0n } : undefined;
+  return v;
+}
+
+function fromBits(slot: number, keep: bigint, xor: bigint, width: bigint): Val {
+  if (keep === 0n) return constVal(xor);
+  if (keep === width && xor === 0n) return slotVal(slot);
+  return { k: 'bits', slot, keep, xor };
+}
+
+/**
+ * (a & ~mask) ^ b within `width` (all ones of the field) — MARK/CONNMARK/DSCP writes and
+ * CONNMARK save/restore. Exact when a and b are constants or bits of one slot (bitwise,
+ * (x & k1) ^ (x & k2) is x & (k1 ^ k2)); undefined otherwise (two slots, a shifted slot).
+ */
+export function mergeBits(a: Val, mask: bigint, b: Val, width: bigint): Val | undefined {
+  const A = asBits(a, width);
+  const B = asBits(b, width);
+  if (!A || !B) return undefined;
+  const ka = A.keep & ~mask & width;
+  const xa = A.xor & ~mask & width;
+  if (ka === 0n) return fromBits(B.slot, B.keep, (B.xor ^ xa) & width, width);
+  if (B.keep === 0n) return fromBits(A.slot, ka, (xa ^ B.xor) & width, width);
+  if (A.slot !== B.slot) return undefined;
+  return fromBits(A.slot, (ka ^ B.keep) & width, (xa ^ B.xor) & width, width);
+}
+
+/** v := (v & ~mask) ^ xor. */
+export function xorMasked(v: Val, mask: bigint, xor: bigint, width: bigint): Val | undefined {
+  return mergeBits(v, mask, constVal(xor & width), width);
+}
+
+/** v & mask. */
+export function maskedVal(v: Val, mask: bigint, width: bigint): Val | undefined {
+  return mergeBits(v, ~mask & width, constVal(0), width);
+}
+
 export function sameVal(a: Val, b: Val): boolean {
-  return a.k === 'const' ? b.k === 'const' && a.v === b.v : b.k === 'slot' && a.slot === b.slot && a.off === b.off;
+  switch (a.k) {
+    case 'const':
+      return b.k === 'const' && a.v === b.v;
+    case 'slot':
+      return b.k === 'slot' && a.slot === b.slot && a.off === b.off;
+    case 'bits':
+      return b.k === 'bits' && a.slot === b.slot && a.keep === b.keep && a.xor === b.xor;
+  }
+}
+
+/** The value of `v` for a slot value `x`. */
+export function evalVal(v: Val, x: bigint): bigint {
+  return v.k === 'const' ? v.v : v.k === 'slot' ? x + v.off : (x & v.keep) ^ v.xor;
 }
 
 export interface Sym {
@@ -94,8 +156,10 @@ export function withStep(p: Piece, step: Step): Piece {
 const SYM_KEYS = new WeakMap<Sym, string>();
 const TRAIL_KEYS = new WeakMap<Trail, string>();
 
-function valKey(v: Val): string {
-  return v.k === 'const' ? `c${v.v}` : v.off === 0n ? `s${v.slot}` : `s${v.slot}${v.off > 0n ? '+' : ''}${v.off}`;
+export function valKey(v: Val): string {
+  if (v.k === 'const') return `c${v.v}`;
+  if (v.k === 'bits') return `b${v.slot}&${v.keep.toString(16)}^${v.xor.toString(16)}`;
+  return v.off === 0n ? `s${v.slot}` : `s${v.slot}${v.off > 0n ? '+' : ''}${v.off}`;
 }
 
 /** Equal keys: the same state (so their packets go on alike). */
@@ -225,7 +289,7 @@ export function present(p: Piece, f: NumericField): boolean | undefined {
       if (t === false) return false;
       const proto = sym.vals[FIELD_SLOT.ctproto];
       if (proto.k === 'const') return t === true && PORT_PROTOS.includes(Number(proto.v)) ? true : t === true ? false : undefined;
-      if (t === true && proto.slot === FIELD_SLOT.proto && proto.off === 0n && cls.l4 !== undefined) return l4Has(cls.l4, 'ports');
+      if (t === true && proto.k === 'slot' && proto.slot === FIELD_SLOT.proto && proto.off === 0n && cls.l4 !== undefined) return l4Has(cls.l4, 'ports');
       return undefined;
     }
     case 'helper':

@@ -3,16 +3,17 @@ import type { NatAction, RejectReply, SideEffect, TargetEffect } from '../../ir/
 import { CT_STATE, CT_STATUS, type NumericField } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
 import { type IntervalSet, contains, subtract, union } from '../../util/intervals.js';
-import { type DropReason, UNKNOWN_ADDR, type Verdict } from '../concrete/interp.js';
+import { CHOICE, type DropReason, UNKNOWN_ADDR, type Verdict } from '../concrete/interp.js';
+import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
-import { FIELDS, FIELD_SLOT, IIF_SLOT, fieldMax } from '../model/fields.js';
+import { FIELDS, FIELD_SLOT, IIF_SLOT, fieldMax, icmpProto } from '../model/fields.js';
 import { type Matcher, maskedSet } from './region.js';
 import { BoxRouting } from './routing.js';
 import { BoxDomain } from '../box/box.js';
 import { isStatefulOpaque } from './align.js';
 import { ConstraintBoxes } from '../box/from-constraint.js';
 import { type Box, Inexact, type L4Class, OverBudget, type Point, type Space, type Term, addHoles, narrow, protosWith, setsOverlap, term, termHas } from './space.js';
-import { type Piece, type Sym, type Val, coalesce, constVal, getVal, present, sameVal, setVals, slotVal, tracked, withStep, withTerms } from './sym.js';
+import { type Piece, type Sym, type Val, coalesce, constVal, evalVal, getVal, maskedVal, mergeBits, present, sameVal, setVals, slotVal, tracked, withStep, withTerms, xorMasked } from './sym.js';
 
 /**
  * One side of a diff, walked over pieces of header space: the same steps as the analyzer's
@@ -496,32 +497,47 @@ export class SideWalker {
     const old = [...forced, ...byNew.no.map((q) => ({ ...q, cls: { ...q.cls, ct: 'old' as const }, sym: setVals({ ...q.sym, ctDone: true }, { ctstate: st }) }))];
     // The tuple's ports are the packet's, or 0 without ports: tell them apart only when a rule reads them.
     const fresh = byNew.yes.flatMap((q) => (this.usesCtPorts && present(q, 'sport') === undefined ? this.splitL4(q) : [q]));
-    return [...old, ...fresh.map((q) => this.freshConnection({ ...q, cls: { ...q.cls, ct: 'new' as const } }))];
+    return [...old, ...fresh.flatMap((q) => this.freshConnection({ ...q, cls: { ...q.cls, ct: 'new' as const } }))];
   }
 
-  private freshConnection(p: Piece): Piece {
+  private freshConnection(p: Piece): Piece[] {
     const s = p.sym;
     const changes: Partial<Record<NumericField, Val>> = { ctstate: slotVal(FIELD_SLOT.ctstate) };
-    {
-      const ports = present(p, 'sport') !== false;
-      const sport = ports ? getVal(s, 'sport') : constVal(0);
-      const dport = ports ? getVal(s, 'dport') : constVal(0);
-      Object.assign(changes, {
-        ctdir: constVal(0),
-        ctmark: constVal(0),
-        ctstatus: constVal(0),
-        ctproto: getVal(s, 'proto'),
-        ctorigsrc: getVal(s, 'saddr'),
-        ctorigdst: getVal(s, 'daddr'),
-        ctreplsrc: getVal(s, 'daddr'),
-        ctrepldst: getVal(s, 'saddr'),
-        ctorigsrcport: sport,
-        ctorigdstport: dport,
-        ctreplsrcport: dport,
-        ctrepldstport: sport,
-      });
+    const ports = present(p, 'sport') !== false;
+    if (!ports && this.usesCtPorts && present(p, 'icmptype') === true) {
+      // An ICMP query's tuple "ports" (interp.ts tuplePorts): its identifier, and type << 8 | code
+      // — with the type known (one piece per query type), the code's slot plus an offset.
+      const type = getVal(s, 'icmptype');
+      if (type.k === 'slot' && this.known(p, type) === undefined) return this.pointwise(p, type, 'icmptype', () => ({})).flatMap((q) => this.freshConnection(q));
+      const t = this.known(p, type)!;
+      const answer = BigInt(icmpInverseType(Number(icmpProto(this.model.family)), Number(t)) ?? 0);
+      const code = getVal(s, 'icmpcode');
+      const id = slotVal(this.space.extra({ kind: 'choice', key: CHOICE.icmpId, doc: 'ICMP query identifier', domain: [[0n, 0xffffn]] }));
+      Object.assign(changes, this.tupleFields(s, { origSrc: id, origDst: addTo(code, t << 8n), replSrc: id, replDst: addTo(code, answer << 8n) }));
+      return [{ ...p, sym: setVals({ ...s, ctDone: true }, changes) }];
     }
-    return { ...p, sym: setVals({ ...s, ctDone: true }, changes) };
+    const sport = ports ? getVal(s, 'sport') : constVal(0);
+    const dport = ports ? getVal(s, 'dport') : constVal(0);
+    Object.assign(changes, this.tupleFields(s, { origSrc: sport, origDst: dport, replSrc: dport, replDst: sport }));
+    return [{ ...p, sym: setVals({ ...s, ctDone: true }, changes) }];
+  }
+
+  /** A new connection's fields: its tuple from the packet's header, no mark, no status yet. */
+  private tupleFields(s: Sym, ports: { origSrc: Val; origDst: Val; replSrc: Val; replDst: Val }): Partial<Record<NumericField, Val>> {
+    return {
+      ctdir: constVal(0),
+      ctmark: constVal(0),
+      ctstatus: constVal(0),
+      ctproto: getVal(s, 'proto'),
+      ctorigsrc: getVal(s, 'saddr'),
+      ctorigdst: getVal(s, 'daddr'),
+      ctreplsrc: getVal(s, 'daddr'),
+      ctrepldst: getVal(s, 'saddr'),
+      ctorigsrcport: ports.origSrc,
+      ctorigdstport: ports.origDst,
+      ctreplsrcport: ports.replSrc,
+      ctrepldstport: ports.replDst,
+    };
   }
 
   /**
@@ -537,7 +553,10 @@ export class SideWalker {
     const one = (x: number): IntervalSet => [[BigInt(x), BigInt(x)]];
     const frag = this.routing.split([p], slotVal(FIELD_SLOT.fragment), [[1n, 1n]]);
     for (const q of frag.yes) out.push({ piece: q, state: CT_STATE.INVALID });
-    const byProto = this.routing.split(frag.no, slotVal(FIELD_SLOT.proto), protosWith(this.model.family, 'tcp'));
+    // ICMP of the other family (ICMPv4 in IPv6…): its tracker refuses the packet.
+    const foreign = this.routing.split(frag.no, slotVal(FIELD_SLOT.proto), one(icmpProto(this.model.family) === 1 ? 58 : 1));
+    for (const q of foreign.yes) out.push({ piece: q, state: CT_STATE.INVALID });
+    const byProto = this.routing.split(foreign.no, slotVal(FIELD_SLOT.proto), protosWith(this.model.family, 'tcp'));
     // TCP
     let s = this.routing.split(byProto.yes, slotVal(FIELD_SLOT.tcpflags), v.tcpValid);
     for (const q of s.no) out.push({ piece: q, state: CT_STATE.INVALID });
@@ -569,7 +588,7 @@ export class SideWalker {
   private setStatusBit(p: Piece, bit: number): Piece[] {
     const cur = getVal(p.sym, 'ctstatus');
     if (cur.k === 'const') return [{ ...p, sym: setVals(p.sym, { ctstatus: constVal(cur.v | BigInt(bit)) }) }];
-    if (cur.off !== 0n) throw new Inexact('a status bit on a status not known here', cur.slot);
+    if (cur.k !== 'slot' || cur.off !== 0n) throw new Inexact('a status bit on a status not known here', cur.slot);
     const s = this.routing.split([p], cur, maskedSet(16, BigInt(bit), BigInt(bit))!);
     return [...s.yes, ...s.no.map((q) => ({ ...q, sym: setVals(q.sym, { ctstatus: slotVal(cur.slot, BigInt(bit)) }) }))];
   }
@@ -688,7 +707,7 @@ export class SideWalker {
       else v = sym.oif;
       if (v.k === 'const') {
         if (!contains(h, v.v)) return false;
-      } else if (v.off === 0n && v.slot === i) {
+      } else if (v.k === 'slot' && v.off === 0n && v.slot === i) {
         const s = box[i];
         if (s !== undefined && !setsOverlap(s, h)) return false;
       }
@@ -856,8 +875,7 @@ export class SideWalker {
   private sideEffect(a: SideEffect, p: Piece): Piece[] {
     switch (a.type) {
       case 'xmark': {
-        const apply = (q: Piece) =>
-          this.rewrite(q, a.field, (v) => ((v & ~a.mask & M32) ^ a.xor) & M32, (a.mask & M32) === M32 ? constVal(a.xor & M32) : a.mask === 0n && a.xor === 0n ? 'same' : undefined);
+        const apply = (q: Piece) => this.masked(q, a.field, a.mask, a.xor, M32);
         if (a.field !== 'ctmark') return apply(p);
         // The connection mark exists only on tracked packets.
         const t = this.splitTracked(p);
@@ -875,7 +893,7 @@ export class SideWalker {
       case 'notrack':
         return [{ ...p, sym: { ...p.sym, notrack: true } }];
       case 'rewrite-tos':
-        return this.rewrite(p, 'tos', (v) => ((v & ~BigInt(a.mask) & 0xffn) ^ BigInt(a.xor)) & 0xffn, (a.mask & 0xff) === 0xff ? constVal(a.xor & 0xff) : undefined);
+        return this.masked(p, 'tos', BigInt(a.mask), BigInt(a.xor), 0xffn);
       case 'rewrite-ttl': {
         const v = BigInt(a.value);
         const cur = getVal(p.sym, 'ttl');
@@ -903,39 +921,40 @@ export class SideWalker {
   }
 
 
-  /** CONNMARK save/restore on tracked packets. */
+  /** CONNMARK save/restore on tracked packets: to = (to & ~toMask) ^ (from & fromMask). */
   private copyMark(a: Extract<SideEffect, { type: 'copy-mark' }>, p: Piece): Piece[] {
     const from = getVal(p.sym, a.from);
     const to = getVal(p.sym, a.to);
-    if ((a.toMask & M32) === M32 && (a.fromMask & M32) === M32) return [{ ...p, sym: setVals(p.sym, { [a.to]: from }) }];
-    if (from.k === 'const') {
-      const part = from.v & a.fromMask;
-      return this.rewrite(p, a.to, (v) => ((v & ~a.toMask & M32) ^ part) & M32, (a.toMask & M32) === M32 ? constVal(part & M32) : undefined);
-    }
-    if (to.k === 'const') {
-      return this.pointwise(p, from, a.from, (x) => ({ [a.to]: constVal(((to.v & ~a.toMask & M32) ^ (x & a.fromMask)) & M32) }));
-    }
-    throw new Inexact(`CONNMARK with masks 0x${a.fromMask.toString(16)}/0x${a.toMask.toString(16)} on marks not known here`, from.slot);
+    const part = maskedVal(from, a.fromMask & M32, M32);
+    const next = part && mergeBits(to, a.toMask & M32, part, M32);
+    if (next) return [{ ...p, sym: setVals(p.sym, { [a.to]: next }) }];
+    // The two marks are bits of different slots: one piece per value of the source.
+    if (from.k === 'const') throw new Inexact(`CONNMARK with masks 0x${a.fromMask.toString(16)}/0x${a.toMask.toString(16)} on marks not known here`, to.k === 'const' ? undefined : to.slot);
+    return this.pointwise(p, from, a.from, (x) => {
+      const v = mergeBits(to, a.toMask & M32, constVal(x & a.fromMask & M32), M32);
+      if (!v) throw new Inexact(`CONNMARK with masks 0x${a.fromMask.toString(16)}/0x${a.toMask.toString(16)} on marks not known here`, from.slot);
+      return { [a.to]: v };
+    });
   }
 
-  /** field := fn(field); `known` is the result when it does not depend on the old value. */
-  private rewrite(p: Piece, field: NumericField, fn: (v: bigint) => bigint, known: Val | 'same' | undefined): Piece[] {
-    if (known === 'same') return [p];
-    if (known) return [{ ...p, sym: setVals(p.sym, { [field]: known }) }];
+  /** field := (field & ~mask) ^ xor (MARK, CONNMARK, DSCP/TOS): exact on constants, slots and their bits. */
+  private masked(p: Piece, field: NumericField, mask: bigint, xor: bigint, width: bigint): Piece[] {
     const cur = getVal(p.sym, field);
-    if (cur.k === 'const') return [{ ...p, sym: setVals(p.sym, { [field]: constVal(fn(cur.v)) }) }];
-    return this.pointwise(p, cur, field, (x) => ({ [field]: constVal(fn(x)) }));
+    const next = xorMasked(cur, mask, xor, width);
+    if (next) return [{ ...p, sym: setVals(p.sym, { [field]: next }) }];
+    return this.pointwise(p, cur, field, (x) => ({ [field]: constVal(((x & ~mask & width) ^ xor) & width) }));
   }
 
   /** Splits a piece into one piece per value of `v` (few values only), with changes per value. */
   private pointwise(p: Piece, v: Val, field: NumericField, change: (x: bigint) => Partial<Record<NumericField, Val>>): Piece[] {
     if (v.k === 'const') return [{ ...p, sym: setVals(p.sym, change(v.v)) }];
+    // Few distinct values (an 8-bit field, or a slot narrowed to a few): one piece per value.
+    const all = p.terms.reduce<IntervalSet>((acc, t) => union(acc, this.space.values(t.box, v.slot)), []);
+    if (all.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n) > 256n) throw new Inexact(`a partial rewrite of ${field} on values not known here`, v.slot);
     const byValue = new Map<bigint, Term[]>();
-    let count = 0n;
     for (const t of p.terms) {
       const here = this.space.values(t.box, v.slot);
-      count += here.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n);
-      if (count > 256n) throw new Inexact(`a partial rewrite of ${field} on values not known here`, v.slot);
+      this.count(here.reduce((n, [lo, hi]) => n + Number(hi - lo + 1n), 0));
       for (const [lo, hi] of here) {
         for (let x = lo; x <= hi; x++) {
           const nt = narrow(this.space, t, this.space.with(t.box, v.slot, [[x, x]]));
@@ -943,7 +962,7 @@ export class SideWalker {
         }
       }
     }
-    const out = [...byValue].map(([x, terms]) => ({ ...p, terms, sym: setVals(p.sym, change(x + v.off)) }));
+    const out = [...byValue].map(([x, terms]) => ({ ...p, terms, sym: setVals(p.sym, change(evalVal(v, x))) }));
     this.count(out.length);
     return out;
   }
@@ -980,7 +999,7 @@ export class SideWalker {
       if (value !== undefined && value !== set[0][0]) return undefined;
       value = set[0][0];
     }
-    return value === undefined ? undefined : value + v.off;
+    return value === undefined ? undefined : evalVal(v, value);
   }
 
   /** Groups a piece's boxes by each value of a slot (few values: interface classes). */
@@ -1132,22 +1151,23 @@ export class SideWalker {
           changes.ctrepldst = addr;
           if (port) changes.ctrepldstport = port;
         }
-        let sym: Sym = setVals(q.sym, changes);
-        if (this.usesCtstatus) {
-          const natBit = natHook === 'dst' ? CT_STATUS.DST_NAT : CT_STATUS.SRC_NAT;
-          const known = (x: Val) => this.known(q, x);
-          const cmp = (a: Val, b: Val | undefined) => {
-            if (b === undefined || sameVal(a, b)) return true;
-            const x = known(a);
-            const y = known(b);
-            return x !== undefined && y !== undefined ? x === y : undefined;
-          };
-          const addrSame = cmp(addr, before);
-          const portSame = port === undefined ? true : cmp(port, beforePort);
-          if (addrSame === false || portSame === false) sym = orStatus(sym, natBit);
-          else if (addrSame === undefined || portSame === undefined) sym = { ...sym, ctstatusUnknown: true };
+        const sym: Sym = setVals(q.sym, changes);
+        if (!this.usesCtstatus) {
+          ok.push({ ...q, sym });
+          continue;
         }
-        ok.push({ ...q, sym });
+        // The connection is marked NATed (ct status snat/dnat) where the mapping changed the
+        // address or the port: the piece splits by whether they stayed equal.
+        const natBit = natHook === 'dst' ? CT_STATUS.DST_NAT : CT_STATUS.SRC_NAT;
+        let same: Piece[] = [{ ...q, sym }];
+        const changed: Piece[] = [];
+        for (const [x, y] of [[addr, before], ...(port ? [[port, beforePort] as const] : [])] as const) {
+          if (sameVal(x, y)) continue;
+          const s = this.routing.splitEqual(same, () => x, () => y);
+          changed.push(...s.ne);
+          same = s.eq;
+        }
+        ok.push(...same, ...changed.map((c) => ({ ...c, sym: orStatus(c.sym, natBit) })));
       }
     }
     this.count(ok.length + failed.length);
@@ -1156,6 +1176,7 @@ export class SideWalker {
 }
 
 export function addTo(v: Val, by: bigint): Val {
+  if (v.k === 'bits') throw new Inexact('an offset on a partly rewritten value', v.slot);
   return v.k === 'const' ? constVal(v.v + by) : slotVal(v.slot, v.off + by);
 }
 

@@ -56,9 +56,18 @@ export class Z3Pair {
     this.session.release();
   }
 
+  /** Terms of boxes asked about before (a region's blocked boxes come back every round). */
+  private readonly boxTerms = new WeakMap<Box, Z3Bool>();
+
   /** Is there a packet in `box`, outside `blocked`, on which the sides differ? */
   ask(box: Box, blocked: readonly Box[]) {
-    return this.session.ask(this.inBox(box), ...blocked.map((b) => this.ctx.Not(this.inBox(b))), this.differs);
+    return this.session.ask(this.boxTerm(box), ...blocked.map((b) => this.ctx.Not(this.boxTerm(b)) as Z3Bool), this.differs);
+  }
+
+  private boxTerm(box: Box): Z3Bool {
+    let t = this.boxTerms.get(box);
+    if (!t) this.boxTerms.set(box, (t = this.inBox(box)));
+    return t;
   }
 
   // ---- linking ---------------------------------------------------------------------
@@ -90,6 +99,12 @@ export class Z3Pair {
     ] as const) {
       for (const [k, v] of e.vars.opaque) add(dc.space.extra({ kind: 'opaque', key: side.opaqueKey(k), reason: k }), v);
       for (const [k, v] of e.vars.choices) {
+        // The diff takes an IPv6 packet to fe80::/64 as not for the interface's own link-local
+        // address, which the host model does not list (as the simulator's host has it).
+        if (k === CHOICE.ownLinkLocal) {
+          links.push((v as Z3BV).eq(ctx.BitVec.val(1n, 1)) as Z3Bool);
+          continue;
+        }
         const c = this.choiceKey(side, k);
         if (c) add(dc.space.extra({ kind: 'choice', key: c.key, doc: c.key, domain: c.domain }), v);
       }
@@ -98,7 +113,6 @@ export class Z3Pair {
       this.terms.set(slot, vs[0]);
       for (const v of vs.slice(1)) eq(vs[0], v);
     }
-    void ctx;
     return links;
   }
 
@@ -106,6 +120,7 @@ export class Z3Pair {
   private choiceKey(side: Side, key: string): { key: string; domain: IntervalSet } | undefined {
     if (key === CHOICE.route) return { key, domain: [[0n, 1n]] };
     if (key === CHOICE.oif) return { key, domain: this.dc.space.ifaces.nonEmpty() };
+    if (key === CHOICE.icmpId) return { key, domain: [[0n, 0xffffn]] };
     const m = /^(nat|target)(\d+)(?:\.(addr|port))?$/.exec(key);
     if (!m) return undefined;
     const rule = side.model.rules[Number(m[2])];

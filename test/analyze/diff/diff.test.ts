@@ -152,3 +152,23 @@ describe('translation validation', () => {
     expect(ok.report!.status).toBe('equivalent');
   });
 });
+
+describe('witnesses of existing connections', () => {
+  it('a removed "established" rule denies packets of existing connections, replayed after the rules set the connection up', async () => {
+    // Old: established packets to this host are accepted, new connections only to port 22.
+    // New: the established rule is gone, so only packets to port 22 pass (new or not): packets
+    // of established connections to any other port are now dropped by the INPUT policy. Their
+    // connections can only have been opened through port 22 … or from this host: replies to
+    // connections this host opened (OUTPUT accepts everything) are the class that replays.
+    const r = await diff(
+      FILTER(['-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT', '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT']),
+      FILTER(['-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT']),
+    );
+    sane(r);
+    expect(new Set(r.classes.map((c) => c.kind))).toEqual(new Set(['denied']));
+    for (const c of r.classes) for (const cube of c.cubes) expect(cube.fields['ct state']).toMatch(/established|related/);
+    const replayed = r.classes.filter((c) => c.replay.status === 'agrees');
+    expect(replayed.length, r.classes.map((c) => `${c.witness.summary}: ${c.replay.detail}`).join('\n')).toBeGreaterThan(0);
+    for (const c of replayed) expect(c.witness.input.ctState).toBe('ESTABLISHED');
+  });
+});
