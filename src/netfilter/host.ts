@@ -408,11 +408,26 @@ export class Host {
     if (this.isLocal(family, dst)) {
       return { device: 'lo', prefsrc: dst };
     }
+    if (family === 'ipv6' && isV6Multicast(dst)) return this.multicastOutput6();
     if (this.isBroadcast(family, dst)) {
       const dev = this.locals.find((l) => l.family === family && this.broadcasts.has(dst) && ((l.addr ^ dst) & prefixMask(family, l.prefixLen)) === 0n);
       if (dev) return { device: dev.device, prefsrc: dev.addr };
     }
     return this.lookup(family, dst);
+  }
+
+  /**
+   * A group address from a socket bound to no device: every interface that is up has the
+   * multicast route ff00::/8, and the first one installed wins — the interface that came up
+   * first, taken here as the first the host model declares (the kernel harness creates them in
+   * that order). Picking a source there (ipv6_dev_get_saddr looks only at that device's
+   * addresses for a group) fails without an IPv6 address on it, and the socket gets
+   * EADDRNOTAVAIL: no route. Checked on the kernel (test/kernel/routing.test.ts).
+   */
+  private multicastOutput6(): RouteResult | undefined {
+    const first = this.model?.interfaces[0];
+    if (!first || !first.addresses.some((a) => a.family === 'ipv6')) return undefined;
+    return { device: first.device, prefixLen: 8 };
   }
 
   /**

@@ -327,8 +327,28 @@ const localToMulticast: Scenario = {
   },
 };
 
+/**
+ * A locally generated IPv6 packet to a group address, from a socket bound to no device: it
+ * takes the ff00::/8 route of the interface that came up first (lan here: the harness creates
+ * the interfaces in the host model's order); source selection for a group looks only at that
+ * device's addresses, so where it has no IPv6 address the socket refuses with EADDRNOTAVAIL.
+ * Found by the differential property (seed 1012: a reply to an address nat INPUT had turned
+ * into a group address; the simulator sent it by the default route).
+ */
+const localGroup = (name: string, lan: [string, ...string[]], expected: readonly string[][]): Scenario => ({
+  name,
+  host: hostModel({ interfaces: { lan, wan: ['eth1', '192.168.20.1/24', 'fd00:20::1/64'] }, routes: ['default6 via fd00:20::fe dev wan'] }),
+  rules: { ipv6: restore({ filter: ['-A OUTPUT'] }) },
+  inputs: [at(0, 'local', udp('[fd00:20::1]:4000', '[ff0e::5]:53', 'mc')), at(0, 'local', udp('[fd00:20::1]:4000', '[ffff::ffe2]:53', 'mc'))],
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.emitted.map((e) => e.device))).toEqual(expected);
+  },
+});
+const localGroupFirst = localGroup('a local IPv6 packet to a group leaves by the first interface', ['eth0', '192.168.18.1/24', 'fd00:18::1/64'], [['eth0'], ['eth0']]);
+const localGroupNoAddress = localGroup('a local IPv6 packet to a group is refused when the first interface has no IPv6 address', ['eth0', '192.168.18.1/24'], [[], []]);
+
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast, localGroupFirst, localGroupNoAddress]) {
     it(s.name, async () => {
       await checkScenario(s);
     });
