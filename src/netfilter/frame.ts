@@ -1,5 +1,5 @@
 import type { NumericField, PacketView } from '../ir/fields.js';
-import { CT_HELPER, CT_STATE, type CtHelperName } from '../ir/fields.js';
+import { CT_HELPER, CT_STATE, CT_STATUS, type CtHelperName } from '../ir/fields.js';
 import type { Hook } from '../ir/netfilter.js';
 import type { Family } from '../util/ip.js';
 import type { TraceStep } from './api.js';
@@ -130,6 +130,13 @@ export class Frame {
 
 const ctScratch = new Tuple();
 
+/**
+ * A template's status: IPS_TEMPLATE (bit 11, nf_ct_tmpl_alloc) and IPS_CONFIRMED (set by
+ * xt_ct_tg_check), so `--ctstatus CONFIRMED` matches it (checked on the kernel:
+ * test/kernel/conntrack-match.test.ts).
+ */
+const TEMPLATE_STATUS = BigInt(CT_STATUS.CONFIRMED | (1 << 11));
+
 /*
  * A raw-table CT template (TEMPLATE_CT) is a connection with zeroed tuples to xt_conntrack:
  * rules after `-j CT --zone 5` see --ctproto 0, --ctorigsrc 0.0.0.0, ports 0 and --ctdir
@@ -200,7 +207,7 @@ export function readField(f: Frame, field: NumericField): bigint | undefined {
     case 'ctstate':
       return BigInt(f.ctStateBit);
     case 'ctstatus':
-      return f.ct >= 0 ? BigInt(f.table.status[f.ct] & 0xffff) : f.ct === TEMPLATE_CT ? 0n : undefined;
+      return f.ct >= 0 ? BigInt(f.table.status[f.ct] & 0xffff) : f.ct === TEMPLATE_CT ? TEMPLATE_STATUS : undefined;
     case 'ctdir':
       return f.ct >= 0 ? BigInt(f.ctDir) : f.ct === TEMPLATE_CT ? 0n : undefined;
     case 'ctproto':
