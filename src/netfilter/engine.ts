@@ -293,6 +293,14 @@ export class FamilyEngine implements TargetHost {
     const out = this.postrouting(f, 'sent');
     if (out.verdict === 'dropped' || f.oif !== 'lo') return out;
     // Looped back: in again through lo (conntrack keeps the connection it already has).
+    // ip6_rcv_core checks the header on lo too: a source that POSTROUTING turned into a group
+    // address dies there, before PREROUTING (checked on the kernel: routing.test.ts).
+    const bad = S.family === 'ipv6' ? host.ipv6HeaderDrop('lo', f.pkt.src, f.pkt.dst) : undefined;
+    if (bad !== undefined) {
+      f.dropReason = bad;
+      this.step(f, 'routing', bad);
+      return this.dropped(f);
+    }
     enter(f, 'PREROUTING');
     f.iif = 'lo';
     f.oif = '';

@@ -347,8 +347,26 @@ const localGroup = (name: string, lan: [string, ...string[]], expected: readonly
 const localGroupFirst = localGroup('a local IPv6 packet to a group leaves by the first interface', ['eth0', '192.168.18.1/24', 'fd00:18::1/64'], [['eth0'], ['eth0']]);
 const localGroupNoAddress = localGroup('a local IPv6 packet to a group is refused when the first interface has no IPv6 address', ['eth0', '192.168.18.1/24'], [[], []]);
 
+/**
+ * ip6_rcv_core checks the header of a packet looping back through lo as well: a local packet
+ * to ourselves whose source POSTROUTING turned into a group address (RFC 4291 2.7) is dropped
+ * there, before PREROUTING, after conntrack confirmed it on the way out. Found by the
+ * differential property (seed 1013: the simulator delivered it).
+ */
+const loopbackGroupSource: Scenario = {
+  name: 'a local IPv6 packet SNATed to a group source dies when it loops back through lo',
+  host: GATEWAY,
+  rules: { ipv6: restore({ nat: ['-A POSTROUTING -p udp --dport 7003 -j SNAT --to-source ff0e::77'], filter: ['-A INPUT -p udp'] }) },
+  inputs: [at(0, 'local', udp('[fd00:18::1]:5000', '[fd00:20::1]:7003', 'self'))],
+  expectKernel(run) {
+    expect([run.steps[0].emitted, run.steps[0].delivered]).toEqual([[], []]);
+    expect(run.final.chains.find((c) => c.family === 'ipv6' && c.table === 'filter' && c.chain === 'INPUT')!.rules[0].packets).toBe(0);
+    expect(run.final.entries.map((e) => e.reply.dst)).toEqual([A('ff0e::77')]);
+  },
+};
+
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast, localGroupFirst, localGroupNoAddress]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast, localGroupFirst, localGroupNoAddress, loopbackGroupSource]) {
     it(s.name, async () => {
       await checkScenario(s);
     });
