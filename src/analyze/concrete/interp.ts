@@ -762,6 +762,11 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   if (st.oif === 'lo') {
     // Looped back: in again by lo, through PREROUTING and INPUT (conntrack and NAT are done).
     const egress = st.oif;
+    // ip6_rcv_core checks the header on lo too (Host.ipv6HeaderDrop): a source POSTROUTING
+    // turned into a group address dies before PREROUTING, after conntrack confirmed it.
+    if (model.family === 'ipv6' && routing.sim.ipv6HeaderDrop('lo', st.get('saddr'), st.get('daddr')) !== undefined) {
+      return done('dropped', { dropReason: 'martian' });
+    }
     st.iif = 'lo';
     st.oif = '';
     // The connection was confirmed when the packet left POSTROUTING.

@@ -334,11 +334,26 @@ export class BoxRouting {
       return { routed, unreachable: [] };
     }
     const routed: { piece: Piece; oif: Val }[] = [];
+    const unreachable: Piece[] = [];
     let rest: Piece[] = [];
     for (const p of pieces) {
       const s = this.cut([p], getVal(p.sym, 'daddr'), r.local);
       s.yes.forEach((piece) => routed.push({ piece, oif: constVal(this.space.ifaces.classOf('lo')) }));
       rest.push(...s.no);
+    }
+    if (r.family === 'ipv6') {
+      // A group destination takes the ff00::/8 route of the first interface, and no route when
+      // that interface has no IPv6 address (Host.routeOutput: source selection fails there).
+      const first = r.sim.model?.interfaces[0];
+      const usable = first !== undefined && first.addresses.some((a) => a.family === 'ipv6');
+      const next: Piece[] = [];
+      for (const p of rest) {
+        const s = this.cut([p], getVal(p.sym, 'daddr'), V6_MULTICAST);
+        if (usable) s.yes.forEach((piece) => routed.push({ piece, oif: constVal(this.space.ifaces.classOf(first.device)) }));
+        else unreachable.push(...s.yes);
+        next.push(...s.no);
+      }
+      rest = next;
     }
     if (r.family === 'ipv4' && r.broadcast.length) {
       // A broadcast destination leaves by the first address whose subnet holds it.
@@ -365,7 +380,7 @@ export class BoxRouting {
       }
       rest = next;
     }
-    return { routed, unreachable: rest };
+    return { routed, unreachable: [...unreachable, ...rest] };
   }
 
   /**

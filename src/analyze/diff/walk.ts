@@ -454,7 +454,10 @@ export class SideWalker {
         return [...t.no, ...t.yes.flatMap((x) => this.setStatusBit(x, CT_STATUS.CONFIRMED))];
       })
       .map((q) => ({ ...q, sym: { ...q.sym, iif: constVal(lo), oif: constVal(0) } }));
-    const passed = this.hook('INPUT', this.hook('PREROUTING', back, 'dst'), 'src');
+    // ip6_rcv_core checks the header on lo too (a source SNATed to a group address dies there).
+    const head = this.routing.headerCheck(back);
+    for (const q of head.dropped) this.leaf(q, 'dropped', { dropReason: 'martian' });
+    const passed = this.hook('INPUT', this.hook('PREROUTING', head.ok, 'dst'), 'src');
     for (const q of passed) this.leaf({ ...q, sym: { ...q.sym, oif: constVal(lo) } }, 'sent');
   }
 

@@ -1107,7 +1107,8 @@ export class Encoder {
         // The connection was confirmed when the packet left POSTROUTING.
         const status = this.val(back, 'ctstatus');
         back.vals.set('ctstatus', this.ite(this.present(back, 'ctstatus'), status.or(this.lit(CT_STATUS.CONFIRMED, 16)) as Z3BV, status));
-        const pre = this.hook('PREROUTING', back, this.and([post.alive, isLo]), 'dst', binding, undefined, true);
+        // ip6_rcv_core checks the header on lo too (a source SNATed to a group address dies there).
+        const pre = this.hook('PREROUTING', back, this.and([post.alive, isLo, this.headerOk(back)]), 'dst', binding, undefined, true);
         const inp = this.hook('INPUT', pre.st, pre.alive, 'src', binding, undefined, true);
         sent = this.or([this.and([post.alive, this.not(isLo)]), inp.alive]);
         const merged = this.mergeStates(isLo, inp.st, post.st);
@@ -1300,10 +1301,19 @@ export class Encoder {
         ok.push(isB);
       }
     }
+    let routed = this.or(ok);
+    if (this.model.family === 'ipv6') {
+      // A group destination takes the ff00::/8 route of the first interface, and no route when
+      // that interface has no IPv6 address (Host.routeOutput: source selection fails there).
+      const first = routing.sim.model?.interfaces[0];
+      const usable = first !== undefined && first.addresses.some((a) => a.family === 'ipv6');
+      const group = this.inSet(dst, routing.multicast, bits);
+      if (usable) oif = this.ite(group, this.ifaceIndex(first.device), oif);
+      routed = usable ? this.or([group, routed]) : this.and([this.not(group), routed]);
+    }
     const isLocal = this.inSet(dst, routing.local, bits);
     oif = this.ite(isLocal, this.ifaceIndex('lo'), oif);
-    ok.push(isLocal);
-    return { oif, ok: this.or(ok) };
+    return { oif, ok: this.or([isLocal, routed]) };
   }
 }
 
