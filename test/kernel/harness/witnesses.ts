@@ -40,6 +40,8 @@ export type Prepared =
       readonly kind: 'run';
       readonly inputs: readonly InputSpec[];
       readonly claims: readonly Claim[];
+      /** The analyzer's packets behind the claims (as sent: root socket, the peer's MAC). */
+      readonly packets: readonly PacketInput[];
       /** The witness takes an IPv6 link-local destination as this device's own address: both sides get it. */
       readonly linkLocal?: { readonly device: string; readonly addr: bigint };
       /** How the packet was made sendable (e.g. root instead of uid 1000, same outcome in the model). */
@@ -111,6 +113,19 @@ function unsendable(model: FamilyModel, input: PacketInput, devices: ReadonlySet
   return undefined;
 }
 
+const SOLICITED_NODE = 0xff0200000000000000000001ff000000n;
+
+/**
+ * A delivery to a solicited-node group (ff02::1:ffXX:XXXX): a real interface joins the group of
+ * each of its addresses, but the harness's veths are NOARP and addrconf_join_solict skips NOARP
+ * devices, so the kernel there has joined none (test/kernel/routing.test.ts says the same).
+ */
+function solicitedDelivery(input: PacketInput, out: ConcreteOutcome): string | undefined {
+  if (input.family !== 'ipv6' || out.verdict !== 'local') return undefined;
+  const to = [input.fields.daddr, out.final.daddr].some((d) => d !== undefined && d >> 24n === SOLICITED_NODE >> 24n);
+  return to ? 'delivered to a solicited-node group, which the harness’s NOARP veths never join' : undefined;
+}
+
 /** Fields whose claimed value is a NAT choice inside a range, with that range when known. */
 function looseFields(model: FamilyModel, input: PacketInput, out: ConcreteOutcome): Map<LooseField, readonly [bigint, bigint] | undefined> {
   const loose = new Map<LooseField, readonly [bigint, bigint] | undefined>();
@@ -168,6 +183,8 @@ export function prepareWitness(model: FamilyModel, w: Witness, devices: Readonly
   if (why) return { kind: 'skip', reason: why };
   const target = opaqueTarget(out);
   if (target) return { kind: 'skip', reason: `rests on an answer the kernel cannot be told (${target.replace(/\d+$/, '')})` };
+  const solicited = solicitedDelivery(w.input, out);
+  if (solicited) return { kind: 'skip', reason: solicited };
   const notes: string[] = [];
   const input = sendable(model, w.input, out, notes);
   if (typeof input === 'string') return { kind: 'skip', reason: input };
@@ -179,6 +196,7 @@ export function prepareWitness(model: FamilyModel, w: Witness, devices: Readonly
   const claim = claimOf(model, input, out);
   const inputs: InputSpec[] = [first];
   const claims: Claim[] = [claim];
+  const packets: PacketInput[] = [input];
   if (w.reply) {
     const rOut = runPacket(model, w.reply.input);
     const rBad = consistent(w.reply, rOut, 'reply');
@@ -206,10 +224,11 @@ export function prepareWitness(model: FamilyModel, w: Witness, devices: Readonly
         : { t: 0, ingress, packet, fill: { seq: true, ack: true } },
     );
     claims.push(claimOf(model, rInput, rOut));
+    packets.push(rInput);
     if (fromOut) notes.push('reply addressed to the request as it left (its NAT values were a choice in a range)');
   }
   const ll = out.ownLinkLocal ?? (w.reply ? runPacket(model, w.reply.input).ownLinkLocal : undefined);
-  return { kind: 'run', inputs, claims, ...(ll ? { linkLocal: ll } : {}), notes };
+  return { kind: 'run', inputs, claims, packets, ...(ll ? { linkLocal: ll } : {}), notes };
 }
 
 /** What happened to one input, on one side, in the analyzer's words. */
@@ -271,4 +290,22 @@ export function claimDifferences(claim: Claim, seen: Observed, family: 'ipv4' | 
   check('ttl', BigInt(p.ttl), f.ttl);
   check('tos', BigInt(p.tos ?? 0), f.tos);
   return out;
+}
+
+/**
+ * Whether other answers for the opaque matches the witness assumed (a TCP option, --ctexpire…)
+ * make the analyzer's own model do what the simulator and kernel did: then the witness's
+ * assumption, not the pipeline, is what the real packet contradicts. Returns those answers.
+ */
+export function explainedByAnswers(model: FamilyModel, input: PacketInput, seen: Observed): string | undefined {
+  const keys = runPacket(model, input).opaqueUsed;
+  if (keys.length === 0 || keys.length > 6) return undefined;
+  for (let bits = 0; bits < 1 << keys.length; bits++) {
+    const opaque = { ...input.opaque, ...Object.fromEntries(keys.map((k, i) => [k, ((bits >> i) & 1) === 1])) };
+    const alt: PacketInput = { ...input, opaque };
+    if (claimDifferences(claimOf(model, alt, runPacket(model, alt)), seen, input.family).length === 0) {
+      return keys.map((k) => `${k}=${opaque[k]}`).join(', ');
+    }
+  }
+  return undefined;
 }
