@@ -284,4 +284,23 @@ table ${fam} nat {
     });
     expect(out6.final.saddr).toBe(addr('2001:db8::1'));
   });
+
+  it('a rule in raw after NOTRACK sees UNTRACKED: the pre-pass does not call it unreachable', async () => {
+    // Trust property, seed 7: the pre-pass took every packet in raw as INVALID (conntrack has
+    // not run), but NOTRACK earlier in raw attaches the untracked conntrack at once, and later
+    // raw rules see it (kernel case in kernel-cases.test.ts: "NOTRACK first ..."). L1 fires
+    // for every ICMP packet this host sends; L2 never does (nothing is INVALID after L0).
+    const text = `
+table ip raw {
+  chain output {
+    icmp notrack
+    icmp ct state untracked counter   # L1
+    icmp ct state invalid counter   # L2
+  }
+}`;
+    const r = await check(text);
+    expect(at(r, lineOf(text, '# L1'))).toEqual([]);
+    expect(at(r, lineOf(text, '# L2')).map((f) => f.kind)).toEqual(['unreachable']);
+    expect(r.internalErrors).toEqual([]);
+  });
 });

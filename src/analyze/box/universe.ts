@@ -22,8 +22,14 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
   let base: Box = dom.full();
   const set = (slot: number, s: IntervalSet) => (base = dom.with(base, slot, s));
 
-  // Conntrack has not run in raw: no connection, state INVALID.
-  if (table === 'raw') set(FIELD_SLOT.ctstate, single(BigInt(CT_STATE.INVALID)));
+  // Conntrack has not run in raw: no connection, state INVALID — unless a NOTRACK or CT target
+  // earlier in raw attached one, which the rest of raw sees at once (UNTRACKED, or a template
+  // reading as NEW: interp.ts sideEffect).
+  if (table === 'raw') {
+    const attached = model.rules.filter((r) => r.table === 'raw' && r.effect.type === 'continue').flatMap((r) => (r.effect.type === 'continue' ? r.effect.actions : []));
+    const states = [CT_STATE.INVALID, ...(attached.some((a) => a.type === 'notrack') ? [CT_STATE.UNTRACKED] : []), ...(attached.some((a) => a.type === 'ct-template') ? [CT_STATE.NEW] : [])];
+    set(FIELD_SLOT.ctstate, normalize(states.map((s) => [BigInt(s), BigInt(s)] as const)));
+  }
   else {
     // UNTRACKED: NOTRACK in raw, or ICMPv6 neighbour discovery (conntrack leaves it alone).
     const states = [CT_STATE.NEW, CT_STATE.ESTABLISHED, CT_STATE.RELATED, CT_STATE.INVALID, ...(features.notrack || fam === 'ipv6' ? [CT_STATE.UNTRACKED] : [])];
@@ -81,6 +87,9 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
     if (!routing.hasHost) return [dom.with(b, OIF_SLOT, ifaces.nonEmpty())];
     const out = routing.routes.map((r) => dom.with(dom.with(b, FIELD_SLOT.daddr, r.region), OIF_SLOT, ifaces.indicesOf([r.device])));
     if (routing.local.length) out.push(dom.with(dom.with(b, FIELD_SLOT.daddr, routing.local), OIF_SLOT, lo));
+    // IPv6 groups leave by the first interface, whatever the routes say (Host.routeOutput).
+    const first = routing.sim.model?.interfaces[0];
+    if (fam === 'ipv6' && first?.addresses.some((a) => a.family === 'ipv6')) out.push(dom.with(dom.with(b, FIELD_SLOT.daddr, routing.multicast), OIF_SLOT, ifaces.indicesOf([first.device])));
     return out;
   };
 

@@ -421,9 +421,13 @@ export class SideWalker {
         continue;
       }
       if (d.kind !== 'forward') continue;
+      // ip_forward / ip6_forward: only a frame addressed to this host is forwarded, not one that
+      // came as a link-layer broadcast or multicast, even when DNAT made it unicast.
+      const cast = this.routing.split([piece], getVal(piece.sym, 'pkttype'), [[0n, 0n]]);
+      for (const q of cast.no) this.leaf(q, 'dropped', { dropReason: 'not-unicast' });
       // Forwarded: TTL must allow one more hop; it is decremented before FORWARD.
       const ttl = getVal(piece.sym, 'ttl');
-      const s = this.routing.split([piece], ttl, [[0n, 1n]]);
+      const s = this.routing.split(cast.yes, ttl, [[0n, 1n]]);
       for (const q of s.yes) this.leaf(q, 'dropped', { dropReason: 'ttl' });
       const fwd = s.no.map((q) => ({ ...q, sym: setVals({ ...q.sym, oif: d.oif }, { ttl: addTo(getVal(q.sym, 'ttl'), -1n) }) }));
       const passed = this.hook('FORWARD', fwd, 'src');
