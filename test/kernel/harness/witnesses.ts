@@ -96,11 +96,16 @@ function sendable(model: FamilyModel, input: PacketInput, out: ConcreteOutcome, 
 }
 
 /** Why the harness cannot send this packet as the witness has it, or undefined. */
-function unsendable(model: FamilyModel, input: PacketInput, devices: ReadonlySet<string>, role: 'packet' | 'reply'): string | undefined {
+function unsendable(model: FamilyModel, input: PacketInput, devices: ReadonlySet<string>, role: 'packet' | 'reply', leavesBy: string | undefined): string | undefined {
   if (input.ingress.kind === 'iface' && !devices.has(input.ingress.device)) {
     return input.ingress.device === 'lo'
       ? 'arrives on lo from outside (the harness injects only on the host model’s interfaces)'
       : `arrives on ${input.ingress.device}, an interface the host model lacks`;
+  }
+  // The veths have the default MTU: a longer frame cannot be put on the wire (EMSGSIZE), and a
+  // raw socket refuses a longer local packet for any device but lo.
+  if ((input.fields.length ?? 0n) > BigInt(LINK_MTU) && (input.ingress.kind === 'iface' || leavesBy !== 'lo')) {
+    return `longer than the ${LINK_MTU}-byte MTU of the harness's links`;
   }
   if ((input.fields.fragment ?? 0n) === 1n) return 'a non-first fragment (the kernel’s conntrack reassembles; the harness sends whole packets)';
   if (role === 'packet') {
@@ -113,17 +118,29 @@ function unsendable(model: FamilyModel, input: PacketInput, devices: ReadonlySet
   return undefined;
 }
 
+/** The MTU of the harness's veths (the kernel's default for veth). */
+const LINK_MTU = 1500;
+
 const SOLICITED_NODE = 0xff0200000000000000000001ff000000n;
+const ROUTERS_BY_FORWARD_CHANGE = [0xff010000000000000000000000000002n, 0xff050000000000000000000000000002n];
 
 /**
- * A delivery to a solicited-node group (ff02::1:ffXX:XXXX): a real interface joins the group of
- * each of its addresses, but the harness's veths are NOARP and addrconf_join_solict skips NOARP
- * devices, so the kernel there has joined none (test/kernel/routing.test.ts says the same).
+ * A delivery to a group the harness's kernel has not joined though a real router would have:
+ * a solicited-node group (ff02::1:ffXX:XXXX) — a real interface joins the group of each of its
+ * addresses, but the harness's veths are NOARP and addrconf_join_solict skips NOARP devices
+ * (test/kernel/routing.test.ts says the same) — or the interface- and site-local all-routers
+ * groups (see below; checked on the kernel with an interface made before and one after
+ * `net.ipv6.conf.all.forwarding=1`: `ip -6 maddr` lists ff01::2/ff05::2 only on the first).
  */
 function solicitedDelivery(input: PacketInput, out: ConcreteOutcome): string | undefined {
   if (input.family !== 'ipv6' || out.verdict !== 'local') return undefined;
-  const to = [input.fields.daddr, out.final.daddr].some((d) => d !== undefined && d >> 24n === SOLICITED_NODE >> 24n);
-  return to ? 'delivered to a solicited-node group, which the harness’s NOARP veths never join' : undefined;
+  const to = [input.fields.daddr, out.final.daddr].filter((d): d is bigint => d !== undefined);
+  if (to.some((d) => d >> 24n === SOLICITED_NODE >> 24n)) return 'delivered to a solicited-node group, which the harness’s NOARP veths never join';
+  // ipv6_add_dev joins only ff02::2 on an interface created while forwarding is on (the
+  // harness's order); ff01::2 and ff05::2 are joined when forwarding is switched on for an
+  // existing interface (dev_forward_change), which is what the simulator assumes.
+  if (to.some((d) => ROUTERS_BY_FORWARD_CHANGE.includes(d))) return 'delivered to ff01::2/ff05::2, joined only when forwarding is switched on after the interface exists (the harness switches it on before)';
+  return undefined;
 }
 
 /** Fields whose claimed value is a NAT choice inside a range, with that range when known. */
@@ -179,7 +196,7 @@ export function prepareWitness(model: FamilyModel, w: Witness, devices: Readonly
   const out = runPacket(model, w.input);
   const bad = consistent(w, out, 'packet');
   if (bad) return { kind: 'inconsistent', detail: bad };
-  const why = unsendable(model, w.input, devices, 'packet');
+  const why = unsendable(model, w.input, devices, 'packet', out.egress);
   if (why) return { kind: 'skip', reason: why };
   const target = opaqueTarget(out);
   if (target) return { kind: 'skip', reason: `rests on an answer the kernel cannot be told (${target.replace(/\d+$/, '')})` };
@@ -201,7 +218,7 @@ export function prepareWitness(model: FamilyModel, w: Witness, devices: Readonly
     const rOut = runPacket(model, w.reply.input);
     const rBad = consistent(w.reply, rOut, 'reply');
     if (rBad) return { kind: 'inconsistent', detail: rBad };
-    const rWhy = unsendable(model, w.reply.input, devices, 'reply');
+    const rWhy = unsendable(model, w.reply.input, devices, 'reply', rOut.egress);
     if (rWhy) return { kind: 'skip', reason: `reply: ${rWhy}` };
     const rTarget = opaqueTarget(rOut);
     if (rTarget) return { kind: 'skip', reason: `reply rests on an answer the kernel cannot be told (${rTarget.replace(/\d+$/, '')})` };
