@@ -8,7 +8,7 @@ import { CTINFO, type Frame, KERNEL_SOCKET_ID, NO_CT, TEMPLATE_CT, traceEvent } 
 import { runHelper } from './helper.js';
 import { hookManip, icmpReplyTranslation, natFirstPacket, natInitialized, natPacket, nullBinding } from './nat/core.js';
 import { natTarget } from './nat/targets.js';
-import type { InputRoute } from './host.js';
+import type { InputRoute, RouteResult } from './host.js';
 import type { Packet } from './packet.js';
 import type { CompiledChain, CompiledRule } from './rules/compile.js';
 import { ACCEPT, DROP, runChain, type TargetHost } from './rules/exec.js';
@@ -279,17 +279,23 @@ export class FamilyEngine implements TargetHost {
     if (!this.table(f, 'mangle')) return this.dropped(f);
     const dstBefore = f.pkt.dst;
     if (!this.natStage(f)) return this.dropped(f);
+    let again: RouteResult | undefined;
     if (f.pkt.dst !== dstBefore) {
       // ip_route_me_harder: the destination changed, route again.
-      const again = host.rerouteOutput(S.family, f.pkt.src, f.pkt.dst, f.oif);
+      again = host.rerouteOutput(S.family, f.pkt.src, f.pkt.dst, f.oif);
       if (!again) {
         f.dropReason = 'no-route';
         return this.dropped(f);
       }
+    }
+    // The rest of OUTPUT still sees the device the hook began with (__ip_local_out passes the
+    // first route's device, fixed for the whole hook); the packet leaves by the new route, which
+    // POSTROUTING sees (checked on the kernel: test/kernel/hook-devices.test.ts).
+    if (!this.table(f, 'filter') || !this.table(f, 'security')) return this.dropped(f);
+    if (again) {
       f.oif = again.device;
       f.nexthop = again.nexthop;
     }
-    if (!this.table(f, 'filter') || !this.table(f, 'security')) return this.dropped(f);
     const out = this.postrouting(f, 'sent');
     if (out.verdict === 'dropped' || f.oif !== 'lo') return out;
     // Looped back: in again through lo (conntrack keeps the connection it already has).

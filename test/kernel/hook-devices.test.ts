@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { harnessAvailable } from './harness/env.js';
-import { GATEWAY, type Scenario, at, checkScenario, restore, udp } from './harness/index.js';
+import { GATEWAY, type Scenario, at, checkScenario, hostModel, restore, udp } from './harness/index.js';
 
 /**
  * Which devices `-i`/`-o` see in each hook, where iptables lets a rule ask (in a user chain,
@@ -43,8 +43,38 @@ const postroutingIn: Scenario = {
   },
 };
 
+/**
+ * OUTPUT after nat OUTPUT rerouted a packet: the hook's output device was fixed when OUTPUT
+ * began (__ip_local_out and __ip6_local_out pass the first route's device), so filter OUTPUT
+ * still sees that device; POSTROUTING sees the one the packet leaves by. Here NETMAP sends
+ * packets for a wan address out of mgmt, and `-o` answers wan until POSTROUTING. Found by the
+ * differential property (seed 1014: the simulator's filter OUTPUT saw the new device).
+ */
+const DEVS = (chain: string) => ['eth1', 'veth'].map((d) => `-A ${chain} -o ${d}`);
+const outputAfterReroute: Scenario = {
+  name: 'filter OUTPUT still sees the first route\'s device after nat OUTPUT rerouted; POSTROUTING the new one',
+  host: hostModel({
+    interfaces: { wan: ['eth1', '192.168.20.1/24', '2001:db8::1/64'], mgmt: ['veth', '172.16.0.1/24', 'fd00:ee::1/64'] },
+    routes: ['default via 172.16.0.254 dev mgmt', 'default6 via fd00:ee::fe dev mgmt'],
+  }),
+  rules: {
+    ipv4: restore({ nat: ['-A OUTPUT -p udp -j NETMAP --to 198.51.100.0/24'], filter: DEVS('OUTPUT'), mangle: DEVS('POSTROUTING') }),
+    ipv6: restore({ nat: ['-A OUTPUT -p udp -j NETMAP --to 2001:db8:77::/64'], filter: DEVS('OUTPUT'), mangle: DEVS('POSTROUTING') }),
+  },
+  inputs: [at(0, 'local', udp('192.168.20.1:4000', '192.168.20.7:53', 'v4')), at(0, 'local', udp('[2001:db8::1]:4000', '[2001:db8::7]:53', 'v6'))],
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.emitted.map((e) => e.device))).toEqual([['veth'], ['veth']]);
+    const counts = (f: 'ipv4' | 'ipv6', table: string, chain: string) => run.final.chains.find((c) => c.family === f && c.table === table && c.chain === chain)!.rules.map((r) => r.packets);
+    // -o eth1, -o veth
+    for (const f of ['ipv4', 'ipv6'] as const) {
+      expect(counts(f, 'filter', 'OUTPUT')).toEqual([1, 0]);
+      expect(counts(f, 'mangle', 'POSTROUTING')).toEqual([0, 1]);
+    }
+  },
+};
+
 describe.skipIf(!env.run)('devices seen by rules per hook, on the kernel', () => {
-  for (const s of [postroutingIn]) {
+  for (const s of [postroutingIn, outputAfterReroute]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

@@ -1,5 +1,5 @@
 import { CT_STATE } from '../../ir/fields.js';
-import type { Hook, TableName } from '../../ir/netfilter.js';
+import { type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
 import { type IntervalSet, intersect, normalize, subtract, union } from '../../util/intervals.js';
 import { familyMax } from '../../util/ip.js';
 import type { FamilyModel } from '../model/build.js';
@@ -105,8 +105,14 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
     }
     case 'FORWARD':
       return forwardRoutes(noSocket(received(base))).flatMap(withMac);
-    case 'OUTPUT':
-      return outputRoutes(socket(dom.with(dom.with(base, IIF_SLOT, empty), FIELD_SLOT.macsrc, absent('macsrc'))));
+    case 'OUTPUT': {
+      const b = socket(dom.with(dom.with(base, IIF_SLOT, empty), FIELD_SLOT.macsrc, absent('macsrc')));
+      // After nat (NAT, or a reply's NAT undone), the destination may be another than the one
+      // the device was routed for: the tables after it still see the first route's device.
+      const afterNat = (TABLE_PRIORITY[table].OUTPUT ?? 0) > (TABLE_PRIORITY.nat.OUTPUT ?? 0);
+      if (afterNat && features.nat) return [dom.with(b, OIF_SLOT, ifaces.nonEmpty())];
+      return outputRoutes(b);
+    }
     case 'POSTROUTING': {
       const noMac = dom.with(base, FIELD_SLOT.macsrc, absent('macsrc'));
       const forwarded = forwardRoutes(noSocket(received(noMac))).flatMap((b) => {

@@ -732,32 +732,34 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
     return done('forwarded', { egress: st.oif });
   }
 
-  // Locally generated: routed before OUTPUT, rerouted after mangle and nat changed it.
-  const reroute = (): boolean => {
+  // Locally generated: routed before OUTPUT, rerouted after mangle and nat changed it (no
+  // route stops it there). The rules of OUTPUT see the first route's device all through the
+  // hook (__ip_local_out fixes it); the packet leaves by the route of the destination OUTPUT
+  // leaves it with, which POSTROUTING sees.
+  const route = (): string | undefined => {
     if (!routing.hasHost) {
       // Loopback destinations always leave by lo; anything else by the device the input chose.
-      st.oif = contains(routing.loopback, st.get('daddr')) ? 'lo' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, defaultOif(model))));
-      return true;
+      return contains(routing.loopback, st.get('daddr')) ? 'lo' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, defaultOif(model))));
     }
-    const r = routing.sim.routeOutput(model.family, st.get('daddr'));
-    if (!r) return false;
-    st.oif = r.device;
-    return true;
+    return routing.sim.routeOutput(model.family, st.get('daddr'))?.device;
   };
-  if (!reroute()) return done('dropped', { dropReason: 'unreachable' });
-  run.firstOif = st.oif;
+  const first = route();
+  if (first === undefined) return done('dropped', { dropReason: 'unreachable' });
+  st.oif = first;
+  run.firstOif = first;
   let unroutable = false;
   const ok = run.hook('OUTPUT', st, 'dst', (t) => {
-    if (t === 'mangle' || t === 'nat') {
-      if (!reroute()) {
-        unroutable = true;
-        return false;
-      }
+    if ((t === 'mangle' || t === 'nat') && route() === undefined) {
+      unroutable = true;
+      return false;
     }
     return true;
   });
   if (unroutable) return done('dropped', { dropReason: 'unreachable' });
   if (!ok) return dropped();
+  const leaveBy = route();
+  if (leaveBy === undefined) return done('dropped', { dropReason: 'unreachable' });
+  st.oif = leaveBy;
   if (!run.hook('POSTROUTING', st, 'src')) return dropped();
   if (st.oif === 'lo') {
     // Looped back: in again by lo, through PREROUTING and INPUT (conntrack and NAT are done).

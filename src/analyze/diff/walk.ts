@@ -441,11 +441,17 @@ export class SideWalker {
     const routed = this.keep(first.routed.map(({ piece, oif }) => ({ ...piece, sym: { ...piece.sym, oif } })));
     const out = this.hook('OUTPUT', routed, 'dst', (table, ps) => {
       if (table !== 'mangle' && table !== 'nat') return ps;
+      // Rerouted after mangle and nat (no route stops the packet), but OUTPUT's rules keep
+      // seeing the first route's device (__ip_local_out fixes it for the whole hook).
       const r = this.routing.output(ps);
       for (const q of r.unreachable) this.leaf(q, 'dropped', { dropReason: 'unreachable' });
-      return r.routed.map(({ piece, oif }) => ({ ...piece, sym: { ...piece.sym, oif } }));
+      return r.routed.map(({ piece }) => piece);
     });
-    const sent = this.hook('POSTROUTING', out, 'src');
+    // It leaves by the route of the destination OUTPUT leaves it with, which POSTROUTING sees.
+    const last = this.routing.output(out);
+    for (const q of last.unreachable) this.leaf(q, 'dropped', { dropReason: 'unreachable' });
+    const leaving = this.keep(last.routed.map(({ piece, oif }) => ({ ...piece, sym: { ...piece.sym, oif } })));
+    const sent = this.hook('POSTROUTING', leaving, 'src');
     // Looped back (out by lo): in again by lo, through PREROUTING and INPUT; conntrack and NAT are done.
     const lo = BigInt(this.space.ifaces.classOf('lo'));
     const s = this.routing.split(sent, constVal(0), [[lo, lo]], (q) => q.sym.oif);
@@ -989,7 +995,9 @@ export class SideWalker {
       if (v.k !== 'slot') continue;
       const x = f[v.slot] ?? 0n;
       terms = terms.flatMap((t) => {
-        const nt = narrow(this.space, t, this.space.with(t.box, v.slot, [[x, x]]));
+        // Intersected, not replaced: a box that does not hold the point's value is not kept.
+        const b = this.space.restrict(t.box, v.slot, [[x, x]]);
+        const nt = b && narrow(this.space, t, b);
         return nt ? [nt] : [];
       });
     }

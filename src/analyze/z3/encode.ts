@@ -1089,14 +1089,19 @@ export class Encoder {
       const first = reroute(st);
       st = first.st;
       let routeOk = first.ok;
+      // OUTPUT's rules see the first route's device all through the hook (__ip_local_out fixes
+      // it); the packet leaves by the route of the destination OUTPUT leaves it with, which
+      // POSTROUTING sees.
       const out = this.hook('OUTPUT', st, first.ok, 'dst', binding, (t, s) => {
         if (t !== 'mangle' && t !== 'nat') return { st: s, ok: this.t() };
         // Rerouted after mangle and nat; no route stops the packet there.
         const r = reroute(s);
         routeOk = this.and([routeOk, r.ok]);
-        return { st: r.st, ok: r.ok };
+        return { st: s, ok: r.ok };
       });
-      st = out.st;
+      const last = reroute(out.st);
+      routeOk = this.and([routeOk, last.ok]);
+      st = last.st;
       if (stop !== 'OUTPUT') {
         const post = this.hook('POSTROUTING', st, this.and([out.alive, routeOk]), 'src', binding);
         // Sent over lo: in again through PREROUTING and INPUT, NAT already set up.
