@@ -128,22 +128,26 @@ export async function diffFamily(oldPolicy: Policy, newPolicy: Policy, family: F
   const region = changeRegion(ctx);
   const start = region.boxes && region.boxes.length === 0 ? [] : startPieces(ctx, region.boxes);
   const residual: { piece: Piece; why: string }[] = [];
-  const phase = { walk: 0, compare: 0, classes: 0, z3: 0 };
-  const attempt = (s: Piece): string | undefined => {
+  const phase = { setup: performance.now() - t0, walk: 0, compare: 0, classes: 0, z3: 0 };
+  const attempt = (s: Piece, maxPieces?: number): string | undefined => {
+    let t = performance.now();
     try {
-      let t = performance.now();
-      const la = ctx.a.walker.run([s], { prune: true });
+      const budget = maxPieces === undefined ? {} : { maxPieces };
+      const la = ctx.a.walker.run([s], { prune: true, ...budget });
       // The new side walks the old side's leaves, each term tagged with its leaf: every new leaf
-      // then compares against one old outcome (no pairing of the two partitions).
+      // then compares against one old outcome (no pairing of the two partitions). A leaf whose
+      // packets met no change on their way (no changed rule fired, no rule of the other side
+      // could have caught them, no changed policy) ends alike on the new side: not walked again.
       const starts = new Map<string, Piece>();
       la.forEach((l, k) => {
+        if (!l.piece.touched) return;
         const cls = { local: l.piece.cls.local, lo: l.piece.cls.lo };
         const key = `${+cls.local}${+cls.lo}`;
         const terms = l.piece.terms.map((x) => term(x.box, x.holes, k));
         const known = starts.get(key);
         starts.set(key, known ? withTerms(known, [...known.terms, ...terms]) : { terms, sym: initialSym(cls), cls });
       });
-      const lb = ctx.b.walker.run([...starts.values()], { prune: true });
+      const lb = ctx.b.walker.run([...starts.values()], { prune: true, ...budget });
       phase.walk += performance.now() - t;
       t = performance.now();
       leavesA += la.length;
@@ -154,12 +158,16 @@ export async function diffFamily(oldPolicy: Policy, newPolicy: Policy, family: F
       phase.compare += performance.now() - t;
       return undefined;
     } catch (e) {
-      if (e instanceof Inexact || e instanceof OverBudget) return e.message;
-      throw e;
+      if (!(e instanceof Inexact || e instanceof OverBudget)) throw e;
+      phase.walk += performance.now() - t;
+      return e.message;
     }
   };
   for (const s of start) {
-    if (attempt(s) === undefined) continue;
+    // All terms at once share the walk of their common path; when that grows large, one term
+    // at a time (each with the whole budget) is cheaper than finishing the large walk.
+    const res = attempt(s, s.terms.length > 1 ? Math.max(20_000, Math.floor((opts.maxPieces ?? 200_000) / 8)) : undefined);
+    if (res === undefined) continue;
     // One term at a time; what still fails goes to Z3.
     for (const t of s.terms) {
       const one = withTerms(s, [t]);
@@ -210,7 +218,7 @@ export async function diffFamily(oldPolicy: Policy, newPolicy: Policy, family: F
       rawCubes: found.length,
       z3Queries: z3stats.queries,
       z3Ms: Math.round(z3stats.ms),
-      phases: { walk: Math.round(phase.walk), compare: Math.round(phase.compare), z3: Math.round(phase.z3), classes: Math.round(phase.classes) },
+      phases: { setup: Math.round(phase.setup), walk: Math.round(phase.walk), compare: Math.round(phase.compare), z3: Math.round(phase.z3), classes: Math.round(phase.classes) },
       ms: Math.round(performance.now() - t0),
     },
   };
@@ -410,18 +418,35 @@ interface Candidate {
 
 /** Raw cubes → merged classes with a replayed witness each. */
 async function buildClasses(ctx: DiffContext, found: readonly Materialized[], opts: DiffOptions, internalErrors: DiffInternalError[]): Promise<DiffClass[]> {
-  const groups = new Map<string, { items: Materialized[]; steps: ReturnType<typeof decisiveSteps> }>();
+  const groups = new Map<string, { items: Materialized[] }>();
+  const stepsOf = new Map<Materialized, ReturnType<typeof decisiveSteps>>();
+  const changed = { a: new Set(ctx.alignment.changedA.map((r) => r.id)), b: new Set(ctx.alignment.changedB.map((r) => r.id)) };
+  // A step of the edit itself: a changed rule, or the policy of a chain whose policy changed.
+  const isEdit = (side: 'a' | 'b', s: Step | undefined) =>
+    s?.t === 'rule' ? changed[side].has(s.ruleId) : s?.t === 'policy' ? ctx.alignment.policyChanged.some((c) => c.table === s.table && c.name === s.chain) : false;
   for (const f of found) {
     const steps = decisiveSteps(ctx.alignment, f.raw.a, f.raw.b, (side, id) => (side === 'a' ? ctx.a : ctx.b).model.rules[id].table);
+    stepsOf.set(f, steps);
     const stepKey = (s: Step | undefined) => (s ? JSON.stringify(s) : '-');
-    const key = [f.raw.kind, f.by, f.raw.a.piece.cls.local, f.raw.a.piece.cls.l4 === 'fragment', f.raw.a.out.verdict, f.raw.b.out.verdict, f.raw.a.out.deny, f.raw.b.out.deny, stepKey(steps.a), stepKey(steps.b)].join('|');
+    // One class per edit that decides: packets a widened or new rule now lets in form one class
+    // whichever old rule dropped them (each class's witness names its own rules on both sides).
+    // When no edit decides (the edit lies upstream, a rule moved), the rule that now drops
+    // (newly denied) or dropped before (newly allowed) keys the class, whichever rule lets the
+    // packets through on the other side; otherwise the deciding rules of both sides.
+    const ea = isEdit('a', steps.a);
+    const eb = isEdit('b', steps.b);
+    const byA = ea || (!eb && f.raw.kind !== 'denied');
+    const byB = eb || (!ea && f.raw.kind !== 'allowed');
+    const ka = byA ? stepKey(steps.a) : '*';
+    const kb = byB ? stepKey(steps.b) : '*';
+    const key = [f.raw.kind, f.by, f.raw.a.piece.cls.local, f.raw.a.piece.cls.l4 === 'fragment', f.raw.a.out.verdict, f.raw.b.out.verdict, f.raw.a.out.deny, f.raw.b.out.deny, ka, kb].join('|');
     const g = groups.get(key);
     if (g) g.items.push(f);
-    else groups.set(key, { items: [f], steps });
+    else groups.set(key, { items: [f] });
   }
   const wildcards = wildcardsOf(ctx);
   const out: DiffClass[] = [];
-  for (const { items, steps } of groups.values()) {
+  for (const { items } of groups.values()) {
     const first = items[0];
     const boxes = mergeBoxes(ctx.space, items.flatMap((f) => f.boxes.map((b) => freeClassSlots(ctx.space, b))));
     const printClass = { local: first.raw.a.piece.cls.local, lo: first.raw.a.piece.cls.lo };
@@ -506,6 +531,7 @@ async function buildClasses(ctx: DiffContext, found: readonly Materialized[], op
       if (replay.status !== 'agrees') replay = { status: 'not-replayed', detail: firstDetail ?? 'no witness to replay' };
     }
     const { a: ra, b: rb, holder } = chosen;
+    const steps = stepsOf.get(holder)!;
     const dA = decision(ctx.a, steps.a, holder.raw.a.out);
     const dB = decision(ctx.b, steps.b, holder.raw.b.out);
     const side = (s: Side, input: PacketInput, conc: ConcreteOutcome, d: DiffDecision | undefined): DiffSide => ({

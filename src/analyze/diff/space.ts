@@ -446,14 +446,22 @@ export function surelyEmpty(space: Space, t: Term): boolean {
 }
 
 /**
- * The term narrowed to a sub-box: holes that no longer meet it are dropped (keeps hole lists
- * short as pieces narrow). Undefined when the narrowed term is surely empty.
+ * Holes a narrowing looks at: the newest ones (the rules just before, which most often hold or
+ * miss the new box). Older holes stay on the list unexamined: a hole that misses the box is
+ * harmless, and looking at every hole of a long chain at every split made walks quadratic.
+ */
+const NARROW_LOOK = 24;
+
+/**
+ * The term narrowed to a sub-box: the newest holes that no longer meet it are dropped (keeps hole
+ * lists short as pieces narrow). Undefined when one of them holds the whole box (then it is surely empty).
  */
 export function narrow(space: Space, t: Term, box: Box): Term | undefined {
   if (box === t.box) return t;
   let kept: Box[] | undefined;
   let changed = false;
-  for (let h = t.holes; h; h = h.next) {
+  let h = t.holes;
+  for (let n = 0; h && n < NARROW_LOOK; h = h.next, n++) {
     if (!space.overlaps(h.box, box)) {
       changed = true;
       continue;
@@ -462,7 +470,41 @@ export function narrow(space: Space, t: Term, box: Box): Term | undefined {
     (kept ??= []).push(h.box);
   }
   if (!changed) return term(box, t.holes, t.tag);
-  return term(box, kept ? addHoles(undefined, kept.reverse()) : undefined, t.tag);
+  let out = h;
+  for (let i = (kept?.length ?? 0) - 1; i >= 0; i--) out = { box: kept![i], next: out };
+  return term(box, out, t.tag);
+}
+
+/**
+ * The term with every hole that misses its box dropped (narrow looks at the newest holes only).
+ * Undefined when one hole holds the whole box.
+ */
+export function tidy(space: Space, t: Term): Term | undefined {
+  if (!t.holes) return t;
+  // A term handed back through several chains is tidied once.
+  const known = TIDY.get(t);
+  if (known !== undefined) return known === null ? undefined : known;
+  const out = tidyNow(space, t);
+  TIDY.set(t, out ?? null);
+  if (out) TIDY.set(out, out);
+  return out;
+}
+
+const TIDY = new WeakMap<Term, Term | null>();
+
+function tidyNow(space: Space, t: Term): Term | undefined {
+  const kept: Box[] = [];
+  let changed = false;
+  for (let h: Holes | undefined = t.holes; h; h = h.next) {
+    if (!space.overlaps(h.box, t.box)) {
+      changed = true;
+      continue;
+    }
+    if (space.contains(h.box, t.box)) return undefined;
+    kept.push(h.box);
+  }
+  if (!changed) return t;
+  return term(t.box, kept.length ? addHoles(undefined, kept.reverse()) : undefined, t.tag);
 }
 
 /** The term's points as disjoint boxes (hole-overlapping parts subtracted). */

@@ -1,6 +1,6 @@
 import { type IntervalSet, union } from '../../util/intervals.js';
 import type { DiffContext } from './context.js';
-import { type Box, ingressClasses, term } from './space.js';
+import { type Box, type Holes, type Term, addHoles, ingressClasses, narrow, term } from './space.js';
 import { type Piece, initialSym } from './sym.js';
 
 /**
@@ -18,8 +18,17 @@ export function ingressDevices(ctx: DiffContext): IntervalSet {
 export function startPieces(ctx: DiffContext, region?: readonly Box[]): Piece[] {
   const out: Piece[] = [];
   for (const { cls, box } of ingressClasses(ctx.space, ingressDevices(ctx), ctx.connections)) {
-    const boxes = ctx.space.disjoint(region ? ctx.space.meet([box], region) : [box]);
-    if (boxes.length) out.push({ terms: boxes.map((b) => term(b)), sym: initialSym(cls), cls });
+    const boxes = region ? ctx.space.meet([box], region) : [box];
+    // Overlapping region boxes made disjoint lazily: each is a term minus the boxes before it
+    // (cutting them into disjoint boxes fragments a region of many overlapping boxes).
+    const terms: Term[] = [];
+    let holes: Holes | undefined;
+    for (const b of boxes) {
+      const t = holes ? narrow(ctx.space, term(b, holes), b) : term(b);
+      if (t) terms.push(t);
+      holes = addHoles(holes, [b]);
+    }
+    if (terms.length) out.push({ terms, sym: initialSym(cls), cls });
   }
   return out;
 }

@@ -2,7 +2,7 @@ import { CT_STATE, type NumericField, PORT_PROTOS } from '../../ir/fields.js';
 import type { Hook, TableName } from '../../ir/netfilter.js';
 import { FIELDS, FIELD_SLOT, IIF_SLOT, presenceOf } from '../model/fields.js';
 import { mergeBoxes } from './merge.js';
-import { type Box, type PacketClass, type Space, type Term, l4Has, term } from './space.js';
+import { type Box, type Holes, type PacketClass, type Space, type Term, l4Has, term, tidy } from './space.js';
 
 /**
  * A packet in the middle of its walk, symbolically: each field is either a slot of the arriving
@@ -185,7 +185,7 @@ export function trailKey(t: Trail | undefined): string {
 }
 
 /** Pieces in the same state with the same trail and class become one piece (their boxes joined). */
-export function coalesce(pieces: readonly Piece[], space?: Space): Piece[] {
+export function coalesce(pieces: readonly Piece[], space?: Space, deep = false): Piece[] {
   if (pieces.length < 2) return [...pieces];
   const by = new Map<string, Piece>();
   const terms = new Map<string, Term[]>();
@@ -199,28 +199,81 @@ export function coalesce(pieces: readonly Piece[], space?: Space): Piece[] {
       terms.set(key, [...p.terms]);
     }
   }
-  if (by.size === pieces.length) return [...pieces];
-  return [...by].map(([k, p]) => withTerms(p, compact(space, terms.get(k)!)));
+  if (by.size === pieces.length && !deep) return [...pieces];
+  return [...by].map(([k, p]) => withTerms(p, compact(space, terms.get(k)!, deep)));
 }
 
-/** Terms that are plain boxes, merged where they differ in one slot (many hosts' boxes become one). */
-export function compact(space: Space | undefined, ts: readonly Term[]): Term[] {
+/**
+ * Terms merged where their boxes differ in one slot and they have the same holes (the same
+ * hole boxes; with `deep`, after dropping those that miss): (b1 − H) ∪ (b2 − H) is (b1 ∪ b2) − H, so many
+ * hosts' boxes become one term.
+ */
+export function compact(space: Space | undefined, ts: readonly Term[], deep = false): Term[] {
   if (ts.length < 8 || !space) return [...ts];
-  const plain = new Map<number | undefined, Box[]>();
+  const groups = new Map<string, { tag: number | undefined; holes: Holes | undefined; boxes: Box[] }[]>();
+  for (const t0 of ts) {
+    // Holes that miss the box (narrow keeps old ones unexamined) keep it from merging: `deep`
+    // looks at every hole (worth it where a chain hands back many terms, not after every rule).
+    const t = deep ? tidy(space, t0) : t0;
+    if (!t) continue;
+    const key = `${t.tag}:${holesHash(t.holes)}`;
+    const same = groups.get(key);
+    const g = same?.find((x) => sameHoles(x.holes, t.holes));
+    if (g) g.boxes.push(t.box);
+    else if (same) same.push({ tag: t.tag, holes: t.holes, boxes: [t.box] });
+    else groups.set(key, [{ tag: t.tag, holes: t.holes, boxes: [t.box] }]);
+  }
   const out: Term[] = [];
-  let count = 0;
-  for (const t of ts) {
-    if (t.holes) out.push(t);
-    else {
-      const list = plain.get(t.tag);
-      if (list) list.push(t.box);
-      else plain.set(t.tag, [t.box]);
-      count++;
+  for (const list of groups.values()) {
+    for (const g of list) {
+      if (g.boxes.length === 1) out.push(term(g.boxes[0], g.holes, g.tag));
+      else for (const box of mergeBoxes(space, g.boxes)) out.push(term(box, g.holes, g.tag));
     }
   }
-  if (count < 8) return [...ts];
-  for (const [tag, boxes] of plain) for (const box of mergeBoxes(space, boxes)) out.push(term(box, undefined, tag));
   return out;
+}
+
+/** A number per list of hole boxes (equal lists built apart hash alike; sameHoles tells collisions apart). */
+const HOLES_HASH = new WeakMap<Holes, number>();
+
+function holesHash(h: Holes | undefined): number {
+  if (!h) return 0;
+  const known = HOLES_HASH.get(h);
+  if (known !== undefined) return known;
+  // Iterative (lists can be long): hash the part not yet known, newest last.
+  const path: Holes[] = [];
+  let x: Holes | undefined = h;
+  let base = 0;
+  for (; x; x = x.next) {
+    const k = HOLES_HASH.get(x);
+    if (k !== undefined) {
+      base = k;
+      break;
+    }
+    path.push(x);
+  }
+  for (let i = path.length - 1; i >= 0; i--) {
+    base = (Math.imul(base, 0x9e3779b1) + boxId(path[i].box) + 1) | 0;
+    HOLES_HASH.set(path[i], base);
+  }
+  return base;
+}
+
+function sameHoles(a: Holes | undefined, b: Holes | undefined): boolean {
+  for (; a && b; a = a.next, b = b.next) {
+    if (a === b) return true;
+    if (a.box !== b.box) return false;
+  }
+  return a === b;
+}
+
+const BOX_IDS = new WeakMap<Box, number>();
+let nextBoxId = 0;
+
+function boxId(b: Box): number {
+  let id = BOX_IDS.get(b);
+  if (id === undefined) BOX_IDS.set(b, (id = nextBoxId++));
+  return id;
 }
 
 export function getVal(sym: Sym, f: NumericField): Val {

@@ -86,8 +86,8 @@ export interface FamilyDiffStats {
   readonly rawCubes: number;
   readonly z3Queries: number;
   readonly z3Ms: number;
-  /** Milliseconds per phase: box walks, comparing their leaves, Z3, building the classes. */
-  readonly phases: { readonly walk: number; readonly compare: number; readonly z3: number; readonly classes: number };
+  /** Milliseconds per phase: both models and the region to look at, box walks, comparing their leaves, Z3, building the classes. */
+  readonly phases: { readonly setup: number; readonly walk: number; readonly compare: number; readonly z3: number; readonly classes: number };
   readonly ms: number;
 }
 

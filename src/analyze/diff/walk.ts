@@ -12,8 +12,8 @@ import { BoxRouting } from './routing.js';
 import { BoxDomain } from '../box/box.js';
 import { isStatefulOpaque } from './align.js';
 import { ConstraintBoxes } from '../box/from-constraint.js';
-import { type Box, Inexact, type L4Class, OverBudget, type Point, type Space, type Term, addHoles, narrow, protosWith, setsOverlap, term, termHas } from './space.js';
-import { type Piece, type Sym, type Val, coalesce, constVal, evalVal, getVal, maskedVal, mergeBits, present, sameVal, setVals, slotVal, tracked, withStep, withTerms, xorMasked } from './sym.js';
+import { type Box, Inexact, type L4Class, OverBudget, type Point, type Space, type Term, addHoles, materialize, narrow, protosWith, setsOverlap, term, termHas } from './space.js';
+import { type Piece, type Sym, type Val, coalesce, symKey, trailKey, constVal, evalVal, getVal, maskedVal, mergeBits, present, sameVal, setVals, slotVal, tracked, withStep, withTerms, xorMasked } from './sym.js';
 
 /**
  * One side of a diff, walked over pieces of header space: the same steps as the analyzer's
@@ -48,6 +48,8 @@ interface ChainResult {
   drop: { piece: Piece; ruleId: number; deny: string; reason: DropReason }[];
   ret: Piece[];
   nat: { piece: Piece; rule: ModelRule; nat: NatAction }[];
+  /** Packets the walk let go because no change lies ahead of them (pruneAt). */
+  pruned: Piece[];
 }
 
 const M32 = 0xffffffffn;
@@ -98,6 +100,8 @@ export class SideWalker {
   /** Per rule, a box holding every packet that can match it (the analyzer's over-approximation). */
   private readonly hulls: readonly (Box | undefined)[];
   private boxesMade = 0;
+  /** Boxes the current run may make (the limit, or less for a first try; see run). */
+  private budget: number;
   /** A focused walk follows one point: only boxes holding it go on (see runFocused). */
   private focus?: Point;
   private readonly sure = new Map<number, Constraint>();
@@ -117,6 +121,7 @@ export class SideWalker {
     private readonly limits: WalkLimits,
   ) {
     this.routing = new BoxRouting(space, model.routing);
+    this.budget = limits.maxPieces;
     this.usesCtstatus = model.rules.some((r) => mentions(r.constraint, 'ctstatus'));
     this.usesCtPorts = model.rules.some((r) => (['ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport'] as const).some((f) => mentions(r.constraint, f)));
     // Tests with state carry an instance in their key (kinds/helpers.ts instanceKey); a test
@@ -153,8 +158,9 @@ export class SideWalker {
    * Walks pieces of arriving packets to their outcomes. With `prune`, packets whose walks have
    * not parted and can no longer reach a change are dropped: both sides treat them alike.
    */
-  run(start: readonly Piece[], opts: { readonly prune?: boolean } = {}): Leaf[] {
+  run(start: readonly Piece[], opts: { readonly prune?: boolean; readonly maxPieces?: number } = {}): Leaf[] {
     this.boxesMade = 0;
+    this.budget = Math.min(opts.maxPieces ?? this.limits.maxPieces, this.limits.maxPieces);
     this.leaves = [];
     this.focus = undefined;
     this.prune = (opts.prune ?? false) && this.changes !== undefined;
@@ -232,7 +238,7 @@ export class SideWalker {
    * Untouched packets that no gateway ahead can catch — in this chain, or in the callers'
    * rest (`cont`; true: something later, beyond this hook's chains, may change) — are dropped.
    */
-  private pruneAt(ps: Piece[], list: GatewayList | undefined, cont: Cont): Piece[] {
+  private pruneAt(ps: Piece[], list: GatewayList | undefined, cont: Cont, gone: Piece[]): Piece[] {
     if (!this.prune || cont === true) return ps;
     const out: Piece[] = [];
     for (const p of ps) {
@@ -240,9 +246,15 @@ export class SideWalker {
         out.push(p);
         continue;
       }
-      if (!list && !cont) continue;
-      const terms = p.terms.filter((t) => this.mayMatchAny(list, p.sym, t.box) || this.mayMatchAny(cont, p.sym, t.box));
-      if (terms.length) out.push(withTerms(p, terms));
+      if (!list && !cont) {
+        gone.push(p);
+        continue;
+      }
+      const terms: Term[] = [];
+      const dropped: Term[] = [];
+      for (const t of p.terms) (this.mayMatchAny(list, p.sym, t.box) || this.mayMatchAny(cont, p.sym, t.box) ? terms : dropped).push(t);
+      if (terms.length) out.push(terms.length === p.terms.length ? p : withTerms(p, terms));
+      if (dropped.length) gone.push(withTerms(p, dropped));
     }
     return out;
   }
@@ -288,6 +300,7 @@ export class SideWalker {
    */
   runFocused(start: Piece, point: Point): Leaf | undefined {
     this.boxesMade = 0;
+    this.budget = this.limits.maxPieces;
     this.leaves = [];
     this.focus = point;
     try {
@@ -321,7 +334,7 @@ export class SideWalker {
 
   private count(n: number): void {
     this.boxesMade += n;
-    if (this.boxesMade > this.limits.maxPieces) throw new OverBudget(`more than ${this.limits.maxPieces} boxes`);
+    if (this.boxesMade > this.budget) throw new OverBudget(`more than ${this.budget} boxes`);
   }
 
   /**
@@ -729,7 +742,7 @@ export class SideWalker {
   }
 
   private walk(chain: ModelChain, pieces: readonly Piece[], stack: readonly ModelChain[], contAhead: Cont): ChainResult {
-    const res: ChainResult = { acc: [], drop: [], ret: [], nat: [] };
+    const res: ChainResult = { acc: [], drop: [], ret: [], nat: [], pruned: [] };
     let live: Piece[] = [...pieces];
     const gw = this.prune ? this.gatewaysOf(chain) : undefined;
     const gaps = this.prune ? this.changes!.gaps.get(chainKey(chain.table, chain.name)) : undefined;
@@ -740,7 +753,7 @@ export class SideWalker {
         live = this.touchAtGap(live, gaps?.get(ri));
         // Prune again only when a gateway has been passed (the list ahead changed).
         if (gw[ri] !== checked) {
-          live = this.pruneAt(live, gw[ri], contAhead);
+          live = this.pruneAt(live, gw[ri], contAhead, res.pruned);
           checked = gw[ri];
         }
       }
@@ -804,8 +817,43 @@ export class SideWalker {
     if (gw) live = this.touchAtGap(live, gaps?.get(chain.rules.length));
     res.ret.push(...live);
     res.acc = coalesce(res.acc, this.space);
-    res.ret = coalesce(res.ret, this.space);
+    res.ret = coalesce(res.ret, this.space, true);
     return res;
+  }
+
+  /**
+   * The packets a user chain hands back, when it changed nothing about them: the packets that
+   * went in minus those it ended (accepted, dropped, NATed) or let go (pruned), as the entering
+   * terms with more holes — one term per entering term instead of one per rule that returned
+   * packets. An anti-spoofing chain (a RETURN and a DROP per host and MAC address) would
+   * otherwise hand back a term per host, and every later rule would split each of them.
+   * Exact: every point that went in either ended, was let go, or came back. Undefined when the
+   * short form does not apply (the chain rewrote something or marked a step, the packets
+   * parted, too much to subtract, a focused walk that pinned slots).
+   */
+  private unchangedReturn(q: Piece, sub: ChainResult): Piece[] | undefined {
+    // Worth it only when the chain hands back more terms than went in.
+    if (this.focus || sub.ret.reduce((n, r) => n + r.terms.length, 0) <= q.terms.length) return undefined;
+    const key = symKey(q.sym);
+    const trail = trailKey(q.trail);
+    const same = (r: Piece) => symKey(r.sym) === key && trailKey(r.trail) === trail && !!r.touched === !!q.touched && r.cls.local === q.cls.local && r.cls.lo === q.cls.lo && r.cls.ct === q.cls.ct;
+    // Packets that come back changed (touched by a changed rule, marked, rewritten) stay as they are.
+    const other = sub.ret.filter((r) => !same(r));
+    const ended = [...sub.acc, ...sub.drop.map((d) => d.piece), ...sub.nat.map((n) => n.piece), ...sub.pruned, ...other];
+    const holes: Box[] = [];
+    for (const p of ended) {
+      for (const t of p.terms) {
+        for (const b of materialize(this.space, t)) holes.push(b);
+        if (holes.length > MAX_RETURN_HOLES) return undefined;
+      }
+    }
+    const terms: Term[] = [];
+    for (const t of q.terms) {
+      const mine = holes.filter((h) => this.space.overlaps(h, t.box));
+      if (mine.some((h) => this.space.contains(h, t.box))) continue;
+      terms.push(mine.length ? term(t.box, addHoles(t.holes, mine), t.tag) : t);
+    }
+    return terms.length ? [withTerms(q, terms), ...other] : other;
   }
 
   private fire(chain: ModelChain, rule: ModelRule, q0: Piece, stack: readonly ModelChain[], res: ChainResult, next: Piece[], contAfter: Cont): void {
@@ -836,8 +884,10 @@ export class SideWalker {
         res.acc.push(...sub.acc);
         res.drop.push(...sub.drop);
         res.nat.push(...sub.nat);
-        if (e.type === 'jump') next.push(...coalesce(sub.ret, this.space));
-        else res.ret.push(...sub.ret);
+        res.pruned.push(...sub.pruned);
+        const back = this.unchangedReturn(q, sub) ?? sub.ret;
+        if (e.type === 'jump') next.push(...back);
+        else res.ret.push(...back);
         return;
       }
       case 'continue': {
@@ -1189,6 +1239,10 @@ export class SideWalker {
     return { ok, failed };
   }
 }
+
+/** Holes a chain's ended packets may add to the term it hands back (see unchangedReturn). */
+const MAX_RETURN_HOLES = 4096;
+
 
 export function addTo(v: Val, by: bigint): Val {
   if (v.k === 'bits') throw new Inexact('an offset on a partly rewritten value', v.slot);
