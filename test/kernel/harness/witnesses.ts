@@ -143,7 +143,10 @@ function solicitedDelivery(input: PacketInput, out: ConcreteOutcome): string | u
   return undefined;
 }
 
-/** Fields whose claimed value is a NAT choice inside a range, with that range when known. */
+/**
+ * Fields whose claimed value is a NAT pick inside a range (or a random mapping), with that
+ * range when known: the claim is then that the value lies in the range.
+ */
 function looseFields(model: FamilyModel, input: PacketInput, out: ConcreteOutcome): Map<LooseField, readonly [bigint, bigint] | undefined> {
   const loose = new Map<LooseField, readonly [bigint, bigint] | undefined>();
   for (const id of out.fired) {
@@ -152,11 +155,15 @@ function looseFields(model: FamilyModel, input: PacketInput, out: ConcreteOutcom
     const src = e.nat.type === 'snat' || e.nat.type === 'masquerade';
     const dst = e.nat.type === 'dnat' || e.nat.type === 'redirect';
     const c = input.choices ?? {};
-    if (CHOICE.natAddr(id) in c) {
+    // A range (or random mapping) leaves the pick to each side: the witness's is one of many.
+    // (NETMAP maps a prefix onto another, keeping the host bits: no pick.)
+    const addrRange = e.nat.type !== 'netmap' && e.nat.addr !== undefined && e.nat.addr[0] !== e.nat.addr[1];
+    const portFree = (e.nat.ports !== undefined && e.nat.ports[0] !== e.nat.ports[1]) || e.nat.random || e.nat.fullyRandom;
+    if (CHOICE.natAddr(id) in c || addrRange) {
       if (src || !dst) loose.set('saddr', e.nat.addr);
       if (dst || !src) loose.set('daddr', e.nat.addr);
     }
-    if (CHOICE.natPort(id) in c) {
+    if (CHOICE.natPort(id) in c || portFree) {
       if (src || !dst) loose.set('sport', e.nat.ports);
       if (dst || !src) loose.set('dport', e.nat.ports);
       loose.set('icmpid', e.nat.ports);
@@ -289,7 +296,7 @@ export function claimDifferences(claim: Claim, seen: Observed, family: 'ipv4' | 
   const check = (name: LooseField | 'proto' | 'ttl' | 'tos', got: bigint | undefined, want: bigint | undefined, show: (v: bigint) => string = String) => {
     if (got === undefined || want === undefined) return;
     if (claim.loose.has(name as LooseField)) {
-      if (!inRange(got, claim.loose.get(name as LooseField))) out.push(`${name} ${show(got)} is outside the NAT range the claim allows`);
+      if (got !== want && !inRange(got, claim.loose.get(name as LooseField))) out.push(`${name} ${show(got)}, claimed ${show(want)} or another pick in the NAT range`);
       return;
     }
     if (got !== want) out.push(`${name} ${show(got)}, claimed ${show(want)}`);
