@@ -61,3 +61,48 @@ describe('filter OUTPUT sees the first route\'s device after nat OUTPUT rerouted
     });
   }
 });
+
+/**
+ * Routed again once nat OUTPUT changed the destination, as ip_route_me_harder does — not by the
+ * routing table alone. Kernel: localToMulticast in test/kernel/routing.test.ts (same host
+ * shape): IPv4 to a group leaves by the device owning the source (lan, though the default
+ * route is wan); IPv6 to a group stays on the device routed to before (wan), a link-local
+ * destination takes that device's routes (wan's default covers fe80::1, lan has none: no
+ * route). With no IPv6 address on the first interface the group still stays on wan (the
+ * analyzer-witnesses kernel test, seed 100, where the analyzer had dropped it).
+ */
+const gateway = (lan: string) => `
+host gw {
+  interface lan dev eth0 address ${lan}
+  interface wan dev eth1 address 192.168.20.1/24, fd00:20::1/64
+  route default via 192.168.20.254 dev wan
+  route default via fd00:20::fe dev wan
+}
+table ip nat {
+  chain output {
+    udp dport 7000 dnat to 239.1.2.3
+  }
+}
+table ip6 nat {
+  chain output {
+    udp dport 7000 dnat to ff0e::1234
+    udp dport 7001 dnat to fe80::1
+  }
+}`;
+
+describe('nat OUTPUT to a group or link-local address: routed again from the first device', () => {
+  it('IPv4 by the source\'s device, IPv6 on the device routed to before', async () => {
+    const policy = nfp(gateway('192.168.18.1/24, fd00:18::1/64'));
+    expect(await allEngines(policy, localUdp('ipv4', '192.168.18.1', '198.51.100.7', 7000))).toEqual(same({ verdict: 'sent', egress: 'eth0' }));
+    // A source that is not ours has no device to leave by.
+    expect(await allEngines(policy, localUdp('ipv4', '10.9.9.9', '198.51.100.7', 7000))).toEqual(same({ verdict: 'dropped' }));
+    expect(await allEngines(policy, localUdp('ipv6', 'fd00:18::1', '2001:db8:77::5', 7000))).toEqual(same({ verdict: 'sent', egress: 'eth1' }));
+    expect(await allEngines(policy, localUdp('ipv6', 'fd00:18::1', '2001:db8:77::5', 7001))).toEqual(same({ verdict: 'sent', egress: 'eth1' }));
+    expect(await allEngines(policy, localUdp('ipv6', 'fd00:18::1', 'fd00:18::7', 7001))).toEqual(same({ verdict: 'dropped' }));
+  });
+
+  it('IPv6: a group stays on the routed device though the first interface has no IPv6 address', async () => {
+    const policy = nfp(gateway('192.168.18.1/24'));
+    expect(await allEngines(policy, localUdp('ipv6', 'fd00:20::1', '2001:db8:77::5', 7000))).toEqual(same({ verdict: 'sent', egress: 'eth1' }));
+  });
+});

@@ -119,7 +119,12 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
         const x = sane(b);
         return x ? [x] : [];
       });
-      const generated = outputRoutes(socket(dom.with(noMac, IIF_SLOT, empty)));
+      const local = socket(dom.with(noMac, IIF_SLOT, empty));
+      const generated = outputRoutes(local);
+      // nat OUTPUT may have sent a local packet to a group, broadcast or (IPv6) link-local
+      // address: rerouted, it keeps to its earlier device or leaves by its source's (rerouteOutput).
+      const kept: IntervalSet = fam === 'ipv6' ? union(routing.multicast, [[0xfe80n << 112n, (0xfe80n << 112n) | ((1n << 118n) - 1n)]]) : union(routing.multicast, [[0xffffffffn, 0xffffffffn]]);
+      if (features.nat && routing.hasHost) generated.push(dom.with(dom.with(local, FIELD_SLOT.daddr, kept), OIF_SLOT, ifaces.nonEmpty()));
       return [...forwarded, ...generated];
     }
     default: {

@@ -732,18 +732,24 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
     return done('forwarded', { egress: st.oif });
   }
 
-  // Locally generated: routed before OUTPUT, rerouted after mangle and nat changed it (no
-  // route stops it there). The rules of OUTPUT see the first route's device all through the
-  // hook (__ip_local_out fixes it); the packet leaves by the route of the destination OUTPUT
-  // leaves it with, which POSTROUTING sees.
+  // Locally generated: routed before OUTPUT, and again once nat changed the destination, as
+  // ip_route_me_harder does (Host.rerouteOutput: a group or link-local destination keeps to
+  // the device routed to before, an IPv4 group or broadcast one leaves by the device owning
+  // the source); no route stops it there. The rules of OUTPUT see the first route's device all
+  // through the hook (__ip_local_out fixes it); the packet leaves by the last route, which
+  // POSTROUTING sees.
+  const firstDst = st.get('daddr');
+  let first: string | undefined;
   const route = (): string | undefined => {
     if (!routing.hasHost) {
       // Loopback destinations always leave by lo; anything else by the device the input chose.
       return contains(routing.loopback, st.get('daddr')) ? 'lo' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, defaultOif(model))));
     }
-    return routing.sim.routeOutput(model.family, st.get('daddr'))?.device;
+    if (first === undefined) return routing.sim.routeOutput(model.family, firstDst)?.device;
+    if (st.get('daddr') === firstDst) return first;
+    return routing.sim.rerouteOutput(model.family, st.get('saddr'), st.get('daddr'), first)?.device;
   };
-  const first = route();
+  first = route();
   if (first === undefined) return done('dropped', { dropReason: 'unreachable' });
   st.oif = first;
   run.firstOif = first;

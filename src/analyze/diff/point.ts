@@ -254,7 +254,7 @@ export function pointOf(space: Space, side: SideNames, input: PacketInput): Poin
       let v: bigint | undefined;
       for (const r of side.model.rules) {
         const e = r.effect;
-        if (e.type === 'opaque' && x.key === `target:${side.targetKey(r)}`) v ??= input.choices?.[CHOICE.target(r.id)];
+        if (e.type === 'opaque' && x.key === `target:${side.targetKey(r)}`) v ??= input.choices?.[CHOICE.target(r.id)] ?? (e.terminates === 'yes' ? 1n : undefined);
         if (e.type === 'nat') {
           const hook = natHookOf(side.model, r);
           if (!hook) continue;

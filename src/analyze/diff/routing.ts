@@ -3,7 +3,7 @@ import type { RoutingView } from '../model/routing.js';
 import { type IntervalSet, normalize, subtract, union } from '../../util/intervals.js';
 import { familyMax, prefixMask, prefixToInterval } from '../../util/ip.js';
 import { IIF_SLOT } from '../model/fields.js';
-import { type Space, type Term, narrow } from './space.js';
+import { Inexact, type Space, type Term, narrow } from './space.js';
 import { equalParts } from './equal.js';
 import { bitsPreimage } from './region.js';
 import { type BitsVal, type Piece, type Val, constVal, getVal, slotVal, withTerms } from './sym.js';
@@ -190,8 +190,9 @@ export class BoxRouting {
     const route = this.space.extra({ kind: 'choice', key: CHOICE.route, doc: 'routing: 0 this host, 1 forwarded', domain: [[0n, 1n]] });
     const devices = subtract(this.space.ifaces.nonEmpty(), this.space.ifaces.indicesOf(['lo']), this.space.top(IIF_SLOT));
     const oif = this.space.extra({ kind: 'choice', key: CHOICE.oif, doc: 'output interface', domain: devices.length ? devices : this.space.ifaces.nonEmpty() });
-    const c = this.cut(rest, slotVal(route), [[0n, 0n]]);
-    let here = c.yes;
+    // REDIRECT took an address of the incoming device: that one is this host's, whatever the pick.
+    const c = this.cut(rest.filter((p) => !p.sym.redirected), slotVal(route), [[0n, 0n]]);
+    let here = [...rest.filter((p) => p.sym.redirected), ...c.yes];
     if (fam === 'ipv4') {
       // Delivered here means the destination is ours; a source equal to it is then ours too.
       const same = this.splitEqual(
@@ -381,6 +382,57 @@ export class BoxRouting {
       rest = next;
     }
     return { routed, unreachable: [...unreachable, ...rest] };
+  }
+
+  /**
+   * Routing again after nat OUTPUT, for local pieces whose device so far is their `oif`, as the
+   * simulator's Host.rerouteOutput (and concrete/interp.ts) do it: a destination still `dst0`
+   * keeps that device; a changed one that is an IPv6 group stays on it (no route from lo), an
+   * IPv6 link-local one takes that device's own routes, an IPv4 group or limited broadcast
+   * leaves by the device owning the source (127.0.0.1: lo; a source not ours: no route) unless
+   * the source is zero, broadcast or a group; the rest is routed afresh.
+   */
+  reroute(pieces: readonly Piece[], dst0: Val): { routed: { piece: Piece; oif: Val }[]; unreachable: Piece[] } {
+    const r = this.routing;
+    if (!r.hasHost) return this.output(pieces);
+    const routed: { piece: Piece; oif: Val }[] = [];
+    const unreachable: Piece[] = [];
+    const s = this.splitEqual(pieces, (p) => getVal(p.sym, 'daddr'), () => dst0);
+    for (const piece of s.eq) routed.push({ piece, oif: piece.sym.oif });
+    const dst = (p: Piece) => getVal(p.sym, 'daddr');
+    let afresh: Piece[] = [];
+    if (r.family === 'ipv6') {
+      const group = this.split(s.ne, constVal(0), V6_MULTICAST, dst);
+      const lo = BigInt(this.space.ifaces.classOf('lo'));
+      for (const p of group.yes) {
+        const onLo = this.split([p], constVal(0), [[lo, lo]], (q) => q.sym.oif);
+        unreachable.push(...onLo.yes);
+        for (const q of onLo.no) routed.push({ piece: q, oif: q.sym.oif });
+      }
+      const ll = this.split(group.no, constVal(0), V6_LINK_LOCAL, dst);
+      for (const p of ll.yes) {
+        if (p.sym.oif.k !== 'const') throw new Inexact('a link-local destination rerouted from a device not known here', p.sym.oif.k === 'slot' ? p.sym.oif.slot : undefined);
+        const own = this.split([p], constVal(0), this.deviceRoutes(this.space.ifaces.nameOf(Number(p.sym.oif.v))), dst);
+        for (const q of own.yes) routed.push({ piece: q, oif: q.sym.oif });
+        unreachable.push(...own.no);
+      }
+      afresh = ll.no;
+    } else {
+      const special = this.split(s.ne, constVal(0), union(V4.multicast, V4.limitedBroadcast), dst);
+      const src = (p: Piece) => getVal(p.sym, 'saddr');
+      const plain = this.split(special.yes, constVal(0), normalize([[0n, 0n], ...V4.limitedBroadcast, ...V4.multicast, ...r.broadcast]), src);
+      let rest = plain.no;
+      const owners: [bigint, string][] = [[0x7f000001n, 'lo'], ...r.addresses.map((a) => [a.addr, a.device] as [bigint, string])];
+      for (const [a, device] of owners) {
+        const o = this.split(rest, constVal(0), [[a, a]], src);
+        for (const q of o.yes) routed.push({ piece: q, oif: constVal(this.space.ifaces.classOf(device)) });
+        rest = o.no;
+      }
+      unreachable.push(...rest);
+      afresh = [...special.no, ...plain.yes];
+    }
+    const again = this.output(afresh);
+    return { routed: [...routed, ...again.routed], unreachable: [...unreachable, ...again.unreachable] };
   }
 
   /**

@@ -103,6 +103,8 @@ export interface Sym {
   /** NAT of each manip type is set up once per connection (a looped-back packet skips it). */
   readonly natDoneDst: boolean;
   readonly natDoneSrc: boolean;
+  /** REDIRECT took an address of the incoming device: the packet is for this host (interp.ts). */
+  readonly redirected?: boolean;
 }
 
 /** What the walk did that decides or explains the outcome, newest first (a shared list). */
@@ -166,7 +168,7 @@ export function valKey(v: Val): string {
 export function symKey(s: Sym): string {
   let k = SYM_KEYS.get(s);
   if (k === undefined) {
-    k = `${s.vals.map(valKey).join(',')}|${valKey(s.iif)}|${valKey(s.oif)}|${s.hook}|${+s.ctDone}${+s.notrack}${+s.ctstatusUnknown}${+s.natDoneDst}${+s.natDoneSrc}`;
+    k = `${s.vals.map(valKey).join(',')}|${valKey(s.iif)}|${valKey(s.oif)}|${s.hook}|${+s.ctDone}${+s.notrack}${+s.ctstatusUnknown}${+s.natDoneDst}${+s.natDoneSrc}${+(s.redirected ?? false)}`;
     SYM_KEYS.set(s, k);
   }
   return k;

@@ -452,16 +452,17 @@ export class SideWalker {
     const first = this.routing.output([p]);
     for (const q of first.unreachable) this.leaf(q, 'dropped', { dropReason: 'unreachable' });
     const routed = this.keep(first.routed.map(({ piece, oif }) => ({ ...piece, sym: { ...piece.sym, oif } })));
+    // Rerouted once nat changed the destination (no route stops the packet), but OUTPUT's rules
+    // keep seeing the first route's device (__ip_local_out fixes it for the whole hook).
+    const dst0 = getVal(p.sym, 'daddr');
     const out = this.hook('OUTPUT', routed, 'dst', (table, ps) => {
       if (table !== 'mangle' && table !== 'nat') return ps;
-      // Rerouted after mangle and nat (no route stops the packet), but OUTPUT's rules keep
-      // seeing the first route's device (__ip_local_out fixes it for the whole hook).
-      const r = this.routing.output(ps);
+      const r = this.routing.reroute(ps, dst0);
       for (const q of r.unreachable) this.leaf(q, 'dropped', { dropReason: 'unreachable' });
       return r.routed.map(({ piece }) => piece);
     });
-    // It leaves by the route of the destination OUTPUT leaves it with, which POSTROUTING sees.
-    const last = this.routing.output(out);
+    // It leaves by the last route, which POSTROUTING sees.
+    const last = this.routing.reroute(out, dst0);
     for (const q of last.unreachable) this.leaf(q, 'dropped', { dropReason: 'unreachable' });
     const leaving = this.keep(last.routed.map(({ piece, oif }) => ({ ...piece, sym: { ...piece.sym, oif } })));
     const sent = this.hook('POSTROUTING', leaving, 'src');
@@ -1216,7 +1217,7 @@ export class SideWalker {
           changes.ctrepldst = addr;
           if (port) changes.ctrepldstport = port;
         }
-        const sym: Sym = setVals(q.sym, changes);
+        const sym: Sym = { ...setVals(q.sym, changes), ...(nat.type === 'redirect' && natHook === 'dst' ? { redirected: true } : {}) };
         if (!this.usesCtstatus) {
           ok.push({ ...q, sym });
           continue;

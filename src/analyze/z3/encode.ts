@@ -1080,13 +1080,22 @@ export class Encoder {
         egress = this.ite(forwarded, d.oif, this.ifaceIndex(''));
       }
     } else {
-      const reroute = (s: SymState): { st: SymState; ok: Z3Bool } => {
+      const first = ((s: SymState) => {
         const out = s.clone();
         const r = this.outputRouting(this.val(out, 'daddr'));
         out.oif = r.oif;
         return { st: out, ok: r.ok };
+      })(st);
+      // Routed again once nat changed the destination (Host.rerouteOutput, from the first device).
+      const firstDst = this.val(st, 'daddr');
+      const reroute = (s: SymState): { st: SymState; ok: Z3Bool } => {
+        const out = s.clone();
+        const dst = this.val(out, 'daddr');
+        const changed = this.not(dst.eq(firstDst));
+        const r = this.rerouteOutput(this.val(out, 'saddr'), dst, first.st.oif);
+        out.oif = this.ite(changed, r.oif, first.st.oif);
+        return { st: out, ok: this.or([this.not(changed), r.ok]) };
       };
-      const first = reroute(st);
       st = first.st;
       let routeOk = first.ok;
       // OUTPUT's rules see the first route's device all through the hook (__ip_local_out fixes
@@ -1277,6 +1286,45 @@ export class Encoder {
       };
     }
     return { local: this.and([sane, isLocal]), forward: this.and([sane, this.not(isLocal), this.or(routed)]), oif };
+  }
+
+  /**
+   * ip_route_me_harder after nat changed a local packet's destination, as the simulator's
+   * Host.rerouteOutput: an IPv6 group stays on the device routed to before (none if that was
+   * lo), an IPv6 link-local destination takes that device's own routes; an IPv4 group or
+   * limited broadcast leaves by the device owning a source that is ours (127.0.0.1: lo; a
+   * source not ours: no route), unless the source is zero, broadcast or a group; anything
+   * else is routed afresh. Without a host model, as ip_route_output.
+   */
+  private rerouteOutput(src: Z3BV, dst: Z3BV, dev: Z3BV): { oif: Z3BV; ok: Z3Bool } {
+    const routing = this.model.routing;
+    const plain = this.outputRouting(dst);
+    if (!routing.hasHost) return plain;
+    const bits = this.bits('daddr');
+    const either = (c: Z3Bool, a: Z3Bool, b: Z3Bool) => this.or([this.and([c, a]), this.and([this.not(c), b])]);
+    if (this.model.family === 'ipv6') {
+      const group = this.inSet(dst, routing.multicast, bits);
+      const linkLocal = this.inSet(dst, [[0xfe80n << 112n, (0xfe80n << 112n) | ((1n << 118n) - 1n)]], bits);
+      const onDev: Z3Bool[] = [];
+      for (const d of routing.devices) {
+        const { routes } = routing.strictOn(d);
+        if (routes.length) onDev.push(this.and([dev.eq(this.ifaceIndex(d)), this.or(routes.map((r) => this.inSet(dst, r, bits)))]));
+      }
+      const keep = this.or([group, linkLocal]);
+      const keepOk = either(group, this.not(dev.eq(this.ifaceIndex('lo'))), this.or(onDev));
+      return { oif: this.ite(keep, dev, plain.oif), ok: either(keep, keepOk, plain.ok) };
+    }
+    const bcast = this.lit(0xffffffffn, 32);
+    const mc: IntervalSet = [[0xe0000000n, 0xefffffffn]];
+    const special = this.or([dst.eq(bcast), this.inSet(dst, mc, bits)]);
+    const plainSrc = this.or([src.eq(this.lit(0, 32)), src.eq(bcast), this.inSet(src, mc, bits), this.inSet(src, routing.broadcast, bits)]);
+    const byOwner = this.and([special, this.not(plainSrc)]);
+    let owner: Z3BV = this.ifaceIndex('');
+    const owned: Z3Bool[] = [src.eq(this.lit(0x7f000001n, 32))];
+    for (const a of [...routing.addresses].reverse()) owner = this.ite(src.eq(this.lit(a.addr, 32)), this.ifaceIndex(a.device), owner);
+    for (const a of routing.addresses) owned.push(src.eq(this.lit(a.addr, 32)));
+    owner = this.ite(src.eq(this.lit(0x7f000001n, 32)), this.ifaceIndex('lo'), owner);
+    return { oif: this.ite(byOwner, owner, plain.oif), ok: either(byOwner, this.or(owned), plain.ok) };
   }
 
   /** ip_route_output: local destinations over lo, the main table otherwise. */
