@@ -212,6 +212,12 @@ export function cubeText(
         put(f, setText(real.flatMap(([lo, hi]) => Array.from({ length: Number(hi - lo + 1n) }, (_, i) => `"${byId.get(lo + BigInt(i)) ?? lo + BigInt(i)}"`)), undefined, 'ct helper'));
         break;
       }
+      case 'macsrc': {
+        const mac = (v: bigint) => v.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');
+        const items = (set: IntervalSet) => set.map(([lo, hi]) => (lo === hi ? mac(lo) : `${mac(lo)}-${mac(hi)}`));
+        put(f, setText(items(real), items(complement(real, fieldMax(f, fam))), 'ether saddr'));
+        break;
+      }
       case 'icmptype':
         put('type', setText(numItems(real), numItems(complement(real, 255n)), proto && proto[0][0] === BigInt(PROTO.icmpv6) ? 'icmpv6 type' : 'type'));
         break;

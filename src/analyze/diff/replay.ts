@@ -1,3 +1,4 @@
+import type { Family } from '../../util/ip.js';
 import { CT_STATUS, PORT_PROTOS } from '../../ir/fields.js';
 import type { HostModel } from '../../ir/policy.js';
 import type { CtEntrySnapshot, SimInput, SimOutcome, Simulator } from '../../netfilter/api.js';
@@ -80,6 +81,11 @@ export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dep
   if (state !== 'NEW' && state !== 'ESTABLISHED') return { status: 'not-replayed', detail: `a ${state} packet needs ${state === 'RELATED' ? 'a helper or an ICMP error' : 'a tracker that refuses it'} to set it up` };
   const pa = ctx.a.model.policy;
   const pb = ctx.b.model.policy;
+  // A made-up host joins only the groups the kernel joins by itself: a packet the model, with
+  // routing left open, delivers to another group would be dropped by its simulator.
+  if (!pa.host && !pb.host && [a.out, b.out].some((o) => o.verdict === 'local' && unjoinedGroup(ctx.family, o.final.daddr))) {
+    return { status: 'not-replayed', detail: 'delivered to a multicast group: without a host model there is no host that joined it to replay on' };
+  }
   const host = pa.host ?? pb.host ?? bothHosts(replayHost(ctx.a.model, a.input, a.out), replayHost(ctx.b.model, b.input, b.out));
   try {
     const sims = { a: createSimulator({ ...pa, host }, { trace: true }), b: createSimulator({ ...pb, host }, { trace: true }) };
@@ -87,6 +93,12 @@ export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dep
   } catch (e) {
     return { status: 'not-replayed', detail: `the simulator refused the witness: ${e instanceof Error ? e.message : String(e)}` };
   }
+}
+
+/** A multicast address other than the all-nodes groups every interface joins (224.0.0.1, ff01::1, ff02::1). */
+function unjoinedGroup(family: Family, daddr: bigint): boolean {
+  if (family === 'ipv4') return daddr >> 28n === 0xen && daddr !== 0xe0000001n;
+  return daddr >> 120n === 0xffn && daddr !== 0xff010000000000000000000000000001n && daddr !== 0xff020000000000000000000000000001n;
 }
 
 type Sims = { readonly a: Simulator; readonly b: Simulator };

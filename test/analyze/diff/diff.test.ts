@@ -172,3 +172,54 @@ describe('witnesses of existing connections', () => {
     for (const c of replayed) expect(c.witness.input.ctState).toBe('ESTABLISHED');
   });
 });
+
+describe('nfproof diff: a user chain that hands packets back (anti-spoofing: RETURN and DROP per host)', () => {
+  // The chair ruleset's pattern, made up small: each known host may send only with its own MAC
+  // (RETURN), else it is dropped; unknown sources go back to FORWARD. The walk hands back the
+  // returned packets as the entering packets minus those the chain dropped (one term with
+  // holes), so these cases check that nothing dropped comes back and nothing returned is lost.
+  const HOSTS = [
+    ['10.0.0.2', '02:00:00:00:00:02'],
+    ['10.0.0.3', '02:00:00:00:00:03'],
+    ['10.0.0.4', '02:00:00:00:00:04'],
+  ];
+  const spoof = (skip?: string) => [
+    ...HOSTS.flatMap(([h, m]) => [`-A SPOOF -s ${h}/32 -m mac --mac-source ${m} -j RETURN`, `-A SPOOF -s ${h}/32 -j DROP`]).filter((l) => l !== skip),
+    '-A SPOOF -j RETURN',
+  ];
+  const WITH_SPOOF = (rules: readonly string[], skip?: string) =>
+    save(['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ':SPOOF - [0:0]', ...spoof(skip), '-A FORWARD -i eth0 -j SPOOF', ...rules, 'COMMIT']);
+
+  it('widening the rule after the jump newly allows only what the chain hands back', async () => {
+    // Old: from eth0, only to 192.0.2.10 is forwarded; new: anything from eth0. What changes is
+    // what SPOOF returns (unknown sources with any MAC, a known host with its own MAC) to any
+    // other destination: newly allowed. A known host with another MAC stays dropped by SPOOF.
+    const r = await diff(WITH_SPOOF(['-A FORWARD -i eth0 -d 192.0.2.10/32 -j ACCEPT']), WITH_SPOOF(['-A FORWARD -i eth0 -j ACCEPT']));
+    sane(r);
+    expect(r.status).toBe('different');
+    expect(new Set(r.classes.map((c) => c.kind))).toEqual(new Set(['allowed']));
+    const cubes = r.classes.flatMap((c) => c.cubes);
+    for (const cube of cubes) {
+      expect(cube.flow).toMatch(/iif eth0/);
+      // 192.0.2.10 was forwarded before: never part of the change.
+      expect(cube.flow).not.toMatch(/daddr [^a-z]*\b192\.0\.2\.10\b(?!\d|-)/);
+      const host = HOSTS.find(([h]) => cube.flow.includes(`saddr ${h} `));
+      // A known host only with its own MAC; other sources with any.
+      if (host) expect(cube.flow).toContain(`ether saddr ${host[1]} `);
+      else expect(cube.flow).not.toContain('ether saddr');
+    }
+    // Each known host, with its MAC, is in some cube (its returned packets are not lost).
+    for (const [h, m] of HOSTS) expect(cubes.some((c) => c.flow.includes(`saddr ${h} `) && c.flow.includes(`ether saddr ${m} `))).toBe(true);
+  });
+
+  it("deleting one host's DROP newly allows exactly that host with another MAC", async () => {
+    const accept = ['-A FORWARD -i eth0 -d 192.0.2.10/32 -j ACCEPT'];
+    const r = await diff(WITH_SPOOF(accept), WITH_SPOOF(accept, '-A SPOOF -s 10.0.0.3/32 -j DROP'));
+    sane(r);
+    expect(r.status).toBe('different');
+    expect(r.classes.map((c) => c.kind)).toEqual(['allowed']);
+    const c = r.classes[0];
+    expect(c.old.decision?.rule?.text).toBe('saddr 10.0.0.3 drop');
+    for (const cube of c.cubes) expect(cube.flow).toMatch(/saddr 10\.0\.0\.3 daddr 192\.0\.2\.10 .*ether saddr != 02:00:00:00:00:03 iif eth0/);
+  });
+});
