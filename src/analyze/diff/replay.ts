@@ -7,7 +7,7 @@ import { createSimulator } from '../../netfilter/simulator.js';
 import { type ConcreteOutcome, runPacket } from '../concrete/interp.js';
 import type { PacketInput } from '../concrete/input.js';
 import { icmpProto } from '../model/fields.js';
-import { compareOutcome, replayHost, toSimPacket } from '../replay.js';
+import { compareOutcome, pickedAddressDevices, replayHost, toSimPacket } from '../replay.js';
 import type { DiffKind } from './compare.js';
 import type { DiffContext } from './context.js';
 
@@ -86,7 +86,10 @@ export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dep
   if (!pa.host && !pb.host && [a.out, b.out].some((o) => o.verdict === 'local' && unjoinedGroup(ctx.family, o.final.daddr))) {
     return { status: 'not-replayed', detail: 'delivered to a multicast group: without a host model there is no host that joined it to replay on' };
   }
-  const host = pa.host ?? pb.host ?? bothHosts(replayHost(ctx.a.model, a.input, a.out), replayHost(ctx.b.model, b.input, b.out));
+  const host =
+    pa.host ??
+    pb.host ??
+    bothHosts(replayHost(ctx.a.model, a.input, a.out), replayHost(ctx.b.model, b.input, b.out), pickedAddressDevices(ctx.a.model, [a]), pickedAddressDevices(ctx.b.model, [b]));
   try {
     const sims = { a: createSimulator({ ...pa, host }, { trace: true }), b: createSimulator({ ...pb, host }, { trace: true }) };
     return state === 'NEW' ? replayNew(ctx, kind, a, b, sims) : replayEstablished(ctx, kind, a, b, sims, kindOf);
@@ -108,12 +111,18 @@ type Sims = { readonly a: Simulator; readonly b: Simulator };
  * joined — the devices with the addresses of both, the routes of both (the first side's route
  * for a destination wins; the sides route alike but for where NAT sent them).
  */
-function bothHosts(a: HostModel, b: HostModel): HostModel {
+function bothHosts(a: HostModel, b: HostModel, pickedA: ReadonlySet<string>, pickedB: ReadonlySet<string>): HostModel {
   const interfaces = a.interfaces.map((i) => ({ ...i, addresses: [...i.addresses] }));
   for (const i of b.interfaces) {
     const mine = interfaces.find((x) => x.device === i.device);
     if (!mine) interfaces.push({ ...i, addresses: [...i.addresses] });
-    else for (const x of i.addresses) if (!mine.addresses.some((y) => y.addr === x.addr)) mine.addresses.push(x);
+    else {
+      const extra = i.addresses.filter((x) => !mine.addresses.some((y) => y.addr === x.addr));
+      // The simulator's MASQUERADE and REDIRECT take the device's first address: where only the
+      // new side picks one, its address goes first.
+      if (pickedB.has(i.device) && !pickedA.has(i.device)) mine.addresses.unshift(...extra);
+      else mine.addresses.push(...extra);
+    }
   }
   const routes = [...a.routes, ...b.routes.filter((r) => !a.routes.some((x) => x.dest.addr === r.dest.addr && x.dest.len === r.dest.len))];
   return { ...a, interfaces, routes };
