@@ -73,7 +73,9 @@ export class Answers {
     const back = S.host.routeOutput(S.family, p.src);
     if (!back) return;
     let src: bigint | undefined;
-    if (S.host.isLocal(S.family, p.dst)) src = p.dst;
+    // A joined anycast address answers as itself (icmp6_send: ipv6_chk_acast_addr_src, a
+    // link-local one only on the device it came in by; checked on the kernel: routing.test.ts).
+    if (S.host.isLocal(S.family, p.dst) || S.host.isAnycast(S.family, p.dst, p.dst >> 118n === 0x3fan ? f.iif : undefined)) src = p.dst;
     else if (S.family === 'ipv6' && f.iif !== '' && f.iif !== 'lo') src = S.host.selectSource('ipv6', f.iif, p.src);
     src ??= back.prefsrc;
     if (src === undefined) return;

@@ -10,6 +10,8 @@ import { type Family, familyBits, formatAddress, prefixMask } from '../util/ip.j
  * - an address configured on an interface, 127.0.0.0/8 and ::1 are local;
  * - the subnet broadcast of a configured IPv4 prefix and 255.255.255.255 are delivered locally
  *   as broadcast; multicast destinations are delivered locally as multicast;
+ * - a forwarding host owns the IPv6 subnet-router anycast address of each of its prefixes
+ *   (see anycastOf): delivered locally, never a source of its own;
  * - every configured prefix gives a connected route on its device (metric 0 for IPv4, 256 for
  *   IPv6, as the kernel installs them), declared routes come on top; the longest prefix wins,
  *   then the lowest metric, then the first declared;
@@ -123,6 +125,17 @@ function commonPrefix(a: bigint, b: bigint): number {
   return n;
 }
 
+/**
+ * The subnet-router anycast address a forwarding host joins for an IPv6 address (RFC 4291
+ * 2.6.1; addrconf_join_anycast): the prefix with all host bits zero, for prefixes shorter
+ * than /127 (RFC 6164 leaves point-to-point /127s alone); none when that is `::`.
+ */
+export function anycastOf(addr: bigint, prefixLen: number): bigint | undefined {
+  if (prefixLen >= 127) return undefined;
+  const a = addr & prefixMask('ipv6', prefixLen);
+  return a === 0n ? undefined : a;
+}
+
 /** Lexicographic comparison of score keys; ties keep the earlier candidate. */
 function isBetter(a: readonly number[], b: readonly number[]): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] > b[i];
@@ -149,6 +162,8 @@ export class Host {
 
   /** net.ipv6.conf.*.forwarding / ip_forward: a router joins the all-routers groups. */
   private readonly forwarding: boolean;
+  /** IPv6 subnet-router anycast addresses the host joined, with the devices that joined each. */
+  private readonly anycast6 = new Map<bigint, string[]>();
 
   constructor(
     readonly model: HostModel | undefined,
@@ -196,6 +211,15 @@ export class Host {
       });
     }
     this.devices = devices;
+    if (this.forwarding) {
+      for (const l of this.locals) {
+        const a = l.family === 'ipv6' ? anycastOf(l.addr, l.prefixLen) : undefined;
+        if (a === undefined || this.isLocal('ipv6', a)) continue;
+        const devs = this.anycast6.get(a) ?? [];
+        if (!devs.includes(l.device)) devs.push(l.device);
+        this.anycast6.set(a, devs);
+      }
+    }
     this.locals6WithLoopback.push({ family: 'ipv6', addr: V6_LOOPBACK, prefixLen: 128, device: 'lo' });
     for (const l of this.locals) {
       if (l.family === 'ipv6') {
@@ -248,6 +272,24 @@ export class Host {
     if (family === 'ipv4') return addr >> 24n === V4_LOOPBACK_NET >> 24n || this.localSet.has(addr);
     if (addr === V6_LOOPBACK) return true;
     return this.locals.some((l) => l.family === family && l.addr === addr);
+  }
+
+  /**
+   * Whether `addr` is a subnet-router anycast address this host joined (on `device`, when
+   * given): IPv6 with forwarding on, an address that is not one of its own. A link-local one
+   * (of a declared fe80::/10 prefix) counts only with its device: the kernel's lookups for
+   * link-local destinations are bound to a device, and without one nfproof leaves it out.
+   */
+  isAnycast(family: Family, addr: bigint, device?: string): boolean {
+    if (family !== 'ipv6') return false;
+    const devs = this.anycast6.get(addr);
+    if (devs === undefined) return false;
+    return device === undefined ? !isV6LinkLocal(addr) : devs.includes(device);
+  }
+
+  /** The joined subnet-router anycast addresses, each with the devices that joined it. */
+  anycastAddresses(): ReadonlyMap<bigint, readonly string[]> {
+    return this.anycast6;
   }
 
   isBroadcast(family: Family, addr: bigint): boolean {
@@ -338,12 +380,16 @@ export class Host {
       // sender gets "no route". IPv4 drops a loopback destination as a martian instead.
       if (device !== 'lo' && (dst === V6_LOOPBACK || isV6LinkLocal(dst))) {
         // The incoming interface's own link-local address is local: its local route is bound to
-        // that device (kernel case in test/analyze/kernel-cases.test.ts).
+        // that device (kernel case in test/analyze/kernel-cases.test.ts); so is the anycast
+        // address of its link-local prefix.
         if (this.locals.some((l) => l.family === 'ipv6' && l.addr === dst && l.device === device)) return LOCAL_UNICAST;
+        if (this.isAnycast('ipv6', dst, device)) return LOCAL_UNICAST;
         const route = this.lookup(family, dst, device);
         return route ? { kind: 'forward', route } : UNREACHABLE;
       }
-      if (this.isLocal(family, dst)) return LOCAL_UNICAST;
+      // Subnet-router anycast: the local table's `anycast` route hands it to ip6_input, from
+      // any interface (checked on the kernel: test/kernel/routing.test.ts).
+      if (this.isLocal(family, dst) || this.isAnycast(family, dst)) return LOCAL_UNICAST;
     }
     return this.forwardTo(family, dst);
   }
@@ -407,6 +453,12 @@ export class Host {
   routeOutput(family: Family, dst: bigint): RouteResult | undefined {
     if (this.isLocal(family, dst)) {
       return { device: 'lo', prefsrc: dst };
+    }
+    // The anycast route's device is lo too (ip6_rt_get_dev_rcu); the source is chosen as for
+    // any destination, since an anycast address is no source (ipv6_dev_get_saddr skips it).
+    if (this.isAnycast(family, dst)) {
+      const prefsrc = this.selectSource6('lo', dst);
+      return prefsrc === undefined ? { device: 'lo' } : { device: 'lo', prefsrc };
     }
     if (family === 'ipv6' && isV6Multicast(dst)) return this.multicastOutput6();
     if (this.isBroadcast(family, dst)) {
@@ -538,6 +590,7 @@ export class Host {
     }
     if (isV6Multicast(addr)) return RTN.MULTICAST;
     if (this.isLocal(family, addr)) return RTN.LOCAL;
+    if (this.isAnycast(family, addr)) return RTN.ANYCAST;
     return this.lookup(family, addr) ? RTN.UNICAST : RTN.UNREACHABLE;
   }
 
@@ -546,7 +599,9 @@ export class Host {
    * IPv6 (xt_addrtype.c match_type6): the address class bits (__ipv6_addr_type: unicast,
    * multicast, unspecified) plus the bits of the route lookup — UNREACHABLE when there is no
    * route, LOCAL for our own addresses, ANYCAST for the subnet-router anycast address of a
-   * connected prefix (ipv6_anycast_destination: the prefix's own address, prefix < /127).
+   * connected prefix (ipv6_anycast_destination: the prefix's own address, prefix < /127) and
+   * for a joined one (the local table's route is RTF_ANYCAST, found before any longer route
+   * of the main table; never LOCAL: checked on the kernel, test/kernel/routing.test.ts).
    * An unrouted global address is therefore UNICAST and UNREACHABLE at once.
    */
   addrTypeField(family: Family, addr: bigint): number {
@@ -555,6 +610,7 @@ export class Host {
     // Multicast destinations have the per-device ff00::/8 routes of the local table.
     if (isV6Multicast(addr)) return cls;
     if (this.isLocal(family, addr)) return cls | (1 << RTN.LOCAL);
+    if (this.isAnycast(family, addr)) return cls | (1 << RTN.ANYCAST);
     const route = this.routeEntry6(addr);
     if (!route) return cls | (1 << RTN.UNREACHABLE);
     if (route.via === undefined && route.len < 127 && route.addr === addr) return cls | (1 << RTN.ANYCAST);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { harnessAvailable } from './harness/env.js';
-import { GATEWAY, type Scenario, addr, at, checkScenario, hostModel, restore, udp } from './harness/index.js';
+import { GATEWAY, type Scenario, addr, at, checkScenario, hostModel, restore, tcp, udp } from './harness/index.js';
 
 /**
  * Routing decisions that decide a packet's fate before any filter rule: which source and
@@ -365,8 +365,78 @@ const loopbackGroupSource: Scenario = {
   },
 };
 
+/**
+ * IPv6 subnet-router anycast. With forwarding on (the harness's firewall, and the simulator's
+ * default) the kernel joins, on each interface, the anycast address of every prefix of its
+ * addresses shorter than /127 (the prefix with all host bits zero; addrconf_join_anycast,
+ * net/ipv6/addrconf.c) and puts an `anycast` route for it in the local table, which sends it
+ * to ip6_input: delivered here from any interface, and a local packet to it goes over lo.
+ * xt_addrtype reads the route's RTF_ANYCAST: ANYCAST, not LOCAL. An answer about such a
+ * packet comes from the anycast address itself (icmp6_send takes the destination as source
+ * when ipv6_chk_acast_addr_src finds it; REJECT's reset swaps the addresses). Found by the
+ * analyzer-witnesses kernel test (seed 42: analyzer and simulator forwarded it).
+ */
+const subnetRouterAnycast: Scenario = {
+  name: 'IPv6 subnet-router anycast addresses of a forwarding host are delivered locally (addrtype ANYCAST, not LOCAL)',
+  host: GATEWAY,
+  rules: {
+    ipv6: restore({
+      filter: [
+        '-A INPUT -m addrtype --dst-type LOCAL',
+        '-A INPUT -m addrtype --dst-type ANYCAST',
+        '-A INPUT -p udp -m udp --dport 9 -j REJECT',
+        '-A INPUT -p tcp -j REJECT --reject-with tcp-reset',
+        '-A FORWARD',
+      ],
+    }),
+  },
+  inputs: [
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[fd00:20::]:53', 'anycast of wan')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[fd00:18::]:53', 'anycast of lan, from wan')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4001', '[fd00:20::]:9', 'rejected')),
+    at(0, 'eth1', tcp('[2001:db8:77::5]:4002', '[fd00:20::]:80', 'S')),
+    at(0, 'local', udp('[fd00:18::1]:5000', '[fd00:20::]:53', 'from here')),
+    at(0, 'eth1', udp('[2001:db8:77::5]:4000', '[fd00:18::2]:53', 'control: forwarded')),
+  ],
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.delivered.length)).toEqual([1, 1, 0, 0, 1, 0]);
+    expect(run.steps.map((s) => s.emitted.map((e) => [e.device, e.packet.src, e.packet.dst]))).toEqual([
+      [],
+      [],
+      [['eth1', A('fd00:20::'), A('2001:db8:77::5')]],
+      [['eth1', A('fd00:20::'), A('2001:db8:77::5')]],
+      [],
+      [['eth0', A('2001:db8:77::5'), A('fd00:18::2')]],
+    ]);
+    expect(run.steps[2].emitted[0].packet.icmp?.type).toBe(1);
+    const input = run.final.chains.find((c) => c.family === 'ipv6' && c.table === 'filter' && c.chain === 'INPUT')!.rules.map((r) => r.packets);
+    // LOCAL counts none of them; ANYCAST all five that reached INPUT.
+    expect(input.slice(0, 2)).toEqual([0, 5]);
+  },
+};
+
+/**
+ * Where no subnet-router anycast address is joined: a /127 (RFC 6164 point-to-point links;
+ * addrconf_join_anycast leaves prefixes of 127 bits and more alone), and every prefix once
+ * forwarding is turned off (dev_forward_change leaves them all). Then the prefix's first
+ * address is an ordinary destination on the link.
+ */
+const noAnycast = (name: string, lan: string, dst: string, sysctls: Record<string, string>, expected: readonly string[][]): Scenario => ({
+  name,
+  host: hostModel({ interfaces: { lan: ['eth0', '192.168.18.1/24', 'fd00:18::1/64'], wan: ['eth1', '192.168.20.1/24', lan] } }),
+  sysctls,
+  rules: { ipv6: restore({ filter: ['-A FORWARD', '-A INPUT -p udp'] }) },
+  inputs: [at(0, 'eth0', udp('[fd00:18::5]:4000', `[${dst}]:53`, 'to the first address'))],
+  expectKernel(run) {
+    expect(run.steps.map((s) => [...s.emitted.map((e) => e.device), ...s.delivered.map(() => 'local')])).toEqual(expected);
+  },
+});
+const anycast127 = noAnycast('a /127 joins no subnet-router anycast address: its first address is forwarded', '2001:db8:ff::1/127', '2001:db8:ff::', {}, [['eth1']]);
+const anycast126 = noAnycast('a /126 does join it: delivered locally (the control of the /127 case)', '2001:db8:ff::1/126', '2001:db8:ff::', {}, [['local']]);
+const anycastNoForwarding = noAnycast('without IPv6 forwarding no subnet-router anycast address is joined (the packet is not forwarded either)', 'fd00:20::1/64', 'fd00:20::', { 'net.ipv6.conf.all.forwarding': '0' }, [[]]);
+
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast, localGroupFirst, localGroupNoAddress, loopbackGroupSource]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast, localGroupFirst, localGroupNoAddress, loopbackGroupSource, subnetRouterAnycast, anycast127, anycast126, anycastNoForwarding]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

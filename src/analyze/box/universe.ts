@@ -86,7 +86,8 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
   const outputRoutes = (b: Box): Box[] => {
     if (!routing.hasHost) return [dom.with(b, OIF_SLOT, ifaces.nonEmpty())];
     const out = routing.routes.map((r) => dom.with(dom.with(b, FIELD_SLOT.daddr, r.region), OIF_SLOT, ifaces.indicesOf([r.device])));
-    if (routing.local.length) out.push(dom.with(dom.with(b, FIELD_SLOT.daddr, routing.local), OIF_SLOT, lo));
+    // Own addresses and joined subnet-router anycast addresses go over lo (Host.routeOutput).
+    if (routing.localDestinations.length) out.push(dom.with(dom.with(b, FIELD_SLOT.daddr, routing.localDestinations), OIF_SLOT, lo));
     // IPv6 groups leave by the first interface, whatever the routes say (Host.routeOutput).
     const first = routing.sim.model?.interfaces[0];
     if (fam === 'ipv6' && first?.addresses.some((a) => a.family === 'ipv6')) out.push(dom.with(dom.with(b, FIELD_SLOT.daddr, routing.multicast), OIF_SLOT, ifaces.indicesOf([first.device])));
@@ -100,7 +101,9 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
       let b = dom.with(received(base), OIF_SLOT, empty);
       // Local destinations, and (IPv6) the ingress interface's own link-local address, which
       // can be any of fe80::/64 as far as the host model tells.
-      if (routing.hasHost) b = dom.with(b, FIELD_SLOT.daddr, union(routing.localDelivery, routing.linkLocalGuess));
+      // Link-local subnet-router anycast addresses too, on their own device (RoutingView.strictOn).
+      const joined = normalize([...routing.sim.anycastAddresses().keys()].map((a) => [a, a] as const));
+      if (routing.hasHost) b = dom.with(b, FIELD_SLOT.daddr, union(union(routing.localDelivery, routing.linkLocalGuess), fam === 'ipv6' ? joined : []));
       return withMac(noSocket(b));
     }
     case 'FORWARD':

@@ -169,7 +169,8 @@ export class BoxRouting {
         for (const p of s.yes) this.strictInput(p, out);
         rest = s.no;
       }
-      s = step(rest, 'dst', union(V6_LOOPBACK, r.local));
+      // Own and joined subnet-router anycast addresses (RoutingView.localDestinations).
+      s = step(rest, 'dst', union(V6_LOOPBACK, r.localDestinations));
       local(s.yes);
       rest = s.no;
     }
@@ -232,7 +233,8 @@ export class BoxRouting {
     }
     for (const [dev, q] of perDevice) {
       const name = this.space.ifaces.nameOf(Number(dev));
-      const own = normalize(this.routing.addresses.filter((a) => a.device === name).map((a) => [a.addr, a.addr] as const));
+      // Its own addresses and the anycast addresses it joined (RoutingView.strictOn).
+      const own = normalize(this.routing.strictOn(name).own.map((a) => [a, a] as const));
       const mine = this.cut([q], getVal(q.sym, 'daddr'), own);
       mine.yes.forEach((piece) => out.push({ kind: 'local', piece }));
       const routed = this.cut(mine.no, getVal(q.sym, 'daddr'), this.deviceRoutes(name));
@@ -338,7 +340,7 @@ export class BoxRouting {
     const unreachable: Piece[] = [];
     let rest: Piece[] = [];
     for (const p of pieces) {
-      const s = this.cut([p], getVal(p.sym, 'daddr'), r.local);
+      const s = this.cut([p], getVal(p.sym, 'daddr'), r.localDestinations);
       s.yes.forEach((piece) => routed.push({ piece, oif: constVal(this.space.ifaces.classOf('lo')) }));
       rest.push(...s.no);
     }

@@ -55,6 +55,14 @@ export class RoutingView {
   readonly local: IntervalSet;
   /** Addresses configured on interfaces (not loopback), with their device. */
   readonly addresses: readonly LocalAddress[];
+  /**
+   * IPv6 subnet-router anycast addresses the (forwarding) host joined (Host.isAnycast):
+   * delivered here and sent over lo like `local`, but never a source of this host's packets.
+   * Link-local ones are left to strictOn: they count only for a packet from their own device.
+   */
+  readonly anycast: IntervalSet;
+  /** Destinations this host takes for itself: its addresses, the loopback range and `anycast`. */
+  readonly localDestinations: IntervalSet;
   /** IPv4 limited and subnet broadcasts (empty for IPv6). */
   readonly broadcast: IntervalSet;
   readonly multicast: IntervalSet;
@@ -126,6 +134,8 @@ export class RoutingView {
     this.addresses = addresses;
     this.devices = [...devices];
     this.local = host ? union(this.loopback, normalize(addresses.map((a) => [a.addr, a.addr] as const))) : [];
+    this.anycast = family === 'ipv6' ? normalize([...this.sim.anycastAddresses().keys()].filter((a) => this.sim.isAnycast(family, a)).map((a) => [a, a] as const)) : [];
+    this.localDestinations = union(this.local, this.anycast);
     this.broadcast = normalize(bcast);
     entries.sort((a, b) => b.len - a.len || a.metric - b.metric || a.order - b.order);
     this.entries = entries;
@@ -198,13 +208,14 @@ export class RoutingView {
    * and multicast. Martian checks come first (see inputDecision).
    */
   get localDelivery(): IntervalSet {
-    return union(union(this.local, this.broadcast), this.multicast);
+    return union(union(this.localDestinations, this.broadcast), this.multicast);
   }
 
   /**
    * IPv6 loopback and link-local destinations from a device are looked up bound to it
    * (rt6_need_strict, the simulator's Host.routeInput): the regions each of its own routes
-   * wins there, and the addresses configured on it (local to such a packet).
+   * wins there, and the addresses configured on it and the anycast addresses it joined (local
+   * to such a packet).
    */
   strictOn(device: string): { readonly routes: readonly IntervalSet[]; readonly own: readonly bigint[] } {
     const max = familyMax(this.family);
@@ -217,7 +228,8 @@ export class RoutingView {
       covered = union(covered, [iv]);
       if (region.length) routes.push(region);
     }
-    return { routes, own: this.addresses.filter((a) => a.device === device).map((a) => a.addr) };
+    const anycast = [...this.sim.anycastAddresses()].filter(([, devs]) => devs.includes(device)).map(([a]) => a);
+    return { routes, own: [...this.addresses.filter((a) => a.device === device).map((a) => a.addr), ...anycast] };
   }
 
   /** Where strict lookups apply: ::1 and fe80::/10 (IPv6 only). */
@@ -227,7 +239,7 @@ export class RoutingView {
 
   /** Can `dst` be the own link-local address of `device` (a host device other than lo)? */
   ownLinkLocalPossible(device: string, dst: bigint): boolean {
-    if (device === '' || device === 'lo' || !contains(this.linkLocalGuess, dst) || contains(this.local, dst)) return false;
+    if (device === '' || device === 'lo' || !contains(this.linkLocalGuess, dst) || contains(this.localDestinations, dst)) return false;
     return this.host?.interfaces.some((i) => i.device === device) ?? false;
   }
 

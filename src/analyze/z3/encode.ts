@@ -1257,7 +1257,8 @@ export class Encoder {
     }
     const own = this.ownLinkLocal;
     const ownLL = own ? this.and([own.on, dst.eq(own.addr)]) : this.f();
-    const isLocal = this.or([castLocal, inS(dst, routing.local), ownLL]);
+    // Subnet-router anycast addresses are delivered here too (RoutingView.localDestinations).
+    const isLocal = this.or([castLocal, inS(dst, routing.localDestinations), ownLL]);
     let oif: Z3BV = this.ifaceIndex('');
     const routed: Z3Bool[] = [];
     for (const r of [...routing.routes].reverse()) {
@@ -1364,7 +1365,7 @@ export class Encoder {
       if (usable) oif = this.ite(group, this.ifaceIndex(first.device), oif);
       routed = usable ? this.or([group, routed]) : this.and([this.not(group), routed]);
     }
-    const isLocal = this.inSet(dst, routing.local, bits);
+    const isLocal = this.inSet(dst, routing.localDestinations, bits);
     oif = this.ite(isLocal, this.ifaceIndex('lo'), oif);
     return { oif, ok: this.or([isLocal, routed]) };
   }

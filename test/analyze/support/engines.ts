@@ -36,8 +36,22 @@ export function localUdp(family: Family, src: string, dst: string, dport: number
   };
 }
 
+/** A UDP packet arriving on `device` from the wire, every field an ordinary value. */
+export function ifaceUdp(family: Family, device: string, src: string, dst: string, dport: number): PacketInput {
+  return {
+    family,
+    ingress: { kind: 'iface', device },
+    fields: { saddr: addr(src), daddr: addr(dst), proto: 17n, sport: 4000n, dport: BigInt(dport), length: 100n, ttl: 64n, tos: 0n, fragment: 0n, macsrc: 0x020000000001n },
+    ctState: 'NEW',
+  };
+}
+
 function simulate(policy: Policy, p: PacketInput): Seen {
-  const out = createSimulator(policy).process({ t: 0, ingress: { kind: 'local' }, packet: toSimPacket(p), uid: 0, gid: 0 });
+  const sim = createSimulator(policy);
+  const out =
+    p.ingress.kind === 'local'
+      ? sim.process({ t: 0, ingress: { kind: 'local' }, packet: toSimPacket(p), uid: 0, gid: 0 })
+      : sim.process({ t: 0, ingress: { kind: 'iface', device: p.ingress.device }, packet: toSimPacket(p) });
   return { verdict: out.verdict, ...(out.verdict !== 'dropped' && out.egress ? { egress: out.egress.device } : {}) };
 }
 
@@ -49,7 +63,7 @@ function interpret(policy: Policy, p: PacketInput): Seen {
 async function solve(policy: Policy, p: PacketInput): Promise<Seen> {
   const { ctx } = await z3();
   const model = buildFamilyModel(policy, p.family);
-  const enc = new Encoder(ctx, model, { prefix: 'e.', ingress: 'local' });
+  const enc = new Encoder(ctx, model, { prefix: 'e.', ingress: p.ingress.kind });
   const out = enc.encode();
   const session = new Session(ctx, out.assumptions, 10_000, newZ3Stats());
   try {
@@ -59,13 +73,14 @@ async function solve(policy: Policy, p: PacketInput): Promise<Seen> {
       if (val !== undefined) pins.push(v.eq(enc.lit(val, enc.bits(f))));
     }
     if (out.vars.ctstate) pins.push(out.vars.ctstate.eq(enc.lit(CT_STATE.NEW, 8)));
+    if (p.ingress.kind === 'iface' && out.vars.iif) pins.push(out.vars.iif.eq(enc.ifaceIndex(p.ingress.device)));
     if (out.vars.helperPresent) pins.push(enc.not(out.vars.helperPresent));
     const a = await session.ask(...pins);
     if (a.kind !== 'sat') throw new Error(`solver: ${a.kind}`);
     const is = (t: Z3Bool) => ctx.isTrue(a.model.eval(t, true));
     const verdict = is(out.local) ? 'local' : is(out.forwarded) ? 'forwarded' : is(out.sent) ? 'sent' : 'dropped';
     const egress = model.ifaces.nameOf(Number((a.model.eval(out.egress, true) as unknown as { value(): bigint }).value()));
-    return { verdict, ...(verdict !== 'dropped' ? { egress } : {}) };
+    return { verdict, ...(verdict === 'sent' || verdict === 'forwarded' ? { egress } : {}) };
   } finally {
     session.release();
   }
