@@ -246,6 +246,12 @@ export class FamilyEngine implements TargetHost {
     if (!this.table(f, 'mangle')) return this.dropped(f);
     if (!this.natStage(f)) return this.dropped(f);
     if (!this.confirm(f)) return this.dropped(f);
+    const scope = this.S.family === 'ipv6' ? this.S.host.ipv6OutputScopeDrop(f.oif, f.pkt.dst) : undefined;
+    if (scope !== undefined) {
+      f.dropReason = scope;
+      this.step(f, 'routing', scope);
+      return this.dropped(f);
+    }
     return { verdict, egress: f.oif };
   }
 

@@ -412,6 +412,16 @@ export class Host {
   }
 
   /**
+   * ip6_finish_output2: a group of scope 0 (reserved) or 1 (interface-local) may leave by lo
+   * only; out of any other device the packet is discarded, after POSTROUTING and conntrack's
+   * confirmation (checked on the kernel: test/kernel/routing.test.ts).
+   */
+  ipv6OutputScopeDrop(device: string, dst: bigint): string | undefined {
+    if (device === 'lo' || !isV6Multicast(dst) || Number((dst >> 112n) & 0xfn) > 1) return undefined;
+    return 'invalid scope: a group of scope 0 or 1 leaves by no device but lo';
+  }
+
+  /**
    * A multicast destination is delivered only when the incoming interface has joined the
    * group (ip_check_mc_rcu in ip_route_input_rcu; ipv6_chk_mcast_addr in ip6_mc_input), and
    * never forwarded (no multicast routing). Without a host model nfproof cannot know the

@@ -3,13 +3,15 @@ import { allEngines, ifaceUdp, localUdp, same } from './support/engines.js';
 import { at, check, lineOf, nfp } from './support/nfp.js';
 
 /**
- * An IPv6 behaviour the simulator learned from the kernel (test/kernel/routing.test.ts), held
+ * Two IPv6 behaviours the simulator learned from the kernel (test/kernel/routing.test.ts), held
  * by all four engines at once — the simulator, the concrete interpreter, the Z3 encoding and the
  * diff walk — on a small made-up host, with the proof engine's findings to match:
  * - a forwarding host owns the subnet-router anycast address of each prefix of its addresses
  *   shorter than /127 (the prefix with all host bits zero): a packet to it is delivered here,
  *   from any interface, and a local packet to it goes over lo (subnetRouterAnycast,
- *   anycast127, anycast126).
+ *   anycast127, anycast126);
+ * - a local packet to a group of scope 0 or 1 that leaves by a device other than lo passes
+ *   OUTPUT and POSTROUTING and is then discarded (localGroupScope).
  * The expected values follow from those kernel runs by hand (each case says which).
  *
  * Runtime: ~5 s.
@@ -22,7 +24,7 @@ host gw {
   route default via fd00:20::fe dev wan
 }`;
 
-describe('IPv6 subnet-router anycast, in every engine', () => {
+describe('IPv6 subnet-router anycast and group scope, in every engine', () => {
   it('a subnet-router anycast address is delivered here, from any interface, and local packets to it go over lo', async () => {
     const text = `${host}
 table ip6 filter {
@@ -70,4 +72,22 @@ table ip6 filter {
     expect(r.internalErrors).toEqual([]);
   });
 
+  it('a local packet to a group of scope 0 or 1 is discarded after POSTROUTING; link scope leaves', async () => {
+    // Kernel: localGroupScope (ff01::1234 and ffe0:ff:0:1:: counted in OUTPUT and POSTROUTING,
+    // nothing left; ff02::1234 left by eth0, the first interface).
+    const text = `${host}
+table ip6 mangle {
+  chain postrouting {
+    udp daddr ff01::/16 counter   # L1
+  }
+}`;
+    const policy = nfp(text);
+    expect(await allEngines(policy, localUdp('ipv6', 'fd00:18::1', 'ff01::1234', 53))).toEqual(same({ verdict: 'dropped' }));
+    expect(await allEngines(policy, localUdp('ipv6', 'fd00:18::1', 'ffe0:ff:0:1::', 53))).toEqual(same({ verdict: 'dropped' }));
+    expect(await allEngines(policy, localUdp('ipv6', 'fd00:18::1', 'ff02::1234', 53))).toEqual(same({ verdict: 'sent', egress: 'eth0' }));
+    // POSTROUTING still sees it: the rule is reachable.
+    const r = await check(text);
+    expect(at(r, lineOf(text, '# L1'))).toEqual([]);
+    expect(r.internalErrors).toEqual([]);
+  });
 });

@@ -416,6 +416,32 @@ const subnetRouterAnycast: Scenario = {
 };
 
 /**
+ * A local IPv6 packet to a group of scope 0 (reserved) or 1 (interface-local) that routing
+ * sends out of a device other than lo: OUTPUT and POSTROUTING see it and conntrack confirms
+ * its entry, then ip6_finish_output2 throws it away ("invalid scope", net/ipv6/ip6_output.c).
+ * Groups the device has not joined, so no copy loops back to the host; ff02:: (link scope)
+ * is the control that leaves. Found by the analyzer-witnesses kernel test (seed 4: analyzer
+ * and simulator sent ffe0:ff:0:1:: out of the interface).
+ */
+const localGroupScope: Scenario = {
+  name: 'a local IPv6 packet to a group of scope 0 or 1 passes POSTROUTING and is discarded (invalid scope)',
+  host: GATEWAY,
+  rules: { ipv6: restore({ filter: ['-A OUTPUT -m conntrack --ctstate NEW'], mangle: ['-A POSTROUTING -p udp'] }) },
+  inputs: [
+    at(0, 'local', udp('[fd00:18::1]:5000', '[ff01::1234]:53', 'interface-local')),
+    at(0, 'local', udp('[fd00:18::1]:5001', '[ffe0:ff:0:1::]:53', 'reserved scope')),
+    at(0, 'local', udp('[fd00:18::1]:5002', '[ff02::1234]:53', 'link scope')),
+  ],
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.emitted.map((e) => e.device))).toEqual([[], [], ['eth0']]);
+    expect(run.steps.flatMap((s) => s.delivered)).toEqual([]);
+    const count = (table: string, chain: string) => run.final.chains.find((c) => c.family === 'ipv6' && c.table === table && c.chain === chain)!.rules[0].packets;
+    expect([count('filter', 'OUTPUT'), count('mangle', 'POSTROUTING')]).toEqual([3, 3]);
+    expect(run.final.entries.length).toBe(3);
+  },
+};
+
+/**
  * Where no subnet-router anycast address is joined: a /127 (RFC 6164 point-to-point links;
  * addrconf_join_anycast leaves prefixes of 127 bits and more alone), and every prefix once
  * forwarding is turned off (dev_forward_change leaves them all). Then the prefix's first
@@ -436,7 +462,7 @@ const anycast126 = noAnycast('a /126 does join it: delivered locally (the contro
 const anycastNoForwarding = noAnycast('without IPv6 forwarding no subnet-router anycast address is joined (the packet is not forwarded either)', 'fd00:20::1/64', 'fd00:20::', { 'net.ipv6.conf.all.forwarding': '0' }, [[]]);
 
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast, localGroupFirst, localGroupNoAddress, loopbackGroupSource, subnetRouterAnycast, anycast127, anycast126, anycastNoForwarding]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast, localGroupFirst, localGroupNoAddress, loopbackGroupSource, subnetRouterAnycast, anycast127, anycast126, anycastNoForwarding, localGroupScope]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

@@ -74,7 +74,7 @@ export const ADDRTYPE_UNKNOWN = 'addrtype:no-host-model';
 export const UNKNOWN_ADDR = { ipv4: 0xc0000201n, ipv6: 0x20010db8000000000000000000000001n } as const;
 
 export type Verdict = 'local' | 'forwarded' | 'sent' | 'dropped';
-export type DropReason = 'rule' | 'policy' | 'martian' | 'unreachable' | 'not-unicast' | 'ttl' | 'nat-failed' | 'unmodelled';
+export type DropReason = 'rule' | 'policy' | 'martian' | 'unreachable' | 'not-unicast' | 'ttl' | 'nat-failed' | 'invalid-scope' | 'unmodelled';
 
 export interface PathStep {
   readonly hook: Hook;
@@ -767,6 +767,8 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   if (leaveBy === undefined) return done('dropped', { dropReason: 'unreachable' });
   st.oif = leaveBy;
   if (!run.hook('POSTROUTING', st, 'src')) return dropped();
+  // ip6_finish_output2: a group of scope 0 or 1 leaves by lo only (Host.ipv6OutputScopeDrop).
+  if (model.family === 'ipv6' && routing.sim.ipv6OutputScopeDrop(st.oif, st.get('daddr')) !== undefined) return done('dropped', { dropReason: 'invalid-scope' });
   if (st.oif === 'lo') {
     // Looped back: in again by lo, through PREROUTING and INPUT (conntrack and NAT are done).
     const egress = st.oif;

@@ -1,5 +1,5 @@
 import { CHOICE } from '../concrete/interp.js';
-import type { RoutingView } from '../model/routing.js';
+import { type RoutingView, V6_GROUPS_SCOPE_0_1 } from '../model/routing.js';
 import { type IntervalSet, normalize, subtract, union } from '../../util/intervals.js';
 import { familyMax, prefixMask, prefixToInterval } from '../../util/ip.js';
 import { IIF_SLOT } from '../model/fields.js';
@@ -291,6 +291,16 @@ export class BoxRouting {
   }
 
   /** IPv6 packets ip6_rcv_core drops before PREROUTING (Host.ipv6HeaderDrop); the rest go on. */
+  /**
+   * ip6_finish_output2 for local pieces leaving by a device other than lo: a group of scope 0
+   * or 1 is discarded there, after POSTROUTING (Host.ipv6OutputScopeDrop).
+   */
+  outputScope(pieces: readonly Piece[]): { ok: Piece[]; dropped: Piece[] } {
+    if (this.routing.family !== 'ipv6') return { ok: [...pieces], dropped: [] };
+    const s = this.split(pieces, constVal(0), V6_GROUPS_SCOPE_0_1, (p) => getVal(p.sym, 'daddr'));
+    return { ok: s.no, dropped: s.yes };
+  }
+
   headerCheck(pieces: readonly Piece[]): { ok: Piece[]; dropped: Piece[] } {
     if (this.routing.family !== 'ipv6') return { ok: [...pieces], dropped: [] };
     const dropped: Piece[] = [];

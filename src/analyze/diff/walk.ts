@@ -469,7 +469,10 @@ export class SideWalker {
     // Looped back (out by lo): in again by lo, through PREROUTING and INPUT; conntrack and NAT are done.
     const lo = BigInt(this.space.ifaces.classOf('lo'));
     const s = this.routing.split(sent, constVal(0), [[lo, lo]], (q) => q.sym.oif);
-    for (const q of s.no) this.leaf(q, 'sent');
+    // ip6_finish_output2 discards a group of scope 0 or 1 out of any device but lo.
+    const scope = this.routing.outputScope(s.no);
+    for (const q of scope.dropped) this.leaf(q, 'dropped', { dropReason: 'invalid-scope' });
+    for (const q of scope.ok) this.leaf(q, 'sent');
     // Conntrack confirms the connection as it leaves; the looped-back packet sees it confirmed.
     const back = s.yes
       .flatMap((q) => {

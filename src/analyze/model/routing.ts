@@ -47,6 +47,16 @@ const V6 = {
   linkLocal64: [[0xfe80n << 112n, (0xfe80n << 112n) | ((1n << 64n) - 1n)]] as IntervalSet,
 };
 
+/**
+ * IPv6 groups of scope 0 (reserved) or 1 (interface-local), whatever their flags: ffX0::/16
+ * and ffX1::/16. A local packet to one leaving by a device other than lo passes POSTROUTING
+ * and is then discarded (Host.ipv6OutputScopeDrop).
+ */
+export const V6_GROUPS_SCOPE_0_1: IntervalSet = Array.from({ length: 16 }, (_, flags) => {
+  const lo = (0xff00n | (BigInt(flags) << 4n)) << 112n;
+  return [lo, lo + (2n << 112n) - 1n] as const;
+});
+
 export class RoutingView {
   readonly hasHost: boolean;
   /** Every device packets can come in on or leave by (host devices and lo); empty without a host. */

@@ -8,6 +8,7 @@ import { CHOICE, TEMPLATE_VIEW, UNKNOWN_ADDR } from '../concrete/interp.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
 import { FIELDS, bitsOf, fieldMax, icmpProto, presenceOf } from '../model/fields.js';
+import { V6_GROUPS_SCOPE_0_1 } from '../model/routing.js';
 import type { Z3BV, Z3Bool, Z3Context } from './context.js';
 
 /**
@@ -1124,7 +1125,9 @@ export class Encoder {
         // ip6_rcv_core checks the header on lo too (a source SNATed to a group address dies there).
         const pre = this.hook('PREROUTING', back, this.and([post.alive, isLo, this.headerOk(back)]), 'dst', binding, undefined, true);
         const inp = this.hook('INPUT', pre.st, pre.alive, 'src', binding, undefined, true);
-        sent = this.or([this.and([post.alive, this.not(isLo)]), inp.alive]);
+        // ip6_finish_output2 discards a group of scope 0 or 1 out of any device but lo.
+        const badScope = this.model.family === 'ipv6' ? this.inSet(this.val(post.st, 'daddr'), V6_GROUPS_SCOPE_0_1, bits) : this.f();
+        sent = this.or([this.and([post.alive, this.not(isLo), this.not(badScope)]), inp.alive]);
         const merged = this.mergeStates(isLo, inp.st, post.st);
         merged.oif = post.st.oif;
         merged.iif = post.st.iif;
