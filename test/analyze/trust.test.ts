@@ -50,11 +50,14 @@ describe('check on random policies', () => {
         const model = buildFamilyModel(p, family);
         const key = (id: number) => `${family}/${model.rules[id].table}/${model.rules[id].chain}#${model.rules[id].index}`;
         for (const input of fc.sample(packetArb(model), { seed: seed + deadChecked, numRuns: 60 })) {
+          // With a host model packets arrive only by its devices (the analyzer's assumption): a
+          // rule for another device is rightly never fired (seed 14: `iif eth0+ iif != eth0`).
+          const elsewhere = p.host !== undefined && input.ingress.kind === 'iface' && !model.routing.devices.includes(input.ingress.device);
+          deadChecked++;
+          if (elsewhere) continue;
           const out = runPacket(model, input);
           for (const id of out.fired) expect(dead.has(key(id)), `model fires dead ${key(id)}`).toBe(false);
-          deadChecked++;
           if (!p.host || input.ctState !== 'NEW' || out.opaqueUsed.length) continue;
-          if (input.ingress.kind === 'iface' && !model.routing.devices.includes(input.ingress.device)) continue;
           const sim = createSimulator(p, { trace: true }).process({
             t: 0,
             ingress: input.ingress.kind === 'iface' ? { kind: 'iface', device: input.ingress.device } : { kind: 'local' },
