@@ -92,11 +92,22 @@ const QUERIES = ['tcp', 'udp', 'icmp', 'icmpv6'];
  *   UDP-Lite stack make it) is INVALID there while nf_conntrack_checksum is 1: no entry, no
  *   NAT. Checked with counters: the same datagram is `--ctstate INVALID` with protocol 136
  *   in its checksum and NEW with 17.
+ * - IPv6 witnesses whose "protocol" is an extension header number, e.g. 0 (found with seed
+ *   500, random policy 29: `proto 0 ::1 -> 2001:db8:1::7` from a local socket, rejected in
+ *   OUTPUT): analyzer and simulator take it as the upper-layer protocol; the kernel parses
+ *   the payload as a Hop-by-Hop header chain, REJECT's header check fails on it
+ *   (reject6_csum_ok), and the simulator's ICMPv6 error is never sent (OUTPUT counters: sim
+ *   2 packets, kernel 1).
  */
+/** IPv6 next-header values that name extension headers, not upper-layer protocols (RFC 8200, ipv6_ext_hdr). */
+const IPV6_EXTENSION_HEADERS = [0, 43, 44, 51, 60, 135, 139, 140];
+
 function knownDisagreement(policy: Policy, w: Witness, claims: readonly Claim[]): string | undefined {
   const host = policy.host!;
   const fromWire = [w.input, ...(w.reply ? [w.reply.input] : [])].some((x) => x.ingress.kind === 'iface' && x.fields.proto === 136n && (x.fields.fragment ?? 0n) === 0n);
   if (fromWire) return 'known disagreement (reported, src/netfilter + src/analyze): conntrack finds a UDP-Lite datagram from the wire INVALID (its checksum is verified as UDP)';
+  const extension = [w.input, ...(w.reply ? [w.reply.input] : [])].find((x) => x.family === 'ipv6' && IPV6_EXTENSION_HEADERS.includes(Number(x.fields.proto ?? 6n)));
+  if (extension) return `known disagreement (reported, src/analyze): IPv6 next header ${extension.fields.proto} is an extension header, which the kernel parses the payload as`;
   const fam = w.input.family;
   const group = (d: bigint | undefined) => d !== undefined && (fam === 'ipv4' ? d >> 28n === 0xen || d === 0xffffffffn : d >> 120n === 0xffn);
   const usesPkttype = policy.rulesets[fam].tables.some((t) => t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'pkttype'))));
