@@ -476,14 +476,15 @@ export function narrow(space: Space, t: Term, box: Box): Term | undefined {
 }
 
 /**
- * The term with every hole that misses its box dropped (narrow looks at the newest holes only).
- * Undefined when one hole holds the whole box.
+ * The term with every hole that misses its box dropped (narrow looks at the newest holes only,
+ * so older ones pile up and keep equal terms from merging). Undefined when one hole holds the
+ * whole box (an empty term, which would otherwise be walked on).
  */
 export function tidy(space: Space, t: Term): Term | undefined {
   if (!t.holes) return t;
   // A term handed back through several chains is tidied once.
   const known = TIDY.get(t);
-  if (known !== undefined) return known === null ? undefined : known;
+  if (known !== undefined) return known ?? undefined;
   const out = tidyNow(space, t);
   TIDY.set(t, out ?? null);
   if (out) TIDY.set(out, out);
@@ -493,18 +494,23 @@ export function tidy(space: Space, t: Term): Term | undefined {
 const TIDY = new WeakMap<Term, Term | null>();
 
 function tidyNow(space: Space, t: Term): Term | undefined {
-  const kept: Box[] = [];
-  let changed = false;
+  // The list after the last hole that misses is kept as it is (shared with the terms it came
+  // from, so their lists' hashes in sym.ts compact are reused); the holes before it are copied.
+  const nodes: Holes[] = [];
+  let lastMiss = -1;
   for (let h: Holes | undefined = t.holes; h; h = h.next) {
-    if (!space.overlaps(h.box, t.box)) {
-      changed = true;
-      continue;
-    }
-    if (space.contains(h.box, t.box)) return undefined;
-    kept.push(h.box);
+    if (!space.overlaps(h.box, t.box)) lastMiss = nodes.length;
+    // Found empty on the way (a hole holds the whole box): no points, nothing to walk.
+    else if (space.contains(h.box, t.box)) return undefined;
+    nodes.push(h);
   }
-  if (!changed) return t;
-  return term(t.box, kept.length ? addHoles(undefined, kept.reverse()) : undefined, t.tag);
+  if (lastMiss < 0) return t;
+  let out: Holes | undefined = nodes[lastMiss].next;
+  for (let i = lastMiss - 1; i >= 0; i--) {
+    const h = nodes[i];
+    if (space.overlaps(h.box, t.box)) out = { box: h.box, next: out };
+  }
+  return term(t.box, out, t.tag);
 }
 
 /** The term's points as disjoint boxes (hole-overlapping parts subtracted). */
