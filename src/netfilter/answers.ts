@@ -36,6 +36,9 @@ export class Answers {
     if (reply.type === 'tcp-reset') {
       const rst = tcpReset(f.pkt, S.cfg.defaultTtl);
       if (!rst || f.pkttype !== 0) return;
+      // Nor to a packet to a group or broadcast address (a local one reads unicast):
+      // nf_send_reset looks at its route's flags, nf_send_reset6 at the destination's class.
+      if (S.host.isMulticast(S.family, f.pkt.dst) || S.host.isBroadcast(S.family, f.pkt.dst)) return;
       // nf_send_reset attaches the connection, answering in the opposite direction.
       const attach = f.ct >= 0 ? { ct: f.ct, ctinfo: f.ctDir === 0 ? CTINFO.RELATED_REPLY : CTINFO.RELATED } : undefined;
       if (f.ct >= 0 && S.table.protoOf(f.ct) === PROTO.tcp && S.table.isConfirmed(f.ct)) {

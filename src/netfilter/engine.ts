@@ -279,7 +279,11 @@ export class FamilyEngine implements TargetHost {
     f.iif = '';
     f.oif = route.device;
     f.nexthop = route.nexthop;
-    f.pkttype = this.castOf(f);
+    // A socket's packet is PACKET_HOST whatever its destination, and -m pkttype reads it so in
+    // OUTPUT and POSTROUTING (xt_pkttype looks at the address only for PACKET_LOOPBACK copies;
+    // checked on the kernel: test/kernel/local-output.test.ts). It stays so over lo: the
+    // loopback device's header carries its own all-zero MAC, which eth_type_trans calls HOST.
+    f.pkttype = 0;
     if (!this.table(f, 'raw')) return this.dropped(f);
     if (!this.track(f)) return this.dropped(f);
     if (!this.table(f, 'mangle')) return this.dropped(f);

@@ -84,6 +84,8 @@ interface LocalAddr {
 }
 
 const V4_LOOPBACK_NET = 0x7f000000n;
+/** 127.0.0.1, the source of a local packet to 0.0.0.0 that has none. */
+const V4_LOCALHOST = 0x7f000001n;
 const MARTIAN_SRC: InputRoute = { kind: 'martian', reason: 'martian source' };
 const LOCAL_UNICAST: InputRoute = { kind: 'local', cast: 'unicast' };
 const LOCAL_BROADCAST: InputRoute = { kind: 'local', cast: 'broadcast' };
@@ -461,6 +463,10 @@ export class Host {
    * over `lo`, others take the main table.
    */
   routeOutput(family: Family, dst: bigint): RouteResult | undefined {
+    // No IPv4 destination means this host (ip_route_output_key_hash_rcu): a local route on lo,
+    // with 127.0.0.1 for a source when there is none. The header keeps 0.0.0.0 (checked on the
+    // kernel: test/kernel/local-output.test.ts).
+    if (family === 'ipv4' && dst === 0n) return { device: 'lo', prefsrc: V4_LOCALHOST };
     if (this.isLocal(family, dst)) {
       return { device: 'lo', prefsrc: dst };
     }

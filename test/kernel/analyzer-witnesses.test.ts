@@ -73,18 +73,6 @@ const QUERIES = ['tcp', 'udp', 'icmp', 'icmpv6'];
  *   multicast routes with ENETUNREACH, so TCP never sends it). With SO_BROADCAST the kernel
  *   sends it and also loops a copy back to the host (ip_mc_output), which the simulator does
  *   not model either.
- * - A locally generated IPv4 packet to 0.0.0.0 (found with seed 200, random policy 21, a TCP
- *   SYN from a local socket): analyzer and simulator route it by the table (out of the default
- *   route's device); the kernel routes a zero destination to the host itself over lo
- *   (ip_route_output_key_hash_rcu: no destination means a local route on the loopback device)
- *   and delivers it there.
- * - `pkttype` of a locally generated packet to a group address (found with seed 200, random
- *   policy 12): analyzer and simulator read multicast (broadcast) from the destination in
- *   OUTPUT and POSTROUTING; the kernel's skb of a locally generated packet has pkt_type
- *   PACKET_HOST there, so `-m pkttype` reads unicast (xt_pkttype derives multicast/broadcast
- *   from the address only for PACKET_LOOPBACK, the copies looped back to the host). Checked
- *   with counters: local ICMPv6 to ff0e::1234 and UDP to 239.1.2.3 hit `--pkt-type unicast`,
- *   not `multicast`, in mangle OUTPUT and POSTROUTING.
  * - UDP-Lite from an interface (found with seed 400, random policy 7): analyzer and simulator
  *   track it as NEW; the kernel's conntrack verifies its checksum in PREROUTING with
  *   IPPROTO_UDP in the pseudo-header (udplite_error → nf_checksum_partial), so a datagram
@@ -102,32 +90,23 @@ const QUERIES = ['tcp', 'udp', 'icmp', 'icmpv6'];
 /** IPv6 next-header values that name extension headers, not upper-layer protocols (RFC 8200, ipv6_ext_hdr). */
 const IPV6_EXTENSION_HEADERS = [0, 43, 44, 51, 60, 135, 139, 140];
 
-function knownDisagreement(policy: Policy, w: Witness, claims: readonly Claim[]): string | undefined {
+function knownDisagreement(policy: Policy, w: Witness): string | undefined {
   const host = policy.host!;
   const fromWire = [w.input, ...(w.reply ? [w.reply.input] : [])].some((x) => x.ingress.kind === 'iface' && x.fields.proto === 136n && (x.fields.fragment ?? 0n) === 0n);
   if (fromWire) return 'known disagreement (reported, src/netfilter + src/analyze): conntrack finds a UDP-Lite datagram from the wire INVALID (its checksum is verified as UDP)';
   const extension = [w.input, ...(w.reply ? [w.reply.input] : [])].find((x) => x.family === 'ipv6' && IPV6_EXTENSION_HEADERS.includes(Number(x.fields.proto ?? 6n)));
   if (extension) return `known disagreement (reported, src/analyze): IPv6 next header ${extension.fields.proto} is an extension header, which the kernel parses the payload as`;
-  const fam = w.input.family;
-  const group = (d: bigint | undefined) => d !== undefined && (fam === 'ipv4' ? d >> 28n === 0xen || d === 0xffffffffn : d >> 120n === 0xffn);
-  const usesPkttype = policy.rulesets[fam].tables.some((t) => t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'pkttype'))));
-  if (w.input.ingress.kind === 'local' && usesPkttype && (group(w.input.fields.daddr) || group(claims[0].final.daddr))) {
-    return 'known disagreement (reported, src/analyze + src/netfilter): pkttype of a locally generated packet to a group address is unicast in the kernel';
-  }
-  return knownRouting(host, w, claims);
+  return knownRouting(host, w);
 }
 
 /** The known disagreements about routing (see above). */
-function knownRouting(host: HostModel, w: Witness, claims: readonly Claim[]): string | undefined {
+function knownRouting(host: HostModel, w: Witness): string | undefined {
   if (w.input.family === 'ipv4' && w.input.ingress.kind === 'local' && w.input.fields.daddr !== undefined) {
     const d = w.input.fields.daddr;
     const broadcast =
       d === 0xffffffffn ||
       host.interfaces.some((i) => i.addresses.some((a) => a.family === 'ipv4' && a.prefixLen < 31 && (a.addr | ((1n << BigInt(32 - a.prefixLen)) - 1n)) === d));
     if (broadcast) return `known disagreement (reported, src/analyze + src/netfilter): a local socket sending to the broadcast address ${formatAddress('ipv4', d)} gets EACCES without SO_BROADCAST`;
-  }
-  if (w.input.family === 'ipv4' && w.input.ingress.kind === 'local' && w.input.fields.daddr === 0n && claims[0].egress !== 'lo') {
-    return 'known disagreement (reported, src/analyze + src/netfilter): a local packet to 0.0.0.0 goes to the host itself over lo';
   }
   return undefined;
 }
@@ -355,7 +334,7 @@ describe.skipIf(!env.run)('analyzer witnesses on the kernel', () => {
       const devices = new Set(host.interfaces.map((i) => i.device));
       const prepared = cands.map((c) => {
         const p = prepareWitness(c.model, c.witness, devices);
-        const known = p.kind === 'run' ? knownDisagreement(source.policy, c.witness, p.claims) : undefined;
+        const known = p.kind === 'run' ? knownDisagreement(source.policy, c.witness) : undefined;
         return { c, p: known ? ({ kind: 'skip', reason: known } as const) : p };
       });
       for (const { c, p } of prepared) {

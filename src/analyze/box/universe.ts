@@ -38,6 +38,10 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
   // Packets arrive unmarked; once a rule sets marks anything is possible after it.
   if (!features.setsMark || firstTable) set(FIELD_SLOT.mark, single(0n));
 
+  // -m pkttype reads unicast after routing unless the packet is delivered here: ip_forward
+  // drops the rest, and a socket's packet is PACKET_HOST whatever its destination.
+  if (hook === 'FORWARD' || hook === 'OUTPUT' || hook === 'POSTROUTING') set(FIELD_SLOT.pkttype, single(0n));
+
   const deviceSet = routing.hasHost ? ifaces.indicesOf(routing.devices) : ifaces.nonEmpty();
   const lo = ifaces.indicesOf(['lo']);
   // After routing, packets from a device are not martians (checked by ip_route_input).
@@ -86,8 +90,8 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
   const outputRoutes = (b: Box): Box[] => {
     if (!routing.hasHost) return [dom.with(b, OIF_SLOT, ifaces.nonEmpty())];
     const out = routing.routes.map((r) => dom.with(dom.with(b, FIELD_SLOT.daddr, r.region), OIF_SLOT, ifaces.indicesOf([r.device])));
-    // Own addresses and joined subnet-router anycast addresses go over lo (Host.routeOutput).
-    if (routing.localDestinations.length) out.push(dom.with(dom.with(b, FIELD_SLOT.daddr, routing.localDestinations), OIF_SLOT, lo));
+    // Own addresses, joined subnet-router anycast addresses and IPv4 0.0.0.0 go over lo (Host.routeOutput).
+    if (routing.outputLocal.length) out.push(dom.with(dom.with(b, FIELD_SLOT.daddr, routing.outputLocal), OIF_SLOT, lo));
     // IPv6 groups leave by the first interface, whatever the routes say (Host.routeOutput).
     const first = routing.sim.model?.interfaces[0];
     if (fam === 'ipv6' && first?.addresses.some((a) => a.family === 'ipv6')) out.push(dom.with(dom.with(b, FIELD_SLOT.daddr, routing.multicast), OIF_SLOT, ifaces.indicesOf([first.device])));
@@ -103,7 +107,8 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
       // can be any of fe80::/64 as far as the host model tells.
       // Link-local subnet-router anycast addresses too, on their own device (RoutingView.strictOn).
       const joined = normalize([...routing.sim.anycastAddresses().keys()].map((a) => [a, a] as const));
-      if (routing.hasHost) b = dom.with(b, FIELD_SLOT.daddr, union(union(routing.localDelivery, routing.linkLocalGuess), fam === 'ipv6' ? joined : []));
+      // IPv4 0.0.0.0 too: a local packet to it loops back through lo with its header unchanged.
+      if (routing.hasHost) b = dom.with(b, FIELD_SLOT.daddr, union(union(union(routing.localDelivery, routing.linkLocalGuess), fam === 'ipv6' ? joined : []), routing.outputLocal));
       return withMac(noSocket(b));
     }
     case 'FORWARD':

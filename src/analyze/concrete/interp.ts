@@ -639,8 +639,10 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
     run.ownLinkLocal = { device: iif, addr: st.get('daddr') };
     host = routing.hostWithLinkLocal(iif, st.get('daddr'));
   }
-  // The receive/send path sets the packet type from the destination the packet arrives with.
-  st.set('pkttype', BigInt(routing.sim.isBroadcast(model.family, st.get('daddr')) ? 1 : routing.sim.isMulticast(model.family, st.get('daddr')) ? 2 : 0));
+  // The receive path sets the packet type from the destination the packet arrives with; a
+  // socket's packet is unicast (PACKET_HOST) whatever its destination (Engine.outputPath).
+  const cast = local ? 0 : routing.sim.isBroadcast(model.family, st.get('daddr')) ? 1 : routing.sim.isMulticast(model.family, st.get('daddr')) ? 2 : 0;
+  st.set('pkttype', BigInt(cast));
   st.derive = (f, s) => {
     if (f !== 'srctype' && f !== 'dsttype') return undefined;
     if (!routing.hasHost) {
@@ -742,8 +744,8 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   let first: string | undefined;
   const route = (): string | undefined => {
     if (!routing.hasHost) {
-      // Loopback destinations always leave by lo; anything else by the device the input chose.
-      return contains(routing.loopback, st.get('daddr')) ? 'lo' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, defaultOif(model))));
+      // Loopback destinations (and IPv4 0.0.0.0) always leave by lo; anything else by the device the input chose.
+      return contains(routing.outputLocal, st.get('daddr')) ? 'lo' : model.ifaces.nameOf(Number(run.choice(CHOICE.oif, defaultOif(model))));
     }
     if (first === undefined) return routing.sim.routeOutput(model.family, firstDst)?.device;
     if (st.get('daddr') === firstDst) return first;

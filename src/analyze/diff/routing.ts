@@ -337,7 +337,7 @@ export class BoxRouting {
       const oif = this.space.extra({ kind: 'choice', key: CHOICE.oif, doc: 'output interface', domain });
       const routed: { piece: Piece; oif: Val }[] = [];
       for (const p of pieces) {
-        const s = this.cut([p], getVal(p.sym, 'daddr'), r.loopback);
+        const s = this.cut([p], getVal(p.sym, 'daddr'), r.outputLocal);
         for (const q of s.yes) routed.push({ piece: q, oif: constVal(this.space.ifaces.classOf('lo')) });
         for (const q of s.no) {
           const r2 = this.restrict(q, oif, domain);
@@ -350,7 +350,7 @@ export class BoxRouting {
     const unreachable: Piece[] = [];
     let rest: Piece[] = [];
     for (const p of pieces) {
-      const s = this.cut([p], getVal(p.sym, 'daddr'), r.localDestinations);
+      const s = this.cut([p], getVal(p.sym, 'daddr'), r.outputLocal);
       s.yes.forEach((piece) => routed.push({ piece, oif: constVal(this.space.ifaces.classOf('lo')) }));
       rest.push(...s.no);
     }

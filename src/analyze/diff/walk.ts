@@ -399,8 +399,12 @@ export class SideWalker {
 
   // ---- the three flows -------------------------------------------------------------
 
-  /** The receive/send path sets the packet type from the destination the packet arrives with. */
+  /**
+   * The receive path sets the packet type from the destination the packet arrives with; a
+   * socket's packet is unicast whatever its destination (Engine.outputPath).
+   */
   private arrive(p: Piece): Piece[] {
+    if (p.cls.local) return this.keep([{ ...p, sym: setVals(p.sym, { pkttype: constVal(0) }) }]);
     const r = this.model.routing;
     const daddr = getVal(p.sym, 'daddr');
     const out: Piece[] = [];

@@ -73,6 +73,12 @@ export class RoutingView {
   readonly anycast: IntervalSet;
   /** Destinations this host takes for itself: its addresses, the loopback range and `anycast`. */
   readonly localDestinations: IntervalSet;
+  /**
+   * Destinations a locally generated packet goes to this host for, over lo (Host.routeOutput):
+   * `localDestinations` (the loopback range without a host model) and, for IPv4, 0.0.0.0,
+   * which ip_route_output takes as this host (the header keeps it).
+   */
+  readonly outputLocal: IntervalSet;
   /** IPv4 limited and subnet broadcasts (empty for IPv6). */
   readonly broadcast: IntervalSet;
   readonly multicast: IntervalSet;
@@ -146,6 +152,7 @@ export class RoutingView {
     this.local = host ? union(this.loopback, normalize(addresses.map((a) => [a.addr, a.addr] as const))) : [];
     this.anycast = family === 'ipv6' ? normalize([...this.sim.anycastAddresses().keys()].filter((a) => this.sim.isAnycast(family, a)).map((a) => [a, a] as const)) : [];
     this.localDestinations = union(this.local, this.anycast);
+    this.outputLocal = union(host ? this.localDestinations : this.loopback, family === 'ipv4' ? [[0n, 0n]] : []);
     this.broadcast = normalize(bcast);
     entries.sort((a, b) => b.len - a.len || a.metric - b.metric || a.order - b.order);
     this.entries = entries;

@@ -290,6 +290,7 @@ export class Encoder {
     };
     addSet(r.local);
     addSet(r.loopback);
+    addSet(r.outputLocal);
     addSet(r.multicast);
     addSet(r.broadcast);
     // A route's own first address can be the subnet-router anycast address: a step of its own.
@@ -949,16 +950,17 @@ export class Encoder {
     }
     vals.set('mark', this.lit(0, 32));
     vals.set('ctstate', this.lit(CT_STATE.INVALID, 8));
-    // Packet type from the destination the packet arrives with (broadcast, multicast, else unicast).
+    const local = this.opts.ingress === 'local';
+    // Packet type from the destination the packet arrives with (broadcast, multicast, else
+    // unicast); a socket's packet is unicast whatever its destination (Engine.outputPath).
     {
       const dst = vals.get('daddr') ?? this.fieldVar('daddr');
       vals.set('daddr', dst);
       const bits = this.bits('daddr');
       const r = this.model.routing;
       const bcast = this.model.family === 'ipv4' ? r.broadcast : [];
-      vals.set('pkttype', this.ite(this.inSet(dst, bcast, bits), this.lit(1, 2), this.ite(this.inSet(dst, r.multicast, bits), this.lit(2, 2), this.lit(0, 2))));
+      vals.set('pkttype', local ? this.lit(0, 2) : this.ite(this.inSet(dst, bcast, bits), this.lit(1, 2), this.ite(this.inSet(dst, r.multicast, bits), this.lit(2, 2), this.lit(0, 2))));
     }
-    const local = this.opts.ingress === 'local';
     let iif: Z3BV;
     if (local) iif = this.ifaceIndex('');
     else if (reply?.iif) iif = reply.iif;
@@ -1338,8 +1340,8 @@ export class Encoder {
     if (!routing.hasHost) {
       const oif = this.choiceVar(CHOICE.oif, this.ifBits);
       this.assumptions.push(this.ifaceIn(oif, this.routedDevices()));
-      // Loopback destinations always leave by lo.
-      return { oif: this.ite(this.inSet(dst, routing.loopback, bits), this.ifaceIndex('lo'), oif), ok: this.t() };
+      // Loopback destinations (and IPv4 0.0.0.0) always leave by lo.
+      return { oif: this.ite(this.inSet(dst, routing.outputLocal, bits), this.ifaceIndex('lo'), oif), ok: this.t() };
     }
     let oif: Z3BV = this.ifaceIndex('');
     const ok: Z3Bool[] = [];
@@ -1368,7 +1370,7 @@ export class Encoder {
       if (usable) oif = this.ite(group, this.ifaceIndex(first.device), oif);
       routed = usable ? this.or([group, routed]) : this.and([this.not(group), routed]);
     }
-    const isLocal = this.inSet(dst, routing.localDestinations, bits);
+    const isLocal = this.inSet(dst, routing.outputLocal, bits);
     oif = this.ite(isLocal, this.ifaceIndex('lo'), oif);
     return { oif, ok: this.or([isLocal, routed]) };
   }
