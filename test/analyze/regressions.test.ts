@@ -303,4 +303,28 @@ table ip raw {
     expect(at(r, lineOf(text, '# L2')).map((f) => f.kind)).toEqual(['unreachable']);
     expect(r.internalErrors).toEqual([]);
   });
+
+  it('a CT template reads as confirmed to ct status, as in the simulator', async () => {
+    // model-vs-sim, seed 21: the simulator learned (aa39052, kernel check in
+    // test/kernel/conntrack-match.test.ts) that a template carries IPS_TEMPLATE|IPS_CONFIRMED;
+    // the analyzer still read status 0. A packet from a device meets the template here, so L1
+    // fires for it (a looped-back one brings its own, confirmed connection instead).
+    const text = `
+table ip raw {
+  chain prerouting {
+    ct zone set 5
+    iif != lo ct status confirmed counter   # L1
+  }
+}`;
+    const r = await check(text);
+    expect(at(r, lineOf(text, '# L1'))).toEqual([]);
+    expect(r.internalErrors).toEqual([]);
+    const out = runPacket(buildFamilyModel(nfp(text), 'ipv4'), {
+      family: 'ipv4',
+      ingress: { kind: 'iface', device: 'eth0' },
+      fields: { saddr: addr('198.51.100.7'), daddr: addr('192.0.2.1'), proto: 17n, sport: 4000n, dport: 53n },
+      ctState: 'NEW',
+    });
+    expect(out.fired).toEqual([0, 1]);
+  });
 });

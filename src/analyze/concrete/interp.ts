@@ -529,14 +529,16 @@ function describeSideEffect(a: SideEffect): string {
 /**
  * What rules after a CT target in raw see before conntrack runs: the template is a connection
  * in state NEW, original direction, with zeroed tuples (protocol 0, addresses and ports 0),
- * mark and status 0 (checked on the kernel: test/analyze/kernel-cases.test.ts).
+ * mark 0 (checked on the kernel: test/analyze/kernel-cases.test.ts), and status IPS_TEMPLATE
+ * with IPS_CONFIRMED (nf_ct_tmpl_alloc, xt_ct_tg_check), so `ct status confirmed` matches it
+ * as in the simulator (kernel check in test/kernel/conntrack-match.test.ts).
  */
 export const TEMPLATE_VIEW: Readonly<Partial<Record<NumericField, bigint>>> = {
   ctstate: BigInt(CT_STATE.NEW),
   ctdir: 0n,
   ctproto: 0n,
   ctmark: 0n,
-  ctstatus: 0n,
+  ctstatus: BigInt(CT_STATUS.CONFIRMED | (1 << 11)),
   ctorigsrc: 0n,
   ctorigdst: 0n,
   ctreplsrc: 0n,
