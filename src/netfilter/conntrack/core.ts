@@ -140,6 +140,11 @@ export function conntrackIn(S: FamilyState, f: Frame): number {
   const p = f.pkt;
   const table = S.table;
 
+  // A non-first fragment has no transport header: ipv4_get_l4proto / ipv6_get_l4proto give up
+  // on any fragment offset, whatever the protocol, so the packet gets no conntrack at all
+  // (a GRE or proto-0 fragment too, not only those whose ports are missing).
+  if (p.fragment) return invalid(f, 'non-first fragment: no transport header to find a connection by');
+
   if (p.proto === familyIcmp(S) && p.icmp) {
     switch (icmpKind(S.family, p.icmp.type)) {
       case 'untracked':
