@@ -435,7 +435,7 @@ class Run {
           st.hook === 'OUTPUT' || st.iif === 'lo'
             ? this.model.routing.primaryAddress('lo')
             : this.model.routing.hasHost
-              ? this.model.routing.primaryAddress(st.iif)
+              ? this.model.routing.redirectAddress(st.iif, this.ownLinkLocal?.device === st.iif ? this.ownLinkLocal.addr : undefined)
               : this.choice(CHOICE.natAddr(rule.id), UNKNOWN_ADDR[family]);
         if (a === undefined) return false;
         addr = a;

@@ -216,6 +216,23 @@ export class RoutingView {
     return this.addresses.find((a) => a.device === device)?.addr;
   }
 
+  /**
+   * REDIRECT's target in PREROUTING for a packet that came in by `device`. `ownLinkLocal` is
+   * the device's own (undeclared) link-local address when the packet is addressed to it (the
+   * `ownll` choice): nf_nat_redirect_ipv6 (since 6.7) takes only an address of the
+   * destination's scope, so a declared link-local address of the device, else that one — as
+   * the simulator does on the replay host, which has it as a /128 after the declared ones.
+   */
+  redirectAddress(device: string, ownLinkLocal?: bigint): bigint | undefined {
+    if (ownLinkLocal === undefined || device === 'lo') return this.primaryAddress(device);
+    return this.declaredLinkLocal(device) ?? ownLinkLocal;
+  }
+
+  /** The first link-local (fe80::/10) address the host model declares on `device`. */
+  declaredLinkLocal(device: string): bigint | undefined {
+    return this.addresses.find((a) => a.device === device && a.addr >> 118n === 0x3fan)?.addr;
+  }
+
   isLocal(addr: bigint): boolean {
     return contains(this.local, addr);
   }

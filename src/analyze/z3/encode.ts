@@ -864,12 +864,22 @@ export class Encoder {
         }
         let addr: Z3BV = this.lit(0, bits);
         const have: Z3Bool[] = [];
+        // A packet to its ingress device's own link-local address (the ownll choice) is
+        // redirected to a link-local address of that device (RoutingView.redirectAddress).
+        const own = this.ownLinkLocal;
         for (const dev of routing.devices) {
           const a = routing.primaryAddress(dev);
-          if (a === undefined) continue;
           const on = st.iif.eq(this.ifaceIndex(dev));
-          addr = this.ite(on, this.lit(a, bits), addr);
-          have.push(on);
+          if (a !== undefined) {
+            addr = this.ite(on, this.lit(a, bits), addr);
+            have.push(on);
+          }
+          if (own && dev !== 'lo') {
+            const toOwn = this.and([on, own.on]);
+            const declared = routing.declaredLinkLocal(dev);
+            addr = this.ite(toOwn, declared === undefined ? own.addr : this.lit(declared, bits), addr);
+            have.push(toOwn);
+          }
         }
         return { addr, fails: this.not(this.or(have)) };
       }
