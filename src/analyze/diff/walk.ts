@@ -12,7 +12,7 @@ import { BoxRouting } from './routing.js';
 import { BoxDomain } from '../box/box.js';
 import { isStatefulOpaque } from './align.js';
 import { ConstraintBoxes } from '../box/from-constraint.js';
-import { type Box, Inexact, type L4Class, OverBudget, type Point, type Space, type Term, addHoles, materialize, narrow, protosWith, setsOverlap, term, termHas } from './space.js';
+import { type Box, Inexact, type L4Class, OverBudget, type Point, type Slot, type Space, type Term, addHoles, materialize, narrow, protosWith, setsOverlap, term, termHas } from './space.js';
 import { type Piece, type Sym, type Val, coalesce, symKey, trailKey, constVal, evalVal, getVal, maskedVal, mergeBits, present, sameVal, setVals, slotVal, tracked, withStep, withTerms, xorMasked } from './sym.js';
 
 /**
@@ -270,7 +270,29 @@ export class SideWalker {
       }
       const hit: Term[] = [];
       const miss: Term[] = [];
-      for (const t of p.terms) (rules.some((r) => this.mayMatchHull(this.changes!.otherHull(r), p.sym, t.box)) ? hit : miss).push(t);
+      for (const t0 of p.terms) {
+        // Only the part of the term inside the other rule's hull is touched: on the slots that
+        // still hold the arriving value the hull cuts the term exactly, and the rest cannot
+        // match that rule (a narrow moved rule would otherwise touch a whole wide term, which
+        // then walks every rule after it instead of being pruned).
+        let rest: Term | undefined = t0;
+        for (const r of rules) {
+          if (!rest) break;
+          const hull = this.changes!.otherHull(r);
+          if (!this.mayMatchHull(hull, p.sym, rest.box)) continue;
+          const cut = this.hullCut(hull!, p.sym);
+          if (!cut) {
+            hit.push(rest);
+            rest = undefined;
+            break;
+          }
+          const inner = this.space.intersect(rest.box, cut);
+          const inside = inner && narrow(this.space, rest, inner);
+          if (inside) hit.push(inside);
+          rest = this.space.contains(cut, rest.box) ? undefined : term(rest.box, addHoles(rest.holes, [cut]), rest.tag);
+        }
+        if (rest) miss.push(rest);
+      }
       if (hit.length) out.push({ ...withTerms(p, hit), touched: true });
       if (miss.length) out.push(withTerms(p, miss));
     }
@@ -725,6 +747,29 @@ export class SideWalker {
   /** Can some packet of the box, in this state, match the rule? (a cheap, sound pre-test) */
   private mayMatch(rule: ModelRule, sym: Sym, box: Box): boolean {
     return this.mayMatchHull(this.hulls[rule.id], sym, box);
+  }
+
+  /**
+   * The hull's conditions on the slots that still hold the arriving packet's value, as a box of
+   * arriving packets (undefined when there are none): a packet outside it cannot match the hull.
+   */
+  private hullCut(hull: Box, sym: Sym): Box | undefined {
+    const cut: Slot[] = Array.from({ length: hull.length }, () => undefined);
+    let any = false;
+    for (let i = 0; i < hull.length; i++) {
+      const h = hull[i];
+      if (h === undefined) continue;
+      if (i < FIELDS.length) {
+        const f = FIELDS[i];
+        if (f === 'srctype' || f === 'dsttype' || f === 'dscp' || f === 'pkttype') continue;
+      }
+      const v: Val = i < FIELDS.length ? sym.vals[i] : i === IIF_SLOT ? sym.iif : sym.oif;
+      if (v.k === 'slot' && v.off === 0n && v.slot === i) {
+        cut[i] = h;
+        any = true;
+      }
+    }
+    return any ? cut : undefined;
   }
 
   private mayMatchHull(hull: Box | undefined, sym: Sym, box: Box): boolean {
