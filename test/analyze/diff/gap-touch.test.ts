@@ -42,7 +42,7 @@ function ruleset(acceptOne: boolean, loOnly: boolean): string {
 }
 
 describe('nfproof diff: a moved rule touches only what it can catch', () => {
-  it('finds the INPUT change and 10.0.0.7\'s, and lets the other hosts\' packets go at the gap', async () => {
+  it("finds the INPUT change and 10.0.0.7's, and lets the other hosts' packets go at the gap", async () => {
     const a = fromSave(ruleset(false, true), { file: 'old.rules' });
     const b = fromSave(ruleset(true, false), { file: 'new.rules' });
     const r = await diffPolicies({ path: 'old.rules', policy: a }, { path: 'new.rules', policy: b });
