@@ -57,8 +57,10 @@ function simKind(a: SimOutcome, b: SimOutcome): DiffKind | undefined {
   if (!da) {
     // The rule that drops: a REJECT on one side and a DROP (or another REJECT) on the other.
     // Whether the kernel then sends the answer (not for fragments, broadcasts…) is its business.
+    // The answer's own walk through OUTPUT is in the trace too (event 'answer'): the rule that
+    // dropped it there is not the rule that dropped the packet, so it is skipped.
     const how = (o: SimOutcome) => {
-      const last = [...o.trace].reverse().find((s) => s.rule !== undefined || s.action.startsWith('policy'));
+      const last = [...o.trace].reverse().find((s) => s.event !== 'answer' && (s.rule !== undefined || s.action.startsWith('policy')));
       return last ? last.action.replace(/\s+/g, ' ') : o.dropReason ?? '';
     };
     return how(a) !== how(b) ? 'deny-changed' : undefined;

@@ -108,6 +108,30 @@ describe('nfproof diff: hand-checked cases', () => {
     for (const c of r.classes) expect(c.new.summary).toContain('reject with icmp type 3 code 3');
   });
 
+  it('REJECT answers both dropped by OUTPUT still make a deny-changed difference, and its replay agrees', async () => {
+    // By hand: a local UDP packet to our own 10.0.0.1. Old: REJECTed in OUTPUT with
+    // host-prohibited (type 3 code 10). New: accepted, looped back through lo to INPUT and
+    // REJECTed there with admin-prohibited (code 13). Either ICMP error then walks OUTPUT and
+    // is dropped by the ICMP rule (the UDP rule does not match it). The rule that drops the
+    // packet differs, so the class is deny-changed; local ICMP is dropped alike on both sides,
+    // and nothing from the devices reaches OUTPUT. The replay once read the answer's own drop
+    // rule as the packet's on both sides and called this "no difference" (mutation-trust, seed 1).
+    const rules = (output: string) =>
+      save(['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -j REJECT --reject-with icmp-admin-prohibited', '-A OUTPUT -p icmp -j DROP', output, 'COMMIT']);
+    const r = await diff(
+      rules('-A OUTPUT -d 10.0.0.1/32 -p udp -j REJECT --reject-with icmp-host-prohibited'),
+      rules('-A OUTPUT -d 10.0.0.1/32 -p udp -j ACCEPT'),
+    );
+    sane(r);
+    expect(r.status).toBe('different');
+    expect(new Set(r.classes.map((c) => c.kind))).toEqual(new Set(['deny-changed']));
+    for (const c of r.classes) {
+      expect(c.replay.status, c.replay.detail).toBe('agrees');
+      expect(c.old.summary).toContain('reject with icmp type 3 code 10');
+      expect(c.new.summary).toContain('reject with icmp type 3 code 13');
+    }
+  });
+
   it('a changed rate limit is a difference that depends on the unmodelled test', async () => {
     const r = await diff(FILTER(['-A INPUT -p icmp -m limit --limit 5/sec -j ACCEPT']), FILTER(['-A INPUT -p icmp -m limit --limit 10/sec -j ACCEPT']));
     sane(r);

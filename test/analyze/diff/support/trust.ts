@@ -41,7 +41,9 @@ function replayHere(oldPolicy: Policy, newPolicy: Policy, c: DiffClass): string 
     ...(input.ingress.kind === 'local' ? { uid: Number(input.fields.uid ?? 0n), gid: Number(input.fields.gid ?? 0n) } : {}),
   };
   const r = pair.step(x);
-  const decidedBy = (o: SimOutcome) => [...o.trace].reverse().find((s) => s.rule !== undefined || s.action.startsWith('policy'))?.action ?? o.dropReason;
+  // The rule that dropped the packet itself: a REJECT's answer walks OUTPUT too, and its steps
+  // (event 'answer') are the answer's fate, not the packet's.
+  const decidedBy = (o: SimOutcome) => [...o.trace].reverse().find((s) => s.event !== 'answer' && (s.rule !== undefined || s.action.startsWith('policy')))?.action ?? o.dropReason;
   const differs = outcomeLine(r.a) !== outcomeLine(r.b) || (r.a.verdict === 'dropped' && r.b.verdict === 'dropped' && decidedBy(r.a) !== decidedBy(r.b));
   return differs ? undefined : `witness ${describePacket(x.packet, x.ingress)} shows no difference in the simulator: old ${outcomeLine(r.a)}, new ${outcomeLine(r.b)}`;
 }
