@@ -11,7 +11,6 @@ import { newZ3Stats } from '../z3/session.js';
 import { isStatefulOpaque } from './align.js';
 import { type AllowEntry, type AllowList, splitByAllowList } from './allow.js';
 import { changeRegion } from './change-region.js';
-import { hostAnswersUnknown } from './host-answers.js';
 import { type DiffKind, type RawDiff, type StatefulNote, compareTagged, decisiveSteps, differences, meetTerms } from './compare.js';
 import { type DiffContext, type Side, buildContext } from './context.js';
 import { type CubeNames, cubeText } from './cube-text.js';
@@ -203,8 +202,6 @@ export async function diffFamily(oldPolicy: Policy, newPolicy: Policy, family: F
   const classes = await buildClasses(ctx, unexpectedFound, opts, internalErrors);
   const allowed = await buildClasses(ctx, expectedFound, opts, internalErrors);
   for (const n of mergeStateful(ctx, stateful)) unknown.push(n);
-  const answers = hostAnswersUnknown(alignment, family);
-  if (answers) unknown.push(answers);
   phase.classes = performance.now() - t1;
   const status = classes.length || allowed.length ? 'different' : unknown.length ? 'unknown' : 'equivalent';
   return {
