@@ -8,7 +8,7 @@ import { withLinkLocalAddress } from '../../src/analyze/model/routing.js';
 import { queryFlow } from '../../src/analyze/query.js';
 import type { InternalError, Witness } from '../../src/analyze/types.js';
 import { emitRuleset } from '../../src/backends/emit/index.js';
-import type { Flow, HostModel, Policy, Ruleset } from '../../src/ir/policy.js';
+import type { Flow, HostModel, Policy } from '../../src/ir/policy.js';
 import { createSimulator } from '../../src/netfilter/simulator.js';
 import { loadPolicy, parseFlow, printFlow, printPolicy } from '../../src/syntax/index.js';
 import { type Family, formatAddress } from '../../src/util/ip.js';
@@ -18,7 +18,7 @@ import { REPO_ROOT } from '../support/env.js';
 import { differential } from './harness/differential.js';
 import { harnessAvailable } from './harness/env.js';
 import { SkipLog, knownRefusal } from './harness/known.js';
-import { differentialPolicyArb, kernelHost, notRunnable } from './harness/random-policy.js';
+import { differentialPolicyArb, kernelHost, notRunnable, numberRules } from './harness/random-policy.js';
 import { SIMULATOR_SYSCTLS, Topology } from './harness/topology.js';
 import { packetLine } from './harness/traffic.js';
 import { type Claim, type Observed, claimDifferences, explainedByAnswers, kernelObserved, prepareWitness, simObserved } from './harness/witnesses.js';
@@ -127,20 +127,6 @@ interface Candidate {
   readonly witness: Witness;
   /** Witnesses of the shipped policies' own check: always in the sample. */
   readonly mandatory: boolean;
-}
-
-/** Gives every rule of a generated policy its own source line, so counters compare rule by rule (as in differential.test.ts). */
-function numberRules(p: Policy): Policy {
-  let line = 0;
-  const span = () => {
-    line++;
-    return { file: 'random.nfp', start: { line, col: 1, offset: 0 }, end: { line, col: 2, offset: 1 } };
-  };
-  const renumber = (rs: Ruleset): Ruleset => ({
-    ...rs,
-    tables: rs.tables.map((t) => ({ ...t, chains: t.chains.map((c) => ({ ...c, rules: c.rules.map((r) => ({ ...r, span: span() })) })) })),
-  });
-  return { ...p, rulesets: { ipv4: renumber(p.rulesets.ipv4), ipv6: renumber(p.rulesets.ipv6) } };
 }
 
 function familiesOf(p: Policy): Family[] {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { emitRuleset } from '../../src/backends/emit/index.js';
-import type { Policy, Ruleset } from '../../src/ir/policy.js';
+import type { Policy } from '../../src/ir/policy.js';
 import type { SimInput, SimOutcome, Simulator } from '../../src/netfilter/api.js';
 import { createSimulator } from '../../src/netfilter/simulator.js';
 import { printPolicy } from '../../src/syntax/index.js';
@@ -9,7 +9,7 @@ import type { Family } from '../../src/util/ip.js';
 import { type SimulatorLike, differential } from './harness/differential.js';
 import { harnessAvailable } from './harness/env.js';
 import { SkipLog, knownRefusal } from './harness/known.js';
-import { differentialPolicyArb, kernelHost, notRunnable } from './harness/random-policy.js';
+import { differentialPolicyArb, kernelHost, notRunnable, numberRules } from './harness/random-policy.js';
 import { TimeBox } from './harness/time-box.js';
 import { SIMULATOR_SYSCTLS, Topology } from './harness/topology.js';
 import { packetLine, resolveSequence, type SessionSpec, sequenceArb } from './harness/traffic.js';
@@ -77,25 +77,6 @@ let policiesRun = 0;
 /** fast-check's index of the current case in the first pass (what NFPROOF_DIFF_PATH replays); shrinking runs after it. */
 let caseIndex = Number(process.env.NFPROOF_DIFF_PATH?.split(':')[0] ?? 0) - 1;
 const skipped = new SkipLog();
-
-/**
- * Gives every rule its own source line ("random.nfp:N"), so that the emitter's comments tell
- * which iptables rules came from which policy rule and counters compare rule by rule even
- * through split rules and auxiliary chains (generated rules all carry NO_SPAN otherwise).
- */
-function numberRules(p: Policy): Policy {
-  let line = 0;
-  const span = () => {
-    line++;
-    return { file: 'random.nfp', start: { line, col: 1, offset: 0 }, end: { line, col: 2, offset: 1 } };
-  };
-  const renumber = (rs: Ruleset): Ruleset => ({
-    ...rs,
-    tables: rs.tables.map((t) => ({ ...t, chains: t.chains.map((c) => ({ ...c, rules: c.rules.map((r) => ({ ...r, span: span() })) })) })),
-  });
-  const rulesets = { ipv4: renumber(p.rulesets.ipv4), ipv6: renumber(p.rulesets.ipv6) };
-  return { ...p, rulesets };
-}
 
 async function checkPolicy(source: Policy, sequences: readonly (readonly SessionSpec[])[]): Promise<void> {
   caseIndex++;

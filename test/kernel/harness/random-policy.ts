@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { HostModel, Policy, Route } from '../../../src/ir/policy.js';
+import type { HostModel, Policy, Route, Ruleset } from '../../../src/ir/policy.js';
 import type { Match, Target } from '../../../src/kinds/index.js';
 import { routeMetric } from '../../../src/netfilter/host.js';
 import { policyArb } from '../../gen/policy.js';
@@ -83,4 +83,22 @@ export function kernelHost(host: HostModel): HostModel {
     routes.push(r);
   }
   return { ...host, routes };
+}
+
+/**
+ * Gives every rule its own source line ("random.nfp:N"), so that the emitter's comments tell
+ * which iptables rules came from which policy rule and counters compare rule by rule even
+ * through split rules and auxiliary chains (generated rules all carry NO_SPAN otherwise).
+ */
+export function numberRules(p: Policy): Policy {
+  let line = 0;
+  const span = () => {
+    line++;
+    return { file: 'random.nfp', start: { line, col: 1, offset: 0 }, end: { line, col: 2, offset: 1 } };
+  };
+  const renumber = (rs: Ruleset): Ruleset => ({
+    ...rs,
+    tables: rs.tables.map((t) => ({ ...t, chains: t.chains.map((c) => ({ ...c, rules: c.rules.map((r) => ({ ...r, span: span() })) })) })),
+  });
+  return { ...p, rulesets: { ipv4: renumber(p.rulesets.ipv4), ipv6: renumber(p.rulesets.ipv6) } };
 }
