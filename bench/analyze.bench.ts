@@ -5,7 +5,7 @@ import { queryFlow } from '../src/analyze/query.js';
 import { importIptablesSave } from '../src/backends/import/index.js';
 import type { Flow, Policy } from '../src/ir/policy.js';
 import { CORPUS_DIR } from '../test/support/env.js';
-import { type Benchmark, peakRssMb, timeMs } from './harness.js';
+import { type Benchmark, peakRssMb, rng, timeMs } from './harness.js';
 
 /**
  * Figures of issue 6: a full `nfproof check` of generated policies of 1k/2k/5k/10k rules and of
@@ -15,16 +15,6 @@ import { type Benchmark, peakRssMb, timeMs } from './harness.js';
  * chains with host/service accepts, a few overlapping and shadowed rules (so findings exist),
  * port forwards and source NAT, a logging drop at the end. Deterministic (seeded).
  */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
-
 export function generatedRuleset(rules: number, seed = 7): string {
   const r = rng(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];

@@ -10,7 +10,7 @@ import type { Policy } from '../src/ir/policy.js';
 import { FAMILIES } from '../src/util/ip.js';
 import { SourceFiles } from '../src/util/sources.js';
 import { CORPUS_DIR, REPO_ROOT } from '../test/support/env.js';
-import { type Benchmark, peakRssMb, timeMs } from './harness.js';
+import { type Benchmark, peakRssMb, rng, timeMs } from './harness.js';
 
 /**
  * Figures of issue 8 (`nfproof diff`):
@@ -22,16 +22,6 @@ import { type Benchmark, peakRssMb, timeMs } from './harness.js';
  *  - `nfproof compile --verify` over every policies/*.nfp.
  */
 const CHAIR = 'configs_chair_for_Network_Architectures_and_Services/iptables-save-2015-05-13_10-53-20';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
 
 /** Options whose removal widens a rule and leaves it valid: an address, an interface, a port, a MAC. */
 const WIDENERS: readonly RegExp[] = [/ -s \S+/, / -d \S+/, / -i \S+/, / -o \S+/, / -m mac --mac-source \S+/, / --dport \S+/, / --sport \S+/, / --dports \S+/];

@@ -218,20 +218,7 @@ export class BoxRouting {
    * unreachable.
    */
   private strictInput(p: Piece, out: InputDecision[]): void {
-    const iif = p.sym.iif;
-    const perDevice: [bigint, Piece][] = [];
-    if (iif.k === 'const') perDevice.push([iif.v, p]);
-    else if (iif.k === 'slot') {
-      for (const t of p.terms) {
-        for (const [lo, hi] of this.space.values(t.box, iif.slot)) {
-          for (let i = lo; i <= hi; i++) {
-            const nt = narrow(this.space, t, this.space.with(t.box, iif.slot, [[i, i]]));
-            if (nt) perDevice.push([i, withTerms(p, [nt])]);
-          }
-        }
-      }
-    }
-    for (const [dev, q] of perDevice) {
+    for (const [dev, q] of this.byInputDevice(p)) {
       const name = this.space.ifaces.nameOf(Number(dev));
       // Its own addresses and the anycast addresses it joined (RoutingView.strictOn).
       const own = normalize(this.routing.strictOn(name).own.map((a) => [a, a] as const));
@@ -241,6 +228,22 @@ export class BoxRouting {
       routed.yes.forEach((piece) => out.push({ kind: 'forward', piece, oif: constVal(Number(dev)) }));
       routed.no.forEach((piece) => out.push({ kind: 'unreachable', piece }));
     }
+  }
+
+  /** The piece split by its input device: one piece per device class it may arrive on. */
+  private byInputDevice(p: Piece): [bigint, Piece][] {
+    const iif = p.sym.iif;
+    if (iif.k === 'const') return [[iif.v, p]];
+    const out: [bigint, Piece][] = [];
+    for (const t of p.terms) {
+      for (const [lo, hi] of this.space.values(t.box, iif.slot)) {
+        for (let i = lo; i <= hi; i++) {
+          const nt = narrow(this.space, t, this.space.with(t.box, iif.slot, [[i, i]]));
+          if (nt) out.push([i, withTerms(p, [nt])]);
+        }
+      }
+    }
+    return out;
   }
 
   /** Destinations some route of the host model sends out of `device` (connected or declared). */
@@ -269,20 +272,7 @@ export class BoxRouting {
         out.push({ kind: 'local', piece: p });
         continue;
       }
-      const iif = p.sym.iif;
-      const perDevice: [bigint, Piece][] = [];
-      if (iif.k === 'const') perDevice.push([iif.v, p]);
-      else {
-        for (const t of p.terms) {
-          for (const [lo, hi] of this.space.values(t.box, iif.slot)) {
-            for (let i = lo; i <= hi; i++) {
-              const nt = narrow(this.space, t, this.space.with(t.box, iif.slot, [[i, i]]));
-              if (nt) perDevice.push([i, withTerms(p, [nt])]);
-            }
-          }
-        }
-      }
-      for (const [dev, q] of perDevice) {
+      for (const [dev, q] of this.byInputDevice(p)) {
         const s = this.cut([q], getVal(q.sym, 'daddr'), this.groupsOf(this.space.ifaces.nameOf(Number(dev))));
         s.yes.forEach((piece) => out.push({ kind: 'local', piece }));
         s.no.forEach((piece) => out.push({ kind: 'martian', piece }));
