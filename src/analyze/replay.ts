@@ -3,7 +3,7 @@ import type { HostModel, Interface, Policy, Route } from '../ir/policy.js';
 import type { SimOutcome, Simulator } from '../netfilter/api.js';
 import type { Packet } from '../netfilter/packet.js';
 import { createSimulator } from '../netfilter/simulator.js';
-import { familyBits } from '../util/ip.js';
+import { familyBits, formatAddress } from '../util/ip.js';
 import { NO_SPAN } from '../util/span.js';
 import { opaqueParts } from '../ir/constraint.js';
 import { CHOICE, type ConcreteOutcome, DEFAULT_ICMP_ID, runPacket } from './concrete/interp.js';
@@ -75,11 +75,15 @@ export function pickedAddressDevices(model: FamilyModel, runs: readonly { input:
 }
 
 /** A host that routes this one packet as the model decided (only used without a host model). */
+/** fe80::1, the address a made-up interface gets when it only needs one of its family. */
+const LINK_LOCAL_SOURCE = 0xfe800000000000000000000000000001n;
+
 export function replayHost(model: FamilyModel, input: PacketInput, out: ConcreteOutcome, also?: { input: PacketInput; out: ConcreteOutcome }): HostModel {
   const fam = model.family;
   const host = familyBits(fam);
-  const ifs = new Map<string, Set<bigint>>();
+  let ifs = new Map<string, Set<bigint>>();
   const routes: Route[] = [];
+  let groupDevice: { device: string; addr: bigint } | undefined;
   const dev = (d: string | undefined) => {
     if (d && !ifs.has(d)) ifs.set(d, new Set());
     return d;
@@ -98,7 +102,14 @@ export function replayHost(model: FamilyModel, input: PacketInput, out: Concrete
       ifs.get(ingress)?.add(x.out.final.daddr);
     } else if (ingress && x.out.routeChoice === 'forward') route(x.out.final.daddr, x.out.oif);
     if (x.input.ingress.kind === 'local') {
-      if (x.input.fields.daddr !== undefined) route(x.input.fields.daddr, x.out.firstOif);
+      const daddr = x.input.fields.daddr;
+      if (daddr !== undefined) route(daddr, x.out.firstOif);
+      // A group address from a local socket leaves by the host's first interface, which needs
+      // an IPv6 address (Host.multicastOutput6): the socket's own source, or a link-local one.
+      if (fam === 'ipv6' && daddr !== undefined && daddr >> 120n === 0xffn && x.out.firstOif && x.out.firstOif !== 'lo') {
+        const saddr = x.input.fields.saddr ?? 0n;
+        groupDevice = { device: x.out.firstOif, addr: saddr >> 125n === 1n ? saddr : LINK_LOCAL_SOURCE };
+      }
       route(x.out.final.daddr, x.out.oif);
       // Sent over lo: the destination is one of this host's own addresses.
       if (x.out.oif === 'lo') dev('lo') && ifs.get('lo')?.add(x.out.final.daddr);
@@ -116,6 +127,12 @@ export function replayHost(model: FamilyModel, input: PacketInput, out: Concrete
       { b: x.out.binding.dnat, d: ingress, by: natFired('redirect') },
     ];
     for (const { b, d, by } of own) if (b && by && d && d !== 'lo') ifs.get(d)?.add(b.toAddr);
+  }
+  if (groupDevice) {
+    const addrs = ifs.get(groupDevice.device) ?? new Set<bigint>();
+    if (addrs.size === 0) addrs.add(groupDevice.addr);
+    ifs.delete(groupDevice.device);
+    ifs = new Map([[groupDevice.device, addrs], ...ifs]);
   }
   const interfaces: Interface[] = [...ifs].filter(([name, addrs]) => name !== 'lo' || addrs.size > 0).map(([name, addrs]) => ({
     name,
@@ -272,7 +289,10 @@ export function compareOutcome(model: FamilyModel, mine: ConcreteOutcome, sim: S
   if (mineRules.join(' ') !== simRules.join(' ')) return `rules matched differ: model [${mineRules.join(', ')}], simulator [${simRules.join(', ')}]`;
   const leaving = sim.egress?.packet ?? sim.delivered;
   if (leaving && mine.verdict !== 'dropped') {
-    if (leaving.src !== mine.final.saddr || leaving.dst !== mine.final.daddr) return 'addresses after NAT differ';
+    if (leaving.src !== mine.final.saddr || leaving.dst !== mine.final.daddr) {
+      const pair = (s: bigint, d: bigint) => `${formatAddress(model.family, s)} -> ${formatAddress(model.family, d)}`;
+      return `addresses after NAT differ: model ${pair(mine.final.saddr, mine.final.daddr)}, simulator ${pair(leaving.src, leaving.dst)}`;
+    }
     const natPortsFree = model.rules.some((r) => r.effect.type === 'nat' && ((r.effect.nat.ports && r.effect.nat.ports[0] !== r.effect.nat.ports[1]) || r.effect.nat.random || r.effect.nat.fullyRandom));
     if (!natPortsFree && leaving.sport !== undefined && (BigInt(leaving.sport) !== mine.final.sport || BigInt(leaving.dport ?? 0) !== mine.final.dport)) return 'ports after NAT differ';
   }

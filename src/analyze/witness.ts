@@ -1,6 +1,6 @@
 import { PORT_PROTOS, PROTO, type NumericField, TCP_FLAG } from '../ir/fields.js';
 import { formatAddress } from '../util/ip.js';
-import { ADDRTYPE_UNKNOWN, type ConcreteOutcome, runPacket } from './concrete/interp.js';
+import { ADDRTYPE_UNKNOWN, type ConcreteOutcome, isAnswer, runPacket } from './concrete/interp.js';
 import type { PacketInput } from './concrete/input.js';
 import type { FamilyModel, ModelRule } from './model/build.js';
 import { icmpProto } from './model/fields.js';
@@ -38,7 +38,7 @@ export function headerSummary(model: FamilyModel, v: Readonly<Partial<Record<Num
 }
 
 export function inputSummary(model: FamilyModel, input: PacketInput): string {
-  const where = input.ingress.kind === 'iface' ? `in ${input.ingress.device}` : 'from a local socket';
+  const where = input.ingress.kind === 'iface' ? `in ${input.ingress.device}` : isAnswer(model, input) ? 'sent by this host in answer to another packet' : 'from a local socket';
   const extras: string[] = [input.ctState];
   if (input.fields.mark) extras.push(`mark 0x${input.fields.mark.toString(16)}`);
   return `${headerSummary(model, input.fields)} ${where} [${extras.join(', ')}]`;

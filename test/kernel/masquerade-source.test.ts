@@ -8,7 +8,8 @@ import { GATEWAY, type Scenario, addr, at, checkScenario, hostModel, restore, ud
  * 127.0.0.1, of host scope, so it is skipped, and so is a device without IPv4 address; the
  * kernel then takes the first primary address of the namespace's devices in order (lo first,
  * then the interfaces as they were created). IPv6 (ipv6_dev_get_saddr) picks among every
- * device's addresses for a global destination. Found by the differential property (the
+ * device's addresses for a global destination, and prefers the destination itself when it is
+ * one of ours (rule 1), so a packet to ourselves keeps its destination as source. Found by the differential property (the
  * simulator masqueraded a locally delivered packet to 127.0.0.1). ~1 s.
  */
 const env = harnessAvailable();
@@ -21,6 +22,26 @@ const outOfLo: Scenario = {
   inputs: [at(0, 'local', udp('192.168.20.1:5000', '192.168.18.1:80', 'self'))],
   expectKernel(run) {
     expect(run.steps[0].delivered.map((d) => [d.packet.src, d.packet.dst])).toEqual([[A('192.168.18.1'), A('192.168.18.1')]]);
+  },
+};
+
+const outOfLo6: Scenario = {
+  name: 'IPv6 MASQUERADE of a packet to ourselves (out of lo) takes the destination itself, unless it is an anycast address',
+  host: GATEWAY,
+  rules: { ipv6: restore({ nat: ['-A POSTROUTING -j MASQUERADE'] }) },
+  inputs: [
+    at(0, 'local', udp('[fd00:20::1]:5000', '[fd00:18::1]:80', 'own')),
+    at(0, 'local', udp('[fd00:18::1]:5001', '[::1]:80', 'loopback')),
+    // The subnet-router anycast address of the lan prefix (joined: the firewall forwards) is
+    // no address to send from: the longest matching prefix picks the lan address.
+    at(0, 'local', udp('[fd00:20::1]:5002', '[fd00:18::]:80', 'anycast')),
+  ],
+  expectKernel(run) {
+    expect(run.steps.map((s) => s.delivered.map((d) => [d.packet.src, d.packet.dst]))).toEqual([
+      [[A('fd00:18::1'), A('fd00:18::1')]],
+      [[A('::1'), A('::1')]],
+      [[A('fd00:18::1'), A('fd00:18::')]],
+    ]);
   },
 };
 
@@ -38,7 +59,7 @@ const noAddressOnTheWay: Scenario = {
 };
 
 describe.skipIf(!env.run)('MASQUERADE source address (kernel)', () => {
-  for (const s of [outOfLo, noAddressOnTheWay]) {
+  for (const s of [outOfLo, outOfLo6, noAddressOnTheWay]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

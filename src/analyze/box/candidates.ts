@@ -129,7 +129,7 @@ export function* lazyCandidates(model: FamilyModel, dom: BoxDomain, box: Box, ho
       ingress: iif === '' ? { kind: 'local' } : { kind: 'iface', device: iif },
       fields,
       ctState,
-      choices: { [CHOICE.route]: forwarded ? 1n : 0n, [CHOICE.oif]: BigInt(oifIndex === 0 ? 1 : oifIndex) },
+      choices: { [CHOICE.route]: forwarded ? 1n : 0n, [CHOICE.routeNat]: forwarded ? 1n : 0n, [CHOICE.oif]: BigInt(oifIndex === 0 ? 1 : oifIndex) },
     };
   }
 }

@@ -24,10 +24,17 @@ export function universe(model: FamilyModel, dom: BoxDomain, hook: Hook, table: 
 
   // Conntrack has not run in raw: no connection, state INVALID — unless a NOTRACK or CT target
   // earlier in raw attached one, which the rest of raw sees at once (UNTRACKED, or a template
-  // reading as NEW: interp.ts sideEffect).
+  // reading as NEW: interp.ts sideEffect), or the packet is an answer of this host's.
   if (table === 'raw') {
     const attached = model.rules.filter((r) => r.table === 'raw' && r.effect.type === 'continue').flatMap((r) => (r.effect.type === 'continue' ? r.effect.actions : []));
-    const states = [CT_STATE.INVALID, ...(attached.some((a) => a.type === 'notrack') ? [CT_STATE.UNTRACKED] : []), ...(attached.some((a) => a.type === 'ct-template') ? [CT_STATE.NEW] : [])];
+    // In OUTPUT, the host's own answers (ICMP errors, REJECT's TCP resets) come with the
+    // connection of the packet they answer: RELATED (ct-validity.ts canBeAnswer).
+    const states = [
+      CT_STATE.INVALID,
+      ...(attached.some((a) => a.type === 'notrack') ? [CT_STATE.UNTRACKED] : []),
+      ...(attached.some((a) => a.type === 'ct-template') ? [CT_STATE.NEW] : []),
+      ...(hook === 'OUTPUT' ? [CT_STATE.RELATED] : []),
+    ];
     set(FIELD_SLOT.ctstate, normalize(states.map((s) => [BigInt(s), BigInt(s)] as const)));
   }
   else {

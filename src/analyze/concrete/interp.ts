@@ -7,7 +7,7 @@ import { contains, maxOf } from '../../util/intervals.js';
 import { FIELDS, FIELD_SLOT, absentValue, fieldMax, icmpProto } from '../model/fields.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import type { Family } from '../../util/ip.js';
-import { effectiveState } from '../model/ct-validity.js';
+import { canBeAnswer, effectiveState } from '../model/ct-validity.js';
 import { DEFAULT_FIELDS } from '../box/candidates.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
 import type { NatBinding, PacketInput } from './input.js';
@@ -49,6 +49,12 @@ function compiledOf(r: ModelRule): Compiled {
 export const CHOICE = {
   /** Without a host model: 0 = the packet is for this host, 1 = it is forwarded. */
   route: 'route',
+  /**
+   * The same for a packet whose destination DNAT changed before routing: the host that routes
+   * one destination to itself may forward the other, so the two sides of a diff that NAT a
+   * packet differently get independent picks.
+   */
+  routeNat: 'route.dnat',
   /** Without a host model: interface class index of the egress device. */
   oif: 'oif',
   natAddr: (ruleId: number) => `nat${ruleId}.addr`,
@@ -62,6 +68,12 @@ export const CHOICE = {
   ownLinkLocal: 'ownll',
   /** The ICMP echo (query) identifier: no rule reads it, but conntrack keeps it as the tuple's "port". */
   icmpId: 'icmpid',
+  /**
+   * A local RELATED ICMP error or TCP reset: 1 = this host's kernel sends it in answer to another
+   * packet, whose connection it carries from the start (raw/OUTPUT sees it: canBeAnswer), 0 = a
+   * socket sends it (raw sees no connection yet).
+   */
+  answer: 'answer',
 } as const;
 
 /** The echo identifier a witness carries when nothing asks for another (the replay sends it too). */
@@ -160,6 +172,18 @@ class Run {
 
   choice(key: string, fallback: bigint): bigint {
     return this.input.choices?.[key] ?? fallback;
+  }
+
+  /**
+   * A local RELATED packet the input makes this host's own answer (CHOICE.answer, canBeAnswer)
+   * has its connection before raw: raw sees it RELATED, CT and NOTRACK leave it alone, and
+   * conntrack has nothing left to do.
+   */
+  attachAnswer(st: PacketState): void {
+    if (!isAnswer(this.model, this.input)) return;
+    this.ctDone = true;
+    this.ctAttached = true;
+    st.set('ctstate', BigInt(CT_STATE.RELATED));
   }
 
   private readonly decideOpaque = (key: string): boolean => {
@@ -479,9 +503,12 @@ class Run {
 
   masqueradeSource(rule: ModelRule, st: PacketState): bigint | undefined {
     const routing = this.model.routing;
-    if (!routing.hasHost) return this.choice(CHOICE.natAddr(rule.id), UNKNOWN_ADDR[this.model.family]);
     // Over lo: the source the kernel would pick for the (local) destination — IPv6 the
-    // destination itself, IPv4 the first address of universe scope (127.0.0.1 is host-scoped).
+    // destination itself when it is one of ours (::1 without a host model; the anycast
+    // addresses are not: RoutingView.loopbackSources6), IPv4 the first address of universe
+    // scope (127.0.0.1 is host-scoped), which only a host model knows.
+    if (st.oif === 'lo' && this.model.family === 'ipv6' && !routing.hasHost) return st.get('daddr');
+    if (!routing.hasHost) return this.choice(CHOICE.natAddr(rule.id), UNKNOWN_ADDR[this.model.family]);
     if (st.oif === 'lo') return routing.sim.selectSource(this.model.family, 'lo', st.get('daddr'));
     const route = routing.lookup(st.get('daddr'));
     if (!route || route.device !== st.oif) {
@@ -582,6 +609,15 @@ export function natIdentifier(nat: NatAction, id: bigint, pickFrom: (fallback: b
   return random ? pickFrom(id) : id;
 }
 
+/** Whether the input is this host's own answer to another packet (CHOICE.answer, canBeAnswer). */
+export function isAnswer(model: FamilyModel, input: PacketInput): boolean {
+  if (input.ingress.kind !== 'local' || input.ctState !== 'RELATED' || input.choices?.[CHOICE.answer] !== 1n) return false;
+  // As initialValues reads them: fields left out take their ordinary values.
+  const f = { ...DEFAULT_FIELDS[model.family], ...input.fields };
+  const num = (v: bigint | undefined) => (v === undefined ? undefined : Number(v));
+  return canBeAnswer(model.ct, Number(f.proto ?? 0n), f.fragment === 1n, num(f.tcpflags), num(f.icmptype), icmpProto(model.family));
+}
+
 /** Without a host model, packets leave by the first real device unless the input says otherwise. */
 function defaultOif(model: FamilyModel): bigint {
   const i = model.ifaces.names.findIndex((n) => n !== '' && n !== 'lo');
@@ -634,6 +670,7 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
   const local = input.ingress.kind === 'local';
   const iif = input.ingress.kind === 'iface' ? input.ingress.device : '';
   const st = new PacketState(model.family, initialValues(model, input), iif, '', local ? 'OUTPUT' : 'PREROUTING', local);
+  run.attachAnswer(st);
   // IPv6: the destination may be the ingress interface's own (unknown) link-local address; the
   // host then has that address for everything this packet meets (address types, routing).
   let host = routing.sim;
@@ -700,13 +737,14 @@ export function runPacket(model: FamilyModel, input: PacketInput): ConcreteOutco
     if (model.family === 'ipv6' && routing.sim.ipv6HeaderDrop(iif, st.get('saddr'), st.get('daddr')) !== undefined) {
       return done('dropped', { dropReason: 'martian' });
     }
+    const arrivalDst = st.get('daddr');
     if (!run.hook('PREROUTING', st, 'dst')) return dropped();
     const decision = routing.inputDecision(iif, st.get('saddr'), st.get('daddr'), host);
     let toLocal: boolean;
     let oif = '';
     if (decision === undefined) {
       // REDIRECT took an address of the incoming device: that one is this host's.
-      toLocal = run.redirected || run.choice(CHOICE.route, 0n) === 0n;
+      toLocal = run.redirected || run.choice(st.get('daddr') === arrivalDst ? CHOICE.route : CHOICE.routeNat, 0n) === 0n;
       run.routeChoice = toLocal ? 'local' : 'forward';
       // Delivered here means the destination is ours; a source equal to it is then ours too.
       if (model.family === 'ipv4' && toLocal && iif !== 'lo' && st.get('saddr') === st.get('daddr')) return done('dropped', { dropReason: 'martian' });

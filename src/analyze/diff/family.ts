@@ -2,7 +2,7 @@ import type { Flow, Policy } from '../../ir/policy.js';
 import type { Family } from '../../util/ip.js';
 import { formatFileLine } from '../../util/span.js';
 import { Prepass } from '../box/prepass.js';
-import { type ConcreteOutcome, runPacket } from '../concrete/interp.js';
+import { CHOICE, type ConcreteOutcome, runPacket } from '../concrete/interp.js';
 import type { PacketInput } from '../concrete/input.js';
 import { FIELDS, FIELD_SLOT } from '../model/fields.js';
 import { headerSummary, inputSummary, makeWitness, ruleRef } from '../witness.js';
@@ -24,7 +24,7 @@ import { startPieces } from './start.js';
 import { type Piece, type Step, initialSym, withTerms } from './sym.js';
 import type { DiffClass, DiffCube, DiffDecision, DiffInternalError, DiffSide, DiffUnknown, FamilyDiff } from './types.js';
 import type { Leaf } from './walk.js';
-import { describeReject } from './walk.js';
+import { ANSWERED_DROP, describeReject } from './walk.js';
 import { Z3Pair } from './z3pair.js';
 
 export interface DiffOptions {
@@ -79,6 +79,9 @@ function hasPorts(ctx: DiffContext, o: ConcreteOutcome): boolean {
 }
 
 function denyOf(side: Side, o: ConcreteOutcome): string {
+  if (o.dropReason === 'ttl') return ANSWERED_DROP.ttl;
+  // No route for a packet from a device (a local one gets the error from its socket instead).
+  if (o.dropReason === 'unreachable' && o.iif !== '') return ANSWERED_DROP.unreachable;
   const d = o.decidedBy;
   if (d && 'ruleId' in d) {
     const e = side.model.rules[d.ruleId]?.effect;
@@ -390,7 +393,11 @@ export function extraText(ctx: DiffContext, slot: number, set: readonly (readonl
     const name = (s: number) => (s < FIELDS.length ? FIELDS[s] : (ctx.space.extraAt(s)?.key ?? `slot ${s}`));
     return one === undefined ? undefined : `${name(x.a)} ${one === 1n ? '=' : '≠'} ${name(x.b)}`;
   }
-  if (x.key === 'route') return one === undefined ? undefined : `no host model: routed ${one === 0n ? 'to this host' : 'onward'}`;
+  if (x.key === CHOICE.route || x.key === CHOICE.routeNat) {
+    const which = x.key === CHOICE.routeNat ? ' (the destination DNAT gave it)' : '';
+    return one === undefined ? undefined : `no host model: routed ${one === 0n ? 'to this host' : 'onward'}${which}`;
+  }
+  if (x.key === CHOICE.answer) return one === undefined ? undefined : one === 1n ? 'sent by this host in answer to another packet (ICMP error, TCP reset)' : 'sent by a socket';
   if (x.key === 'oif') return `no host model: leaves by ${set.map(([lo, hi]) => Array.from({ length: Number(hi - lo + 1n) }, (_, i) => ctx.space.ifaces.nameOf(Number(lo) + i)).join(', ')).join(', ')}`;
   return `${x.doc}: ${set.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(', ')}`;
 }

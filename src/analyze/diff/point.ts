@@ -2,7 +2,7 @@ import { opaqueParts } from '../../ir/constraint.js';
 import { CT_STATE, CT_STATUS, type CtStateName, type NumericField } from '../../ir/fields.js';
 import { type IntervalSet, contains, intersect } from '../../util/intervals.js';
 import { DEFAULT_FIELDS } from '../box/candidates.js';
-import { CHOICE, DEFAULT_ICMP_ID } from '../concrete/interp.js';
+import { CHOICE, DEFAULT_ICMP_ID, UNKNOWN_ADDR } from '../concrete/interp.js';
 import type { PacketInput } from '../concrete/input.js';
 import type { FamilyModel, ModelRule } from '../model/build.js';
 import { FIELDS, FIELD_SLOT, IIF_SLOT, SLOT_COUNT, absentValue, presenceOf } from '../model/fields.js';
@@ -37,11 +37,16 @@ function pick(set: IntervalSet, prefer?: bigint): bigint {
   return lo < hi ? lo + 1n : lo;
 }
 
-/** Addresses a witness should avoid when it can (broadcasts, multicast, network and special addresses). */
+/**
+ * Addresses a witness should avoid when it can: broadcasts, multicast, network and special
+ * addresses, and the address MASQUERADE and REDIRECT take without a host model (a made-up host
+ * for the replay owns it, so a packet to it would be delivered there).
+ */
 function plain(family: Space['family'], set: IntervalSet, prefer: bigint | undefined): bigint {
   if (prefer !== undefined && contains(set, prefer)) return prefer;
   const odd = (v: bigint) =>
-    family === 'ipv4' ? v >> 28n === 0xen || (v & 0xffn) === 0xffn || (v & 0xffn) === 0n || v >> 24n === 0n || v >> 24n === 0x7fn : v >> 120n === 0xffn || v <= 1n;
+    v === UNKNOWN_ADDR[family] ||
+    (family === 'ipv4' ? v >> 28n === 0xen || (v & 0xffn) === 0xffn || (v & 0xffn) === 0n || v >> 24n === 0n || v >> 24n === 0x7fn : v >> 120n === 0xffn || v <= 1n);
   for (const [lo, hi] of set) {
     for (let v = lo, n = 0; v <= hi && n < 512; v++, n++) if (!odd(v)) return v;
   }
@@ -68,7 +73,7 @@ export function pointIn(space: Space, box: Box, prefer: Partial<Record<NumericFi
       if (x?.kind === 'opaque' || x?.kind === 'relation') out.push(pick(set, x.kind === 'opaque' ? 1n : 0n));
       else if (x?.kind === 'choice') {
         const inDomain = set.flatMap(([a, b]) => x.domain.flatMap(([c, d]) => (a > d || c > b ? [] : [[a > c ? a : c, b < d ? b : d] as const])));
-        out.push(pick(inDomain.length ? inDomain : set, x.key === CHOICE.route ? 1n : x.key === CHOICE.icmpId ? DEFAULT_ICMP_ID : undefined));
+        out.push(pick(inDomain.length ? inDomain : set, x.key === CHOICE.route || x.key === CHOICE.routeNat ? 1n : x.key === CHOICE.icmpId ? DEFAULT_ICMP_ID : x.key === CHOICE.answer ? 0n : undefined));
       } else out.push(pick(set, 0n));
     }
   }
@@ -194,7 +199,7 @@ export function inputFor(space: Space, side: SideNames, p: Point): PacketInput {
   };
   const opaque: Record<string, boolean> = {};
   const choices: Record<string, bigint> = {};
-  for (const key of [CHOICE.route, CHOICE.oif, CHOICE.icmpId]) {
+  for (const key of [CHOICE.route, CHOICE.routeNat, CHOICE.oif, CHOICE.icmpId, CHOICE.answer]) {
     const v = at('choice', key);
     if (v !== undefined) choices[key] = v;
   }
@@ -247,8 +252,9 @@ export function pointOf(space: Space, side: SideNames, input: PacketInput): Poin
       const own = side.model.rules.flatMap((r) => opaqueParts(r.constraint)).find((o) => side.opaqueKey(o.key) === x.key);
       out[slot] = own && input.opaque?.[own.key] ? 1n : 0n;
     } else if (x.kind === 'relation') out[slot] = out[x.a] === out[x.b] ? 1n : 0n;
-    else if (x.key === CHOICE.route || x.key === CHOICE.oif) out[slot] = input.choices?.[x.key] ?? (x.key === CHOICE.oif ? defaultOif(space) : 0n);
+    else if (x.key === CHOICE.route || x.key === CHOICE.routeNat || x.key === CHOICE.oif) out[slot] = input.choices?.[x.key] ?? (x.key === CHOICE.oif ? defaultOif(space) : 0n);
     else if (x.key === CHOICE.icmpId) out[slot] = input.choices?.[x.key] ?? DEFAULT_ICMP_ID;
+    else if (x.key === CHOICE.answer) out[slot] = input.choices?.[x.key] ?? 0n;
     else {
       // NAT and target choices: the first rule of this side that reads the slot.
       let v: bigint | undefined;

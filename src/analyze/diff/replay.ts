@@ -1,10 +1,10 @@
-import type { Family } from '../../util/ip.js';
+import { type Family, formatAddress } from '../../util/ip.js';
 import { CT_STATUS, PORT_PROTOS } from '../../ir/fields.js';
 import type { HostModel } from '../../ir/policy.js';
 import type { CtEntrySnapshot, SimInput, SimOutcome, Simulator } from '../../netfilter/api.js';
 import type { Packet } from '../../netfilter/packet.js';
 import { createSimulator } from '../../netfilter/simulator.js';
-import { type ConcreteOutcome, runPacket } from '../concrete/interp.js';
+import { type ConcreteOutcome, UNKNOWN_ADDR, isAnswer, runPacket } from '../concrete/interp.js';
 import type { PacketInput } from '../concrete/input.js';
 import { icmpProto } from '../model/fields.js';
 import { compareOutcome, pickedAddressDevices, replayHost, toSimPacket } from '../replay.js';
@@ -80,6 +80,7 @@ const where = (o: SimOutcome) => `${o.verdict}${o.egress ? ` out of ${o.egress.d
 export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dependsOn: readonly string[], kindOf: KindOf): PairReplay {
   if (dependsOn.length) return { status: 'not-replayed', detail: `depends on what nfproof does not model: ${dependsOn.join('; ')}` };
   const state = a.input.ctState;
+  if (isAnswer(ctx.a.model, a.input)) return { status: 'not-replayed', detail: 'the host makes its answers itself: a replay would need the packet it answers (not done)' };
   if (state !== 'NEW' && state !== 'ESTABLISHED') return { status: 'not-replayed', detail: `a ${state} packet needs ${state === 'RELATED' ? 'a helper or an ICMP error' : 'a tracker that refuses it'} to set it up` };
   const pa = ctx.a.model.policy;
   const pb = ctx.b.model.policy;
@@ -87,6 +88,12 @@ export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dep
   // routing left open, delivers to another group would be dropped by its simulator.
   if (!pa.host && !pb.host && [a.out, b.out].some((o) => o.verdict === 'local' && unjoinedGroup(ctx.family, o.final.daddr))) {
     return { status: 'not-replayed', detail: 'delivered to a multicast group: without a host model there is no host that joined it to replay on' };
+  }
+  // MASQUERADE and REDIRECT take a made-up address of the device without a host model; a
+  // witness that carries that very address would find it local on the made-up host, where the
+  // model leaves open whether it is (the real address of the device is another).
+  if (!pa.host && !pb.host && madeUpAddressUsed(ctx, a, b)) {
+    return { status: 'not-replayed', detail: `the witness carries ${formatAddress(ctx.family, UNKNOWN_ADDR[ctx.family])}, the address MASQUERADE or REDIRECT takes without a host model, so no made-up host replays both sides` };
   }
   const host =
     pa.host ??
@@ -98,6 +105,18 @@ export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dep
   } catch (e) {
     return { status: 'not-replayed', detail: `the simulator refused the witness: ${e instanceof Error ? e.message : String(e)}` };
   }
+}
+
+/** A MASQUERADE or REDIRECT fired on a side, and the witness's addresses include the address it took. */
+function madeUpAddressUsed(ctx: DiffContext, a: Run, b: Run): boolean {
+  const made = UNKNOWN_ADDR[ctx.family];
+  const fired = (side: DiffContext['a'], r: Run) =>
+    r.out.fired.some((id) => {
+      const e = side.model.rules[id].effect;
+      return e.type === 'nat' && (e.nat.type === 'masquerade' || e.nat.type === 'redirect');
+    });
+  const carries = (r: Run) => r.input.fields.saddr === made || r.input.fields.daddr === made;
+  return (fired(ctx.a, a) || fired(ctx.b, b)) && (carries(a) || carries(b));
 }
 
 /** A multicast address other than the all-nodes groups every interface joins (224.0.0.1, ff01::1, ff02::1). */
@@ -252,12 +271,14 @@ function replayEstablished(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, sim
   const run = (sim: Simulator, s: Step) => sim.process({ ...s, t: (t += 0.001) });
   const inputs: Record<'a' | 'b', PacketInput> = { a: a.input, b: b.input };
   const outs: Partial<Record<'a' | 'b', SimOutcome>> = {};
+  const untracked = (key: 'a' | 'b') => !ctx[key].model.features.tracking || (key === 'a' ? a : b).out.ctState === 'UNTRACKED';
   const witnessStep = (key: 'a' | 'b') => stepOf(inputs[key], w.tcp ? { ...w, tcp: { ...w.tcp, flags: w.tcp.flags & ~0x02 } } : w, true);
   for (const key of ['a', 'b'] as const) {
     const sim = sims[key];
     const name = key === 'a' ? 'old' : 'new';
-    // A ruleset that never asks for conntrack is not tracked at all: nothing to set up.
-    if (!ctx[key].model.features.tracking) {
+    // A ruleset that never asks for conntrack is not tracked at all, and a packet raw sends
+    // NOTRACK skips the connection lookup: nothing to set up.
+    if (untracked(key)) {
       outs[key] = run(sim, witnessStep(key));
       continue;
     }
@@ -279,7 +300,7 @@ function replayEstablished(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, sim
     const o = outs[key]!;
     const name = key === 'a' ? 'old' : 'new';
     const side = ctx[key];
-    if (!side.model.features.tracking) {
+    if (untracked(key)) {
       runs[key] = key === 'a' ? a : b;
       continue;
     }

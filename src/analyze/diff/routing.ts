@@ -2,7 +2,7 @@ import { CHOICE } from '../concrete/interp.js';
 import { type RoutingView, V6_GROUPS_SCOPE_0_1 } from '../model/routing.js';
 import { type IntervalSet, normalize, subtract, union } from '../../util/intervals.js';
 import { familyMax, prefixMask, prefixToInterval } from '../../util/ip.js';
-import { IIF_SLOT } from '../model/fields.js';
+import { FIELD_SLOT, IIF_SLOT } from '../model/fields.js';
 import { Inexact, type Space, type Term, narrow } from './space.js';
 import { equalParts } from './equal.js';
 import { bitsPreimage } from './region.js';
@@ -187,12 +187,17 @@ export class BoxRouting {
       rest.forEach((piece) => out.push({ kind: 'unreachable', piece }));
       return out;
     }
-    // No host model: here or onward is the environment's pick (a shared choice), never out of lo.
-    const route = this.space.extra({ kind: 'choice', key: CHOICE.route, doc: 'routing: 0 this host, 1 forwarded', domain: [[0n, 1n]] });
+    // No host model: here or onward is the environment's pick (a shared choice), never out of
+    // lo; a destination DNAT changed has a pick of its own (CHOICE.routeNat).
+    const pickOf = (key: string) => this.space.extra({ kind: 'choice', key, doc: 'routing: 0 this host, 1 forwarded', domain: [[0n, 1n]] });
     const devices = subtract(this.space.ifaces.nonEmpty(), this.space.ifaces.indicesOf(['lo']), this.space.top(IIF_SLOT));
     const oif = this.space.extra({ kind: 'choice', key: CHOICE.oif, doc: 'output interface', domain: devices.length ? devices : this.space.ifaces.nonEmpty() });
     // REDIRECT took an address of the incoming device: that one is this host's, whatever the pick.
-    const c = this.cut(rest.filter((p) => !p.sym.redirected), slotVal(route), [[0n, 0n]]);
+    const arrived = slotVal(FIELD_SLOT.daddr);
+    const byDst = this.splitEqual(rest.filter((p) => !p.sym.redirected), (p) => getVal(p.sym, 'daddr'), () => arrived);
+    const c0 = this.cut(byDst.eq, slotVal(pickOf(CHOICE.route)), [[0n, 0n]]);
+    const c1 = byDst.ne.length ? this.cut(byDst.ne, slotVal(pickOf(CHOICE.routeNat)), [[0n, 0n]]) : { yes: [], no: [] };
+    const c = { yes: [...c0.yes, ...c1.yes], no: [...c0.no, ...c1.no] };
     let here = [...rest.filter((p) => p.sym.redirected), ...c.yes];
     if (fam === 'ipv4') {
       // Delivered here means the destination is ours; a source equal to it is then ours too.

@@ -3,6 +3,8 @@ import type { NatAction, RejectReply, SideEffect, TargetEffect } from '../../ir/
 import { CT_STATE, CT_STATUS, type NumericField } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
 import { type IntervalSet, contains, subtract, union } from '../../util/intervals.js';
+import { prefixMask } from '../../util/ip.js';
+import { ANSWER_TCP_FLAGS } from '../model/ct-validity.js';
 import { CHOICE, type DropReason, UNKNOWN_ADDR, type Verdict } from '../concrete/interp.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
@@ -96,6 +98,8 @@ export class SideWalker {
   private readonly usesCtstatus: boolean;
   /** Some rule reads a connection's ports (then a new connection's ports need the protocol known). */
   private readonly usesCtPorts: boolean;
+  /** The raw table has OUTPUT rules (which may tell this host's answers from a socket's packets). */
+  private readonly rawOutputRules: boolean;
   private readonly opaqueRules: ReadonlyMap<number, readonly string[]>;
   /** Per rule, a box holding every packet that can match it (the analyzer's over-approximation). */
   private readonly hulls: readonly (Box | undefined)[];
@@ -123,6 +127,9 @@ export class SideWalker {
     this.routing = new BoxRouting(space, model.routing);
     this.budget = limits.maxPieces;
     this.usesCtstatus = model.rules.some((r) => mentions(r.constraint, 'ctstatus'));
+    this.rawOutputRules = model.stages.OUTPUT.some((st) => st.table === 'raw' && st.chain.rules.length > 0);
+    // Made now, not when a walk first splits on it, so that points located before a walk have it.
+    if (this.rawOutputRules) this.answerSlot();
     this.usesCtPorts = model.rules.some((r) => (['ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport'] as const).some((f) => mentions(r.constraint, f)));
     // Tests with state carry an instance in their key (kinds/helpers.ts instanceKey); a test
     // without state answers alike for the same packet, wherever it is evaluated.
@@ -452,7 +459,7 @@ export class SideWalker {
       const piece = this.keep([d.piece])[0];
       if (!piece) continue;
       if (d.kind === 'martian' || d.kind === 'unreachable') {
-        this.leaf(piece, 'dropped', { dropReason: d.kind });
+        this.leaf(piece, 'dropped', { dropReason: d.kind, ...(d.kind === 'unreachable' ? { deny: ANSWERED_DROP.unreachable } : {}) });
         continue;
       }
       if (d.kind === 'local') {
@@ -467,14 +474,43 @@ export class SideWalker {
       // Forwarded: TTL must allow one more hop; it is decremented before FORWARD.
       const ttl = getVal(piece.sym, 'ttl');
       const s = this.routing.split(cast.yes, ttl, [[0n, 1n]]);
-      for (const q of s.yes) this.leaf(q, 'dropped', { dropReason: 'ttl' });
+      for (const q of s.yes) this.leaf(q, 'dropped', { dropReason: 'ttl', deny: ANSWERED_DROP.ttl });
       const fwd = s.no.map((q) => ({ ...q, sym: setVals({ ...q.sym, oif: d.oif }, { ttl: addTo(getVal(q.sym, 'ttl'), -1n) }) }));
       const passed = this.hook('FORWARD', fwd, 'src');
       for (const q of this.hook('POSTROUTING', passed, 'src')) this.leaf(q, 'forwarded');
     }
   }
 
-  private fromSocket(p: Piece): void {
+  /**
+   * A local RELATED ICMP error or TCP reset may be this host's own answer to another packet
+   * (CHOICE.answer, ct-validity.ts canBeAnswer): its connection is attached before raw, so
+   * raw/OUTPUT sees it RELATED and conntrack leaves it be. Only a side whose raw table has
+   * OUTPUT rules can tell the two apart; elsewhere the piece stays whole.
+   */
+  private splitAnswers(p: Piece): Piece[] {
+    if (!this.rawOutputRules) return [p];
+    const fam = this.model.family;
+    const slot = this.answerSlot();
+    const chosen = this.routing.split([p], slotVal(slot), [[1n, 1n]]);
+    const related = this.routing.split(chosen.yes, slotVal(FIELD_SLOT.ctstate), [[BigInt(CT_STATE.RELATED), BigInt(CT_STATE.RELATED)]]);
+    const whole = this.routing.split(related.yes, slotVal(FIELD_SLOT.fragment), [[0n, 0n]]);
+    const tcp = this.routing.split(whole.yes, slotVal(FIELD_SLOT.proto), protosWith(fam, 'tcp'));
+    const reset = this.routing.split(tcp.yes, slotVal(FIELD_SLOT.tcpflags), ANSWER_TCP_FLAGS);
+    const icmp = this.routing.split(tcp.no, slotVal(FIELD_SLOT.proto), protosWith(fam, 'icmp'));
+    const error = this.routing.split(icmp.yes, slotVal(FIELD_SLOT.icmptype), this.model.ct.icmpError);
+    const answers = [...reset.yes, ...error.yes].map((q) => ({ ...q, cls: { ...q.cls, ct: 'old' as const }, sym: setVals({ ...q.sym, ctDone: true }, { ctstate: constVal(CT_STATE.RELATED) }) }));
+    return this.keep([...chosen.no, ...related.no, ...whole.no, ...reset.no, ...icmp.no, ...error.no, ...answers]);
+  }
+
+  private answerSlot(): number {
+    return this.choice(CHOICE.answer, 'an answer this host sends (ICMP error, TCP reset) or a socket\'s packet', [[0n, 1n]]);
+  }
+
+  private fromSocket(p0: Piece): void {
+    for (const p of this.splitAnswers(p0)) this.fromLocal(p);
+  }
+
+  private fromLocal(p: Piece): void {
     const first = this.routing.output([p]);
     for (const q of first.unreachable) this.leaf(q, 'dropped', { dropReason: 'unreachable' });
     const routed = this.keep(first.routed.map(({ piece, oif }) => ({ ...piece, sym: { ...piece.sym, oif } })));
@@ -1007,6 +1043,8 @@ export class SideWalker {
         return this.copyMark(a, p);
       }
       case 'notrack':
+        // A packet that has its connection already (an answer of this host's) keeps it.
+        if (p.sym.ctDone) return [p];
         return [{ ...p, sym: { ...p.sym, notrack: true } }];
       case 'rewrite-tos':
         return this.masked(p, 'tos', BigInt(a.mask), BigInt(a.xor), 0xffn);
@@ -1134,6 +1172,41 @@ export class SideWalker {
     return out;
   }
 
+  /**
+   * MASQUERADE's IPv4 source over lo (inet_select_addr skips the host-scoped 127.0.0.1): the
+   * first address declared on lo whose subnet holds the destination, or its first, or else
+   * the host's first address — Host.selectSource and the Z3 encoding's loopbackSource.
+   */
+  private loopbackSource4(p0: Piece, give: (q: Piece, a: bigint | undefined) => void): void {
+    const routing = this.model.routing;
+    const declared = routing.addresses.filter((a) => a.device === 'lo');
+    if (declared.length === 0) {
+      give(p0, routing.sim.selectSource('ipv4', 'lo', 0x7f000001n));
+      return;
+    }
+    let rest: Piece[] = [p0];
+    const daddr = getVal(p0.sym, 'daddr');
+    for (const a of declared) {
+      const net = prefixMask('ipv4', a.prefixLen);
+      const s = this.routing.split(rest, daddr, [[a.addr & net, a.addr | (~net & 0xffffffffn)]]);
+      for (const q of s.yes) give(q, a.addr);
+      rest = s.no;
+    }
+    for (const q of rest) give(q, declared[0].addr);
+  }
+
+  /** MASQUERADE's IPv6 source over lo: the destination, but for an anycast one (RoutingView.loopbackSources6). */
+  private loopbackSource6(p0: Piece, give: (q: Piece, a: bigint | undefined) => void, withAddr: { p: Piece; addr: Val }[]): void {
+    let rest: Piece[] = [p0];
+    const daddr = getVal(p0.sym, 'daddr');
+    for (const { dst, src } of this.model.routing.loopbackSources6()) {
+      const s = this.routing.split(rest, daddr, [[dst, dst]]);
+      for (const q of s.yes) give(q, src);
+      rest = s.no;
+    }
+    for (const q of rest) withAddr.push({ p: q, addr: daddr });
+  }
+
   private applyNat(rule: ModelRule, nat: NatAction, p0: Piece, natHook: 'dst' | 'src'): { ok: Piece[]; failed: Piece[] } {
     if (present(p0, natHook === 'dst' ? 'dport' : 'sport') === undefined) {
       // Ports are rewritten only on packets that have them: tell the protocols apart first.
@@ -1182,15 +1255,22 @@ export class SideWalker {
         break;
       }
       case 'masquerade': {
+        const oifSym = p0.sym.oif;
+        const oif = this.known(p0, oifSym);
         if (!routing.hasHost) {
-          withAddr.push({ p: p0, addr: constVal(UNKNOWN_ADDR[fam]) });
+          // Over lo an IPv6 packet takes its (local) destination as source, host model or
+          // not (interp masqueradeSource); elsewhere the address is unknown.
+          const isLo = (i: bigint) => this.space.ifaces.nameOf(Number(i)) === 'lo';
+          const byOif = fam === 'ipv4' ? [] : oif !== undefined ? [[oif, p0] as const] : oifSym.k === 'slot' ? [...this.byValue(p0, oifSym.slot)].map(([i, terms]) => [i, withTerms(p0, terms)] as const) : [];
+          if (byOif.length === 0) withAddr.push({ p: p0, addr: constVal(UNKNOWN_ADDR[fam]) });
+          for (const [i, q] of byOif) withAddr.push({ p: q, addr: isLo(i) ? getVal(q.sym, 'daddr') : constVal(UNKNOWN_ADDR[fam]) });
           break;
         }
-        const oif = this.known(p0, p0.sym.oif);
-        if (oif === undefined) throw new Inexact('MASQUERADE out of an interface not known here', p0.sym.oif.k === 'slot' ? p0.sym.oif.slot : undefined);
-        const oifName = this.space.ifaces.nameOf(Number(oif));
+        const oifName = oif === undefined ? undefined : this.space.ifaces.nameOf(Number(oif));
+        if (oifName === undefined) throw new Inexact('MASQUERADE out of an interface not known here', p0.sym.oif.k === 'slot' ? p0.sym.oif.slot : undefined);
         if (oifName === 'lo') {
-          give(p0, routing.primaryAddress('lo'));
+          if (fam === 'ipv6') this.loopbackSource6(p0, give, withAddr);
+          else this.loopbackSource4(p0, give);
           break;
         }
         const fallback = routing.addresses.find((a) => a.device === oifName)?.addr;
@@ -1307,6 +1387,15 @@ function orStatus(sym: Sym, bit: number): Sym {
   if (cur.k !== 'const') return { ...sym, ctstatusUnknown: true };
   return setVals(sym, { ctstatus: constVal(cur.v | BigInt(bit)) });
 }
+
+/**
+ * Drops the kernel answers with an ICMP error of its own (ip_error / ip6_pkt_drop for no route,
+ * ip_forward / ip6_forward for an expired TTL): told apart from a silent drop as a REJECT is.
+ */
+export const ANSWERED_DROP = {
+  unreachable: 'no route (the host answers with an ICMP error)',
+  ttl: 'TTL expired (the host answers with an ICMP time exceeded)',
+} as const;
 
 export function describeReject(r: RejectReply): string {
   return r.type === 'tcp-reset' ? 'reject with tcp-reset' : `reject with ${r.type} type ${r.icmpType} code ${r.code}`;

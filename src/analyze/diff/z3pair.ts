@@ -118,7 +118,7 @@ export class Z3Pair {
 
   /** The space key and domain of an encoder's choice variable (as the walk names them). */
   private choiceKey(side: Side, key: string): { key: string; domain: IntervalSet } | undefined {
-    if (key === CHOICE.route) return { key, domain: [[0n, 1n]] };
+    if (key === CHOICE.route || key === CHOICE.routeNat || key === CHOICE.answer) return { key, domain: [[0n, 1n]] };
     if (key === CHOICE.oif) return { key, domain: this.dc.space.ifaces.nonEmpty() };
     if (key === CHOICE.icmpId) return { key, domain: [[0n, 0xffffn]] };
     const m = /^(nat|target)(\d+)(?:\.(addr|port))?$/.exec(key);

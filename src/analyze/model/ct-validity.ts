@@ -98,3 +98,25 @@ export function effectiveState(
   }
   return declared;
 }
+
+/** The flags of a REJECT's TCP reset (nf_send_reset): RST, with ACK when the packet it answers had none. */
+export const ANSWER_TCP_FLAGS: IntervalSet = [
+  [0x04n, 0x04n],
+  [0x14n, 0x14n],
+];
+
+/**
+ * Whether a locally sent packet can be one this host's kernel sends in answer to another: an
+ * ICMP error (icmp_send for an unreachable destination, an expired TTL, a REJECT) or the TCP
+ * reset of a REJECT. Such an answer carries the connection of the packet it answers from the
+ * start (icmp_glue_bits / icmpv6_getfrag / nf_send_reset call nf_ct_attach), RELATED in the
+ * direction opposite to that packet's, so even raw/OUTPUT sees it and conntrack leaves it be.
+ * The analyzer takes one as a local packet whose input declares RELATED and whose
+ * CHOICE.answer is 1 (the simulator makes the real ones: netfilter/answers.ts).
+ */
+export function canBeAnswer(v: CtValidity, proto: number, fragment: boolean, tcpflags: number | undefined, icmptype: number | undefined, icmpProtoNumber: number): boolean {
+  if (fragment) return false;
+  if (proto === 6) return tcpflags !== undefined && ANSWER_TCP_FLAGS.some(([lo]) => BigInt(tcpflags) === lo);
+  if (proto === icmpProtoNumber && icmptype !== undefined) return v.icmpError.some(([lo, hi]) => BigInt(icmptype) >= lo && BigInt(icmptype) <= hi);
+  return false;
+}

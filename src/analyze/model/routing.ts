@@ -210,6 +210,20 @@ export class RoutingView {
     return route.sources.find((s) => contains(s.region, dst))?.addr;
   }
 
+  /**
+   * The source the kernel picks for an IPv6 packet this host sends itself over lo (MASQUERADE
+   * there): the destination, one of its own addresses (ipv6_dev_get_saddr rule 1) — except a
+   * subnet-router anycast address, which is no address to send from (Host.selectSource).
+   * Returns the anycast addresses with their sources; every other destination is its own.
+   */
+  loopbackSources6(): readonly { readonly dst: bigint; readonly src: bigint | undefined }[] {
+    return this.anycast.flatMap(([lo, hi]) => {
+      const out: { dst: bigint; src: bigint | undefined }[] = [];
+      for (let a = lo; a <= hi; a++) out.push({ dst: a, src: this.sim.selectSource('ipv6', 'lo', a) });
+      return out;
+    });
+  }
+
   /** First address of the family on a device (REDIRECT's target in PREROUTING). */
   primaryAddress(device: string): bigint | undefined {
     if (device === 'lo') return this.family === 'ipv4' ? 0x7f000001n : 1n;

@@ -8,6 +8,7 @@ import { CHOICE, TEMPLATE_VIEW, UNKNOWN_ADDR } from '../concrete/interp.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
 import { FIELDS, bitsOf, fieldMax, icmpProto, presenceOf } from '../model/fields.js';
+import { ANSWER_TCP_FLAGS } from '../model/ct-validity.js';
 import { V6_GROUPS_SCOPE_0_1 } from '../model/routing.js';
 import type { Z3BV, Z3Bool, Z3Context } from './context.js';
 
@@ -129,6 +130,8 @@ export class Encoder {
   /** A REDIRECT fired before routing (its address is the incoming device's own). */
   private redirected: Z3Bool;
   private ctStateAfter?: Z3BV;
+  /** The packet is this host's own answer to another, its connection attached before raw (canBeAnswer). */
+  private answer?: Z3Bool;
 
   constructor(
     readonly ctx: Z3Context,
@@ -585,7 +588,7 @@ export class Encoder {
     out.ctAttached = this.t();
     const declared = this.ctStateVar();
     const state0 = this.effectiveState(st, declared);
-    const after = this.ite(st.notrack, this.lit(CT_STATE.UNTRACKED, 8), state0);
+    const after = this.ite(this.answer ?? this.f(), this.lit(CT_STATE.RELATED, 8), this.ite(st.notrack, this.lit(CT_STATE.UNTRACKED, 8), state0));
     this.ctStateAfter = after;
     out.vals.set('ctstate', after);
     const isNew = this.and([this.not(st.notrack), state0.eq(this.lit(CT_STATE.NEW, 8))]);
@@ -818,7 +821,9 @@ export class Encoder {
         if (!routing.hasHost) {
           const c = this.choiceVar(CHOICE.natAddr(rule.id), bits);
           this.assumptions.push(c.eq(this.lit(UNKNOWN_ADDR[fam], bits)));
-          return { addr: fam === 'ipv4' ? this.ite(this.val(st, 'ctorigsrc').eq(this.lit(0, bits)), from, c) : c };
+          // IPv6 over lo takes the destination itself, host model or not (loopbackSource).
+          if (fam === 'ipv6') return { addr: this.ite(st.oif.eq(this.ifaceIndex('lo')), this.val(st, 'daddr'), c) };
+          return { addr: this.ite(this.val(st, 'ctorigsrc').eq(this.lit(0, bits)), from, c) };
         }
         // As the concrete interpreter: lo gives 127.0.0.1; a route toward daddr on the egress
         // device gives its source address; otherwise the first address of the egress device.
@@ -902,13 +907,23 @@ export class Encoder {
 
   /**
    * MASQUERADE's source on lo, as the simulator's Host.selectSource picks it for a local
-   * destination: IPv6 the destination itself; IPv4 the first address declared on lo whose
+   * destination: IPv6 the destination itself (an anycast one excepted); IPv4 the first address declared on lo whose
    * subnet holds the destination, or its first, or else the host's first address.
    */
   private loopbackSource(daddr: Z3BV): { addr: Z3BV; ok: Z3Bool } {
     const routing = this.model.routing;
     const bits = this.bits('daddr');
-    if (this.model.family === 'ipv6') return { addr: daddr, ok: this.t() };
+    if (this.model.family === 'ipv6') {
+      // The destination itself, but for an anycast address (RoutingView.loopbackSources6).
+      let addr: Z3BV = daddr;
+      const fails: Z3Bool[] = [];
+      for (const { dst, src } of routing.loopbackSources6()) {
+        const is = daddr.eq(this.lit(dst, bits));
+        if (src === undefined) fails.push(is);
+        else addr = this.ite(is, this.lit(src, bits), addr);
+      }
+      return { addr, ok: this.not(this.or(fails)) };
+    }
     const declared = routing.addresses.filter((a) => a.device === 'lo');
     if (declared.length === 0) {
       const a = routing.sim.selectSource('ipv4', 'lo', 0x7f000001n);
@@ -1000,7 +1015,29 @@ export class Encoder {
         type: devices.length ? routing.hostWithLinkLocal(devices[0], sample).addrTypeField('ipv6', sample) : 0,
       };
     }
-    return new SymState(vals, iif, this.ifaceIndex(''), local ? 'OUTPUT' : 'PREROUTING', this.f(), reply ? this.f() : helper, this.f());
+    const answer = local && !reply ? this.answerTerm() : this.f();
+    this.answer = answer;
+    if (local && !reply) vals.set('ctstate', this.ite(answer, this.lit(CT_STATE.RELATED, 8), this.lit(CT_STATE.INVALID, 8)));
+    return new SymState(vals, iif, this.ifaceIndex(''), local ? 'OUTPUT' : 'PREROUTING', this.f(), reply ? this.f() : helper, answer);
+  }
+
+  /**
+   * A local packet declared RELATED that the answer choice makes this host's own ICMP error or
+   * TCP reset (interp.ts attachAnswer): raw already sees its connection.
+   */
+  private answerTerm(): Z3Bool {
+    const v = this.model.ct;
+    const icmp = icmpProto(this.model.family);
+    const proto = this.fieldVar('proto');
+    return this.and([
+      this.choiceVar(CHOICE.answer, 1).eq(this.lit(1, 1)),
+      this.ctStateVar().eq(this.lit(CT_STATE.RELATED, 8)),
+      this.fieldVar('fragment').eq(this.lit(0, 1)),
+      this.or([
+        this.and([proto.eq(this.lit(PROTO.tcp, 8)), this.inSet(this.fieldVar('tcpflags'), ANSWER_TCP_FLAGS, 8)]),
+        this.and([proto.eq(this.lit(icmp, 8)), this.inSet(this.fieldVar('icmptype'), v.icmpError, 8)]),
+      ]),
+    ]);
   }
 
   /**
@@ -1259,7 +1296,9 @@ export class Encoder {
     }
     const sane = this.not(martian);
     if (!routing.hasHost) {
-      const route = this.choiceVar(CHOICE.route, 1);
+      // A destination DNAT changed has its own pick (CHOICE.routeNat).
+      const arrived = this.initial?.vals.get('daddr') ?? this.fieldVar('daddr');
+      const route = this.ite(dst.eq(arrived), this.choiceVar(CHOICE.route, 1), this.choiceVar(CHOICE.routeNat, 1));
       const oif = this.choiceVar(CHOICE.oif, this.ifBits);
       this.assumptions.push(this.ifaceIn(oif, this.routedDevices()));
       // Loopback destinations are this host's whatever the host model says, and so is the

@@ -12,7 +12,7 @@ import { Session, newZ3Stats } from '../../../src/analyze/z3/session.js';
 import { CT_STATE, type NumericField } from '../../../src/ir/fields.js';
 import type { Policy } from '../../../src/ir/policy.js';
 import { createSimulator } from '../../../src/netfilter/simulator.js';
-import { type Family, parseAddress } from '../../../src/util/ip.js';
+import { type Family, formatAddress, parseAddress } from '../../../src/util/ip.js';
 
 /**
  * One packet through all four engines that must agree — the simulator, the analyzer's concrete
@@ -22,6 +22,13 @@ import { type Family, parseAddress } from '../../../src/util/ip.js';
 export interface Seen {
   readonly verdict: string;
   readonly egress?: string;
+  /** The source address as the packet leaves or is delivered (after NAT); only when asked for. */
+  readonly source?: string;
+}
+
+/** What each engine is asked to tell besides the verdict. */
+interface Ask {
+  readonly source?: boolean;
 }
 
 const addr = (a: string) => parseAddress(a)!.value;
@@ -46,21 +53,32 @@ export function ifaceUdp(family: Family, device: string, src: string, dst: strin
   };
 }
 
-function simulate(policy: Policy, p: PacketInput): Seen {
+/** The source field of a Seen, when asked for and the packet was not dropped. */
+function sourceOf(ask: Ask, family: Family, verdict: string, value: () => bigint | undefined): { source?: string } {
+  if (!ask.source || verdict === 'dropped') return {};
+  const v = value();
+  return v === undefined ? {} : { source: formatAddress(family, v) };
+}
+
+function simulate(policy: Policy, p: PacketInput, ask: Ask): Seen {
   const sim = createSimulator(policy);
   const out =
     p.ingress.kind === 'local'
       ? sim.process({ t: 0, ingress: { kind: 'local' }, packet: toSimPacket(p), uid: 0, gid: 0 })
       : sim.process({ t: 0, ingress: { kind: 'iface', device: p.ingress.device }, packet: toSimPacket(p) });
-  return { verdict: out.verdict, ...(out.verdict !== 'dropped' && out.egress ? { egress: out.egress.device } : {}) };
+  return {
+    verdict: out.verdict,
+    ...(out.verdict !== 'dropped' && out.egress ? { egress: out.egress.device } : {}),
+    ...sourceOf(ask, p.family, out.verdict, () => (out.egress?.packet ?? out.delivered)?.src),
+  };
 }
 
-function interpret(policy: Policy, p: PacketInput): Seen {
+function interpret(policy: Policy, p: PacketInput, ask: Ask): Seen {
   const out = runPacket(buildFamilyModel(policy, p.family), p);
-  return { verdict: out.verdict, ...(out.verdict !== 'dropped' ? { egress: out.egress } : {}) };
+  return { verdict: out.verdict, ...(out.verdict !== 'dropped' ? { egress: out.egress } : {}), ...sourceOf(ask, p.family, out.verdict, () => out.final.saddr) };
 }
 
-async function solve(policy: Policy, p: PacketInput): Promise<Seen> {
+async function solve(policy: Policy, p: PacketInput, ask: Ask): Promise<Seen> {
   const { ctx } = await z3();
   const model = buildFamilyModel(policy, p.family);
   const enc = new Encoder(ctx, model, { prefix: 'e.', ingress: p.ingress.kind });
@@ -72,7 +90,11 @@ async function solve(policy: Policy, p: PacketInput): Promise<Seen> {
       const val = p.fields[f as NumericField];
       if (val !== undefined) pins.push(v.eq(enc.lit(val, enc.bits(f))));
     }
-    if (out.vars.ctstate) pins.push(out.vars.ctstate.eq(enc.lit(CT_STATE.NEW, 8)));
+    if (out.vars.ctstate) pins.push(out.vars.ctstate.eq(enc.lit(CT_STATE[p.ctState], 8)));
+    for (const [key, v] of out.vars.choices) {
+      const given = p.choices?.[key];
+      if (given !== undefined) pins.push(v.eq(enc.lit(given, v.sort.size())));
+    }
     if (p.ingress.kind === 'iface' && out.vars.iif) pins.push(out.vars.iif.eq(enc.ifaceIndex(p.ingress.device)));
     if (out.vars.helperPresent) pins.push(enc.not(out.vars.helperPresent));
     const a = await session.ask(...pins);
@@ -80,24 +102,30 @@ async function solve(policy: Policy, p: PacketInput): Promise<Seen> {
     const is = (t: Z3Bool) => ctx.isTrue(a.model.eval(t, true));
     const verdict = is(out.local) ? 'local' : is(out.forwarded) ? 'forwarded' : is(out.sent) ? 'sent' : 'dropped';
     const egress = model.ifaces.nameOf(Number((a.model.eval(out.egress, true) as unknown as { value(): bigint }).value()));
-    return { verdict, ...(verdict === 'sent' || verdict === 'forwarded' ? { egress } : {}) };
+    const source = () => (a.model.eval(out.final.vals.get('saddr')!, true) as unknown as { value(): bigint }).value();
+    return { verdict, ...(verdict === 'sent' || verdict === 'forwarded' ? { egress } : {}), ...sourceOf(ask, p.family, verdict, source) };
   } finally {
     session.release();
   }
 }
 
-function walk(policy: Policy, p: PacketInput): Seen {
+function walk(policy: Policy, p: PacketInput, ask: Ask): Seen {
   const ctx = buildContext(policy, policy, p.family);
   const point = pointOf(ctx.space, ctx.a, p);
   const from = startPieces(ctx).find((q) => q.terms.some((t) => termHas(ctx.space, t, point)));
   const leaf = from && ctx.a.walker.runFocused(from, point);
   if (!leaf) throw new Error('the walk has no leaf for the packet');
   const o = leaf.out;
-  return { verdict: o.verdict, ...(o.verdict !== 'dropped' && o.egress ? { egress: ctx.space.ifaces.nameOf(Number(valAt(o.egress, point))) } : {}) };
+  return {
+    verdict: o.verdict,
+    ...(o.verdict !== 'dropped' && o.egress ? { egress: ctx.space.ifaces.nameOf(Number(valAt(o.egress, point))) } : {}),
+    ...sourceOf(ask, p.family, o.verdict, () => valAt(o.final.saddr, point)),
+  };
 }
 
-export async function allEngines(policy: Policy, p: PacketInput): Promise<Record<string, Seen>> {
-  return { simulator: simulate(policy, p), interpreter: interpret(policy, p), z3: await solve(policy, p), walk: walk(policy, p) };
+/** The packet in every engine; `ask.source` adds the source address after NAT to each answer. */
+export async function allEngines(policy: Policy, p: PacketInput, ask: Ask = {}): Promise<Record<string, Seen>> {
+  return { simulator: simulate(policy, p, ask), interpreter: interpret(policy, p, ask), z3: await solve(policy, p, ask), walk: walk(policy, p, ask) };
 }
 
 /** What allEngines returns when every engine sees `s`. */
