@@ -50,7 +50,7 @@ export async function diffPolicies(oldSide: DiffSideInput, newSide: DiffSideInpu
     a = { ...a, host: b.host };
     assumptions.push(`${oldSide.path} has no host model: the host of ${newSide.path} (${b.host.name}) is used for both sides`);
   } else if (!a.host && !b.host) {
-    assumptions.push('no host model: whether a packet is for this host or forwarded, and by which device it leaves, is left open and taken alike on both sides');
+    assumptions.push('no host model: whether a packet is for this host or forwarded, and by which device it leaves, is left open and taken alike on both sides (a destination DNAT changed is routed on its own)');
   }
   assumptions.push('each packet is compared on its own, arriving unmarked, with the conntrack state it is given (new, established, related or invalid)');
   assumptions.push('a packet of an existing connection belongs to one these rulesets could have made: its connection mark is one their rules can set (0 if none does), its helper one a CT rule attaches');

@@ -155,6 +155,20 @@ describe('nfproof diff: hand-checked cases', () => {
     expect(r.assumptions.join('\n')).toContain('no host model');
     for (const cube of r.classes[0].cubes) expect(cube.conditions.join(' ')).toMatch(/leaves by/);
   });
+
+  it('without a host model, a destination DNAT changed is routed on its own', async () => {
+    // Old DNATs UDP to 10.9.9.9, new does not. A host may take 10.9.9.9 for itself and forward
+    // the original destination: then a packet with TTL 1 is dropped by INPUT's policy on the
+    // old side, and on the new side forwarding finds its TTL expired (an ICMP time exceeded
+    // goes back): denied differently. With one pick for both sides that pair cannot occur.
+    // Found by the trust property (seed 6), where the host model made such a pair.
+    const nat = (rules: readonly string[]) => save(['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ...rules, 'COMMIT']);
+    const filter = FILTER([], 'DROP', 'ACCEPT');
+    const r = await diff(nat(['-A PREROUTING -i eth0 -p udp -j DNAT --to-destination 10.9.9.9']) + filter, nat([]) + filter, null);
+    sane(r);
+    const mixed = r.classes.find((c) => c.kind === 'deny-changed' && c.old.summary.includes('policy DROP of filter/INPUT') && c.new.summary.includes('TTL expired'));
+    expect(mixed?.cubes.map((cube) => cube.conditions.join('; '))).toEqual([expect.stringMatching(/routed onward;.*routed to this host \(the destination DNAT gave it\)/)]);
+  });
 });
 
 describe('translation validation', () => {
