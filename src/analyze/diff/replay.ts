@@ -101,7 +101,17 @@ export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dep
     bothHosts(replayHost(ctx.a.model, a.input, a.out), replayHost(ctx.b.model, b.input, b.out), pickedAddressDevices(ctx.a.model, [a]), pickedAddressDevices(ctx.b.model, [b]));
   try {
     const sims = { a: createSimulator({ ...pa, host }, { trace: true }), b: createSimulator({ ...pb, host }, { trace: true }) };
-    return state === 'NEW' ? replayNew(ctx, kind, a, b, sims) : replayEstablished(ctx, kind, a, b, sims, kindOf);
+    if (state !== 'NEW') return replayEstablished(ctx, kind, a, b, sims, kindOf);
+    const r = replayNew(ctx, kind, a, b, sims);
+    if (r.status !== 'disagrees' || pa.host || pb.host) return r;
+    // Without a host model the two sides may route the witness differently (a destination DNAT
+    // changed has its own pick), and one made-up host cannot always do both: each side on a host
+    // made for it alone still has to agree with its model.
+    const own = (p: typeof pa, side: DiffContext['a'], run: Run) => createSimulator({ ...p, host: replayHost(side.model, run.input, run.out) }, { trace: true }).process({ t: 0, ...stepOf(run.input) });
+    const da = compareOutcome(ctx.a.model, a.out, own(pa, ctx.a, a));
+    const db = compareOutcome(ctx.b.model, b.out, own(pb, ctx.b, b));
+    if (da || db) return r;
+    return { status: 'not-replayed', detail: 'without a host model the two sides need different made-up hosts (each side agrees on its own)' };
   } catch (e) {
     return { status: 'not-replayed', detail: `the simulator refused the witness: ${e instanceof Error ? e.message : String(e)}` };
   }
