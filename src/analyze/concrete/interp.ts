@@ -7,7 +7,7 @@ import { contains, maxOf } from '../../util/intervals.js';
 import { FIELDS, FIELD_SLOT, absentValue, fieldMax, icmpProto } from '../model/fields.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import type { Family } from '../../util/ip.js';
-import { canBeAnswer, effectiveState } from '../model/ct-validity.js';
+import { canBeAnswer, ctProtoIsOwn, effectiveState } from '../model/ct-validity.js';
 import { DEFAULT_FIELDS } from '../box/candidates.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
 import type { NatBinding, PacketInput } from './input.js';
@@ -184,6 +184,13 @@ class Run {
     this.ctDone = true;
     this.ctAttached = true;
     st.set('ctstate', BigInt(CT_STATE.RELATED));
+    this.ownProto(st, CT_STATE.RELATED);
+  }
+
+  /** An existing connection found by the packet's own tuple has the packet's protocol (ctProtoIsOwn). */
+  private ownProto(st: PacketState, state: number): void {
+    const type = st.has('icmptype') ? Number(st.get('icmptype')) : undefined;
+    if (ctProtoIsOwn(this.model.ct, state, Number(st.get('proto')), type, icmpProto(this.model.family))) st.set('ctproto', st.get('proto'));
   }
 
   private readonly decideOpaque = (key: string): boolean => {
@@ -360,6 +367,7 @@ class Run {
       const given = initialValues(this.model, this.input);
       for (const f of Object.keys(TEMPLATE_VIEW) as NumericField[]) if (f !== 'ctstate') st.set(f, given[FIELD_SLOT[f]]);
     }
+    this.ownProto(st, state);
     if (state === CT_STATE.NEW) {
       // A new connection: the tuples are this packet's, no NAT yet, no mark.
       st.set('ctdir', 0n);

@@ -98,6 +98,8 @@ export class SideWalker {
   private readonly usesCtstatus: boolean;
   /** Some rule reads a connection's ports (then a new connection's ports need the protocol known). */
   private readonly usesCtPorts: boolean;
+  /** Some rule reads the connection's protocol (then packets of existing connections split by state). */
+  private readonly readsCtProto: boolean;
   /** The raw table has OUTPUT rules (which may tell this host's answers from a socket's packets). */
   private readonly rawOutputRules: boolean;
   private readonly opaqueRules: ReadonlyMap<number, readonly string[]>;
@@ -127,6 +129,7 @@ export class SideWalker {
     this.routing = new BoxRouting(space, model.routing);
     this.budget = limits.maxPieces;
     this.usesCtstatus = model.rules.some((r) => mentions(r.constraint, 'ctstatus'));
+    this.readsCtProto = model.rules.some((r) => mentions(r.constraint, 'ctproto'));
     this.rawOutputRules = model.stages.OUTPUT.some((st) => st.table === 'raw' && st.chain.rules.length > 0);
     // Made now, not when a walk first splits on it, so that points located before a walk have it.
     if (this.rawOutputRules) this.answerSlot();
@@ -498,7 +501,9 @@ export class SideWalker {
     const reset = this.routing.split(tcp.yes, slotVal(FIELD_SLOT.tcpflags), ANSWER_TCP_FLAGS);
     const icmp = this.routing.split(tcp.no, slotVal(FIELD_SLOT.proto), protosWith(fam, 'icmp'));
     const error = this.routing.split(icmp.yes, slotVal(FIELD_SLOT.icmptype), this.model.ct.icmpError);
-    const answers = [...reset.yes, ...error.yes].map((q) => ({ ...q, cls: { ...q.cls, ct: 'old' as const }, sym: setVals({ ...q.sym, ctDone: true }, { ctstate: constVal(CT_STATE.RELATED) }) }));
+    const attach = (q: Piece) => ({ ...q, cls: { ...q.cls, ct: 'old' as const }, sym: setVals({ ...q.sym, ctDone: true }, { ctstate: constVal(CT_STATE.RELATED) }) });
+    // A TCP reset answers on the connection it resets: its protocol (ctProtoIsOwn).
+    const answers = [...reset.yes.map((q) => attach({ ...q, sym: setVals(q.sym, { ctproto: getVal(q.sym, 'proto') }) })), ...error.yes.map(attach)];
     return this.keep([...chosen.no, ...related.no, ...whole.no, ...reset.no, ...icmp.no, ...error.no, ...answers]);
   }
 
@@ -586,10 +591,27 @@ export class SideWalker {
       else forced.push({ ...e.piece, cls: { ...e.piece.cls, ct: 'old' as const }, sym: setVals({ ...e.piece.sym, ctDone: true }, { ctstate: constVal(e.state) }) });
     }
     const byNew = this.routing.split(kept, st, [[BigInt(CT_STATE.NEW), BigInt(CT_STATE.NEW)]]);
-    const old = [...forced, ...byNew.no.map((q) => ({ ...q, cls: { ...q.cls, ct: 'old' as const }, sym: setVals({ ...q.sym, ctDone: true }, { ctstate: st }) }))];
+    const old = [...forced, ...this.ownProto(byNew.no).map((q) => ({ ...q, cls: { ...q.cls, ct: 'old' as const }, sym: setVals({ ...q.sym, ctDone: true }, { ctstate: st }) }))];
     // The tuple's ports are the packet's, or 0 without ports: tell them apart only when a rule reads them.
     const fresh = byNew.yes.flatMap((q) => (this.usesCtPorts && present(q, 'sport') === undefined ? this.splitL4(q) : [q]));
     return [...old, ...fresh.flatMap((q) => this.freshConnection({ ...q, cls: { ...q.cls, ct: 'new' as const } }))];
+  }
+
+  /**
+   * Packets of existing connections (state ESTABLISHED/RELATED/INVALID as declared): where the
+   * connection is found by the packet's own tuple, its protocol is the packet's (ctProtoIsOwn):
+   * ESTABLISHED, and RELATED but for ICMP errors.
+   */
+  private ownProto(pieces: readonly Piece[]): Piece[] {
+    if (!this.readsCtProto) return [...pieces];
+    const state = slotVal(FIELD_SLOT.ctstate);
+    const one = (x: number): IntervalSet => [[BigInt(x), BigInt(x)]];
+    const own = (q: Piece) => ({ ...q, sym: setVals(q.sym, { ctproto: getVal(q.sym, 'proto') }) });
+    const est = this.routing.split(pieces, state, one(CT_STATE.ESTABLISHED));
+    const rel = this.routing.split(est.no, state, one(CT_STATE.RELATED));
+    const icmp = this.routing.split(rel.yes, slotVal(FIELD_SLOT.proto), protosWith(this.model.family, 'icmp'));
+    const error = this.routing.split(icmp.yes, slotVal(FIELD_SLOT.icmptype), this.model.ct.icmpError);
+    return [...rel.no, ...error.yes, ...[...est.yes, ...icmp.no, ...error.no].map(own)];
   }
 
   private freshConnection(p: Piece): Piece[] {

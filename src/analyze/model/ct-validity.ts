@@ -120,3 +120,15 @@ export function canBeAnswer(v: CtValidity, proto: number, fragment: boolean, tcp
   if (proto === icmpProtoNumber && icmptype !== undefined) return v.icmpError.some(([lo, hi]) => BigInt(icmptype) >= lo && BigInt(icmptype) <= hi);
   return false;
 }
+
+/**
+ * Whether the connection's protocol (ct proto) is the packet's own: conntrack finds an
+ * ESTABLISHED packet's connection by the packet's tuple, and a RELATED one other than an ICMP
+ * error is its own (expected) connection or, for a REJECT's TCP reset, the connection it
+ * answers. Only an ICMP error's connection is another packet's (the one it quotes).
+ */
+export function ctProtoIsOwn(v: CtValidity, state: number, proto: number, icmptype: number | undefined, icmpProtoNumber: number): boolean {
+  if (state === CT_STATE.ESTABLISHED) return true;
+  if (state !== CT_STATE.RELATED) return false;
+  return !(proto === icmpProtoNumber && icmptype !== undefined && v.icmpError.some(([lo, hi]) => BigInt(icmptype) >= lo && BigInt(icmptype) <= hi));
+}

@@ -618,8 +618,16 @@ export class Encoder {
     for (const [f, v] of Object.entries(derived) as [NumericField, Z3BV][]) {
       out.vals.set(f, this.ite(isNew, v, this.fieldVar(f)));
     }
+    // An existing connection found by the packet's own tuple has its protocol (ctProtoIsOwn).
+    out.vals.set('ctproto', this.ite(this.ownProto(st, after), this.val(st, 'proto'), this.val(out, 'ctproto')));
     out.helperPresent = this.and([this.not(isNew), st.helperPresent]);
     return out;
+  }
+
+  /** ctProtoIsOwn as a term: ESTABLISHED, or RELATED but not an ICMP error. */
+  private ownProto(st: SymState, state: Z3BV): Z3Bool {
+    const icmpError = this.and([this.val(st, 'proto').eq(this.lit(icmpProto(this.model.family), 8)), this.inSet(this.val(st, 'icmptype'), this.model.ct.icmpError, 8)]);
+    return this.or([state.eq(this.lit(CT_STATE.ESTABLISHED, 8)), this.and([state.eq(this.lit(CT_STATE.RELATED, 8)), this.not(icmpError)])]);
   }
 
   /** The answer type of an ICMP query type (0 for types without one, which never open a connection). */
@@ -1017,7 +1025,12 @@ export class Encoder {
     }
     const answer = local && !reply ? this.answerTerm() : this.f();
     this.answer = answer;
-    if (local && !reply) vals.set('ctstate', this.ite(answer, this.lit(CT_STATE.RELATED, 8), this.lit(CT_STATE.INVALID, 8)));
+    if (local && !reply) {
+      vals.set('ctstate', this.ite(answer, this.lit(CT_STATE.RELATED, 8), this.lit(CT_STATE.INVALID, 8)));
+      // A TCP reset answers on the TCP connection it resets (ctProtoIsOwn).
+      const proto = this.fieldVar('proto');
+      vals.set('ctproto', this.ite(this.and([answer, proto.eq(this.lit(PROTO.tcp, 8))]), proto, this.fieldVar('ctproto')));
+    }
     return new SymState(vals, iif, this.ifaceIndex(''), local ? 'OUTPUT' : 'PREROUTING', this.f(), reply ? this.f() : helper, answer);
   }
 
