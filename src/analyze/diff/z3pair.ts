@@ -11,7 +11,7 @@ import { ingressRegion, relevanceFilter } from '../z3/slice.js';
 import type { DiffContext, Side } from './context.js';
 import { honourRelations, pointIn } from './point.js';
 import type { Box, Point } from './space.js';
-import { describeReject, natDescriptor, natHookOf } from './walk.js';
+import { ANSWERED_DROP, describeReject, natDescriptor, natHookOf } from './walk.js';
 
 /**
  * Both sides of a diff in Z3 over one packet: each ruleset encoded by the analyzer's Encoder
@@ -166,11 +166,14 @@ export class Z3Pair {
     };
     const ra = rejects(this.dc.a.model, outA);
     const rb = rejects(this.dc.b.model, outB);
+    // Drops the kernel answers itself count as kinds of denial too (walk.ts ANSWERED_DROP).
+    ra.set(ANSWERED_DROP.ttl, [outA.ttlDrop]);
+    rb.set(ANSWERED_DROP.ttl, [outB.ttlDrop]);
+    ra.set(ANSWERED_DROP.unreachable, [outA.noRouteDrop]);
+    rb.set(ANSWERED_DROP.unreachable, [outB.noRouteDrop]);
     const kinds = new Set([...ra.keys(), ...rb.keys()]);
     const any = (xs: Z3Bool[] | undefined) => (xs && xs.length ? (ctx.Or(...xs) as Z3Bool) : (ctx.Bool.val(false) as Z3Bool));
-    const deny = kinds.size
-      ? ctx.And(outA.dropped, outB.dropped, ctx.Or(...[...kinds].map((k) => xor(any(ra.get(k)), any(rb.get(k))))))
-      : ctx.Bool.val(false);
+    const deny = ctx.And(outA.dropped, outB.dropped, ctx.Or(...[...kinds].map((k) => xor(any(ra.get(k)), any(rb.get(k))))));
     return ctx.Or(verdict, header, egress, deny) as Z3Bool;
   }
 

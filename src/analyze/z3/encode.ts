@@ -70,6 +70,9 @@ export interface SymOutcome {
   readonly forwarded: Z3Bool;
   readonly sent: Z3Bool;
   readonly dropped: Z3Bool;
+  /** Dropped where the kernel answers with an ICMP error of its own: TTL expired, no route (from a device). */
+  readonly ttlDrop: Z3Bool;
+  readonly noRouteDrop: Z3Bool;
   /** Delivered: local, forwarded or sent. */
   readonly delivered: Z3Bool;
   readonly fire: Map<number, Z3Bool>;
@@ -1112,6 +1115,8 @@ export class Encoder {
     let forwarded: Z3Bool = this.f();
     let sent: Z3Bool = this.f();
     let egress: Z3BV = this.ifaceIndex('');
+    let ttlDrop: Z3Bool = this.f();
+    let noRouteDrop: Z3Bool = this.f();
     const stop = this.opts.stopAfterHook;
 
     if (this.opts.ingress === 'iface') {
@@ -1132,6 +1137,8 @@ export class Encoder {
         // Only a frame addressed to this host is forwarded (interp.ts: not-unicast).
         const unicast = this.val(stFwd, 'pkttype').eq(this.lit(0, 2));
         stFwd.vals.set('ttl', ttl.sub(this.lit(1, 8)) as Z3BV);
+        ttlDrop = this.and([pre.alive, d.forward, unicast, this.not(ttlOk)]);
+        noRouteDrop = this.and([pre.alive, d.sane, this.not(d.local), this.not(d.forward)]);
         if (stop !== 'INPUT') {
           const fwd = this.hook('FORWARD', stFwd, this.and([pre.alive, d.forward, unicast, ttlOk]), 'src', fwdBinding);
           stFwd = fwd.st;
@@ -1207,6 +1214,8 @@ export class Encoder {
       forwarded,
       sent,
       dropped: this.not(delivered),
+      ttlDrop,
+      noRouteDrop,
       delivered,
       fire: this.fire,
       reach: this.reach,
@@ -1270,7 +1279,7 @@ export class Encoder {
   }
 
   /** ip_route_input as terms: martians, local delivery, the route (and its device) otherwise. */
-  private inputRouting(st: SymState): { local: Z3Bool; forward: Z3Bool; oif: Z3BV } {
+  private inputRouting(st: SymState): { local: Z3Bool; forward: Z3Bool; oif: Z3BV; sane: Z3Bool } {
     const routing = this.model.routing;
     const fam = this.model.family;
     const bits = this.bits('saddr');
@@ -1320,7 +1329,7 @@ export class Encoder {
       // Delivered here means the destination is ours; a source equal to it is then ours too.
       const selfSource = fam === 'ipv4' ? this.and([this.not(castLocal), route.eq(this.lit(0, 1)), notLo, src.eq(dst)]) : this.f();
       const ok = this.and([sane, this.not(selfSource)]);
-      return { local: this.and([ok, toLocal]), forward: this.and([ok, this.not(toLocal)]), oif };
+      return { local: this.and([ok, toLocal]), forward: this.and([ok, this.not(toLocal)]), oif, sane: ok };
     }
     const own = this.ownLinkLocal;
     const ownLL = own ? this.and([own.on, dst.eq(own.addr)]) : this.f();
@@ -1351,9 +1360,10 @@ export class Encoder {
         local: this.and([sane, either(strict, strictLocal, isLocal)]),
         forward: this.and([sane, either(strict, this.and([this.not(strictLocal), this.or(sRouted)]), this.and([this.not(isLocal), this.or(routed)]))]),
         oif: this.ite(strict, st.iif, oif),
+        sane,
       };
     }
-    return { local: this.and([sane, isLocal]), forward: this.and([sane, this.not(isLocal), this.or(routed)]), oif };
+    return { local: this.and([sane, isLocal]), forward: this.and([sane, this.not(isLocal), this.or(routed)]), oif, sane };
   }
 
   /**
