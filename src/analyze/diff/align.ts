@@ -197,6 +197,11 @@ export function align(a: FamilyModel, b: FamilyModel): Alignment {
     if (!ca || !cb) {
       if (ca) changedA.push(...ca.rules);
       if (cb) changedB.push(...cb.rules);
+      // A built-in chain one side's model does not have at all (a table it has no use for):
+      // the other side's rules are a gap there, which that side's walk touches at the chain's
+      // place in the hook (walk.ts missingChains).
+      const other = ca ?? cb!;
+      if (builtin && other.rules.length) (ca ? gapsB : gapsA).set(key, new Map([[0, [...other.rules]]]));
       continue;
     }
     alignChain(ca, cb, pairs, changedA, changedB, gapsA, gapsB);

@@ -17,7 +17,7 @@ import { type CubeNames, cubeText } from './cube-text.js';
 import { type IntervalSet, complement, subtract, union } from '../../util/intervals.js';
 import { familyMax } from '../../util/ip.js';
 import { mergeBoxes } from './merge.js';
-import { inputFor, naturalPoint } from './point.js';
+import { inputFor, naturalPoint, oddAddress } from './point.js';
 import { replayPair } from './replay.js';
 import { type Box, Inexact, OverBudget, type PacketClass, type Point, boxHas, freeClassSlots, holesList, materialize, narrow, term, termHas } from './space.js';
 import { startPieces } from './start.js';
@@ -404,8 +404,7 @@ export function extraText(ctx: DiffContext, slot: number, set: readonly (readonl
 
 /** How ordinary a witness is (0 best): fragments, odd addresses and old connections cost. */
 function plainness(ctx: DiffContext, pt: Point): number {
-  const v4 = ctx.family === 'ipv4';
-  const odd = (a: bigint) => (v4 ? a >> 28n === 0xen || (a & 0xffn) === 0xffn || (a & 0xffn) === 0n : a >> 120n === 0xffn || a <= 1n);
+  const odd = (a: bigint) => oddAddress(ctx.family, a);
   let s = 0;
   if (pt[FIELDS.indexOf('fragment')] === 1n) s -= 10;
   if (odd(pt[FIELDS.indexOf('daddr')]) || odd(pt[FIELDS.indexOf('saddr')])) s -= 5;

@@ -42,11 +42,16 @@ function pick(set: IntervalSet, prefer?: bigint): bigint {
  * addresses, and the address MASQUERADE and REDIRECT take without a host model (a made-up host
  * for the replay owns it, so a packet to it would be delivered there).
  */
+export function oddAddress(family: Space['family'], v: bigint): boolean {
+  return (
+    v === UNKNOWN_ADDR[family] ||
+    (family === 'ipv4' ? v >> 28n === 0xen || (v & 0xffn) === 0xffn || (v & 0xffn) === 0n || v >> 24n === 0n || v >> 24n === 0x7fn : v >> 120n === 0xffn || v <= 1n)
+  );
+}
+
 function plain(family: Space['family'], set: IntervalSet, prefer: bigint | undefined): bigint {
   if (prefer !== undefined && contains(set, prefer)) return prefer;
-  const odd = (v: bigint) =>
-    v === UNKNOWN_ADDR[family] ||
-    (family === 'ipv4' ? v >> 28n === 0xen || (v & 0xffn) === 0xffn || (v & 0xffn) === 0n || v >> 24n === 0n || v >> 24n === 0x7fn : v >> 120n === 0xffn || v <= 1n);
+  const odd = (v: bigint) => oddAddress(family, v);
   for (const [lo, hi] of set) {
     for (let v = lo, n = 0; v <= hi && n < 512; v++, n++) if (!odd(v)) return v;
   }

@@ -309,11 +309,30 @@ export class SideWalker {
     return out;
   }
 
+  /**
+   * Built-in chains of this hook that this side's model lacks but the other side's rules fill
+   * (align.ts: a table one side has no use for), with their priority: untouched packets there
+   * are touched where those rules may catch them, as at a gap.
+   */
+  private missingChains(hook: Hook): readonly { readonly prio: number; readonly rules: readonly ModelRule[] }[] {
+    if (!this.changes) return [];
+    const out: { prio: number; rules: ModelRule[] }[] = [];
+    for (const [key, byPos] of this.changes.gaps) {
+      const [table, name] = key.split('/') as [TableName, string];
+      if (name !== hook || this.model.stages[hook].some((s) => s.table === table)) continue;
+      const prio = TABLE_PRIORITY[table]?.[hook];
+      if (prio !== undefined) out.push({ prio, rules: [...byPos.values()].flat() });
+    }
+    return out.sort((x, y) => x.prio - y.prio);
+  }
+
   /** Whether changes lie in later stages of this hook or in hooks that may follow it. */
   private changesAfter(hook: Hook, stage: number): boolean {
     if (!this.changes) return true;
     const later = this.model.stages[hook].slice(stage + 1).some((s) => this.chainChanged(s.chain));
     if (later) return true;
+    const here = TABLE_PRIORITY[this.model.stages[hook][stage]?.table]?.[hook] ?? Number.NEGATIVE_INFINITY;
+    if (this.missingChains(hook).some((m) => m.prio > here)) return true;
     const follow: Record<Hook, readonly Hook[]> = {
       PREROUTING: ['INPUT', 'FORWARD', 'POSTROUTING'],
       INPUT: [],
@@ -321,7 +340,7 @@ export class SideWalker {
       OUTPUT: ['POSTROUTING', 'PREROUTING', 'INPUT'],
       POSTROUTING: ['PREROUTING', 'INPUT'],
     };
-    return follow[hook].some((h) => this.model.stages[h].some((s) => this.chainChanged(s.chain)));
+    return follow[hook].some((h) => this.missingChains(h).length > 0 || this.model.stages[h].some((s) => this.chainChanged(s.chain)));
   }
 
   /**
@@ -560,8 +579,13 @@ export class SideWalker {
   private hook(hook: Hook, pieces0: readonly Piece[], natHook: 'dst' | 'src', afterTable?: (t: TableName, ps: Piece[]) => Piece[]): Piece[] {
     let pieces: Piece[] = pieces0.map((p) => ({ ...p, sym: { ...p.sym, hook } }));
     const stages = this.model.stages[hook];
+    const missing = this.prune ? [...this.missingChains(hook)] : [];
+    const touchMissing = (below: number) => {
+      while (missing.length && missing[0].prio < below) pieces = this.touchAtGap(pieces, missing.shift()!.rules);
+    };
     for (let si = 0; si < stages.length; si++) {
       const stage = stages[si];
+      touchMissing(TABLE_PRIORITY[stage.table][hook] ?? 0);
       if (pieces.length === 0) break;
       const contAhead: Cont = this.changesAfter(hook, si) ? true : undefined;
       if (this.prune && !contAhead && !this.chainChanged(stage.chain)) pieces = pieces.filter((p) => p.touched);
@@ -572,6 +596,7 @@ export class SideWalker {
       if (afterTable) pieces = afterTable(stage.table, pieces);
       pieces = this.keep(pieces);
     }
+    touchMissing(Number.POSITIVE_INFINITY);
     return coalesce(pieces.flatMap((p) => this.conntrack(p)), this.space);
   }
 

@@ -166,9 +166,41 @@ describe('nfproof diff: hand-checked cases', () => {
     const nat = (rules: readonly string[]) => save(['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ...rules, 'COMMIT']);
     const filter = FILTER([], 'DROP', 'ACCEPT');
     const r = await diff(nat(['-A PREROUTING -i eth0 -p udp -j DNAT --to-destination 10.9.9.9']) + filter, nat([]) + filter, null);
-    sane(r);
+    // Some witnesses need a different made-up host per side (one takes 10.9.9.9 for itself,
+    // the other forwards it): those are not replayed, and say so.
+    expect(r.internalErrors).toEqual([]);
+    // Old here / new onward (allowed), old onward / new here (denied), both onward to other
+    // addresses (nat), and the drops that differ (TTL expired on one side, INPUT on the other).
+    expect(new Set(r.classes.map((c) => c.kind))).toEqual(new Set(['allowed', 'denied', 'nat', 'deny-changed']));
     const mixed = r.classes.find((c) => c.kind === 'deny-changed' && c.old.summary.includes('policy DROP of filter/INPUT') && c.new.summary.includes('TTL expired'));
     expect(mixed?.cubes.map((cube) => cube.conditions.join('; '))).toEqual([expect.stringMatching(/routed onward;.*routed to this host \(the destination DNAT gave it\)/)]);
+  });
+});
+
+describe('a table only one side uses', () => {
+  it('adding the first DNAT (the old side has no nat table at all) is a difference', async () => {
+    // Old: no nat table, INPUT drops everything for this host. New: a port forward of TCP 80
+    // from wan to 10.0.0.5. A SYN to the router's own 192.0.2.1:80 was dropped by INPUT and is
+    // now forwarded to the server: newly allowed. (The walk of the side without the table
+    // skipped the new rule's place in PREROUTING and called the two equivalent.)
+    const policy = (extra: string) =>
+      nfp(`
+host gw {
+  interface lan dev eth0 address 10.0.0.1/24
+  interface wan dev eth1 address 192.0.2.1/24
+  route default via 192.0.2.254 dev wan
+}
+table ip filter {
+  chain input policy drop { }
+  chain forward policy accept { }
+}
+${extra}`);
+    const r = await diffPolicies({ path: 'old.nfp', policy: policy('') }, { path: 'new.nfp', policy: policy('table ip nat {\n  chain prerouting {\n    iif wan tcp dport 80 dnat to 10.0.0.5\n  }\n}') });
+    sane(r);
+    const allowed = r.classes.find((c) => c.kind === 'allowed');
+    expect([allowed?.old.summary.includes('policy DROP of filter/INPUT'), allowed?.new.summary.includes('-> 10.0.0.5:80')]).toEqual([true, true]);
+    // Its witness is addressed to the router itself (10.0.0.1 or 192.0.2.1).
+    expect([0x0a000001n, 0xc0000201n]).toContain(allowed!.witness.input.fields.daddr);
   });
 });
 
