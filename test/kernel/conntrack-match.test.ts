@@ -163,8 +163,37 @@ const templateStatus: Scenario = {
   },
 };
 
+/**
+ * NOTRACK in raw gives the packet the untracked connection at once: a later raw rule reads
+ * UNTRACKED. The first CT target wins (xt_CT returns early on a packet that has one), so NOTRACK
+ * after `CT --zone` leaves the template, which is not UNTRACKED. The diff's walk read INVALID
+ * after NOTRACK until conntrack ran (found by a four-engine check, test/analyze/raw-targets.test.ts).
+ */
+const notrackInRaw: Scenario = {
+  name: 'after NOTRACK the rest of raw reads UNTRACKED, unless a CT template came first',
+  host: GATEWAY,
+  rules: {
+    ipv4: restore({
+      raw: [
+        '-A PREROUTING -p udp --dport 7001 -j CT --notrack',
+        '-A PREROUTING -p udp --dport 7002 -j CT --zone 5',
+        '-A PREROUTING -p udp --dport 7002 -j CT --notrack',
+        '-A PREROUTING -m conntrack --ctstate UNTRACKED',
+        '-A PREROUTING -m conntrack --ctstate NEW',
+      ],
+    }),
+  },
+  inputs: [at(0, 'eth0', udp('192.168.18.5:4000', '198.51.100.7:7001', 'notrack')), at(0.01, 'eth0', udp('192.168.18.5:4000', '198.51.100.7:7002', 'template first'))],
+  expectKernel(run) {
+    const raw = run.final.chains.find((c) => c.table === 'raw' && c.chain === 'PREROUTING')!.rules.map((r) => r.packets);
+    // The template reads as NEW (its state bits say nothing else), the untracked packet as UNTRACKED.
+    expect(raw).toEqual([1, 1, 1, 1, 1]);
+    expect(run.final.entries.map((e) => e.zone)).toEqual([5]);
+  },
+};
+
 describe.skipIf(!env.run)('conntrack match details (kernel)', () => {
-  for (const s of [noConnection, expiry, icmpTuplePorts, dnatRandomIcmp, templateStatus]) {
+  for (const s of [noConnection, expiry, icmpTuplePorts, dnatRandomIcmp, templateStatus, notrackInRaw]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

@@ -98,6 +98,11 @@ export interface Sym {
   /** Conntrack has looked the packet up (after raw). */
   readonly ctDone: boolean;
   readonly notrack: boolean;
+  /**
+   * A CT target in raw attached its template (before conntrack): the rest of raw reads the
+   * template (interp.ts TEMPLATE_VIEW), and later CT or NOTRACK targets do nothing.
+   */
+  readonly templated?: boolean;
   /** ct status after NAT when it cannot be told as a value (only a test on it needs it). */
   readonly ctstatusUnknown: boolean;
   /** NAT of each manip type is set up once per connection (a looped-back packet skips it). */
@@ -168,7 +173,7 @@ export function valKey(v: Val): string {
 export function symKey(s: Sym): string {
   let k = SYM_KEYS.get(s);
   if (k === undefined) {
-    k = `${s.vals.map(valKey).join(',')}|${valKey(s.iif)}|${valKey(s.oif)}|${s.hook}|${+s.ctDone}${+s.notrack}${+s.ctstatusUnknown}${+s.natDoneDst}${+s.natDoneSrc}${+(s.redirected ?? false)}`;
+    k = `${s.vals.map(valKey).join(',')}|${valKey(s.iif)}|${valKey(s.oif)}|${s.hook}|${+s.ctDone}${+s.notrack}${+s.ctstatusUnknown}${+s.natDoneDst}${+s.natDoneSrc}${+(s.redirected ?? false)}${+(s.templated ?? false)}`;
     SYM_KEYS.set(s, k);
   }
   return k;
@@ -313,6 +318,7 @@ export function initialSym(cls: PacketClass): Sym {
  * on the packet (old connections, established or invalid) — split by the ctstate slot.
  */
 export function tracked(p: Piece): boolean | undefined {
+  if (p.sym.templated && !p.sym.ctDone) return true;
   if (!p.sym.ctDone || p.sym.notrack) return false;
   const st = p.sym.vals[FIELD_SLOT.ctstate];
   if (st.k === 'const') return st.v === BigInt(CT_STATE.NEW) || st.v === BigInt(CT_STATE.ESTABLISHED) || st.v === BigInt(CT_STATE.RELATED);

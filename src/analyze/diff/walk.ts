@@ -5,7 +5,7 @@ import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '.
 import { type IntervalSet, contains, subtract, union } from '../../util/intervals.js';
 import { prefixMask } from '../../util/ip.js';
 import { ANSWER_TCP_FLAGS } from '../model/ct-validity.js';
-import { CHOICE, type DropReason, UNKNOWN_ADDR, type Verdict } from '../concrete/interp.js';
+import { CHOICE, type DropReason, TEMPLATE_VIEW, UNKNOWN_ADDR, type Verdict } from '../concrete/interp.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
 import { FIELDS, FIELD_SLOT, IIF_SLOT, fieldMax, icmpProto } from '../model/fields.js';
@@ -604,9 +604,12 @@ export class SideWalker {
    * Conntrack lookup (priority -200): the state later tables see. A piece splits into the
    * packets that start a connection (their ct tuple is their own header) and the others.
    */
-  private conntrack(p: Piece): Piece[] {
+  private conntrack(p0: Piece): Piece[] {
+    if (p0.sym.ctDone) return [p0];
+    // A template gives way to the packet's own connection: its fields are the slots again (a
+    // new connection's are filled in below).
+    const p = p0.sym.templated ? { ...p0, sym: setVals(p0.sym, Object.fromEntries(Object.keys(TEMPLATE_VIEW).map((f) => [f, slotVal(FIELD_SLOT[f as NumericField])]))) } : p0;
     const s = p.sym;
-    if (s.ctDone) return [p];
     if (s.notrack) return [{ ...p, sym: setVals({ ...s, ctDone: true }, { ctstate: constVal(CT_STATE.UNTRACKED) }) }];
     const st = slotVal(FIELD_SLOT.ctstate);
     const forced: Piece[] = [];
@@ -1090,9 +1093,11 @@ export class SideWalker {
         return this.copyMark(a, p);
       }
       case 'notrack':
-        // A packet that has its connection already (an answer of this host's) keeps it.
-        if (p.sym.ctDone) return [p];
-        return [{ ...p, sym: { ...p.sym, notrack: true } }];
+        // The first CT or NOTRACK target gives the packet its conntrack (xt_CT: "previously
+        // seen"), and one that has its connection already (an answer of this host's) keeps it;
+        // the rest of raw reads UNTRACKED at once (interp.ts sideEffect).
+        if (p.sym.ctDone || p.sym.notrack || p.sym.templated) return [p];
+        return [{ ...p, sym: setVals({ ...p.sym, notrack: true }, { ctstate: constVal(CT_STATE.UNTRACKED) }) }];
       case 'rewrite-tos':
         return this.masked(p, 'tos', BigInt(a.mask), BigInt(a.xor), 0xffn);
       case 'rewrite-ttl': {
@@ -1110,8 +1115,14 @@ export class SideWalker {
         const moved = s.no.map((q) => ({ ...q, sym: setVals(q.sym, { ttl: addTo(cur, a.op === 'inc' ? v : -v) }) }));
         return [...sat, ...moved];
       }
+      case 'ct-template': {
+        // The template reads as a new, confirmed connection with empty tuples until conntrack
+        // replaces it with the packet's own (interp.ts setTemplateView).
+        if (p.sym.ctDone || p.sym.notrack || p.sym.templated) return [p];
+        const view = Object.fromEntries(Object.entries(TEMPLATE_VIEW).map(([f, v]) => [f, constVal(v)])) as Partial<Record<NumericField, Val>>;
+        return [{ ...p, sym: setVals({ ...p.sym, templated: true }, view) }];
+      }
       case 'log':
-      case 'ct-template':
       case 'unmodelled':
         return [p];
       default: {
