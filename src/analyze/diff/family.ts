@@ -337,7 +337,7 @@ export function cubeNames(ctx: DiffContext, cls: PacketClass | undefined): CubeN
         daddr: v4 ? union(one(0n), loopback) : loopback,
       }
     : undefined;
-  const here = union(union(r.local, r.broadcast), v4 ? one(0xe0000001n) : []);
+  const here = union(union(r.localDestinations, r.broadcast), v4 ? one(0xe0000001n) : []);
   const daddr: { set: IntervalSet; text: string }[] = [];
   if (r.hasHost) {
     daddr.push({ set: here, text: 'to this host' });

@@ -351,7 +351,9 @@ export class SideWalker {
    */
   runFocused(start: Piece, point: Point): Leaf | undefined {
     this.boxesMade = 0;
-    this.budget = this.limits.maxPieces;
+    // One point's path makes few boxes; a limit set low to stop whole walks early (down to 1,
+    // handing everything to Z3) must not stop the walk that widens Z3's points.
+    this.budget = Math.max(this.limits.maxPieces, FOCUSED_MIN_BUDGET);
     this.leaves = [];
     this.focus = point;
     try {
@@ -1308,7 +1310,13 @@ export class SideWalker {
           const known = this.known(p0, before);
           if (known !== undefined) withAddr.push({ p: p0, addr: constVal(map(known)) });
           else if (netmask === max) withAddr.push({ p: p0, addr: constVal(nat.addr[0]) });
-          else throw new Inexact('NETMAP of addresses not known here', before.k === 'slot' ? before.slot : undefined);
+          else {
+            // The host bits stay, the network bits are the mapping's: (x & ~netmask) ^ (net & netmask).
+            // (A focused walk pins the address instead: routing cannot always split a rewritten one.)
+            const mapped = this.focus ? undefined : xorMasked(before, netmask, nat.addr[0] & netmask, max);
+            if (!mapped) throw new Inexact('NETMAP of addresses not known here', before.k === 'slot' ? before.slot : undefined);
+            withAddr.push({ p: p0, addr: mapped });
+          }
         }
         break;
       }
@@ -1430,6 +1438,9 @@ export class SideWalker {
     return { ok, failed };
   }
 }
+
+/** The least room a focused walk gets (see runFocused). */
+const FOCUSED_MIN_BUDGET = 20_000;
 
 /** Holes a chain's ended packets may add to the term it hands back (see unchangedReturn). */
 const MAX_RETURN_HOLES = 4096;
