@@ -1458,12 +1458,14 @@ function orStatus(sym: Sym, bit: number): Sym {
 }
 
 /**
- * Drops the kernel answers with an ICMP error of its own (ip_error / ip6_pkt_drop for no route,
- * ip_forward / ip6_forward for an expired TTL): told apart from a silent drop as a REJECT is.
+ * Drops the kernel makes itself, told apart from a rule's silent drop as a REJECT is: an
+ * expired TTL (ip_forward / ip6_forward answer with an ICMP time exceeded) and no route for a
+ * packet from a device (ip_error / ip6_pkt_drop answer with an ICMP unreachable on a host that
+ * forwards).
  */
 export const ANSWERED_DROP = {
-  unreachable: 'no route (the host answers with an ICMP error)',
-  ttl: 'TTL expired (the host answers with an ICMP time exceeded)',
+  unreachable: 'no route',
+  ttl: 'TTL expired (an ICMP time exceeded goes back)',
 } as const;
 
 export function describeReject(r: RejectReply): string {
