@@ -85,8 +85,9 @@ export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dep
   const pa = ctx.a.model.policy;
   const pb = ctx.b.model.policy;
   // A made-up host joins only the groups the kernel joins by itself: a packet the model, with
-  // routing left open, delivers to another group would be dropped by its simulator.
-  if (!pa.host && !pb.host && [a.out, b.out].some((o) => o.verdict === 'local' && unjoinedGroup(ctx.family, o.final.daddr))) {
+  // routing left open, takes in for another group (delivered, or dropped in INPUT) would be
+  // dropped before INPUT by its simulator.
+  if (!pa.host && !pb.host && [a.out, b.out].some((o) => o.routeChoice === 'local' && unjoinedGroup(ctx.family, o.final.daddr))) {
     return { status: 'not-replayed', detail: 'delivered to a multicast group: without a host model there is no host that joined it to replay on' };
   }
   // MASQUERADE and REDIRECT take a made-up address of the device without a host model; a
