@@ -36,9 +36,14 @@ describe('nfproof diff against the simulator on mutated random policies', () => 
     expect(problems.slice(0, 3).join('\n\n'), `${problems.length} of ${tally.cases} cases fail`).toBe('');
     // Not vacuous: some edits change something, shown by the diff (with replayed witnesses)
     // and at least once by sampling alone. Random policies hold many rules no packet reaches,
-    // so most edits change nothing, and sampling finds the narrow differences only sometimes.
-    expect(tally.byKind['reemit'] ?? 0).toBeGreaterThan(0);
-    expect(tally.reported).toBeGreaterThanOrEqual(Math.ceil(RUNS / 20));
-    expect(tally.sampled).toBeGreaterThan(0);
+    // so most edits change nothing, and sampling finds the narrow differences only sometimes:
+    // for another seed (a sweep) a set of 40 cases may hold none it finds, which says nothing
+    // against the property, so the floors are held for the default seed and logged otherwise.
+    const floors = { reemit: tally.byKind['reemit'] ?? 0, reported: tally.reported, sampled: tally.sampled };
+    if (process.env.NFPROOF_SEED === undefined) {
+      expect(floors.reemit).toBeGreaterThan(0);
+      expect(floors.reported).toBeGreaterThan(RUNS / 10);
+      expect(floors.sampled).toBeGreaterThan(0);
+    } else if (!floors.reemit || floors.reported <= RUNS / 10 || !floors.sampled) console.log(`diff trust (seed ${seed}): few cases show a difference here ${JSON.stringify(floors)}`);
   }, 900_000);
 });
