@@ -5,6 +5,7 @@ import { diffPolicies } from '../../src/analyze/diff/index.js';
 import { parseAddress } from '../../src/util/ip.js';
 import { allEngines } from './support/engines.js';
 import { at, check, lineOf, nfp } from './support/nfp.js';
+import { GATEWAY_HOST } from './support/hosts.js';
 
 /**
  * The host's own answers (a REJECT's ICMP error or TCP reset, icmp_send's errors) carry the
@@ -31,16 +32,10 @@ function icmpError(answer: 0n | 1n): PacketInput {
   };
 }
 
-const host = `
-host gw {
-  interface lan dev eth0 address 192.168.18.1/24
-  interface wan dev eth1 address 192.168.20.1/24
-  route default via 192.168.20.254 dev wan
-}`;
 
 describe('the host\u2019s own answers are RELATED in raw/OUTPUT', () => {
   it('the interpreter, Z3 and the diff walk drop an answer there, not a socket\u2019s packet', async () => {
-    const policy = nfp(`${host}
+    const policy = nfp(`${GATEWAY_HOST}
 table ip raw {
   chain output {
     icmp ct state related ct direction reply drop
@@ -70,7 +65,7 @@ table ip raw {
   });
 
   it('diff reports a raw/OUTPUT change that only answers can tell', async () => {
-    const side = (rule: string) => ({ path: `${rule}.nfp`, policy: nfp(`${host}\ntable ip raw {\n  chain output {\n    ${rule}\n  }\n}`) });
+    const side = (rule: string) => ({ path: `${rule}.nfp`, policy: nfp(`${GATEWAY_HOST}\ntable ip raw {\n  chain output {\n    ${rule}\n  }\n}`) });
     // Widened from UDP to every protocol: a socket's packet has no connection in raw, so only
     // the host's ICMP errors and TCP resets (RELATED, the connection attached) are newly dropped.
     const report = await diffPolicies(side('udp ct direction original drop'), side('ct direction original drop'), { timeoutMs: 10_000 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { allEngines, localUdp, same } from './support/engines.js';
 import { at, check, lineOf, nfp } from './support/nfp.js';
+import { GATEWAY_HOST } from './support/hosts.js';
 
 /**
  * A locally generated IPv4 packet to 0.0.0.0, held by all four engines at once (simulator,
@@ -12,16 +13,10 @@ import { at, check, lineOf, nfp } from './support/nfp.js';
  *
  * Runtime: ~3 s.
  */
-const host = `
-host gw {
-  interface lan dev eth0 address 192.168.18.1/24
-  interface wan dev eth1 address 192.168.20.1/24
-  route default via 192.168.20.254 dev wan
-}`;
 
 describe('a local IPv4 packet to 0.0.0.0, in every engine', () => {
   it('leaves by lo and is delivered here, its destination still 0.0.0.0', async () => {
-    const text = `${host}
+    const text = `${GATEWAY_HOST}
 table ip filter {
   chain output {
     udp dport 7001 oif lo daddr 0.0.0.0 drop   # L1

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { allEngines, ifaceUdp, same } from './support/engines.js';
 import { nfp } from './support/nfp.js';
+import { GATEWAY_HOST } from './support/hosts.js';
 
 /**
  * What later raw rules see after a CT or NOTRACK target, in all four engines: NOTRACK gives the
@@ -11,12 +12,7 @@ import { nfp } from './support/nfp.js';
  *
  * Runtime: ~2 s.
  */
-const policy = nfp(`
-host gw {
-  interface lan dev eth0 address 192.168.18.1/24
-  interface wan dev eth1 address 192.168.20.1/24
-  route default via 192.168.20.254 dev wan
-}
+const policy = nfp(`${GATEWAY_HOST}
 table ip raw {
   chain prerouting {
     udp dport 7001 notrack

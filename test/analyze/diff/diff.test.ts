@@ -177,14 +177,9 @@ describe('nfproof diff: hand-checked cases', () => {
   });
 });
 
-describe('a table only one side uses', () => {
-  it('adding the first DNAT (the old side has no nat table at all) is a difference', async () => {
-    // Old: no nat table, INPUT drops everything for this host. New: a port forward of TCP 80
-    // from wan to 10.0.0.5. A SYN to the router's own 192.0.2.1:80 was dropped by INPUT and is
-    // now forwarded to the server: newly allowed. (The walk of the side without the table
-    // skipped the new rule's place in PREROUTING and called the two equivalent.)
-    const policy = (extra: string) =>
-      nfp(`
+/** A router (lan 10.0.0.1, wan 192.0.2.1) that takes nothing for itself and forwards all, plus `extra`. */
+const gateway = (extra: string) =>
+  nfp(`
 host gw {
   interface lan dev eth0 address 10.0.0.1/24
   interface wan dev eth1 address 192.0.2.1/24
@@ -195,7 +190,15 @@ table ip filter {
   chain forward policy accept { }
 }
 ${extra}`);
-    const r = await diffPolicies({ path: 'old.nfp', policy: policy('') }, { path: 'new.nfp', policy: policy('table ip nat {\n  chain prerouting {\n    iif wan tcp dport 80 dnat to 10.0.0.5\n  }\n}') });
+const prerouting = (rule: string) => `table ip nat {\n  chain prerouting {\n    ${rule}\n  }\n}`;
+
+describe('a table only one side uses', () => {
+  it('adding the first DNAT (the old side has no nat table at all) is a difference', async () => {
+    // Old: no nat table, INPUT drops everything for this host. New: a port forward of TCP 80
+    // from wan to 10.0.0.5. A SYN to the router's own 192.0.2.1:80 was dropped by INPUT and is
+    // now forwarded to the server: newly allowed. (The walk of the side without the table
+    // skipped the new rule's place in PREROUTING and called the two equivalent.)
+    const r = await diffPolicies({ path: 'old.nfp', policy: gateway('') }, { path: 'new.nfp', policy: gateway(prerouting('iif wan tcp dport 80 dnat to 10.0.0.5')) });
     sane(r);
     const allowed = r.classes.find((c) => c.kind === 'allowed');
     expect([allowed?.old.summary.includes('policy DROP of filter/INPUT'), allowed?.new.summary.includes('-> 10.0.0.5:80')]).toEqual([true, true]);
@@ -210,23 +213,7 @@ describe('drops the kernel answers itself', () => {
     // eth1: a packet to 192.0.2.1 with TTL 1 is then dropped by forwarding, which answers with
     // an ICMP time exceeded; new keeps 192.0.2.1, this host's own, and INPUT's policy drops it
     // silently.
-    const policy = (nat: string) =>
-      nfp(`
-host gw {
-  interface lan dev eth0 address 10.0.0.1/24
-  interface wan dev eth1 address 192.0.2.1/24
-  route default via 192.0.2.254 dev wan
-}
-table ip nat {
-  chain prerouting {
-    ${nat}
-  }
-}
-table ip filter {
-  chain input policy drop { }
-  chain forward policy accept { }
-}`);
-    const sides = [{ path: 'old.nfp', policy: policy('iif wan daddr 192.0.2.0/24 netmap to 10.0.1.0/24') }, { path: 'new.nfp', policy: policy('') }] as const;
+    const sides = [{ path: 'old.nfp', policy: gateway(prerouting('iif wan daddr 192.0.2.0/24 netmap to 10.0.1.0/24')) }, { path: 'new.nfp', policy: gateway(prerouting('')) }] as const;
     // The walk maps the host bits through NETMAP exactly; with no room to walk, Z3 decides.
     for (const [opts, by] of [[{}, 'boxes'], [{ maxPieces: 1 }, 'z3']] as const) {
       const r = await diffPolicies(...sides, opts);
