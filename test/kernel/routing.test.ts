@@ -92,6 +92,34 @@ const unrouted: Scenario = {
 };
 
 /**
+ * Several IPv6 types in one addrtype test: match_type6 (xt_addrtype.c) requires every class type
+ * asked for (UNICAST, MULTICAST, UNSPEC: the address class) and any one of the route types
+ * (LOCAL, ANYCAST, UNREACHABLE: the route lookup), where IPv4 takes any of them. So
+ * UNICAST,LOCAL matches an own address, UNICAST,MULTICAST nothing, and the negation of
+ * UNICAST,LOCAL,ANYCAST,MULTICAST everything. The diff's walk read each type alone (found by
+ * the diff's trust property, seed 32).
+ */
+const ipv6TypeLists: Scenario = {
+  name: 'IPv6 addrtype lists: class types all, route types any',
+  host: GATEWAY,
+  rules: {
+    ipv6: restore({
+      filter: [
+        '-A INPUT -m addrtype --dst-type UNICAST,LOCAL',
+        '-A INPUT -m addrtype --dst-type UNICAST,MULTICAST',
+        '-A INPUT -m addrtype ! --src-type UNICAST,LOCAL,ANYCAST,MULTICAST',
+        '-A INPUT -m addrtype --src-type UNICAST,LOCAL,ANYCAST',
+      ],
+    }),
+  },
+  inputs: [at(0, 'eth0', udp('[fd00:18::5]:4000', '[fd00:18::1]:53', 'own address'))],
+  expectKernel(run) {
+    const counts = run.final.chains.find((c) => c.family === 'ipv6' && c.table === 'filter' && c.chain === 'INPUT')!.rules.map((r) => r.packets);
+    expect(counts).toEqual([1, 0, 1, 0]);
+  },
+};
+
+/**
  * A locally generated packet to a destination without a route never reaches a netfilter hook:
  * the socket routes it first (raw_sendmsg/ip_route_output_flow; udp_sendmsg likewise) and the
  * sender gets ENETUNREACH. So OUTPUT counts nothing. Found by the differential property (the
@@ -462,7 +490,7 @@ const anycast126 = noAnycast('a /126 does join it: delivered locally (the contro
 const anycastNoForwarding = noAnycast('without IPv6 forwarding no subnet-router anycast address is joined (the packet is not forwarded either)', 'fd00:20::1/64', 'fd00:20::', { 'net.ipv6.conf.all.forwarding': '0' }, [[]]);
 
 describe.skipIf(!env.run)('routing decisions on the kernel', () => {
-  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast, localGroupFirst, localGroupNoAddress, loopbackGroupSource, subnetRouterAnycast, anycast127, anycast126, anycastNoForwarding, localGroupScope]) {
+  for (const s of [zeroNet, loopbackSource, errorSource, unrouted, ipv6TypeLists, localNoRoute, noRouteBurst, noRouteDefaultLimits, multicastGroups, ipv6EarlyDrops, metricZero, dnatToLoopback, localToMulticast, localGroupFirst, localGroupNoAddress, loopbackGroupSource, subnetRouterAnycast, anycast127, anycast126, anycastNoForwarding, localGroupScope]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

@@ -1,7 +1,7 @@
 import { type Constraint, ifaceMatches } from '../../ir/constraint.js';
 import { CT_STATE, type NumericField } from '../../ir/fields.js';
-import { type IntervalSet, contains, intersect, normalize, subtract, union } from '../../util/intervals.js';
-import { type Family, familyMax } from '../../util/ip.js';
+import { type IntervalSet, contains, intersect, normalize, union } from '../../util/intervals.js';
+import type { Family } from '../../util/ip.js';
 import { FIELDS, FIELD_SLOT, bitsOf, fieldMax, presenceOf } from '../model/fields.js';
 import type { RoutingView } from '../model/routing.js';
 import { type Box, Inexact, type Space, protosWith } from './space.js';
@@ -18,8 +18,8 @@ import { type BitsVal, type Piece, type Val, evalVal, getVal, present, slotVal }
  * on a wide field whose value is not known) throws Inexact.
  */
 export class Matcher {
-  /** Addresses of each route type (RTN_*), disjoint, when the host model tells them. */
-  private readonly addrTypes?: ReadonlyMap<number, IntervalSet>;
+  /** The address-type field's value per set of addresses (disjoint), when the host model tells them. */
+  private readonly addrTypes?: readonly [IntervalSet, number][];
 
   constructor(
     readonly space: Space,
@@ -28,18 +28,7 @@ export class Matcher {
     private readonly opaqueKey: (key: string) => string,
     routing?: RoutingView,
   ) {
-    if (routing?.hasHost) {
-      const max = familyMax(family);
-      const types = new Map<number, IntervalSet>();
-      let taken: IntervalSet = [];
-      // First class that holds an address gives its type (as RoutingView.addrType).
-      for (const { type, set } of routing.addrTypeClasses()) {
-        const mine = subtract(set, taken, max);
-        taken = union(taken, set);
-        types.set(type, union(types.get(type) ?? [], mine));
-      }
-      this.addrTypes = types;
-    }
+    if (routing?.hasHost) this.addrTypes = routing.addrTypeSteps();
   }
 
   region(c: Constraint, p: Piece, box: Box): Box[] {
@@ -140,9 +129,9 @@ export class Matcher {
 
   /** An address-type test with a host model: the addresses whose type passes `ok`. */
   private addrTypeTest(p: Piece, box: Box, f: 'srctype' | 'dsttype', ok: (bits: bigint) => boolean): Box[] {
-    const types = this.addrTypes!;
     const sets: IntervalSet[] = [];
-    for (const [t, addrs] of types) if (ok(1n << BigInt(t))) sets.push(addrs);
+    // The whole field value is tested: an IPv6 type is class and route bits at once.
+    for (const [addrs, value] of this.addrTypes!) if (ok(BigInt(value))) sets.push(addrs);
     const addrs = sets.reduce<IntervalSet>((a, b) => union(a, b), []);
     return this.onSlot(box, getVal(p.sym, f === 'srctype' ? 'saddr' : 'daddr'), addrs);
   }

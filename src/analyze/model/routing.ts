@@ -367,28 +367,47 @@ export class RoutingView {
     return subtract([[0n, max]], bad, max);
   }
 
+  private steps?: [IntervalSet, number][];
+
   /**
-   * Address classes for address-type tests, first match wins (kept for src/analyze/diff; the
-   * Z3 encoding now takes the simulator's Host.addrTypeField as a step function instead).
+   * The simulator's Host.addrTypeField as a step function of the address: (interval set,
+   * field value) pairs covering the address space, constant between the boundaries of every
+   * range the host tests (its addresses and their prefixes, routes, loopback, multicast,
+   * broadcast, IPv4-mapped). The Z3 encoding and the diff walk both read address types here,
+   * the field value whole (an IPv6 type is class bits and route bits at once).
    */
-  addrTypeClasses(): { type: number; set: IntervalSet }[] {
-    const max = familyMax(this.family);
-    if (this.family === 'ipv4') {
-      return [
-        { type: 3, set: union(V4.zeroNet, [[V4.limitedBroadcast, V4.limitedBroadcast]]) },
-        { type: 5, set: V4.multicast },
-        { type: 2, set: this.local },
-        { type: 3, set: this.broadcast },
-        { type: 1, set: [[0n, max]] },
-      ];
-    }
-    const routed = this.routes.reduce<IntervalSet>((acc, r) => union(acc, r.region), []);
-    return [
-      { type: 5, set: V6.multicast },
-      { type: 2, set: this.local },
-      { type: 1, set: routed },
-      { type: 7, set: [[0n, max]] },
-    ];
+  addrTypeSteps(): [IntervalSet, number][] {
+    if (this.steps) return this.steps;
+    const fam = this.family;
+    const max = familyMax(fam);
+    const points = new Set<bigint>([0n, 1n, 2n]);
+    const addSet = (set: IntervalSet) => {
+      for (const [lo, hi] of set) {
+        points.add(lo);
+        if (hi < max) points.add(hi + 1n);
+      }
+    };
+    addSet(this.local);
+    addSet(this.loopback);
+    addSet(this.outputLocal);
+    addSet(this.multicast);
+    addSet(this.broadcast);
+    // A route's own first address can be the subnet-router anycast address: a step of its own.
+    for (const x of this.routes) addSet([...x.region, ...x.region.map(([lo]) => [lo, lo] as const)]);
+    for (const a of this.addresses) addSet([[a.addr, a.addr], [a.addr & prefixMask(fam, a.prefixLen), a.addr & prefixMask(fam, a.prefixLen)]]);
+    if (fam === 'ipv4') addSet([[0xffffffffn, 0xffffffffn]]);
+    else addSet([[0xffffn << 32n, (0xffffn << 32n) | 0xffffffffn]]);
+    const starts = [...points].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const byValue = new Map<number, [bigint, bigint][]>();
+    starts.forEach((lo, i) => {
+      const hi = i + 1 < starts.length ? starts[i + 1] - 1n : max;
+      const v = this.sim.addrTypeField(fam, lo);
+      const list = byValue.get(v) ?? [];
+      list.push([lo, hi]);
+      byValue.set(v, list);
+    });
+    this.steps = [...byValue].map(([v, list]) => [normalize(list), v]);
+    return this.steps;
   }
 }
 

@@ -2,7 +2,7 @@ import type { Constraint } from '../../ir/constraint.js';
 import type { NatAction, SideEffect } from '../../ir/effect.js';
 import { CT_STATE, CT_STATUS, type NumericField, PORT_PROTOS, PROTO } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
-import { type IntervalSet, normalize, subtract } from '../../util/intervals.js';
+import { type IntervalSet, subtract } from '../../util/intervals.js';
 import { familyMax, prefixMask } from '../../util/ip.js';
 import { CHOICE, TEMPLATE_VIEW, UNKNOWN_ADDR } from '../concrete/interp.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
@@ -267,7 +267,7 @@ export class Encoder {
       const addr = this.val(st, f === 'srctype' ? 'saddr' : 'daddr');
       const bits = this.bits('saddr');
       let t: Z3BV = this.lit(0, 12);
-      for (const [set, value] of [...this.addrTypeSteps()].reverse()) t = this.ite(this.inSet(addr, set, bits), this.lit(value, 12), t);
+      for (const [set, value] of [...this.model.routing.addrTypeSteps()].reverse()) t = this.ite(this.inSet(addr, set, bits), this.lit(value, 12), t);
       const own = this.ownLinkLocal;
       if (own) t = this.ite(this.and([own.on, addr.eq(own.addr)]), this.lit(own.type, 12), t);
       return t;
@@ -277,44 +277,6 @@ export class Encoder {
     const fresh = this.fieldVar(f);
     st.vals.set(f, fresh);
     return fresh;
-  }
-
-  private steps?: [IntervalSet, number][];
-
-  /** (interval set, addrtype value) pairs covering the address space, from the simulator. */
-  private addrTypeSteps(): [IntervalSet, number][] {
-    if (this.steps) return this.steps;
-    const r = this.model.routing;
-    const fam = this.model.family;
-    const max = familyMax(fam);
-    const points = new Set<bigint>([0n, 1n, 2n]);
-    const addSet = (set: IntervalSet) => {
-      for (const [lo, hi] of set) {
-        points.add(lo);
-        if (hi < max) points.add(hi + 1n);
-      }
-    };
-    addSet(r.local);
-    addSet(r.loopback);
-    addSet(r.outputLocal);
-    addSet(r.multicast);
-    addSet(r.broadcast);
-    // A route's own first address can be the subnet-router anycast address: a step of its own.
-    for (const x of r.routes) addSet([...x.region, ...x.region.map(([lo]) => [lo, lo] as const)]);
-    for (const a of r.addresses) addSet([[a.addr, a.addr], [a.addr & prefixMask(fam, a.prefixLen), a.addr & prefixMask(fam, a.prefixLen)]]);
-    if (fam === 'ipv4') addSet([[0xffffffffn, 0xffffffffn]]);
-    else addSet([[0xffffn << 32n, (0xffffn << 32n) | 0xffffffffn]]);
-    const starts = [...points].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const byValue = new Map<number, [bigint, bigint][]>();
-    starts.forEach((lo, i) => {
-      const hi = i + 1 < starts.length ? starts[i + 1] - 1n : max;
-      const v = r.sim.addrTypeField(fam, lo);
-      const list = byValue.get(v) ?? [];
-      list.push([lo, hi]);
-      byValue.set(v, list);
-    });
-    this.steps = [...byValue].map(([v, list]) => [normalize(list), v]);
-    return this.steps;
   }
 
   /** Presence terms depend only on proto, fragment, ctstate and the helper flag: cache by those terms. */
