@@ -192,8 +192,38 @@ const notrackInRaw: Scenario = {
   },
 };
 
+/**
+ * An ESTABLISHED packet's connection is always CONFIRMED (only confirmed entries are found) and
+ * has SEEN_REPLY — the first reply sets it before any rule sees that reply. The analyzer's
+ * engines left the status of an existing connection free and the diff reported ESTABLISHED
+ * packets of unconfirmed connections (trust property, seed 32).
+ */
+const establishedStatus: Scenario = {
+  name: 'an ESTABLISHED packet’s connection is CONFIRMED and has SEEN_REPLY, the first reply included',
+  host: GATEWAY,
+  rules: {
+    ipv4: restore({
+      filter: [
+        '-A FORWARD -m conntrack --ctstate ESTABLISHED',
+        '-A FORWARD -m conntrack --ctstate ESTABLISHED ! --ctstatus CONFIRMED',
+        '-A FORWARD -m conntrack --ctstate ESTABLISHED ! --ctstatus SEEN_REPLY',
+      ],
+    }),
+  },
+  inputs: [
+    at(0, 'eth0', tcp('192.168.18.5:40000', '198.51.100.7:80', 'S', { seq: 100 })),
+    at(0.01, 'eth1', tcp('198.51.100.7:80', '192.168.18.5:40000', 'SA', { seq: 900, ack: 101 })),
+    at(0.02, 'eth0', tcp('192.168.18.5:40000', '198.51.100.7:80', 'A', { seq: 101, ack: 901 })),
+  ],
+  expectKernel(run) {
+    const counts = run.final.chains.find((c) => c.family === 'ipv4' && c.table === 'filter' && c.chain === 'FORWARD')!.rules.map((r) => r.packets);
+    // The SYN-ACK and the ACK are ESTABLISHED, and neither lacks either bit.
+    expect(counts).toEqual([2, 0, 0]);
+  },
+};
+
 describe.skipIf(!env.run)('conntrack match details (kernel)', () => {
-  for (const s of [noConnection, expiry, icmpTuplePorts, dnatRandomIcmp, templateStatus, notrackInRaw]) {
+  for (const s of [noConnection, expiry, icmpTuplePorts, dnatRandomIcmp, templateStatus, notrackInRaw, establishedStatus]) {
     it(s.name, async () => {
       await checkScenario(s);
     });

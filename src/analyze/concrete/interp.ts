@@ -7,7 +7,7 @@ import { contains, maxOf } from '../../util/intervals.js';
 import { FIELDS, FIELD_SLOT, absentValue, fieldMax, icmpProto } from '../model/fields.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import type { Family } from '../../util/ip.js';
-import { canBeAnswer, ctProtoIsOwn, effectiveState } from '../model/ct-validity.js';
+import { ESTABLISHED_STATUS, canBeAnswer, ctProtoIsOwn, effectiveState } from '../model/ct-validity.js';
 import { DEFAULT_FIELDS } from '../box/candidates.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, lookupChain } from '../model/build.js';
 import type { NatBinding, PacketInput } from './input.js';
@@ -191,6 +191,7 @@ class Run {
   private ownProto(st: PacketState, state: number): void {
     const type = st.has('icmptype') ? Number(st.get('icmptype')) : undefined;
     if (ctProtoIsOwn(this.model.ct, state, Number(st.get('proto')), type, icmpProto(this.model.family))) st.set('ctproto', st.get('proto'));
+    if (state === CT_STATE.ESTABLISHED) st.set('ctstatus', st.get('ctstatus') | BigInt(ESTABLISHED_STATUS));
   }
 
   private readonly decideOpaque = (key: string): boolean => {

@@ -14,7 +14,8 @@ import { changeRegion } from './change-region.js';
 import { type DiffKind, type RawDiff, type StatefulNote, compareTagged, decisiveSteps, differences, meetTerms } from './compare.js';
 import { type DiffContext, type Side, buildContext } from './context.js';
 import { type CubeNames, cubeText } from './cube-text.js';
-import { type IntervalSet, complement, subtract, union } from '../../util/intervals.js';
+import { type IntervalSet, complement, contains, subtract, union } from '../../util/intervals.js';
+import { CT_STATE } from '../../ir/fields.js';
 import { familyMax } from '../../util/ip.js';
 import { mergeBoxes } from './merge.js';
 import { inputFor, naturalPoint, oddAddress } from './point.js';
@@ -412,6 +413,9 @@ function plainness(ctx: DiffContext, pt: Point): number {
   return s;
 }
 
+/** Parts of a cube looked at for its witness (each a raw cube's share of it). */
+const MAX_WITNESS_PARTS = 256;
+
 /** Witnesses tried in the simulator per class before it is reported as not replayed. */
 const MAX_REPLAYS = 4;
 
@@ -481,19 +485,25 @@ async function buildClasses(ctx: DiffContext, found: readonly Materialized[], op
     for (const box of boxes) {
       // A natural point of the cube, taken inside one of the raw cubes it came from: a few
       // candidates, the plainest wins (a first fragment, a new connection, ordinary addresses).
+      // Parts that hold a new connection's packet (the plainest to replay) are tried first.
       let best: { pt: Point; inter: Box; holder: Materialized; score: number } | undefined;
-      let tried = 0;
+      const parts: { x: Box; f: Materialized; fresh: boolean }[] = [];
       for (const f of items) {
         for (const b of f.boxes) {
           const x = ctx.space.intersect(b, box);
-          if (!x) continue;
-          const pt = naturalPoint(ctx.space, x);
-          if (!boxHas(ctx.space, x, pt)) continue; // a relation left no point here
-          const score = plainness(ctx, pt);
-          if (!best || score > best.score) best = { pt, inter: x, holder: f, score };
-          if (++tried >= 12 || score === 0) break;
+          if (x) parts.push({ x, f, fresh: contains(ctx.space.values(x, FIELD_SLOT.ctstate), BigInt(CT_STATE.NEW)) });
+          if (parts.length >= MAX_WITNESS_PARTS) break;
         }
-        if (tried >= 12 || best?.score === 0) break;
+        if (parts.length >= MAX_WITNESS_PARTS) break;
+      }
+      parts.sort((u, v) => +v.fresh - +u.fresh);
+      let tried = 0;
+      for (const { x, f } of parts) {
+        const pt = naturalPoint(ctx.space, x);
+        if (!boxHas(ctx.space, x, pt)) continue; // a relation left no point here
+        const score = plainness(ctx, pt);
+        if (!best || score > best.score) best = { pt, inter: x, holder: f, score };
+        if (++tried >= 12 || score === 0) break;
       }
       if (!best) continue;
       const c = candidate(best.pt, best.holder, best.score);

@@ -4,7 +4,7 @@ import { CT_STATE, CT_STATUS, type NumericField } from '../../ir/fields.js';
 import { CONNTRACK_PRIORITY, type Hook, TABLE_PRIORITY, type TableName } from '../../ir/netfilter.js';
 import { type IntervalSet, contains, subtract, union } from '../../util/intervals.js';
 import { prefixMask } from '../../util/ip.js';
-import { ANSWER_TCP_FLAGS } from '../model/ct-validity.js';
+import { ANSWER_TCP_FLAGS, ESTABLISHED_STATUS } from '../model/ct-validity.js';
 import { CHOICE, type DropReason, TEMPLATE_VIEW, UNKNOWN_ADDR, type Verdict } from '../concrete/interp.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
@@ -632,10 +632,16 @@ export class SideWalker {
    * connection is found by the packet's own tuple, its protocol is the packet's (ctProtoIsOwn):
    * ESTABLISHED, and RELATED but for ICMP errors.
    */
-  private ownProto(pieces: readonly Piece[]): Piece[] {
-    if (!this.readsCtProto) return [...pieces];
+  private ownProto(pieces0: readonly Piece[]): Piece[] {
     const state = slotVal(FIELD_SLOT.ctstate);
     const one = (x: number): IntervalSet => [[BigInt(x), BigInt(x)]];
+    // An ESTABLISHED packet's connection is confirmed and has seen a reply (ESTABLISHED_STATUS).
+    let pieces: Piece[] = [...pieces0];
+    if (this.usesCtstatus) {
+      const e = this.routing.split(pieces, state, one(CT_STATE.ESTABLISHED));
+      pieces = [...e.no, ...e.yes.flatMap((q) => this.setStatusBit(q, ESTABLISHED_STATUS))];
+    }
+    if (!this.readsCtProto) return pieces;
     const own = (q: Piece) => ({ ...q, sym: setVals(q.sym, { ctproto: getVal(q.sym, 'proto') }) });
     const est = this.routing.split(pieces, state, one(CT_STATE.ESTABLISHED));
     const rel = this.routing.split(est.no, state, one(CT_STATE.RELATED));
@@ -725,16 +731,15 @@ export class SideWalker {
     return out.filter((e) => this.keep([e.piece]).length);
   }
 
-  /**
-   * ct status |= bit. A known status is a constant; a connection's own status (a slot) splits:
-   * where the bit is set nothing changes, elsewhere the value grows by the bit.
-   */
-  private setStatusBit(p: Piece, bit: number): Piece[] {
+  /** ct status |= bits: a constant, or the connection's own status with those bits set. */
+  private setStatusBit(p: Piece, bits: number): Piece[] {
     const cur = getVal(p.sym, 'ctstatus');
-    if (cur.k === 'const') return [{ ...p, sym: setVals(p.sym, { ctstatus: constVal(cur.v | BigInt(bit)) }) }];
-    if (cur.k !== 'slot' || cur.off !== 0n) throw new Inexact('a status bit on a status not known here', cur.slot);
-    const s = this.routing.split([p], cur, maskedSet(16, BigInt(bit), BigInt(bit))!);
-    return [...s.yes, ...s.no.map((q) => ({ ...q, sym: setVals(q.sym, { ctstatus: slotVal(cur.slot, BigInt(bit)) }) }))];
+    const mask = BigInt(bits);
+    if (cur.k === 'const') return [{ ...p, sym: setVals(p.sym, { ctstatus: constVal(cur.v | mask) }) }];
+    // x | mask = (x & ~mask) ^ mask: the status's other bits as they were, these set.
+    const grown = cur.k === 'bits' || cur.off === 0n ? xorMasked(cur, mask, mask, 0xffffn) : undefined;
+    if (!grown) throw new Inexact('a status bit on a status not known here', cur.slot);
+    return [{ ...p, sym: setVals(p.sym, { ctstatus: grown }) }];
   }
 
   /** Splits a piece by protocol class (which layer-4 fields its packets have). */

@@ -1,4 +1,4 @@
-import { CT_STATE } from '../../ir/fields.js';
+import { CT_STATE, CT_STATUS } from '../../ir/fields.js';
 import type { Packet } from '../../netfilter/packet.js';
 import { icmpKind, icmpTracker, icmpv6Tracker } from '../../netfilter/proto/icmp.js';
 import { parseTrackerSysctls } from '../../netfilter/proto/registry.js';
@@ -132,3 +132,11 @@ export function ctProtoIsOwn(v: CtValidity, state: number, proto: number, icmpty
   if (state !== CT_STATE.RELATED) return false;
   return !(proto === icmpProtoNumber && icmptype !== undefined && v.icmpError.some(([lo, hi]) => BigInt(icmptype) >= lo && BigInt(icmptype) <= hi));
 }
+
+/**
+ * Status bits every ESTABLISHED packet's connection has: conntrack only finds confirmed entries
+ * (an unconfirmed one is in no hash table yet), and a connection is ESTABLISHED once a reply
+ * was seen — or the packet is that reply, which sets SEEN_REPLY before any rule sees it
+ * (nf_conntrack_in, resolve_normal_ct).
+ */
+export const ESTABLISHED_STATUS = CT_STATUS.CONFIRMED | CT_STATUS.SEEN_REPLY;

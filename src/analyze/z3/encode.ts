@@ -8,7 +8,7 @@ import { CHOICE, TEMPLATE_VIEW, UNKNOWN_ADDR } from '../concrete/interp.js';
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
 import { FIELDS, bitsOf, fieldMax, icmpProto, presenceOf } from '../model/fields.js';
-import { ANSWER_TCP_FLAGS } from '../model/ct-validity.js';
+import { ANSWER_TCP_FLAGS, ESTABLISHED_STATUS } from '../model/ct-validity.js';
 import { V6_GROUPS_SCOPE_0_1 } from '../model/routing.js';
 import type { Z3BV, Z3Bool, Z3Context } from './context.js';
 
@@ -585,6 +585,9 @@ export class Encoder {
     }
     // An existing connection found by the packet's own tuple has its protocol (ctProtoIsOwn).
     out.vals.set('ctproto', this.ite(this.ownProto(st, after), this.val(st, 'proto'), this.val(out, 'ctproto')));
+    // An ESTABLISHED packet's connection is confirmed and has seen a reply (ESTABLISHED_STATUS).
+    const status = this.val(out, 'ctstatus');
+    out.vals.set('ctstatus', this.ite(after.eq(this.lit(CT_STATE.ESTABLISHED, 8)), status.or(this.lit(ESTABLISHED_STATUS, 16)) as Z3BV, status));
     out.helperPresent = this.and([this.not(isNew), st.helperPresent]);
     return out;
   }
