@@ -75,6 +75,9 @@ export function pickedAddressDevices(model: FamilyModel, runs: readonly { input:
 }
 
 /** A host that routes this one packet as the model decided (only used without a host model). */
+/** The made-up device that carries the address MASQUERADE out of lo took (see replayHost). */
+const LO_SOURCE_DEVICE = 'nfpsrc0';
+
 /** fe80::1, the address a made-up interface gets when it only needs one of its family. */
 const LINK_LOCAL_SOURCE = 0xfe800000000000000000000000000001n;
 
@@ -84,6 +87,7 @@ export function replayHost(model: FamilyModel, input: PacketInput, out: Concrete
   let ifs = new Map<string, Set<bigint>>();
   const routes: Route[] = [];
   let groupDevice: { device: string; addr: bigint } | undefined;
+  let loSource: bigint | undefined;
   const dev = (d: string | undefined) => {
     if (d && !ifs.has(d)) ifs.set(d, new Set());
     return d;
@@ -111,8 +115,8 @@ export function replayHost(model: FamilyModel, input: PacketInput, out: Concrete
         groupDevice = { device: x.out.firstOif, addr: saddr >> 125n === 1n ? saddr : LINK_LOCAL_SOURCE };
       }
       route(x.out.final.daddr, x.out.oif);
-      // Sent over lo: the destination is one of this host's own addresses.
-      if (x.out.oif === 'lo') dev('lo') && ifs.get('lo')?.add(x.out.final.daddr);
+      // Sent over lo: the destination is one of this host's own addresses (127/8 always is).
+      if (x.out.oif === 'lo' && !(fam === 'ipv4' && x.out.final.daddr >> 24n === 0x7fn)) dev('lo') && ifs.get('lo')?.add(x.out.final.daddr);
     }
     // Replies go back the way the request came.
     if (ingress && x.input.fields.saddr !== undefined) route(x.input.fields.saddr, ingress);
@@ -127,7 +131,11 @@ export function replayHost(model: FamilyModel, input: PacketInput, out: Concrete
       { b: x.out.binding.dnat, d: ingress, by: natFired('redirect') },
     ];
     for (const { b, d, by } of own) if (b && by && d && d !== 'lo') ifs.get(d)?.add(b.toAddr);
+    // MASQUERADE out of lo (IPv4) takes the host's first address of universe scope: the made-up
+    // address goes first, on a device of its own (IPv6 takes the destination, already local).
+    if (fam === 'ipv4' && x.out.oif === 'lo' && x.out.binding.snat && natFired('masquerade')) loSource = x.out.binding.snat.toAddr;
   }
+  if (loSource !== undefined) ifs = new Map([[LO_SOURCE_DEVICE, new Set([loSource])], ...[...ifs].filter(([d]) => d !== LO_SOURCE_DEVICE)]);
   if (groupDevice) {
     const addrs = ifs.get(groupDevice.device) ?? new Set<bigint>();
     if (addrs.size === 0) addrs.add(groupDevice.addr);

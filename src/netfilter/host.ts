@@ -543,12 +543,15 @@ export class Host {
   }
 
   private selectSource4(device: string, nexthop: bigint): bigint | undefined {
-    const mine = this.primaries4.filter((l) => l.device === device);
+    // inet_select_addr looks for an address of universe scope: 127/8 is host-scoped (iproute2
+    // gives a loopback address that scope), so a declared one on lo is never picked.
+    const universe = this.primaries4.filter((l) => l.addr >> 24n !== 0x7fn);
+    const mine = universe.filter((l) => l.device === device);
     if (mine.length > 0) {
       const onLink = mine.find((l) => ((l.addr ^ nexthop) & prefixMask('ipv4', l.prefixLen)) === 0n);
       return (onLink ?? mine[0]).addr;
     }
-    return this.primaries4[0]?.addr;
+    return universe[0]?.addr;
   }
 
   private selectSource6(device: string, dst: bigint): bigint | undefined {

@@ -47,10 +47,11 @@ describe('MASQUERADE of a packet to this host (out of lo), in every engine', () 
     expect(await allEngines(hostless, localUdp('ipv6', 'ff00::1', '::1', 7000), { source: true })).toEqual(sentTo('::1'));
   });
 
-  it('IPv4 takes the first interface address, not 127.0.0.1', async () => {
+  it('IPv4 takes the first interface address, not 127.0.0.1, even one declared on lo', async () => {
     const withHost = nfp(`${host}\n${rules}`);
-    expect(await allEngines(withHost, localUdp('ipv4', '192.168.20.1', '192.168.20.1', 7000), { source: true })).toEqual(
-      same({ verdict: 'sent', egress: 'lo', source: '192.168.18.1' }),
-    );
+    const expected = same({ verdict: 'sent', egress: 'lo', source: '192.168.18.1' });
+    expect(await allEngines(withHost, localUdp('ipv4', '192.168.20.1', '192.168.20.1', 7000), { source: true })).toEqual(expected);
+    const declaredLo = nfp(`${host.replace('host gw {', 'host gw {\n  interface loop dev lo address 127.0.0.1/8')}\n${rules}`);
+    expect(await allEngines(declaredLo, localUdp('ipv4', '192.168.20.1', '192.168.20.1', 7000), { source: true })).toEqual(expected);
   });
 });

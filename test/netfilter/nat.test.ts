@@ -75,6 +75,22 @@ describe('MASQUERADE', () => {
     // Next hop 198.51.100.254 is in 198.51.100.0/24: the first address of that subnet on eth1.
     expect(o.egress!.packet).toMatchObject({ src: addr('198.51.100.1'), sport: 5555 });
   });
+
+  it('out of lo never takes a 127/8 address, even one the host model declares on lo', () => {
+    // inet_select_addr(lo, …, RT_SCOPE_UNIVERSE) skips host-scoped 127.0.0.1 and takes the
+    // first universe address of the host (kernel: test/kernel/masquerade-source.test.ts outOfLo,
+    // where lo has 127.0.0.1 as always).
+    const withLo = host({
+      interfaces: [
+        { name: 'loop', device: 'lo', addrs: ['127.0.0.1/8'] },
+        { name: 'lan', device: 'eth0', addrs: ['10.0.0.1/24'] },
+      ],
+      routes: [],
+    });
+    const sim = simulate(policy(withLo, [natTable([], [rule([], masquerade())])]));
+    const o = sim.process({ t: 0, ingress: { kind: 'local' }, packet: udp({ src: '10.0.0.1', sport: 5000, dst: '10.0.0.1', dport: 53 }), uid: 0, gid: 0 });
+    expect(o.delivered).toMatchObject({ src: addr('10.0.0.1') });
+  });
 });
 
 describe('MASQUERADE and a changed route', () => {

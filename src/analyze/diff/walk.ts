@@ -1244,7 +1244,8 @@ export class SideWalker {
    */
   private loopbackSource4(p0: Piece, give: (q: Piece, a: bigint | undefined) => void): void {
     const routing = this.model.routing;
-    const declared = routing.addresses.filter((a) => a.device === 'lo');
+    // 127/8 is host-scoped: never a source of universe scope (Host.selectSource).
+    const declared = routing.addresses.filter((a) => a.device === 'lo' && a.addr >> 24n !== 0x7fn);
     if (declared.length === 0) {
       give(p0, routing.sim.selectSource('ipv4', 'lo', 0x7f000001n));
       return;

@@ -900,7 +900,8 @@ export class Encoder {
       }
       return { addr, ok: this.not(this.or(fails)) };
     }
-    const declared = routing.addresses.filter((a) => a.device === 'lo');
+    // 127/8 is host-scoped: never a source of universe scope (Host.selectSource).
+    const declared = routing.addresses.filter((a) => a.device === 'lo' && a.addr >> 24n !== 0x7fn);
     if (declared.length === 0) {
       const a = routing.sim.selectSource('ipv4', 'lo', 0x7f000001n);
       return a === undefined ? { addr: this.lit(0, bits), ok: this.f() } : { addr: this.lit(a, bits), ok: this.t() };
