@@ -101,8 +101,23 @@ export function replayPair(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, dep
     pb.host ??
     bothHosts(replayHost(ctx.a.model, a.input, a.out), replayHost(ctx.b.model, b.input, b.out), pickedAddressDevices(ctx.a.model, [a]), pickedAddressDevices(ctx.b.model, [b]));
   try {
-    const sims = { a: createSimulator({ ...pa, host }, { trace: true }), b: createSimulator({ ...pb, host }, { trace: true }) };
-    if (state !== 'NEW') return replayEstablished(ctx, kind, a, b, sims, kindOf);
+    const simsOn = () => ({ a: createSimulator({ ...pa, host }, { trace: true }), b: createSimulator({ ...pb, host }, { trace: true }) });
+    const sims = simsOn();
+    if (state !== 'NEW') {
+      const reply = (a.input.fields.ctdir ?? 0n) === 1n;
+      if (!reply || whereTo(a, b)) return replayEstablished(ctx, kind, a, b, sims, kindOf);
+      // A reply both sides drop: its connection's first packet came from this host or from one
+      // of the other devices; each is tried, on simulators of their own.
+      const ingress = a.input.ingress.kind === 'iface' ? a.input.ingress.device : undefined;
+      const origins: Step['ingress'][] = [{ kind: 'local' }, ...host.interfaces.map((i) => i.device).filter((d) => d !== ingress && d !== 'lo').map((device) => ({ kind: 'iface', device }) as const)];
+      let first: PairReplay | undefined;
+      for (const origin of origins) {
+        const r = replayEstablished(ctx, kind, a, b, first ? simsOn() : sims, kindOf, origin);
+        if (r.status !== 'not-replayed') return r;
+        first ??= r;
+      }
+      return { status: 'not-replayed', detail: `where the connection of a reply came from is not known (the witness is dropped on both sides; from this host: ${first?.detail ?? 'not tried'})` };
+    }
     const r = replayNew(ctx, kind, a, b, sims);
     if (r.status !== 'disagrees' || pa.host || pb.host) return r;
     // Without a host model the two sides may route the witness differently (a destination DNAT
@@ -265,7 +280,7 @@ function withConnection(input: PacketInput, e: CtEntrySnapshot, dir: 'original' 
  * packet, answer; for a witness in the reply direction, the first packet the other way), then
  * the witness; the models are asked again with the connection each simulator made.
  */
-function replayEstablished(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, sims: Sims, kindOf: KindOf): PairReplay {
+function replayEstablished(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, sims: Sims, kindOf: KindOf, origin?: Step['ingress']): PairReplay {
   const fam = ctx.family;
   const w = toSimPacket(a.input);
   if (w.fragment || (!PORT_PROTOS.includes(w.proto) && w.proto !== icmpProto(fam))) {
@@ -276,7 +291,7 @@ function replayEstablished(ctx: DiffContext, kind: DiffKind, a: Run, b: Run, sim
   }
   const reply = (a.input.fields.ctdir ?? 0n) === 1n;
   // The side that opened the connection: the witness's own, or (for a reply) where it goes.
-  const there = reply ? whereTo(a, b) : undefined;
+  const there = reply ? (origin ?? whereTo(a, b)) : undefined;
   if (reply && !there) return { status: 'not-replayed', detail: 'where the connection of a reply came from is not known (the witness is dropped on both sides)' };
   let t = 0;
   const run = (sim: Simulator, s: Step) => sim.process({ ...s, t: (t += 0.001) });
