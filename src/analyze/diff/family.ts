@@ -20,7 +20,7 @@ import { familyMax } from '../../util/ip.js';
 import { mergeBoxes } from './merge.js';
 import { inputFor, naturalPoint, oddAddress } from './point.js';
 import { replayPair } from './replay.js';
-import { type Box, Inexact, OverBudget, type PacketClass, type Point, boxHas, freeClassSlots, holesList, materialize, narrow, term, termHas } from './space.js';
+import { type Box, Inexact, OverBudget, type PacketClass, type Point, boxHas, extendPoint, freeClassSlots, holesList, materialize, narrow, term, termHas } from './space.js';
 import { startPieces } from './start.js';
 import { type Piece, type Step, initialSym, withTerms } from './sym.js';
 import type { DiffClass, DiffCube, DiffDecision, DiffInternalError, DiffSide, DiffUnknown, FamilyDiff } from './types.js';
@@ -295,12 +295,15 @@ function turnEventLoop(): Promise<void> {
 }
 
 /** The difference cube around one point: both sides walked focused on it, then compared. */
-function widenPoint(ctx: DiffContext, piece: Piece, pt: Point): RawDiff | undefined {
-  const la = ctx.a.walker.runFocused(piece, pt);
+function widenPoint(ctx: DiffContext, piece: Piece, pt0: Point): RawDiff | undefined {
+  const la = ctx.a.walker.runFocused(piece, pt0);
   if (!la) return undefined;
+  // The walks may have made slots the point did not have yet.
+  let pt = extendPoint(ctx.space, pt0);
   const ta = la.piece.terms.find((t) => termHas(ctx.space, t, pt));
   if (!ta) return undefined;
   const lb = ctx.b.walker.runFocused({ terms: [ta], sym: initialSym(piece.cls), cls: piece.cls }, pt);
+  pt = extendPoint(ctx.space, pt);
   const tb = lb?.piece.terms.find((t) => termHas(ctx.space, t, pt));
   if (!lb || !tb) return undefined;
   const x = ctx.space.intersect(ta.box, tb.box);

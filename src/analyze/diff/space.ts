@@ -257,6 +257,21 @@ function clip(set: IntervalSet, top: bigint): IntervalSet {
 /** One concrete point of the space: a value per slot. */
 export type Point = readonly bigint[];
 
+/**
+ * A point over the whole space: slots made after the point was taken (a relation of two
+ * fields a comparison needed, a choice first met on a walk) get their value — the relation's
+ * truth at the point, a choice's first value, as the interpreter's defaults.
+ */
+export function extendPoint(space: Space, p: Point): Point {
+  if (p.length >= space.size) return p;
+  const out = [...p];
+  for (let slot = p.length; slot < space.size; slot++) {
+    const x = space.extraAt(slot);
+    out[slot] = x?.kind === 'relation' ? (out[x.a] === out[x.b] ? 1n : 0n) : x?.kind === 'choice' ? x.domain[0][0] : 0n;
+  }
+  return out;
+}
+
 export function boxHas(space: Space, box: Box, p: Point): boolean {
   void space;
   for (let i = 0; i < box.length; i++) {

@@ -14,7 +14,7 @@ import { BoxRouting } from './routing.js';
 import { BoxDomain } from '../box/box.js';
 import { isStatefulOpaque } from './align.js';
 import { ConstraintBoxes } from '../box/from-constraint.js';
-import { type Box, Inexact, type L4Class, OverBudget, type Point, type Slot, type Space, type Term, addHoles, materialize, narrow, protosWith, setsOverlap, term, termHas } from './space.js';
+import { type Box, Inexact, type L4Class, OverBudget, type Point, extendPoint, type Slot, type Space, type Term, addHoles, materialize, narrow, protosWith, setsOverlap, term, termHas } from './space.js';
 import { type Piece, type Sym, type Val, coalesce, symKey, trailKey, constVal, evalVal, getVal, maskedVal, mergeBits, present, sameVal, setVals, slotVal, tracked, withStep, withTerms, xorMasked } from './sym.js';
 
 /**
@@ -360,7 +360,8 @@ export class SideWalker {
       const p = this.keep([start])[0];
       if (!p) return undefined;
       this.enter(p);
-      return this.leaves.find((l) => l.piece.terms.some((t) => termHas(this.space, t, point)));
+      const whole = this.focusNow();
+      return this.leaves.find((l) => l.piece.terms.some((t) => termHas(this.space, t, whole)));
     } finally {
       this.focus = undefined;
     }
@@ -375,14 +376,20 @@ export class SideWalker {
 
   /** Drops, in a focused walk, the terms (and pieces) that do not hold the point. */
   private keep(ps: readonly Piece[]): Piece[] {
-    const f = this.focus;
-    if (!f) return [...ps];
+    if (!this.focus) return [...ps];
+    const f = this.focusNow();
     const out: Piece[] = [];
     for (const p of ps) {
       const terms = p.terms.filter((t) => termHas(this.space, t, f));
       if (terms.length) out.push(withTerms(p, terms));
     }
     return out;
+  }
+
+  /** The focus point over the whole space (see extendPoint). */
+  private focusNow(): Point {
+    this.focus = extendPoint(this.space, this.focus!);
+    return this.focus;
   }
 
   private count(n: number): void {
@@ -400,7 +407,7 @@ export class SideWalker {
       try {
         return { box, r: fn(box) };
       } catch (e) {
-        const f = this.focus;
+        const f = this.focus ? this.focusNow() : undefined;
         if (!(e instanceof Inexact) || !f || e.slot === undefined || tries > 8) throw e;
         const v = f[e.slot] ?? 0n;
         box = this.space.with(box, e.slot, [[v, v]]);
@@ -415,7 +422,7 @@ export class SideWalker {
       try {
         return fn(p);
       } catch (e) {
-        const f = this.focus;
+        const f = this.focus ? this.focusNow() : undefined;
         if (!(e instanceof Inexact) || !f || e.slot === undefined || tries > 8) throw e;
         const v = f[e.slot] ?? 0n;
         p = withTerms(
@@ -1194,8 +1201,8 @@ export class SideWalker {
 
   /** The piece with the slots of `vals` pinned to the focus point's values. */
   private pin(p: Piece, vals: readonly Val[]): Piece {
-    const f = this.focus;
-    if (!f) return p;
+    if (!this.focus) return p;
+    const f = this.focusNow();
     let terms = p.terms;
     for (const v of vals) {
       if (v.k !== 'slot') continue;
