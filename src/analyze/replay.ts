@@ -74,13 +74,13 @@ export function pickedAddressDevices(model: FamilyModel, runs: readonly { input:
   return out;
 }
 
-/** A host that routes this one packet as the model decided (only used without a host model). */
 /** The made-up device that carries the address MASQUERADE out of lo took (see replayHost). */
 const LO_SOURCE_DEVICE = 'nfpsrc0';
 
 /** fe80::1, the address a made-up interface gets when it only needs one of its family. */
 const LINK_LOCAL_SOURCE = 0xfe800000000000000000000000000001n;
 
+/** A host that routes this one packet as the model decided (only used without a host model). */
 export function replayHost(model: FamilyModel, input: PacketInput, out: ConcreteOutcome, also?: { input: PacketInput; out: ConcreteOutcome }): HostModel {
   const fam = model.family;
   const host = familyBits(fam);

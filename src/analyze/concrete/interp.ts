@@ -184,11 +184,14 @@ class Run {
     this.ctDone = true;
     this.ctAttached = true;
     st.set('ctstate', BigInt(CT_STATE.RELATED));
-    this.ownProto(st, CT_STATE.RELATED);
+    this.existingConnection(st, CT_STATE.RELATED);
   }
 
-  /** An existing connection found by the packet's own tuple has the packet's protocol (ctProtoIsOwn). */
-  private ownProto(st: PacketState, state: number): void {
+  /**
+   * What an existing connection is known to be like: found by the packet's own tuple it has the
+   * packet's protocol (ctProtoIsOwn), and an ESTABLISHED one is confirmed and has seen a reply.
+   */
+  private existingConnection(st: PacketState, state: number): void {
     const type = st.has('icmptype') ? Number(st.get('icmptype')) : undefined;
     if (ctProtoIsOwn(this.model.ct, state, Number(st.get('proto')), type, icmpProto(this.model.family))) st.set('ctproto', st.get('proto'));
     if (state === CT_STATE.ESTABLISHED) st.set('ctstatus', st.get('ctstatus') | BigInt(ESTABLISHED_STATUS));
@@ -368,7 +371,7 @@ class Run {
       const given = initialValues(this.model, this.input);
       for (const f of Object.keys(TEMPLATE_VIEW) as NumericField[]) if (f !== 'ctstate') st.set(f, given[FIELD_SLOT[f]]);
     }
-    this.ownProto(st, state);
+    this.existingConnection(st, state);
     if (state === CT_STATE.NEW) {
       // A new connection: the tuples are this packet's, no NAT yet, no mark.
       st.set('ctdir', 0n);

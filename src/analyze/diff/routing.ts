@@ -3,7 +3,7 @@ import { type RoutingView, V6_GROUPS_SCOPE_0_1 } from '../model/routing.js';
 import { type IntervalSet, normalize, subtract, union } from '../../util/intervals.js';
 import { familyMax, prefixMask, prefixToInterval } from '../../util/ip.js';
 import { FIELD_SLOT, IIF_SLOT } from '../model/fields.js';
-import { Inexact, type Space, type Term, narrow } from './space.js';
+import { Inexact, type Space, type Term, narrow, termsByValue } from './space.js';
 import { equalParts } from './equal.js';
 import { bitsPreimage } from './region.js';
 import { type BitsVal, type Piece, type Val, constVal, getVal, slotVal, withTerms } from './sym.js';
@@ -239,16 +239,7 @@ export class BoxRouting {
   private byInputDevice(p: Piece): [bigint, Piece][] {
     const iif = p.sym.iif;
     if (iif.k === 'const') return [[iif.v, p]];
-    const out: [bigint, Piece][] = [];
-    for (const t of p.terms) {
-      for (const [lo, hi] of this.space.values(t.box, iif.slot)) {
-        for (let i = lo; i <= hi; i++) {
-          const nt = narrow(this.space, t, this.space.with(t.box, iif.slot, [[i, i]]));
-          if (nt) out.push([i, withTerms(p, [nt])]);
-        }
-      }
-    }
-    return out;
+    return [...termsByValue(this.space, p.terms, iif.slot)].map(([dev, terms]) => [dev, withTerms(p, terms)]);
   }
 
   /** Destinations some route of the host model sends out of `device` (connected or declared). */

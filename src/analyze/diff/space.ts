@@ -272,6 +272,20 @@ export function extendPoint(space: Space, p: Point): Point {
   return out;
 }
 
+/** Terms grouped by each value a slot takes in them (for slots of few values: devices, small fields). */
+export function termsByValue(space: Space, terms: readonly Term[], slot: number): Map<bigint, Term[]> {
+  const out = new Map<bigint, Term[]>();
+  for (const t of terms) {
+    for (const [lo, hi] of space.values(t.box, slot)) {
+      for (let x = lo; x <= hi; x++) {
+        const nt = narrow(space, t, space.with(t.box, slot, [[x, x]]));
+        if (nt) out.set(x, [...(out.get(x) ?? []), nt]);
+      }
+    }
+  }
+  return out;
+}
+
 export function boxHas(space: Space, box: Box, p: Point): boolean {
   void space;
   for (let i = 0; i < box.length; i++) {

@@ -9,12 +9,12 @@ import { CHOICE, type DropReason, TEMPLATE_VIEW, UNKNOWN_ADDR, type Verdict } fr
 import { icmpInverseType } from '../../netfilter/conntrack/tuple.js';
 import { type FamilyModel, type ModelChain, type ModelRule, type Stage, chainKey, lookupChain } from '../model/build.js';
 import { FIELDS, FIELD_SLOT, IIF_SLOT, fieldMax, icmpProto } from '../model/fields.js';
-import { type Matcher, maskedSet } from './region.js';
+import type { Matcher } from './region.js';
 import { BoxRouting } from './routing.js';
 import { BoxDomain } from '../box/box.js';
 import { isStatefulOpaque } from './align.js';
 import { ConstraintBoxes } from '../box/from-constraint.js';
-import { type Box, Inexact, type L4Class, OverBudget, type Point, extendPoint, type Slot, type Space, type Term, addHoles, materialize, narrow, protosWith, setsOverlap, term, termHas } from './space.js';
+import { type Box, Inexact, type L4Class, OverBudget, type Point, extendPoint, type Slot, type Space, type Term, addHoles, materialize, narrow, protosWith, setsOverlap, term, termHas, termsByValue } from './space.js';
 import { type Piece, type Sym, type Val, coalesce, symKey, trailKey, constVal, evalVal, getVal, maskedVal, mergeBits, present, sameVal, setVals, slotVal, tracked, withStep, withTerms, xorMasked } from './sym.js';
 
 /**
@@ -573,7 +573,7 @@ export class SideWalker {
       .flatMap((q) => {
         if (!this.usesCtstatus) return [q];
         const t = this.splitTracked(q);
-        return [...t.no, ...t.yes.flatMap((x) => this.setStatusBit(x, CT_STATUS.CONFIRMED))];
+        return [...t.no, ...t.yes.flatMap((x) => this.setStatusBits(x, CT_STATUS.CONFIRMED))];
       })
       .map((q) => ({ ...q, sym: { ...q.sym, iif: constVal(lo), oif: constVal(0) } }));
     // ip6_rcv_core checks the header on lo too (a source SNATed to a group address dies there).
@@ -628,25 +628,26 @@ export class SideWalker {
       else forced.push({ ...e.piece, cls: { ...e.piece.cls, ct: 'old' as const }, sym: setVals({ ...e.piece.sym, ctDone: true }, { ctstate: constVal(e.state) }) });
     }
     const byNew = this.routing.split(kept, st, [[BigInt(CT_STATE.NEW), BigInt(CT_STATE.NEW)]]);
-    const old = [...forced, ...this.ownProto(byNew.no).map((q) => ({ ...q, cls: { ...q.cls, ct: 'old' as const }, sym: setVals({ ...q.sym, ctDone: true }, { ctstate: st }) }))];
+    const old = [...forced, ...this.existingConnection(byNew.no).map((q) => ({ ...q, cls: { ...q.cls, ct: 'old' as const }, sym: setVals({ ...q.sym, ctDone: true }, { ctstate: st }) }))];
     // The tuple's ports are the packet's, or 0 without ports: tell them apart only when a rule reads them.
     const fresh = byNew.yes.flatMap((q) => (this.usesCtPorts && present(q, 'sport') === undefined ? this.splitL4(q) : [q]));
     return [...old, ...fresh.flatMap((q) => this.freshConnection({ ...q, cls: { ...q.cls, ct: 'new' as const } }))];
   }
 
   /**
-   * Packets of existing connections (state ESTABLISHED/RELATED/INVALID as declared): where the
-   * connection is found by the packet's own tuple, its protocol is the packet's (ctProtoIsOwn):
-   * ESTABLISHED, and RELATED but for ICMP errors.
+   * Packets of existing connections (state ESTABLISHED/RELATED/INVALID as declared), as
+   * interp.ts existingConnection: an ESTABLISHED one's connection is confirmed and has seen a
+   * reply; where the connection is found by the packet's own tuple, its protocol is the
+   * packet's (ctProtoIsOwn): ESTABLISHED, and RELATED but for ICMP errors.
    */
-  private ownProto(pieces0: readonly Piece[]): Piece[] {
+  private existingConnection(pieces0: readonly Piece[]): Piece[] {
     const state = slotVal(FIELD_SLOT.ctstate);
     const one = (x: number): IntervalSet => [[BigInt(x), BigInt(x)]];
     // An ESTABLISHED packet's connection is confirmed and has seen a reply (ESTABLISHED_STATUS).
     let pieces: Piece[] = [...pieces0];
     if (this.usesCtstatus) {
       const e = this.routing.split(pieces, state, one(CT_STATE.ESTABLISHED));
-      pieces = [...e.no, ...e.yes.flatMap((q) => this.setStatusBit(q, ESTABLISHED_STATUS))];
+      pieces = [...e.no, ...e.yes.flatMap((q) => this.setStatusBits(q, ESTABLISHED_STATUS))];
     }
     if (!this.readsCtProto) return pieces;
     const own = (q: Piece) => ({ ...q, sym: setVals(q.sym, { ctproto: getVal(q.sym, 'proto') }) });
@@ -739,7 +740,7 @@ export class SideWalker {
   }
 
   /** ct status |= bits: a constant, or the connection's own status with those bits set. */
-  private setStatusBit(p: Piece, bits: number): Piece[] {
+  private setStatusBits(p: Piece, bits: number): Piece[] {
     const cur = getVal(p.sym, 'ctstatus');
     const mask = BigInt(bits);
     if (cur.k === 'const') return [{ ...p, sym: setVals(p.sym, { ctstatus: constVal(cur.v | mask) }) }];
@@ -1177,18 +1178,8 @@ export class SideWalker {
     // Few distinct values (an 8-bit field, or a slot narrowed to a few): one piece per value.
     const all = p.terms.reduce<IntervalSet>((acc, t) => union(acc, this.space.values(t.box, v.slot)), []);
     if (all.reduce((n, [lo, hi]) => n + (hi - lo + 1n), 0n) > 256n) throw new Inexact(`a partial rewrite of ${field} on values not known here`, v.slot);
-    const byValue = new Map<bigint, Term[]>();
-    for (const t of p.terms) {
-      const here = this.space.values(t.box, v.slot);
-      this.count(here.reduce((n, [lo, hi]) => n + Number(hi - lo + 1n), 0));
-      for (const [lo, hi] of here) {
-        for (let x = lo; x <= hi; x++) {
-          const nt = narrow(this.space, t, this.space.with(t.box, v.slot, [[x, x]]));
-          if (nt) byValue.set(x, [...(byValue.get(x) ?? []), nt]);
-        }
-      }
-    }
-    const out = [...byValue].map(([x, terms]) => ({ ...p, terms, sym: setVals(p.sym, change(evalVal(v, x))) }));
+    for (const t of p.terms) this.count(this.space.values(t.box, v.slot).reduce((n, [lo, hi]) => n + Number(hi - lo + 1n), 0));
+    const out = [...termsByValue(this.space, p.terms, v.slot)].map(([x, terms]) => ({ ...p, terms, sym: setVals(p.sym, change(evalVal(v, x))) }));
     this.count(out.length);
     return out;
   }
@@ -1228,20 +1219,6 @@ export class SideWalker {
       value = set[0][0];
     }
     return value === undefined ? undefined : evalVal(v, value);
-  }
-
-  /** Groups a piece's boxes by each value of a slot (few values: interface classes). */
-  private byValue(p: Piece, slot: number): Map<bigint, Term[]> {
-    const out = new Map<bigint, Term[]>();
-    for (const t of p.terms) {
-      for (const [lo, hi] of this.space.values(t.box, slot)) {
-        for (let i = lo; i <= hi; i++) {
-          const nt = narrow(this.space, t, this.space.with(t.box, slot, [[i, i]]));
-          if (nt) out.set(i, [...(out.get(i) ?? []), nt]);
-        }
-      }
-    }
-    return out;
   }
 
   /**
@@ -1338,11 +1315,11 @@ export class SideWalker {
         const oif = this.known(p0, oifSym);
         if (!routing.hasHost) {
           // Over lo an IPv6 packet takes its (local) destination as source, host model or
-          // not (interp masqueradeSource); elsewhere the address is unknown.
-          const isLo = (i: bigint) => this.space.ifaces.nameOf(Number(i)) === 'lo';
-          const byOif = fam === 'ipv4' ? [] : oif !== undefined ? [[oif, p0] as const] : oifSym.k === 'slot' ? [...this.byValue(p0, oifSym.slot)].map(([i, terms]) => [i, withTerms(p0, terms)] as const) : [];
-          if (byOif.length === 0) withAddr.push({ p: p0, addr: constVal(UNKNOWN_ADDR[fam]) });
-          for (const [i, q] of byOif) withAddr.push({ p: q, addr: isLo(i) ? getVal(q.sym, 'daddr') : constVal(UNKNOWN_ADDR[fam]) });
+          // not (interp masqueradeSource); elsewhere the address is the made-up one.
+          const take = (q: Piece, dev: bigint | undefined) =>
+            withAddr.push({ p: q, addr: fam === 'ipv6' && dev !== undefined && this.space.ifaces.nameOf(Number(dev)) === 'lo' ? getVal(q.sym, 'daddr') : constVal(UNKNOWN_ADDR[fam]) });
+          if (fam === 'ipv4' || oif !== undefined || oifSym.k !== 'slot') take(p0, oif);
+          else for (const [dev, terms] of termsByValue(this.space, p0.terms, oifSym.slot)) take(withTerms(p0, terms), dev);
           break;
         }
         const oifName = oif === undefined ? undefined : this.space.ifaces.nameOf(Number(oif));
@@ -1381,7 +1358,7 @@ export class SideWalker {
         const iif = p0.sym.iif;
         if (p0.sym.hook === 'OUTPUT') give(p0, loAddr);
         else if (iif.k === 'const') give(p0, addrOf(this.space.ifaces.nameOf(Number(iif.v))));
-        else for (const [i, terms] of this.byValue(p0, iif.slot)) give(withTerms(p0, terms), addrOf(this.space.ifaces.nameOf(Number(i))));
+        else for (const [i, terms] of termsByValue(this.space, p0.terms, iif.slot)) give(withTerms(p0, terms), addrOf(this.space.ifaces.nameOf(Number(i))));
         break;
       }
     }

@@ -114,11 +114,15 @@ export const ANSWER_TCP_FLAGS: IntervalSet = [
  * The analyzer takes one as a local packet whose input declares RELATED and whose
  * CHOICE.answer is 1 (the simulator makes the real ones: netfilter/answers.ts).
  */
+/** An ICMP (or ICMPv6) error message: conntrack relates it to the connection it quotes. */
+export function isIcmpError(v: CtValidity, proto: number, icmptype: number | undefined, icmpProtoNumber: number): boolean {
+  return proto === icmpProtoNumber && icmptype !== undefined && v.icmpError.some(([lo, hi]) => BigInt(icmptype) >= lo && BigInt(icmptype) <= hi);
+}
+
 export function canBeAnswer(v: CtValidity, proto: number, fragment: boolean, tcpflags: number | undefined, icmptype: number | undefined, icmpProtoNumber: number): boolean {
   if (fragment) return false;
   if (proto === 6) return tcpflags !== undefined && ANSWER_TCP_FLAGS.some(([lo]) => BigInt(tcpflags) === lo);
-  if (proto === icmpProtoNumber && icmptype !== undefined) return v.icmpError.some(([lo, hi]) => BigInt(icmptype) >= lo && BigInt(icmptype) <= hi);
-  return false;
+  return isIcmpError(v, proto, icmptype, icmpProtoNumber);
 }
 
 /**
@@ -130,7 +134,7 @@ export function canBeAnswer(v: CtValidity, proto: number, fragment: boolean, tcp
 export function ctProtoIsOwn(v: CtValidity, state: number, proto: number, icmptype: number | undefined, icmpProtoNumber: number): boolean {
   if (state === CT_STATE.ESTABLISHED) return true;
   if (state !== CT_STATE.RELATED) return false;
-  return !(proto === icmpProtoNumber && icmptype !== undefined && v.icmpError.some(([lo, hi]) => BigInt(icmptype) >= lo && BigInt(icmptype) <= hi));
+  return !isIcmpError(v, proto, icmptype, icmpProtoNumber);
 }
 
 /**

@@ -594,8 +594,13 @@ export class Encoder {
 
   /** ctProtoIsOwn as a term: ESTABLISHED, or RELATED but not an ICMP error. */
   private ownProto(st: SymState, state: Z3BV): Z3Bool {
-    const icmpError = this.and([this.val(st, 'proto').eq(this.lit(icmpProto(this.model.family), 8)), this.inSet(this.val(st, 'icmptype'), this.model.ct.icmpError, 8)]);
+    const icmpError = this.isIcmpError(this.val(st, 'proto'), this.val(st, 'icmptype'));
     return this.or([state.eq(this.lit(CT_STATE.ESTABLISHED, 8)), this.and([state.eq(this.lit(CT_STATE.RELATED, 8)), this.not(icmpError)])]);
+  }
+
+  /** ct-validity.ts isIcmpError as a term. */
+  private isIcmpError(proto: Z3BV, icmptype: Z3BV): Z3Bool {
+    return this.and([proto.eq(this.lit(icmpProto(this.model.family), 8)), this.inSet(icmptype, this.model.ct.icmpError, 8)]);
   }
 
   /** The answer type of an ICMP query type (0 for types without one, which never open a connection). */
@@ -801,7 +806,7 @@ export class Encoder {
           if (fam === 'ipv6') return { addr: this.ite(st.oif.eq(this.ifaceIndex('lo')), this.val(st, 'daddr'), c) };
           return { addr: this.ite(this.val(st, 'ctorigsrc').eq(this.lit(0, bits)), from, c) };
         }
-        // As the concrete interpreter: lo gives 127.0.0.1; a route toward daddr on the egress
+        // As the concrete interpreter: lo gives loopbackSource; a route toward daddr on the egress
         // device gives its source address; otherwise the first address of the egress device.
         const daddr = this.val(st, 'daddr');
         const onOif = (dev: string) => st.oif.eq(this.ifaceIndex(dev));
@@ -883,8 +888,9 @@ export class Encoder {
 
   /**
    * MASQUERADE's source on lo, as the simulator's Host.selectSource picks it for a local
-   * destination: IPv6 the destination itself (an anycast one excepted); IPv4 the first address declared on lo whose
-   * subnet holds the destination, or its first, or else the host's first address.
+   * destination: IPv6 the destination itself (an anycast one excepted); IPv4 the first
+   * universe-scope address declared on lo whose subnet holds the destination, or its first,
+   * or else the host's first address.
    */
   private loopbackSource(daddr: Z3BV): { addr: Z3BV; ok: Z3Bool } {
     const routing = this.model.routing;
@@ -1008,17 +1014,12 @@ export class Encoder {
    * TCP reset (interp.ts attachAnswer): raw already sees its connection.
    */
   private answerTerm(): Z3Bool {
-    const v = this.model.ct;
-    const icmp = icmpProto(this.model.family);
     const proto = this.fieldVar('proto');
     return this.and([
       this.choiceVar(CHOICE.answer, 1).eq(this.lit(1, 1)),
       this.ctStateVar().eq(this.lit(CT_STATE.RELATED, 8)),
       this.fieldVar('fragment').eq(this.lit(0, 1)),
-      this.or([
-        this.and([proto.eq(this.lit(PROTO.tcp, 8)), this.inSet(this.fieldVar('tcpflags'), ANSWER_TCP_FLAGS, 8)]),
-        this.and([proto.eq(this.lit(icmp, 8)), this.inSet(this.fieldVar('icmptype'), v.icmpError, 8)]),
-      ]),
+      this.or([this.and([proto.eq(this.lit(PROTO.tcp, 8)), this.inSet(this.fieldVar('tcpflags'), ANSWER_TCP_FLAGS, 8)]), this.isIcmpError(proto, this.fieldVar('icmptype'))]),
     ]);
   }
 
