@@ -742,11 +742,8 @@ export class SideWalker {
   /** ct status |= bits: a constant, or the connection's own status with those bits set. */
   private setStatusBits(p: Piece, bits: number): Piece[] {
     const cur = getVal(p.sym, 'ctstatus');
-    const mask = BigInt(bits);
-    if (cur.k === 'const') return [{ ...p, sym: setVals(p.sym, { ctstatus: constVal(cur.v | mask) }) }];
-    // x | mask = (x & ~mask) ^ mask: the status's other bits as they were, these set.
-    const grown = cur.k === 'bits' || cur.off === 0n ? xorMasked(cur, mask, mask, 0xffffn) : undefined;
-    if (!grown) throw new Inexact('a status bit on a status not known here', cur.slot);
+    const grown = statusWith(cur, bits);
+    if (!grown) throw new Inexact('a status bit on a status not known here', cur.k === 'const' ? undefined : cur.slot);
     return [{ ...p, sym: setVals(p.sym, { ctstatus: grown }) }];
   }
 
@@ -1441,10 +1438,20 @@ export function addTo(v: Val, by: bigint): Val {
   return v.k === 'const' ? constVal(v.v + by) : slotVal(v.slot, v.off + by);
 }
 
+/**
+ * ct status | bits: a constant, or the status's other bits as they were with these set
+ * (x | bits = (x & ~bits) ^ bits); undefined for a status shifted by an offset.
+ */
+function statusWith(cur: Val, bits: number): Val | undefined {
+  const mask = BigInt(bits);
+  if (cur.k === 'const') return constVal(cur.v | mask);
+  return cur.k === 'bits' || cur.off === 0n ? xorMasked(cur, mask, mask, 0xffffn) : undefined;
+}
+
+/** NAT's status bits (SRC_NAT, DST_NAT, *_DONE); a status it cannot tell is marked unknown. */
 function orStatus(sym: Sym, bit: number): Sym {
-  const cur = getVal(sym, 'ctstatus');
-  if (cur.k !== 'const') return { ...sym, ctstatusUnknown: true };
-  return setVals(sym, { ctstatus: constVal(cur.v | BigInt(bit)) });
+  const grown = statusWith(getVal(sym, 'ctstatus'), bit);
+  return grown ? setVals(sym, { ctstatus: grown }) : { ...sym, ctstatusUnknown: true };
 }
 
 /**
